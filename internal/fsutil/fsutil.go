@@ -1,0 +1,137 @@
+// Package fsutil holds the durable file operations both daemons share:
+// fsync of directories, atomic writes, a data-dir lock, and no-clobber moves.
+package fsutil
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// SyncDir fsyncs a directory so that renames and creations in it are durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %q: %w", dir, err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to path durably: a temporary file in the same
+// directory is written and fsynced, renamed over path, and the directory is
+// fsynced. A reader sees the old content or the new one, never a mix.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %q: %w", path, err)
+	}
+	ok = true
+	return SyncDir(dir)
+}
+
+// ErrLocked reports a lock held by another process.
+var ErrLocked = errors.New("locked by another process")
+
+// DirLock is an exclusive advisory lock on a file in a directory. It is
+// released by Close or when the process dies.
+type DirLock struct{ f *os.File }
+
+// Lock takes an exclusive, non-blocking flock on dir/name, creating the
+// file, and writes the pid into it. When another process holds it the error
+// wraps ErrLocked and names the holder's pid.
+func Lock(dir, name string) (*DirLock, error) {
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %q: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock %q: %w (pid %s)", path, ErrLocked, strings.TrimSpace(string(pid)))
+		}
+		return nil, fmt.Errorf("lock %q: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &DirLock{f: f}, nil
+}
+
+// Close releases the lock. The lock file stays.
+func (l *DirLock) Close() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// MoveNoClobber renames src into dstDir under name, or under name.1,
+// name.2, … when that name is taken, never replacing an existing file. It
+// fsyncs dstDir and returns the final path. src and dstDir must be on the
+// same file system.
+func MoveNoClobber(src, dstDir, name string) (string, error) {
+	for i := 0; i < 100000; i++ {
+		dst := filepath.Join(dstDir, name)
+		if i > 0 {
+			dst += "." + strconv.Itoa(i)
+		}
+		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			// No RENAME_NOREPLACE here: link then unlink never replaces either.
+			err = os.Link(src, dst)
+			if err == nil {
+				err = os.Remove(src)
+			} else if errors.Is(err, os.ErrExist) {
+				err = unix.EEXIST
+			}
+		}
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("move %q to %q: %w", src, dstDir, err)
+		}
+		return dst, SyncDir(dstDir)
+	}
+	return "", fmt.Errorf("move %q to %q: too many files named %q", src, dstDir, name)
+}

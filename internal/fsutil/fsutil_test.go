@@ -1,0 +1,86 @@
+package fsutil
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "x.ack")
+	for _, s := range []string{"1\n", "22\n"} {
+		if err := WriteFileAtomic(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != s {
+			t.Fatalf("content %q, want %q", b, s)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("left temp files: %v", ents)
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, "no", "x"), nil, 0o600); err == nil {
+		t.Fatal("write into a missing dir succeeded")
+	}
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Lock(dir, ".lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock is per open file description: a second open in this process
+	// conflicts just as another process would.
+	if _, err := Lock(dir, ".lock"); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock err = %v, want ErrLocked", err)
+	}
+	// And another process too.
+	if out, err := exec.Command("flock", "-n", filepath.Join(dir, ".lock"), "true").CombinedOutput(); err == nil {
+		t.Fatalf("flock(1) got the lock: %s", out)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, err := Lock(dir, ".lock")
+	if err != nil {
+		t.Fatalf("Lock after Close: %v", err)
+	}
+	l2.Close()
+}
+
+func TestMoveNoClobber(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	var got []string
+	for i := 0; i < 3; i++ {
+		p := filepath.Join(src, "a.txt")
+		if err := os.WriteFile(p, []byte{byte('0' + i)}, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		final, err := MoveNoClobber(p, dst, "a.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, filepath.Base(final))
+	}
+	want := []string{"a.txt", "a.txt.1", "a.txt.2"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("names %v, want %v", got, want)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dst, want[i])); string(b) != string(rune('0'+i)) {
+			t.Fatalf("%s holds %q", want[i], b)
+		}
+	}
+	if _, err := MoveNoClobber(filepath.Join(src, "gone"), dst, "gone"); err == nil {
+		t.Fatal("moving a missing file succeeded")
+	}
+}
