@@ -1,0 +1,549 @@
+// Package conf loads spoolgate's conf.properties into plain structs.
+//
+// The file is in the Java properties format and is read with a private
+// viper instance (viper.New, never the global); viper types never leave this
+// package. Every key of SPEC §5 has a default, every key can be overridden
+// by an environment variable SPOOLGATE_ + the key upper-cased with '.' as '_'
+// (SPOOLGATE_SENDER_REMOTE), unknown keys are rejected, and every problem
+// with a value is reported as an *Error: one line naming the key, the value
+// and what is expected.
+package conf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/spf13/viper"
+
+	"spoolgate/protocol"
+)
+
+// DefaultPath is the config file used when neither -config nor
+// SPOOLGATE_CONFIG names one.
+const DefaultPath = "/etc/spoolgate/conf.properties"
+
+// EnvConfig names the environment variable holding the config file path.
+const EnvConfig = "SPOOLGATE_CONFIG"
+
+// Path returns the config file to load: flagValue when not empty, else
+// $SPOOLGATE_CONFIG when not empty, else DefaultPath.
+func Path(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if p := os.Getenv(EnvConfig); p != "" {
+		return p
+	}
+	return DefaultPath
+}
+
+// Config is the whole configuration of both daemons and the operator's
+// tool. Load returns a fully validated Config; a Config is a plain value and
+// is not modified after Load, so it is safe to share read-only between
+// goroutines. A reload loads a new Config rather than changing the old one.
+type Config struct {
+	Path            string // the file it was loaded from
+	Receiver        Receiver
+	Sender          Sender
+	Log             Log
+	Protocol        Protocol
+	ShutdownTimeout time.Duration // graceful drain on SIGTERM
+	AdminPprof      bool          // serve /debug/pprof on the admin addresses
+}
+
+// Receiver holds the receiver.* keys.
+type Receiver struct {
+	Listen          string // host:port; ignored under socket activation
+	DataDir         string // request files
+	Publish         string // "rename" or "append"
+	Fsync           string // "always" or "never"
+	MaxConns        int    // connections served at once, >= 1
+	MaxMessageBytes int    // longest message incl. LF, 16..9999
+	ReadTimeout     time.Duration
+	IdleTimeout     time.Duration
+	WriteTimeout    time.Duration
+	Allow           []netip.Prefix // masked prefixes; empty allows all
+	DedupWindow     time.Duration  // 0 turns deduplication off
+	DedupKey        []string       // fields of the request spec
+	TLS             struct {
+		Cert, Key, ClientCA string // all empty: plain TCP
+	}
+	AdminListen string // "" disables the admin server
+}
+
+// Sender holds the sender.* keys.
+type Sender struct {
+	Remote          []string // host:port, tried in order; empty unless RequireSender passes
+	SpoolDir        string
+	FailedDir       string
+	SentDir         string // "" deletes delivered files
+	Workers         int    // sends in flight at most, >= 1
+	Timeout         time.Duration
+	Retries         int // retries after the first attempt, >= 0
+	ConnectTimeout  time.Duration
+	RetryBackoff    time.Duration // first backoff, <= RetryBackoffMax
+	RetryBackoffMax time.Duration
+	Keepalive       bool
+	ScanInterval    time.Duration
+	Settle          time.Duration
+	TLS             struct {
+		CA, Cert, Key, ServerName string // all empty: plain TCP
+	}
+	AdminListen string // "" disables the admin server
+}
+
+// Log holds the log.* keys.
+type Log struct {
+	Dir         string // "" logs to stderr
+	Level       string // "debug", "info", "warn" or "error"
+	Format      string // "text" or "json"
+	MaxSizeMB   int
+	MaxBackups  int // 0 keeps all
+	MaxAgeDays  int // 0 keeps all
+	Compress    bool
+	RotateDaily bool
+}
+
+// Protocol holds the message specs built from the protocol.* keys.
+type Protocol struct {
+	Request *protocol.Spec // what the receiver accepts
+	Result  *protocol.Spec // what the sender sends; the request spec unless configured
+}
+
+// Error is a bad value (or an unknown key) in the configuration. Error()
+// is one line:
+//
+//	conf.properties: receiver.read_timeout = "5": a duration needs a unit, e.g. 5s
+type Error struct {
+	// File is where the value came from: the base name of the config file,
+	// or $SPOOLGATE_… when an environment variable set it.
+	File  string
+	Key   string // the key, lower case; "" for a syntax error of the file
+	Value string // the value as given
+	Want  string // what is expected
+}
+
+// Error returns the one-line message.
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return e.File + ": " + e.Want
+	}
+	key := e.Key
+	if strings.ContainsFunc(key, unicode.IsControl) {
+		key = strconv.Quote(key) // keep the message on one line
+	}
+	return fmt.Sprintf("%s: %s = %s: %s", e.File, key, strconv.Quote(e.Value), e.Want)
+}
+
+// Load reads the file at path, applies defaults and SPOOLGATE_* environment
+// overrides, and validates every value. A problem with a key or value is
+// returned as an *Error (use errors.As); a file that cannot be read is a
+// plain wrapped error. Load is safe for concurrent use.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return load(path, data, true)
+}
+
+// Default returns the configuration of an empty file without environment
+// overrides: every default of SPEC §5. It is meant for tests and tools.
+func Default() *Config {
+	c, err := load("", nil, false)
+	if err != nil {
+		panic("conf: defaults do not validate: " + err.Error()) // a bug in this package
+	}
+	return c
+}
+
+// RequireSender reports whether the sender can run: sender.remote must be
+// set. It returns an *Error naming the key otherwise.
+func (c *Config) RequireSender() error {
+	if len(c.Sender.Remote) == 0 {
+		file := filepath.Base(c.Path)
+		if c.Path == "" {
+			file = "config"
+		}
+		return &Error{File: file, Key: "sender.remote", Want: "required: host:port of the remote receiver"}
+	}
+	return nil
+}
+
+func load(path string, data []byte, useEnv bool) (*Config, error) {
+	file := "config"
+	if path != "" {
+		file = filepath.Base(path)
+	}
+	dec := &decoders{file: file}
+	v := viper.NewWithOptions(viper.WithDecoderRegistry(dec)) // a private instance, never the global
+	v.SetConfigType("properties")
+	v.AllowEmptyEnv(true) // a variable set to "" overrides too (log.dir= logs to stderr)
+	for _, k := range keys {
+		v.SetDefault(k.name, k.def)
+	}
+	l := &loader{v: v, file: file, useEnv: useEnv, set: map[string]string{}}
+	if useEnv {
+		for _, k := range keys {
+			l.bindEnv(k.name)
+		}
+	}
+	if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	l.entries = dec.entries
+	for _, e := range dec.entries {
+		l.set[e.key] = e.value
+	}
+	c := &Config{Path: path}
+	l.protocol(c)
+	l.receiver(c)
+	l.sender(c)
+	l.log(c)
+	c.ShutdownTimeout = l.duration("shutdown_timeout", true)
+	c.AdminPprof = l.boolean("admin.pprof")
+	if l.err != nil {
+		return nil, l.err
+	}
+	return c, nil
+}
+
+// envName maps a key to its environment variable.
+func envName(key string) string {
+	return "SPOOLGATE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// loader reads and validates values, keeping the first error.
+type loader struct {
+	v       *viper.Viper
+	file    string
+	useEnv  bool
+	set     map[string]string // keys the file sets
+	entries []entry           // the same, in file order
+	err     *Error
+}
+
+func (l *loader) bindEnv(key string) {
+	_ = l.v.BindEnv(key, envName(key)) // fails only without a key
+}
+
+// fromEnv reports whether an environment variable sets key.
+func (l *loader) fromEnv(key string) bool {
+	if !l.useEnv {
+		return false
+	}
+	_, ok := os.LookupEnv(envName(key))
+	return ok
+}
+
+// isSet reports whether the file or the environment sets key.
+func (l *loader) isSet(key string) bool {
+	_, ok := l.set[key]
+	return ok || l.fromEnv(key)
+}
+
+func (l *loader) get(key string) string {
+	return strings.TrimSpace(l.v.GetString(key))
+}
+
+func (l *loader) fail(key, value, want string) {
+	if l.err != nil {
+		return
+	}
+	file := l.file
+	if l.fromEnv(key) {
+		file = "$" + envName(key)
+	}
+	l.err = &Error{File: file, Key: key, Value: value, Want: want}
+}
+
+func (l *loader) str(key string) string { return l.get(key) }
+
+// dir returns a cleaned directory path; required ones may not be empty.
+func (l *loader) dir(key string, required bool) string {
+	s := l.get(key)
+	if s == "" {
+		if required {
+			l.fail(key, s, "a directory path")
+		}
+		return ""
+	}
+	return filepath.Clean(s)
+}
+
+func (l *loader) oneOf(key string, allowed ...string) string {
+	s := strings.ToLower(l.get(key))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	l.fail(key, l.get(key), "one of "+strings.Join(allowed, ", "))
+	return allowed[0]
+}
+
+func (l *loader) boolean(key string) bool {
+	s := l.get(key)
+	switch strings.ToLower(s) {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	l.fail(key, s, "true or false")
+	return false
+}
+
+// integer parses an int in [lo, hi]; hi < 0 means no upper bound.
+func (l *loader) integer(key string, lo, hi int) int {
+	s := l.get(key)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || (hi >= 0 && n > hi) {
+		want := fmt.Sprintf("an integer >= %d", lo)
+		if hi >= 0 {
+			want = fmt.Sprintf("an integer from %d to %d", lo, hi)
+		}
+		l.fail(key, s, want)
+		return lo
+	}
+	return n
+}
+
+// duration parses a duration with a unit; positive requires > 0, else >= 0.
+func (l *loader) duration(key string, positive bool) time.Duration {
+	s := l.get(key)
+	if bareNumber(s) {
+		l.fail(key, s, "a duration needs a unit, e.g. "+s+"s")
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		l.fail(key, s, "a duration like 5s or 250ms")
+	case positive && d <= 0:
+		l.fail(key, s, "a duration > 0, e.g. 5s")
+	case d < 0:
+		l.fail(key, s, "a duration >= 0, e.g. 5s")
+	}
+	return d
+}
+
+// bareNumber reports whether s is a number without a unit, like 5 or 1.5.
+func bareNumber(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	if s == "" || s == "." {
+		return false
+	}
+	dot := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.' && !dot:
+			dot = true
+		case c < '0' || c > '9':
+			return false
+		}
+	}
+	return true
+}
+
+// list splits a comma-separated value, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// address checks a host:port; listen addresses may have an empty host and
+// port 0, dial addresses need both.
+func (l *loader) address(key, s string, dial bool) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err == nil {
+		n, perr := strconv.Atoi(port)
+		switch {
+		case perr != nil || n < 0 || n > 65535:
+			err = errors.New("port")
+		case dial && (n == 0 || host == ""):
+			err = errors.New("dial")
+		}
+	}
+	if err != nil {
+		want := "host:port with a port from 0 to 65535, e.g. 0.0.0.0:9010"
+		if dial {
+			want = "host:port with a port from 1 to 65535, e.g. 10.1.2.3:9010"
+		}
+		if whole := l.get(key); whole != s {
+			want = fmt.Sprintf("comma-separated %s (bad %q)", want, s)
+		}
+		l.fail(key, l.get(key), want)
+		return false
+	}
+	return true
+}
+
+func (l *loader) listen(key string, optional bool) string {
+	s := l.get(key)
+	if s == "" && optional {
+		return ""
+	}
+	l.address(key, s, false)
+	return s
+}
+
+// readable checks that a TLS file can be opened, so a missing certificate
+// stops `spoolgate check` rather than the daemon.
+func (l *loader) readable(key string) string {
+	s := l.get(key)
+	if s == "" {
+		return ""
+	}
+	f, err := os.Open(s)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		l.fail(key, s, "a readable file ("+err.Error()+")")
+		return s
+	}
+	_ = f.Close()
+	return s
+}
+
+func (l *loader) receiver(c *Config) {
+	r := &c.Receiver
+	r.Listen = l.listen("receiver.listen", false)
+	r.DataDir = l.dir("receiver.data_dir", true)
+	r.Publish = l.oneOf("receiver.publish", "rename", "append")
+	r.Fsync = l.oneOf("receiver.fsync", "always", "never")
+	r.MaxConns = l.integer("receiver.max_conns", 1, -1)
+	r.MaxMessageBytes = l.integer("receiver.max_message_bytes", 16, protocol.MaxMessageBytes)
+	r.ReadTimeout = l.duration("receiver.read_timeout", true)
+	r.IdleTimeout = l.duration("receiver.idle_timeout", true)
+	r.WriteTimeout = l.duration("receiver.write_timeout", true)
+	r.Allow = l.prefixes("receiver.allow")
+	r.DedupWindow = l.duration("receiver.dedup_window", false)
+	r.DedupKey = l.dedupKey(c.Protocol.Request, r.DedupWindow)
+	r.TLS.Cert = l.readable("receiver.tls.cert")
+	r.TLS.Key = l.readable("receiver.tls.key")
+	r.TLS.ClientCA = l.readable("receiver.tls.client_ca")
+	switch {
+	case r.TLS.Cert != "" && r.TLS.Key == "":
+		l.fail("receiver.tls.key", "", "set together with receiver.tls.cert")
+	case r.TLS.Key != "" && r.TLS.Cert == "":
+		l.fail("receiver.tls.cert", "", "set together with receiver.tls.key")
+	case r.TLS.ClientCA != "" && r.TLS.Cert == "":
+		l.fail("receiver.tls.cert", "", "required with receiver.tls.client_ca (mutual TLS needs TLS)")
+	}
+	r.AdminListen = l.listen("receiver.admin_listen", true)
+}
+
+func (l *loader) prefixes(key string) []netip.Prefix {
+	s := l.get(key)
+	var out []netip.Prefix
+	for _, f := range list(s) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil || a.Zone() != "" {
+				l.fail(key, s, fmt.Sprintf("comma-separated CIDRs like 10.0.0.0/8,192.168.1.5 (bad %q)", f))
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
+}
+
+func (l *loader) dedupKey(spec *protocol.Spec, window time.Duration) []string {
+	const key = "receiver.dedup_key"
+	s := l.get(key)
+	names := list(s)
+	if len(names) == 0 && window > 0 {
+		l.fail(key, s, "at least one field of the request spec, e.g. org_code,process_no (or receiver.dedup_window=0s)")
+		return nil
+	}
+	for _, n := range names {
+		if spec != nil && spec.Index(n) < 0 {
+			l.fail(key, s, fmt.Sprintf("%s is not a field of the request spec (%s)", n, strings.Join(spec.Names(), ",")))
+			return nil
+		}
+	}
+	return names
+}
+
+func (l *loader) sender(c *Config) {
+	s := &c.Sender
+	const remote = "sender.remote"
+	for _, a := range list(l.get(remote)) {
+		if !l.address(remote, a, true) {
+			break
+		}
+		s.Remote = append(s.Remote, a)
+	}
+	s.SpoolDir = l.dir("sender.spool_dir", true)
+	s.FailedDir = l.dir("sender.failed_dir", true)
+	s.SentDir = l.dir("sender.sent_dir", false)
+	switch {
+	case s.SpoolDir == c.Receiver.DataDir:
+		l.fail("sender.spool_dir", l.get("sender.spool_dir"), "a directory other than receiver.data_dir")
+	case s.FailedDir == s.SpoolDir:
+		l.fail("sender.failed_dir", l.get("sender.failed_dir"), "a directory other than sender.spool_dir")
+	case s.SentDir != "" && s.SentDir == s.SpoolDir:
+		l.fail("sender.sent_dir", l.get("sender.sent_dir"), "a directory other than sender.spool_dir")
+	case s.SentDir != "" && s.SentDir == s.FailedDir:
+		l.fail("sender.sent_dir", l.get("sender.sent_dir"), "a directory other than sender.failed_dir")
+	}
+	s.Workers = l.integer("sender.workers", 1, -1)
+	s.Timeout = l.duration("sender.timeout", true)
+	s.Retries = l.integer("sender.retries", 0, -1)
+	s.ConnectTimeout = l.duration("sender.connect_timeout", true)
+	s.RetryBackoff = l.duration("sender.retry_backoff", true)
+	s.RetryBackoffMax = l.duration("sender.retry_backoff_max", true)
+	if s.RetryBackoff > s.RetryBackoffMax {
+		l.fail("sender.retry_backoff", l.get("sender.retry_backoff"), "at most sender.retry_backoff_max ("+s.RetryBackoffMax.String()+")")
+	}
+	s.Keepalive = l.boolean("sender.keepalive")
+	s.ScanInterval = l.duration("sender.scan_interval", true)
+	s.Settle = l.duration("sender.settle", false)
+	s.TLS.CA = l.readable("sender.tls.ca")
+	s.TLS.Cert = l.readable("sender.tls.cert")
+	s.TLS.Key = l.readable("sender.tls.key")
+	s.TLS.ServerName = l.str("sender.tls.server_name")
+	switch {
+	case s.TLS.Cert != "" && s.TLS.Key == "":
+		l.fail("sender.tls.key", "", "set together with sender.tls.cert")
+	case s.TLS.Key != "" && s.TLS.Cert == "":
+		l.fail("sender.tls.cert", "", "set together with sender.tls.key")
+	}
+	s.AdminListen = l.listen("sender.admin_listen", true)
+}
+
+func (l *loader) log(c *Config) {
+	g := &c.Log
+	g.Dir = l.dir("log.dir", false)
+	g.Level = l.oneOf("log.level", "debug", "info", "warn", "error")
+	g.Format = l.oneOf("log.format", "text", "json")
+	g.MaxSizeMB = l.integer("log.max_size_mb", 1, -1)
+	g.MaxBackups = l.integer("log.max_backups", 0, -1)
+	g.MaxAgeDays = l.integer("log.max_age_days", 0, -1)
+	g.Compress = l.boolean("log.compress")
+	g.RotateDaily = l.boolean("log.rotate_daily")
+}

@@ -1,0 +1,232 @@
+package conf
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/spf13/viper"
+)
+
+// entry is one key = value pair of a properties file.
+type entry struct {
+	key, value string
+	line       int
+}
+
+// parseProperties parses the Java properties format: '#' or '!' comment
+// lines, key and value separated by '=', ':' or white space, a line ending in
+// an odd number of backslashes continues on the next line, and the escapes
+// \t \n \r \f \uXXXX and \<any> (the character itself). Keys are lower-cased
+// (viper is case-insensitive). Unlike Java, unescaped trailing white space is
+// removed from values, since it is never wanted in this configuration and is
+// invisible in an editor. The input is UTF-8; a leading BOM is skipped.
+func parseProperties(data []byte) ([]entry, error) {
+	s := strings.TrimPrefix(string(data), "\uFEFF")
+	if !utf8.ValidString(s) {
+		return nil, fmt.Errorf("not valid UTF-8")
+	}
+	var out []entry
+	lineNo := 0
+	for len(s) > 0 {
+		// Collect one logical line from natural lines.
+		var logical strings.Builder
+		start := lineNo + 1
+		first := true
+		for {
+			var nat string
+			nat, s = cutLine(s)
+			lineNo++
+			if !first {
+				nat = strings.TrimLeft(nat, " \t\f")
+			} else {
+				t := strings.TrimLeft(nat, " \t\f")
+				if t == "" || t[0] == '#' || t[0] == '!' {
+					break // blank or comment; comments never continue
+				}
+				nat = t
+			}
+			first = false
+			if trailingBackslashes(nat)%2 == 1 && len(s) > 0 {
+				logical.WriteString(nat[:len(nat)-1])
+				continue
+			}
+			if trailingBackslashes(nat)%2 == 1 {
+				nat = nat[:len(nat)-1] // a continuation at EOF continues to nothing
+			}
+			logical.WriteString(nat)
+			break
+		}
+		if logical.Len() == 0 {
+			continue
+		}
+		k, v, err := splitEntry(logical.String())
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", start, err)
+		}
+		out = append(out, entry{key: strings.ToLower(k), value: v, line: start})
+	}
+	return out, nil
+}
+
+// cutLine returns the first natural line of s (without its terminator: LF,
+// CR LF or CR) and the rest.
+func cutLine(s string) (line, rest string) {
+	i := strings.IndexAny(s, "\r\n")
+	if i < 0 {
+		return s, ""
+	}
+	if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+		return s[:i], s[i+2:]
+	}
+	return s[:i], s[i+1:]
+}
+
+func trailingBackslashes(s string) int {
+	n := 0
+	for i := len(s) - 1; i >= 0 && s[i] == '\\'; i-- {
+		n++
+	}
+	return n
+}
+
+// splitEntry splits a logical line (leading white space removed) into its
+// unescaped key and value.
+func splitEntry(l string) (key, value string, err error) {
+	i := 0
+	for i < len(l) {
+		c := l[i]
+		if c == '\\' {
+			i += 2
+			continue
+		}
+		if c == '=' || c == ':' || c == ' ' || c == '\t' || c == '\f' {
+			break
+		}
+		i++
+	}
+	if i > len(l) {
+		i = len(l)
+	}
+	rawKey := l[:i]
+	rest := strings.TrimLeft(l[i:], " \t\f")
+	if rest != "" && (rest[0] == '=' || rest[0] == ':') {
+		rest = strings.TrimLeft(rest[1:], " \t\f")
+	}
+	if key, _, err = unescape(rawKey); err != nil {
+		return "", "", err
+	}
+	value, keep, err := unescape(rest)
+	if err != nil {
+		return "", "", err
+	}
+	// Drop unescaped trailing white space.
+	end := len(value)
+	for end > keep && (value[end-1] == ' ' || value[end-1] == '\t' || value[end-1] == '\f') {
+		end--
+	}
+	return key, value[:end], nil
+}
+
+// unescape resolves backslash escapes. keep is the length of the output up
+// to and including the last escaped character, which trimming must not cut.
+func unescape(s string) (out string, keep int, err error) {
+	if !strings.Contains(s, `\`) {
+		return s, 0, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			break
+		}
+		switch c = s[i]; c {
+		case 't':
+			b.WriteByte('\t')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 'f':
+			b.WriteByte('\f')
+		case 'u':
+			if i+5 > len(s) {
+				return "", 0, fmt.Errorf("bad escape %s: want \\uXXXX", s[i-1:])
+			}
+			n, perr := strconv.ParseUint(s[i+1:i+5], 16, 16)
+			if perr != nil || !utf8.ValidRune(rune(n)) {
+				return "", 0, fmt.Errorf("bad escape %s: want \\uXXXX", s[i-1:i+5])
+			}
+			b.WriteRune(rune(n))
+			i += 4
+		default:
+			b.WriteString(s[i : i+utf8RuneLen(s[i:])])
+			i += utf8RuneLen(s[i:]) - 1
+		}
+		keep = b.Len()
+	}
+	return b.String(), keep, nil
+}
+
+func utf8RuneLen(s string) int {
+	_, n := utf8.DecodeRuneInString(s)
+	return n
+}
+
+// decoders is the viper DecoderRegistry for one Load: it knows only the
+// "properties" format and checks every key against the known set while it
+// decodes, recording the entries so Load can tell what the file set.
+type decoders struct {
+	file    string
+	entries []entry
+}
+
+// Decoder implements viper.DecoderRegistry.
+func (d *decoders) Decoder(format string) (viper.Decoder, error) {
+	if format != "properties" {
+		return nil, fmt.Errorf("unsupported config format %q", format)
+	}
+	return d, nil
+}
+
+// Decode implements viper.Decoder: it parses data into nested maps, one
+// level per dot-separated key segment, as viper expects.
+func (d *decoders) Decode(data []byte, m map[string]any) error {
+	entries, err := parseProperties(data)
+	if err != nil {
+		return &Error{File: d.file, Want: err.Error()}
+	}
+	seen := make(map[string]int, len(entries))
+	for _, e := range entries {
+		if !knownKey(e.key) {
+			return &Error{File: d.file, Key: e.key, Value: e.value, Want: unknownKeyWant(e.key)}
+		}
+		if l, dup := seen[e.key]; dup {
+			return &Error{File: d.file, Key: e.key, Value: e.value, Want: fmt.Sprintf("set twice (lines %d and %d)", l, e.line)}
+		}
+		seen[e.key] = e.line
+	}
+	for _, e := range entries {
+		// Known keys are never a prefix of one another, so the nested maps
+		// cannot collide.
+		path := strings.Split(e.key, ".")
+		cur := m
+		for _, seg := range path[:len(path)-1] {
+			next, ok := cur[seg].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				cur[seg] = next
+			}
+			cur = next
+		}
+		cur[path[len(path)-1]] = e.value
+	}
+	d.entries = entries
+	return nil
+}
