@@ -1,0 +1,127 @@
+// Package daemon is the process plumbing both daemons share: signals,
+// config reload on SIGHUP or file change, sd_notify, the admin HTTP server
+// and the mapping of errors to exit codes. Only the mains use it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/fsnotify/fsnotify"
+
+	"spoolgate/conf"
+	"spoolgate/internal/fsutil"
+)
+
+// Signals returns a context that is cancelled on the first SIGTERM or
+// SIGINT, so the daemon drains. A second signal exits the process at once
+// with code 1: the one place outside a main that picks an exit code, because
+// a drain that hangs must still be stoppable. stop releases the handler.
+func Signals(ctx context.Context, log *slog.Logger) (drain context.Context, stop func()) {
+	drain, cancel := context.WithCancel(ctx)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			log.Info("draining", "signal", s.String())
+			Notify("STOPPING=1")
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			log.Error("second signal: exiting now", "signal", s.String())
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return drain, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+}
+
+// debounce is how long WatchConfig waits for more events after a change
+// before it reloads: editors write a file in several steps.
+const debounce = 200 * time.Millisecond
+
+// WatchConfig calls reload on SIGHUP and whenever the file at path changes
+// on disk. It watches the file's directory, so editors that replace the
+// file by rename are seen too. It returns nil when ctx is done, or an error
+// when the watcher cannot start. reload runs on WatchConfig's goroutine.
+func WatchConfig(ctx context.Context, path string, log *slog.Logger, reload func()) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
+		return err
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			log.Info("SIGHUP: reloading config", "path", path)
+			reload()
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+				timer.Reset(debounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			log.Warn("config watcher", "err", err)
+		case <-timer.C:
+			log.Info("config file changed: reloading", "path", path)
+			reload()
+		}
+	}
+}
+
+// Notify sends state to systemd ("READY=1", "STOPPING=1", "RELOADING=1").
+// It does nothing when not running under systemd.
+func Notify(state string) {
+	_, _ = sddaemon.SdNotify(false, state)
+}
+
+// Exit maps a run error to a process exit code: 0 for nil or cancellation,
+// 2 for a bad configuration or a data dir owned by another process, 1 for
+// anything else.
+func Exit(err error) int {
+	var ce *conf.Error
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return 0
+	case errors.As(err, &ce), errors.Is(err, fsutil.ErrLocked):
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,176 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"spoolgate/conf"
+	"spoolgate/internal/fsutil"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func testLog(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAdmin(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "spoolgate_test_total", Help: "test"})
+	reg.MustRegister(c)
+	c.Add(3)
+	var notReady error = errors.New("data dir not writable")
+	a, err := Admin("127.0.0.1:0", reg, func() error { return notReady }, true, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	base := "http://" + a.Addr()
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "not writable") {
+		t.Fatalf("readyz %d %q", code, body)
+	}
+	notReady = nil
+	if code, _ := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	if _, body := get(t, base+"/metrics"); !strings.Contains(body, "spoolgate_test_total 3") {
+		t.Fatalf("metrics: %s", body)
+	}
+	if code, _ := get(t, base+"/debug/pprof/"); code != 200 {
+		t.Fatalf("pprof %d", code)
+	}
+	b, err := Admin("127.0.0.1:0", reg, func() error { return nil }, false, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	if code, _ := get(t, "http://"+b.Addr()+"/debug/pprof/"); code != 404 {
+		t.Fatalf("pprof off: %d", code)
+	}
+	if a, err := Admin("", reg, nil, false, testLog(t)); a != nil || err != nil || a.Addr() != "" || a.Close(context.Background()) != nil {
+		t.Fatal("disabled admin is not nil")
+	}
+}
+
+func TestWatchConfig(t *testing.T) {
+	// Keep SIGHUP from killing the test binary before WatchConfig listens.
+	guard := make(chan os.Signal, 1)
+	signal.Notify(guard, syscall.SIGHUP)
+	defer signal.Stop(guard)
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "conf.properties")
+	if err := os.WriteFile(path, []byte("a=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reloads := make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- WatchConfig(ctx, path, testLog(t), func() { reloads <- struct{}{} }) }()
+
+	// A write to the file reloads (the watcher may start after the first
+	// writes, so keep writing until one is seen).
+	wait := func(what string, poke func()) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		poke()
+		for {
+			select {
+			case <-reloads:
+				return
+			case <-tick.C:
+				poke()
+			case <-deadline:
+				t.Fatalf("no reload on %s", what)
+			}
+		}
+	}
+	wait("write", func() { _ = os.WriteFile(path, []byte("a=2\n"), 0o644) })
+	// Editors replace by rename.
+	wait("rename", func() {
+		tmp := filepath.Join(dir, "x.tmp")
+		_ = os.WriteFile(tmp, []byte("a=3\n"), 0o644)
+		_ = os.Rename(tmp, path)
+	})
+	wait("SIGHUP", func() { _ = syscall.Kill(os.Getpid(), syscall.SIGHUP) })
+	// Other files in the directory do not.
+	drain := time.After(debounce * 3)
+	for stop := false; !stop; {
+		select {
+		case <-reloads:
+		case <-drain:
+			stop = true
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o644)
+	select {
+	case <-reloads:
+		t.Fatal("reload on another file")
+	case <-time.After(debounce * 3):
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSignals(t *testing.T) {
+	drain, stop := Signals(context.Background(), testLog(t))
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drain.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGTERM did not cancel the drain context")
+	}
+}
+
+func TestExit(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{context.Canceled, 0},
+		{fmt.Errorf("serve: %w", context.Canceled), 0},
+		{&conf.Error{File: "conf.properties", Key: "sender.workers", Value: "0", Want: "at least 1"}, 2},
+		{fmt.Errorf("lock: %w", fsutil.ErrLocked), 2},
+		{errors.New("boom"), 1},
+	} {
+		if got := Exit(tt.err); got != tt.want {
+			t.Errorf("Exit(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
