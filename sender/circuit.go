@@ -1,0 +1,129 @@
+package sender
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// circuit pauses all sends while the remote refuses or cannot be reached
+// (SPEC §4). One prober dials at backoff intervals; the first success
+// closes the circuit. It is safe for concurrent use.
+type circuit struct {
+	log     *slog.Logger
+	probe   func(ctx context.Context) error // dial the remote once
+	backoff func() (first, max time.Duration)
+	setOpen func(open bool) // metric hook
+
+	mu     sync.Mutex
+	ctx    context.Context // bounds the prober; set by start
+	wg     *sync.WaitGroup
+	open   bool
+	since  time.Time
+	cause  error
+	closed chan struct{} // closed when the open circuit closes
+}
+
+// start sets the context the prober runs under and the group that waits
+// for it.
+func (c *circuit) start(ctx context.Context, wg *sync.WaitGroup) {
+	c.mu.Lock()
+	c.ctx, c.wg = ctx, wg
+	c.mu.Unlock()
+}
+
+// isOpen reports whether sends are paused, since when and why.
+func (c *circuit) isOpen() (bool, time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open, c.since, c.cause
+}
+
+// wait returns nil at once while the circuit is closed, else when it
+// closes, or ctx's error.
+func (c *circuit) wait(ctx context.Context) error {
+	c.mu.Lock()
+	if !c.open {
+		c.mu.Unlock()
+		return nil
+	}
+	ch := c.closed
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// trip opens the circuit after a failure to reach every remote; it logs
+// and starts the prober only when it was closed.
+func (c *circuit) trip(cause error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open || c.ctx == nil || c.ctx.Err() != nil {
+		return
+	}
+	c.open, c.since, c.cause = true, time.Now(), cause
+	c.closed = make(chan struct{})
+	c.setOpen(true)
+	c.log.Warn("circuit open: remote unreachable, sends paused", "err", cause)
+	ctx := c.ctx
+	c.wg.Go(func() { c.probeLoop(ctx) })
+}
+
+func (c *circuit) probeLoop(ctx context.Context) {
+	first, max := c.backoff()
+	d := first
+	t := time.NewTimer(jitter(d))
+	defer t.Stop()
+	probes := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		probes++
+		err := c.probe(ctx)
+		if err == nil {
+			c.mu.Lock()
+			since := c.since
+			c.open, c.cause = false, nil
+			close(c.closed)
+			c.setOpen(false)
+			c.mu.Unlock()
+			c.log.Info("circuit closed: remote reachable again, sends resume",
+				"down", time.Since(since).Round(time.Millisecond), "probes", probes)
+			return
+		}
+		c.log.Debug("probe failed", "err", err)
+		c.mu.Lock()
+		c.cause = err
+		c.mu.Unlock()
+		first, max = c.backoff()
+		d = min(2*d, max)
+		t.Reset(jitter(d))
+	}
+}
+
+// backoffFor returns the delay before retry number n (1-based): first
+// doubled n-1 times, at most max, with jitter.
+func backoffFor(n int, first, max time.Duration) time.Duration {
+	d := first
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return jitter(min(d, max))
+}
+
+// jitter spreads d over [d/2, d] so that many senders do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,274 @@
+package sender
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"spoolgate/protocol"
+)
+
+// maxIdle is how long an idle kept-alive connection may wait for reuse;
+// older ones are closed rather than risk the remote's idle timeout.
+const maxIdle = 30 * time.Second
+
+// conn is one connection to the remote.
+type conn struct {
+	nc     net.Conn
+	rd     *protocol.Reader
+	addr   string
+	idle   time.Time // when it went back to the pool
+	reused bool      // it carried a message before
+}
+
+// client connects to the remote (the first reachable of its addresses),
+// keeps idle connections for reuse, and trips the circuit when no address
+// can be reached. It is safe for concurrent use.
+type client struct {
+	remotes   []string
+	tls       *tls.Config
+	keepalive bool
+	live      func() *tunables
+	circuit   *circuit
+
+	mu       sync.Mutex
+	idle     []*conn
+	open     int       // connections open, idle or in use
+	cur      int       // index in remotes of the address in use
+	switched time.Time // when cur last moved off the primary
+}
+
+// tlsConfig builds the client TLS configuration from sender.tls.*; nil
+// when none is set (plain TCP).
+func tlsConfig(ca, cert, key, serverName string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" && serverName == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("sender.tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sender.tls.ca: no certificate in %s", ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if cert != "" || key != "" {
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("sender.tls.cert/key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{kp}
+	}
+	return cfg, nil
+}
+
+// dialOne connects to addr within connect_timeout.
+func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.live().connectTimeout)
+	defer cancel()
+	d := &net.Dialer{}
+	var nc net.Conn
+	var err error
+	if c.tls != nil {
+		cfg := c.tls
+		if cfg.ServerName == "" {
+			host, _, _ := net.SplitHostPort(addr)
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		nc, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &conn{nc: nc, rd: protocol.NewReader(bufio.NewReaderSize(nc, 512), protocol.MaxMessageBytes), addr: addr}, nil
+}
+
+// dial tries the address in use, then the others in order; the primary is
+// tried first again once the backup has been in use for retry_backoff_max.
+func (c *client) dial(ctx context.Context) (*conn, error) {
+	c.mu.Lock()
+	start := c.cur
+	if start != 0 && time.Since(c.switched) > c.live().backoffMax {
+		start, c.switched = 0, time.Now()
+	}
+	c.mu.Unlock()
+	var errs []error
+	for i := range c.remotes {
+		idx := (start + i) % len(c.remotes)
+		cn, err := c.dialOne(ctx, c.remotes[idx])
+		if err == nil {
+			c.mu.Lock()
+			if idx != c.cur {
+				c.cur = idx
+				if idx != 0 {
+					c.switched = time.Now()
+				}
+			}
+			c.open++
+			c.mu.Unlock()
+			return cn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// get returns an idle connection or a new one. While no address can be
+// reached it trips the circuit and waits for it to close: that counts
+// against no file. It fails only with ctx's error.
+func (c *client) get(ctx context.Context, onDialError func()) (*conn, error) {
+	if cn := c.takeIdle(); cn != nil {
+		return cn, nil
+	}
+	for {
+		if err := c.circuit.wait(ctx); err != nil {
+			return nil, err
+		}
+		cn, err := c.dial(ctx)
+		if err == nil {
+			return cn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		onDialError()
+		c.closeIdle()
+		c.circuit.trip(err)
+	}
+}
+
+// probe dials the remote once for the circuit; a success is kept for reuse.
+func (c *client) probe(ctx context.Context) error {
+	c.mu.Lock()
+	c.cur = 0
+	c.mu.Unlock()
+	cn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	c.put(cn)
+	return nil
+}
+
+func (c *client) takeIdle() *conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for n := len(c.idle); n > 0; n = len(c.idle) {
+		cn := c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		if time.Since(cn.idle) < maxIdle {
+			return cn
+		}
+		c.open--
+		_ = cn.nc.Close()
+	}
+	return nil
+}
+
+// put returns a healthy connection after use: kept for reuse when
+// keepalive is on and no more than workers connections would be open.
+func (c *client) put(cn *conn) {
+	c.mu.Lock()
+	if c.keepalive && c.open <= c.live().workers {
+		cn.idle = time.Now()
+		cn.reused = true
+		c.idle = append(c.idle, cn)
+		c.mu.Unlock()
+		return
+	}
+	c.open--
+	c.mu.Unlock()
+	_ = cn.nc.Close()
+}
+
+// discard closes a connection after an error.
+func (c *client) discard(cn *conn) {
+	c.mu.Lock()
+	c.open--
+	c.mu.Unlock()
+	_ = cn.nc.Close()
+}
+
+// trim closes idle connections while more than workers are open (after
+// workers was lowered).
+func (c *client) trim() {
+	c.mu.Lock()
+	var drop []*conn
+	for n := len(c.idle); n > 0 && c.open > c.live().workers; n = len(c.idle) {
+		drop = append(drop, c.idle[n-1])
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		c.open--
+	}
+	c.mu.Unlock()
+	for _, cn := range drop {
+		_ = cn.nc.Close()
+	}
+}
+
+// closeIdle closes every idle connection.
+func (c *client) closeIdle() {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.open -= len(idle)
+	c.mu.Unlock()
+	for _, cn := range idle {
+		_ = cn.nc.Close()
+	}
+}
+
+// aLongTimeAgo is a deadline in the past, to interrupt blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// roundTrip writes one framed message and reads its reply within timeout;
+// hard cancels it early (shutdown deadline).
+func (cn *conn) roundTrip(hard context.Context, frame []byte, timeout time.Duration) ([]byte, error) {
+	if err := cn.nc.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(hard, func() { _ = cn.nc.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	if _, err := cn.nc.Write(frame); err != nil {
+		return nil, err
+	}
+	line, err := cn.rd.ReadMessage()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return line, err
+}
+
+// staleConn reports whether err on a reused connection looks like the
+// remote closed it while idle: the message is then sent again on a new
+// connection without counting an attempt.
+func staleConn(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// isTimeout reports a deadline expiry.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

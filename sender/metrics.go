@@ -1,0 +1,91 @@
+package sender
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Attempt results, the label values of spoolgate_sender_attempts_total.
+const (
+	resultOK          = "ok"            // 200 with the process_no echoed
+	resultRejected    = "rejected"      // 400
+	resultUnavailable = "unavailable"   // 500
+	resultTimeout     = "timeout"       // no reply within sender.timeout
+	resultConnError   = "conn_error"    // reset, closed, write error
+	resultBadReply    = "bad_reply"     // unreadable, unknown code, process_no mismatch
+	resultConnect     = "connect_error" // remote refused or unreachable (circuit)
+)
+
+// metrics are the sender's Prometheus collectors (SPEC §7).
+type metrics struct {
+	inflight prometheus.Gauge
+	circuit  prometheus.Gauge
+	send     prometheus.Histogram
+
+	delivered, rejected, failed prometheus.Counter
+	attempts                    map[string]prometheus.Counter
+
+	collectors []prometheus.Collector
+}
+
+func newMetrics(q *queue) *metrics {
+	m := &metrics{
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spoolgate_sender_inflight",
+			Help: "Files claimed and being sent.",
+		}),
+		circuit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spoolgate_sender_circuit_open",
+			Help: "1 while the remote is unreachable and sends are paused.",
+		}),
+		send: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spoolgate_sender_send_seconds",
+			Help:    "Time from writing a message to reading its reply, attempts that got a reply.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		attempts: make(map[string]prometheus.Counter),
+	}
+	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolgate_sender_messages_total",
+		Help: "Messages by final outcome: delivered (200), rejected (400 or invalid), failed (retries exhausted).",
+	}, []string{"outcome"})
+	m.delivered = messages.WithLabelValues("delivered")
+	m.rejected = messages.WithLabelValues("rejected")
+	m.failed = messages.WithLabelValues("failed")
+	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolgate_sender_attempts_total",
+		Help: "Send attempts by result.",
+	}, []string{"result"})
+	for _, r := range []string{resultOK, resultRejected, resultUnavailable, resultTimeout, resultConnError, resultBadReply, resultConnect} {
+		m.attempts[r] = attempts.WithLabelValues(r)
+	}
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_sender_pending_files",
+		Help: "Files waiting to be sent (in the spool, or claims restored at start-up).",
+	}, func() float64 {
+		n, _ := q.stats()
+		return float64(n)
+	})
+	oldest := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_sender_oldest_pending_seconds",
+		Help: "Age (by modification time) of the oldest pending file; 0 when none.",
+	}, func() float64 {
+		_, t := q.stats()
+		if t == 0 {
+			return 0
+		}
+		return max(0, time.Since(time.Unix(0, t)).Seconds())
+	})
+	m.collectors = []prometheus.Collector{m.inflight, m.circuit, m.send, messages, attempts, pending, oldest}
+	return m
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range m.collectors {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,518 @@
+// Package sender pushes the files dropped into a spool directory to the
+// remote receiver (SPEC §4): a watcher keeps the pending set in memory,
+// files are claimed by rename into .inflight and sent oldest first by at
+// most sender.workers workers, each message with a per-attempt timeout,
+// retries with backoff, and a circuit that pauses everything while the
+// remote cannot be reached. Every file ends delivered (deleted or moved to
+// sent_dir), in failed_dir with a .reason file, or back in the spool.
+//
+// The package also reads the state of a spool from its directories alone
+// (ReadStatus) and moves failed files back (Requeue), for the operator's
+// tool.
+package sender
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"spoolgate/conf"
+	"spoolgate/internal/fsutil"
+	"spoolgate/protocol"
+)
+
+// Options configure a Sender.
+type Options struct {
+	Config          conf.Sender
+	Spec            *protocol.Spec        // what is sent; nil: protocol.DefaultRequestSpec()
+	ShutdownTimeout time.Duration         // to finish in-flight attempts once Run's context is done; 0: 30s
+	Logger          *slog.Logger          // nil: discard
+	Registerer      prometheus.Registerer // nil: metrics are not registered
+}
+
+// tunables are the keys that change on Reload.
+type tunables struct {
+	workers, retries                     int
+	timeout, connectTimeout              time.Duration
+	backoff, backoffMax                  time.Duration
+	settle, scanInterval                 time.Duration
+}
+
+func tunablesOf(c conf.Sender) *tunables {
+	return &tunables{
+		workers: c.Workers, retries: c.Retries,
+		timeout: c.Timeout, connectTimeout: c.ConnectTimeout,
+		backoff: c.RetryBackoff, backoffMax: c.RetryBackoffMax,
+		settle: c.Settle, scanInterval: c.ScanInterval,
+	}
+}
+
+// Sender is the spool → remote pipeline. Run it once; Reload and Ready may
+// be called concurrently with Run.
+type Sender struct {
+	cfg             conf.Sender // as started; the live keys are in live
+	live            atomic.Pointer[tunables]
+	spec            *protocol.Spec
+	log             *slog.Logger
+	shutdownTimeout time.Duration
+	dirs            dirs
+
+	q       *queue
+	w       *watcher
+	slots   *limiter
+	client  *client
+	circuit *circuit
+	m       *metrics
+	bufs    sync.Pool
+
+	running atomic.Bool
+	started chan struct{}
+
+	delivered, rejected, failed atomic.Int64 // for the periodic summary
+}
+
+// New checks the configuration and builds a Sender; it touches no file.
+func New(o Options) (*Sender, error) {
+	c := o.Config
+	switch {
+	case len(c.Remote) == 0:
+		return nil, errors.New("sender.remote: required")
+	case c.SpoolDir == "":
+		return nil, errors.New("sender.spool_dir: required")
+	case c.FailedDir == "":
+		return nil, errors.New("sender.failed_dir: required")
+	case c.Workers < 1:
+		return nil, fmt.Errorf("sender.workers = %d: must be at least 1", c.Workers)
+	}
+	tc, err := tlsConfig(c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName)
+	if err != nil {
+		return nil, err
+	}
+	s := &Sender{
+		cfg:             c,
+		spec:            o.Spec,
+		log:             o.Logger,
+		shutdownTimeout: o.ShutdownTimeout,
+		dirs:            newDirs(c.SpoolDir, c.FailedDir, c.SentDir),
+		q:               newQueue(c.Settle),
+		slots:           newLimiter(c.Workers),
+		started:         make(chan struct{}),
+	}
+	if s.spec == nil {
+		s.spec = protocol.DefaultRequestSpec()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.shutdownTimeout <= 0 {
+		s.shutdownTimeout = 30 * time.Second
+	}
+	s.live.Store(tunablesOf(c))
+	s.m = newMetrics(s.q)
+	s.circuit = &circuit{
+		log: s.log,
+		backoff: func() (time.Duration, time.Duration) {
+			t := s.live.Load()
+			return t.backoff, t.backoffMax
+		},
+		setOpen: func(open bool) {
+			if open {
+				s.m.circuit.Set(1)
+			} else {
+				s.m.circuit.Set(0)
+			}
+		},
+	}
+	s.client = &client{
+		remotes:   slices.Clone(c.Remote),
+		tls:       tc,
+		keepalive: c.Keepalive,
+		live:      s.live.Load,
+		circuit:   s.circuit,
+	}
+	s.circuit.probe = s.client.probe
+	s.w = &watcher{
+		dir:      s.dirs.spool,
+		q:        s.q,
+		interval: func() time.Duration { return s.live.Load().scanInterval },
+		special:  func(name string, fi fs.FileInfo) { s.failSpecial(s.dirs.spool, name, fi) },
+		onError: func(op string, err error) {
+			s.log.Warn("spool watch: "+op, "err", err)
+		},
+	}
+	s.bufs.New = func() any { return new(workBuf) }
+	if o.Registerer != nil {
+		if err := s.m.register(o.Registerer); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Started is closed once Run has restored the claims left in .inflight and
+// scanned the spool: the moment to tell systemd READY=1.
+func (s *Sender) Started() <-chan struct{} { return s.started }
+
+// Ready reports nil when the sender is started, its spool readable and the
+// circuit closed; else why not (for /readyz).
+func (s *Sender) Ready() error {
+	select {
+	case <-s.started:
+	default:
+		return errors.New("starting")
+	}
+	if open, since, cause := s.circuit.isOpen(); open {
+		return fmt.Errorf("circuit open since %s: remote unreachable: %v", since.Format(time.RFC3339), cause)
+	}
+	if p := s.w.scanErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Reload applies the live keys of c: workers, timeout, retries,
+// connect_timeout, retry_backoff(_max), settle and scan_interval. Lowering
+// workers takes effect as claims finish. Other keys that changed are
+// logged as needing a restart. It is safe to call while Run runs.
+func (s *Sender) Reload(c conf.Sender) {
+	old := s.live.Load()
+	t := tunablesOf(c)
+	if t.workers < 1 {
+		t.workers = 1
+	}
+	s.live.Store(t)
+	s.slots.setLimit(t.workers)
+	s.client.trim()
+	s.q.setSettle(t.settle)
+	if *old != *t {
+		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries,
+			"connect_timeout", t.connectTimeout, "retry_backoff", t.backoff, "retry_backoff_max", t.backoffMax,
+			"settle", t.settle, "scan_interval", t.scanInterval)
+	}
+	for _, k := range []struct {
+		key     string
+		changed bool
+	}{
+		{"sender.remote", !slices.Equal(c.Remote, s.cfg.Remote)},
+		{"sender.spool_dir", c.SpoolDir != s.cfg.SpoolDir},
+		{"sender.failed_dir", c.FailedDir != s.cfg.FailedDir},
+		{"sender.sent_dir", c.SentDir != s.cfg.SentDir},
+		{"sender.keepalive", c.Keepalive != s.cfg.Keepalive},
+		{"sender.tls", c.TLS != s.cfg.TLS},
+		{"sender.admin_listen", c.AdminListen != s.cfg.AdminListen},
+	} {
+		if k.changed {
+			s.log.Warn("configuration change needs a restart to take effect", "key", k.key)
+		}
+	}
+}
+
+// Run sends until ctx is done, then drains: it stops claiming, lets the
+// attempts in flight finish (for at most the shutdown timeout, then cuts
+// them off), puts unfinished claims back into the spool, and returns nil.
+// It returns an error when it cannot start (directories, lock, watcher).
+// Run may be called once.
+func (s *Sender) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("sender: Run called twice")
+	}
+	if err := s.dirs.ensure(); err != nil {
+		return err
+	}
+	lock, err := fsutil.Lock(s.dirs.spool, lockName)
+	if err != nil {
+		return fmt.Errorf("lock spool %s: %w", s.dirs.spool, err)
+	}
+	defer lock.Close()
+	fw, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return fmt.Errorf("watch spool: %w", err)
+	}
+	defer fw.Close()
+	if err := fw.Add(s.dirs.spool); err != nil {
+		return fmt.Errorf("watch spool %s: %w", s.dirs.spool, err)
+	}
+	restored, err := s.restore()
+	if err != nil {
+		return err
+	}
+	if err := s.w.scan(); err != nil {
+		return err
+	}
+	pending, _ := s.q.stats()
+	t := s.live.Load()
+	s.log.Info("sender started", "spool", s.dirs.spool, "remote", strings.Join(s.cfg.Remote, ","),
+		"pending", pending, "restored", restored, "workers", t.workers, "timeout", t.timeout, "retries", t.retries)
+	close(s.started)
+
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	var bg, workers sync.WaitGroup
+	s.circuit.start(ctx, &bg)
+	bg.Go(func() { s.w.run(ctx, fw) })
+	bg.Go(func() { s.summary(ctx) })
+	s.pick(ctx, hard, &workers)
+
+	s.log.Info("sender draining", "inflight", s.slots.inUse(), "shutdown_timeout", s.shutdownTimeout)
+	cut := time.AfterFunc(s.shutdownTimeout, func() {
+		s.log.Warn("shutdown timeout: cutting off the attempts in flight")
+		cancelHard()
+	})
+	workers.Wait()
+	cut.Stop()
+	for _, e := range s.q.takeRestored() {
+		s.putBackClaim(e.name)
+	}
+	bg.Wait()
+	s.client.closeIdle()
+	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load())
+	return nil
+}
+
+// restore takes back the claims left in .inflight by an earlier run: they
+// are sent first. Sidecars of claims that are gone and temporary files
+// are removed; non-regular files go to failed_dir.
+func (s *Sender) restore() (int, error) {
+	des, err := os.ReadDir(s.dirs.inflight)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", s.dirs.inflight, err)
+	}
+	claims := make(map[string]bool)
+	for _, de := range des {
+		if name := de.Name(); name[0] != '.' && de.Type().IsRegular() {
+			claims[name] = true
+		}
+	}
+	var es []*entry
+	for _, de := range des {
+		name := de.Name()
+		path := filepath.Join(s.dirs.inflight, name)
+		if name[0] == '.' {
+			if de.Type().IsRegular() && !(strings.HasSuffix(name, ".ack") && claims[strings.TrimSuffix(name[1:], ".ack")]) {
+				if err := os.Remove(path); err != nil {
+					s.log.Warn("remove leftover", "path", path, "err", err)
+				}
+			}
+			continue
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("restore claim", "path", path, "err", err)
+			}
+			continue
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			es = append(es, &entry{name: name, size: fi.Size(), mtime: fi.ModTime().UnixNano()})
+		case fi.IsDir():
+		default:
+			s.failSpecial(s.dirs.inflight, name, fi)
+		}
+	}
+	slices.SortFunc(es, func(a, b *entry) int {
+		if c := cmp.Compare(a.mtime, b.mtime); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	s.q.restore(es)
+	return len(es), nil
+}
+
+// pick claims files and starts a worker for each, at most workers at
+// once, until ctx is done.
+func (s *Sender) pick(ctx, hard context.Context, workers *sync.WaitGroup) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		if err := s.slots.acquire(ctx); err != nil {
+			return
+		}
+		e, restored, err := s.nextClaim(ctx, timer)
+		if err != nil {
+			s.slots.release()
+			return
+		}
+		s.m.inflight.Inc()
+		workers.Go(func() {
+			s.process(ctx, hard, e.name, restored)
+			s.q.done(e.name)
+			s.m.inflight.Dec()
+			s.slots.release()
+		})
+	}
+}
+
+// nextClaim waits for the circuit to be closed and a file to be ready, and
+// claims it.
+func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool, error) {
+	for {
+		if err := s.circuit.wait(ctx); err != nil {
+			return nil, false, err
+		}
+		now := time.Now()
+		e, restored, wait := s.q.next(now)
+		if e != nil {
+			if restored || s.claim(e, now) {
+				return e, restored, nil
+			}
+			continue
+		}
+		if wait > 0 {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-s.q.changed:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// claim checks that a settled file is still there and unchanged, and
+// renames it into .inflight.
+func (s *Sender) claim(e *entry, now time.Time) bool {
+	fi, err := os.Lstat(filepath.Join(s.dirs.spool, e.name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false
+	case err != nil:
+		s.log.Warn("stat spool file", "name", e.name, "err", err)
+		return false
+	case fi.IsDir():
+		return false
+	case !fi.Mode().IsRegular():
+		s.failSpecial(s.dirs.spool, e.name, fi)
+		return false
+	case fi.Size() != e.size || fi.ModTime().UnixNano() != e.mtime:
+		s.q.observe(e.name, fi, now) // still being written: settle again
+		return false
+	}
+	if err := s.dirs.claim(e.name); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("claim failed", "err", err)
+		}
+		return false
+	}
+	s.q.claimed(e.name)
+	return true
+}
+
+// failSpecial moves a symlink, FIFO, device or socket to failed_dir
+// without opening it.
+func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
+	why := describeMode(fi.Mode())
+	final, err := s.dirs.fail(filepath.Join(dir, name), name, failure{
+		file: name, lines: "-", reason: "not a regular file: " + why + "; never opened",
+	})
+	if err != nil {
+		s.log.Error("move non-regular file to failed_dir", "name", name, "err", err)
+		return
+	}
+	s.log.Warn("moved non-regular file to failed_dir", "name", name, "type", why, "to", final)
+}
+
+// putBack returns an unfinished claim to the spool (see dirs.putBack).
+func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time) {
+	final, err := s.dirs.putBack(name, data, offset, mtime)
+	if err != nil {
+		s.log.Error("put claim back into the spool; it stays in .inflight and is sent at the next start", "name", name, "err", err)
+		return
+	}
+	s.log.Debug("claim put back", "name", name, "to", final)
+}
+
+// summary logs what happened once a minute, when anything did.
+func (s *Sender) summary(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	var last [3]int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := [3]int64{s.delivered.Load(), s.rejected.Load(), s.failed.Load()}
+		pending, _ := s.q.stats()
+		if cur == last && pending == 0 {
+			continue
+		}
+		s.log.Info("summary", "delivered", cur[0]-last[0], "rejected", cur[1]-last[1], "failed", cur[2]-last[2],
+			"pending", pending, "inflight", s.slots.inUse())
+		last = cur
+	}
+}
+
+// limiter bounds the files in flight; its limit can change at any time. One
+// goroutine acquires, any releases.
+type limiter struct {
+	mu       sync.Mutex
+	n, limit int
+	wake     chan struct{}
+}
+
+func newLimiter(limit int) *limiter {
+	return &limiter{limit: limit, wake: make(chan struct{}, 1)}
+}
+
+func (l *limiter) acquire(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if l.n < l.limit {
+			l.n++
+			l.mu.Unlock()
+			return nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.n--
+	l.mu.Unlock()
+	l.signal()
+}
+
+func (l *limiter) setLimit(n int) {
+	l.mu.Lock()
+	l.limit = n
+	l.mu.Unlock()
+	l.signal()
+}
+
+func (l *limiter) inUse() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
+func (l *limiter) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
