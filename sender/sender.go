@@ -45,10 +45,10 @@ type Options struct {
 
 // tunables are the keys that change on Reload.
 type tunables struct {
-	workers, retries                     int
-	timeout, connectTimeout              time.Duration
-	backoff, backoffMax                  time.Duration
-	settle, scanInterval                 time.Duration
+	workers, retries        int
+	timeout, connectTimeout time.Duration
+	backoff, backoffMax     time.Duration
+	settle, scanInterval    time.Duration
 }
 
 func tunablesOf(c conf.Sender) *tunables {
