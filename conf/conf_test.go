@@ -1,0 +1,465 @@
+package conf
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"spoolgate/protocol"
+)
+
+func TestMain(m *testing.M) {
+	// The tests set what they need; nothing from the caller's environment.
+	for _, k := range keys {
+		os.Unsetenv(envName(k.name))
+	}
+	os.Unsetenv(EnvConfig)
+	goleak.VerifyTestMain(m)
+}
+
+// write writes a config file into a temp dir and returns its path.
+func write(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestShippedFilesLoad(t *testing.T) {
+	files, err := filepath.Glob("*.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("shipped files %v, want conf.properties and local.properties", files)
+	}
+	good, err := filepath.Glob("testdata/good_*.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append(files, good...) {
+		t.Run(f, func(t *testing.T) {
+			if _, err := Load(f); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestConfPropertiesIsTheDefault proves conf.properties writes out exactly
+// the built-in defaults.
+func TestConfPropertiesIsTheDefault(t *testing.T) {
+	c, err := Load("conf.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, restart := c.LiveDiff(Default()); live != nil || restart != nil {
+		t.Errorf("conf.properties differs from the defaults: %v %v", live, restart)
+	}
+}
+
+// TestConfPropertiesListsEveryKey checks that conf.properties has every key
+// in the order of SPEC §5, each with a comment line above it.
+func TestConfPropertiesListsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("conf.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	prev := ""
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if !strings.HasPrefix(line, "#") {
+			key, _, _ := strings.Cut(line, " ")
+			if _, _, isRule := ruleKey(key); !isRule {
+				got = append(got, key)
+				if !strings.HasPrefix(prev, "#") {
+					t.Errorf("%s has no comment line above it", key)
+				}
+			}
+		}
+		prev = line
+	}
+	var want []string
+	for _, k := range keys {
+		if k.name != "protocol.result.fields" { // commented out: the request spec
+			want = append(want, k.name)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("keys in conf.properties:\n%v\nwant\n%v", got, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c := Default()
+	r, s, g := c.Receiver, c.Sender, c.Log
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"receiver.listen", r.Listen, "0.0.0.0:9010"},
+		{"receiver.data_dir", r.DataDir, "/var/spool/spoolgate/request"},
+		{"receiver.publish", r.Publish, "rename"},
+		{"receiver.fsync", r.Fsync, "always"},
+		{"receiver.max_conns", r.MaxConns, 512},
+		{"receiver.max_message_bytes", r.MaxMessageBytes, 9999},
+		{"receiver.read_timeout", r.ReadTimeout, 10 * time.Second},
+		{"receiver.idle_timeout", r.IdleTimeout, 60 * time.Second},
+		{"receiver.write_timeout", r.WriteTimeout, 5 * time.Second},
+		{"receiver.allow", len(r.Allow), 0},
+		{"receiver.dedup_window", r.DedupWindow, 10 * time.Minute},
+		{"receiver.dedup_key", r.DedupKey, []string{"org_code", "process_no"}},
+		{"receiver.tls", r.TLS.Cert + r.TLS.Key + r.TLS.ClientCA, ""},
+		{"receiver.admin_listen", r.AdminListen, "127.0.0.1:9011"},
+		{"sender.remote", len(s.Remote), 0},
+		{"sender.spool_dir", s.SpoolDir, "/var/spool/spoolgate/outbox"},
+		{"sender.failed_dir", s.FailedDir, "/var/spool/spoolgate/failed"},
+		{"sender.sent_dir", s.SentDir, ""},
+		{"sender.workers", s.Workers, 8},
+		{"sender.timeout", s.Timeout, 5 * time.Second},
+		{"sender.retries", s.Retries, 3},
+		{"sender.connect_timeout", s.ConnectTimeout, 3 * time.Second},
+		{"sender.retry_backoff", s.RetryBackoff, time.Second},
+		{"sender.retry_backoff_max", s.RetryBackoffMax, 60 * time.Second},
+		{"sender.keepalive", s.Keepalive, true},
+		{"sender.scan_interval", s.ScanInterval, 5 * time.Second},
+		{"sender.settle", s.Settle, time.Second},
+		{"sender.tls", s.TLS.CA + s.TLS.Cert + s.TLS.Key + s.TLS.ServerName, ""},
+		{"sender.admin_listen", s.AdminListen, "127.0.0.1:9012"},
+		{"log.dir", g.Dir, "/var/log/spoolgate"},
+		{"log.level", g.Level, "info"},
+		{"log.format", g.Format, "text"},
+		{"log.max_size_mb", g.MaxSizeMB, 100},
+		{"log.max_backups", g.MaxBackups, 30},
+		{"log.max_age_days", g.MaxAgeDays, 30},
+		{"log.compress", g.Compress, true},
+		{"log.rotate_daily", g.RotateDaily, true},
+		{"shutdown_timeout", c.ShutdownTimeout, 30 * time.Second},
+		{"admin.pprof", c.AdminPprof, false},
+		{"protocol.request", c.Protocol.Request, protocol.DefaultRequestSpec()},
+		{"protocol.result", c.Protocol.Result, protocol.DefaultRequestSpec()},
+	}
+	for _, ck := range checks {
+		t.Run(ck.name, func(t *testing.T) {
+			if !reflect.DeepEqual(ck.got, ck.want) {
+				t.Errorf("%v, want %v", ck.got, ck.want)
+			}
+		})
+	}
+}
+
+func TestLocalProperties(t *testing.T) {
+	c, err := Load("local.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RequireSender(); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{c.Receiver.Listen, c.Receiver.AdminListen, strings.Join(c.Sender.Remote, ","), c.Sender.AdminListen,
+		c.Receiver.DataDir, c.Sender.SpoolDir, c.Sender.FailedDir, c.Sender.SentDir, c.Log.Dir}
+	want := []string{"127.0.0.1:9010", "127.0.0.1:9011", "127.0.0.1:9010", "127.0.0.1:9012",
+		"var/request", "var/outbox", "var/failed", "var/sent", ""}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+	if c.Sender.Settle != 200*time.Millisecond || c.Sender.ScanInterval != 2*time.Second {
+		t.Errorf("settle %v scan_interval %v", c.Sender.Settle, c.Sender.ScanInterval)
+	}
+}
+
+func TestGoodCustom(t *testing.T) {
+	c, err := Load("testdata/good_custom.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, s, g := c.Receiver, c.Sender, c.Log
+	allow := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.5/32"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8"),
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"mixed-case key, ':' separator", r.Listen, "[::]:9443"},
+		{"allow", r.Allow, allow},
+		{"'=' without blanks", r.Publish, "append"},
+		{"blank separator", r.Fsync, "never"},
+		{"dedup", [2]any{r.DedupWindow, r.DedupKey}, [2]any{time.Hour, []string{"org", "ref"}}},
+		{"tls", [3]string{r.TLS.Cert, r.TLS.Key, r.TLS.ClientCA}, [3]string{"testdata/tls/cert.pem", "testdata/tls/key.pem", "testdata/tls/ca.pem"}},
+		{"admin off", r.AdminListen, ""},
+		{"continued line", s.Remote, []string{"primary.example:9010", "10.9.9.9:9010"}},
+		{"sent_dir", s.SentDir, "/srv/sent"},
+		{"sender tls", [2]string{s.TLS.CA, s.TLS.ServerName}, [2]string{"testdata/tls/ca.pem", "gate.example"}},
+		{"backoff", [2]time.Duration{s.RetryBackoff, s.RetryBackoffMax}, [2]time.Duration{250 * time.Millisecond, 250 * time.Millisecond}},
+		{"settle 0s", s.Settle, time.Duration(0)},
+		{"log", g, Log{Dir: "", Level: "debug", Format: "json", MaxSizeMB: 100, MaxBackups: 0, MaxAgeDays: 30, Compress: false, RotateDaily: true}},
+		{"pprof", c.AdminPprof, true},
+		{"request fields", c.Protocol.Request.Names(), []string{"length", "kind", "org", "ref", "body"}},
+		{"result fields", c.Protocol.Result.Names(), []string{"length", "kind", "ref", "status"}},
+	}
+	for _, ck := range checks {
+		t.Run(ck.name, func(t *testing.T) {
+			if !reflect.DeepEqual(ck.got, ck.want) {
+				t.Errorf("%v, want %v", ck.got, ck.want)
+			}
+		})
+	}
+	// The specs work: a request of the custom spec parses.
+	msg, err := c.Protocol.Request.Encode("ORD", "ABC", "000000000042", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Protocol.Request.Parse(msg[:len(msg)-1]); err != nil {
+		t.Errorf("parse %q: %v", msg, err)
+	}
+}
+
+func TestBadFiles(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{"bad_duration_bare", `receiver.read_timeout = "5": a duration needs a unit, e.g. 5s`},
+		{"bad_duration_zero", `receiver.dedup_window = "0": a duration needs a unit, e.g. 0s`},
+		{"bad_duration_negative", `sender.settle = "-1s": a duration >= 0, e.g. 5s`},
+		{"bad_duration_timeout_zero", `sender.timeout = "0s": a duration > 0, e.g. 5s`},
+		{"bad_duration_garbage", `shutdown_timeout = "soon": a duration like 5s or 250ms`},
+		{"bad_unknown_key", `receiver.lisen = "0.0.0.0:9011": unknown key (did you mean receiver.listen?)`},
+		{"bad_unknown_key_far", `frobnicate = "yes": unknown key`},
+		{"bad_duplicate_key", `sender.workers = "8": set twice (lines 1 and 3)`},
+		{"bad_cidr", `receiver.allow = "10.0.0.0/8, 10.1.0.0/33": comma-separated CIDRs like 10.0.0.0/8,192.168.1.5 (bad "10.1.0.0/33")`},
+		{"bad_cidr_zone", `receiver.allow = "fe80::1%eth0": comma-separated CIDRs like 10.0.0.0/8,192.168.1.5 (bad "fe80::1%eth0")`},
+		{"bad_workers_zero", `sender.workers = "0": an integer >= 1`},
+		{"bad_retries_negative", `sender.retries = "-1": an integer >= 0`},
+		{"bad_max_message_bytes", `receiver.max_message_bytes = "10000": an integer from 16 to 9999`},
+		{"bad_max_conns", `receiver.max_conns = "lots": an integer >= 1`},
+		{"bad_publish", `receiver.publish = "sometimes": one of rename, append`},
+		{"bad_fsync", `receiver.fsync = "sometimes": one of always, never`},
+		{"bad_log_level", `log.level = "loud": one of debug, info, warn, error`},
+		{"bad_log_format", `log.format = "xml": one of text, json`},
+		{"bad_bool", `sender.keepalive = "yes": true or false`},
+		{"bad_listen", `receiver.listen = "9010": host:port with a port from 0 to 65535, e.g. 0.0.0.0:9010`},
+		{"bad_admin_listen", `receiver.admin_listen = "localhost:99999": host:port with a port from 0 to 65535, e.g. 0.0.0.0:9010`},
+		{"bad_remote", `sender.remote = "10.1.2.3:9010,backup.example": comma-separated host:port with a port from 1 to 65535, e.g. 10.1.2.3:9010 (bad "backup.example")`},
+		{"bad_remote_port_zero", `sender.remote = "10.1.2.3:0": host:port with a port from 1 to 65535, e.g. 10.1.2.3:9010`},
+		{"bad_backoff_order", `sender.retry_backoff = "2m": at most sender.retry_backoff_max (1m0s)`},
+		{"bad_tls_half", `receiver.tls.key = "": set together with receiver.tls.cert`},
+		{"bad_tls_client_ca_alone", `receiver.tls.cert = "": required with receiver.tls.client_ca (mutual TLS needs TLS)`},
+		{"bad_tls_missing_file", `sender.tls.ca = "testdata/tls/nope.pem": a readable file (no such file or directory)`},
+		{"bad_data_dir_empty", `receiver.data_dir = "": a directory path`},
+		{"bad_same_dirs", `sender.failed_dir = "/srv/spool/": a directory other than sender.spool_dir`},
+		{"bad_spool_is_data_dir", `sender.spool_dir = "/srv/gate": a directory other than receiver.data_dir`},
+		{"bad_rule", `protocol.request.field.org_code = "class A-Z0-9 2-10": class needs bytes and a length range, e.g. class A-Z0-9 2..10`},
+		{"bad_rule_missing", `protocol.request.field.org_code = "": a rule for field org_code, e.g. text 0..100`},
+		{"bad_rule_not_listed", `protocol.request.field.extra = "digits 3": extra is not in protocol.request.fields`},
+		{"bad_rule_without_fields", `protocol.request.field.payload = "text 0..100": needs protocol.request.fields to list the fields in order`},
+		{"bad_fields_name", `protocol.request.fields = "length,Type": comma-separated field names of a-z, 0-9 and _ (bad "Type")`},
+		{"bad_length_not_first", `protocol.result.field.type = "const RES": the first field, and only the first, is the length field: length 4`},
+		{"bad_dedup_key", `receiver.dedup_key = "org_code,client_no": client_no is not a field of the request spec (length,type,process_no,sent_at,org_code,service_code,key,payload,filler)`},
+		{"bad_dedup_key_empty", `receiver.dedup_key = "": at least one field of the request spec, e.g. org_code,process_no (or receiver.dedup_window=0s)`},
+		{"bad_escape", `line 2: bad escape \u12G4: want \uXXXX`},
+	}
+	files, err := filepath.Glob("testdata/bad_*.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != len(tests) {
+		t.Errorf("%d bad files, %d table cases", len(files), len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			name := tt.file + ".properties"
+			_, err := Load(filepath.Join("testdata", name))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v (%T), want a *conf.Error", err, err)
+			}
+			if want := name + ": " + tt.want; err.Error() != want {
+				t.Errorf("error\n%s\nwant\n%s", err, want)
+			}
+			if strings.ContainsAny(err.Error(), "\r\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestUnreadableFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "missing.properties")
+	_, err := Load(p)
+	var ce *Error
+	if err == nil || errors.As(err, &ce) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("error %v, want a wrapped not-exist error", err)
+	}
+	if want := "read config: open " + p + ": no such file or directory"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	file := "sender.remote = 10.1.2.3:9010\nreceiver.dedup_window = 5m\nlog.dir = /srv/log\n" +
+		"protocol.request.fields = length,type,process_no,org_code\n" +
+		"protocol.request.field.length = length 4\nprotocol.request.field.type = const REQ\n" +
+		"protocol.request.field.process_no = digits 9\nprotocol.request.field.org_code = class A-Z 2..4\n"
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(c *Config) any // returns the value looked at
+		want  any
+		err   string
+	}{
+		{"no env", nil, func(c *Config) any { return c.Receiver.DedupWindow }, 5 * time.Minute, ""},
+		{"overrides the file", map[string]string{"SPOOLGATE_RECEIVER_DEDUP_WINDOW": "1m"},
+			func(c *Config) any { return c.Receiver.DedupWindow }, time.Minute, ""},
+		{"overrides a default", map[string]string{"SPOOLGATE_SENDER_WORKERS": "2"},
+			func(c *Config) any { return c.Sender.Workers }, 2, ""},
+		{"remote list", map[string]string{"SPOOLGATE_SENDER_REMOTE": "a.example:1,b.example:2"},
+			func(c *Config) any { return c.Sender.Remote }, []string{"a.example:1", "b.example:2"}, ""},
+		{"nested key", map[string]string{"SPOOLGATE_SENDER_TLS_SERVER_NAME": "gate.example"},
+			func(c *Config) any { return c.Sender.TLS.ServerName }, "gate.example", ""},
+		{"top-level key", map[string]string{"SPOOLGATE_SHUTDOWN_TIMEOUT": "2s"},
+			func(c *Config) any { return c.ShutdownTimeout }, 2 * time.Second, ""},
+		{"empty overrides too", map[string]string{"SPOOLGATE_LOG_DIR": ""},
+			func(c *Config) any { return c.Log.Dir }, "", ""},
+		{"field rule", map[string]string{"SPOOLGATE_PROTOCOL_REQUEST_FIELD_ORG_CODE": "class A-Z 2..10"},
+			func(c *Config) any { return c.Protocol.Request.Fields()[3].Rule.String() }, "class A-Z 2..10", ""},
+		{"bad value names the variable", map[string]string{"SPOOLGATE_RECEIVER_READ_TIMEOUT": "5"}, nil, nil,
+			`$SPOOLGATE_RECEIVER_READ_TIMEOUT: receiver.read_timeout = "5": a duration needs a unit, e.g. 5s`},
+		{"bad rule names the variable", map[string]string{"SPOOLGATE_PROTOCOL_REQUEST_FIELD_TYPE": "const"}, nil, nil,
+			`$SPOOLGATE_PROTOCOL_REQUEST_FIELD_TYPE: protocol.request.field.type = "const": const needs a text without | CR LF NUL, e.g. const REQ`},
+		{"SPOOLGATE_CONFIG is not a key", map[string]string{"SPOOLGATE_CONFIG": "/elsewhere"},
+			func(c *Config) any { return c.Sender.Workers }, 8, ""},
+	}
+	p := write(t, "conf.properties", file)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(p)
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("error %v, want %s", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tt.check(c); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultIgnoresEnv(t *testing.T) {
+	t.Setenv("SPOOLGATE_SENDER_WORKERS", "2")
+	if w := Default().Sender.Workers; w != 8 {
+		t.Errorf("Default().Sender.Workers = %d, want 8", w)
+	}
+}
+
+func TestPath(t *testing.T) {
+	tests := []struct{ flag, env, want string }{
+		{"/a.properties", "/b.properties", "/a.properties"},
+		{"", "/b.properties", "/b.properties"},
+		{"", "", DefaultPath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.want, func(t *testing.T) {
+			t.Setenv(EnvConfig, tt.env)
+			if got := Path(tt.flag); got != tt.want {
+				t.Errorf("Path(%q) = %q, want %q", tt.flag, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequireSender(t *testing.T) {
+	c, err := Load("conf.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.RequireSender()
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v, want a *conf.Error", err)
+	}
+	if want := `conf.properties: sender.remote = "": required: host:port of the remote receiver`; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	c, err = Load("testdata/good_minimal.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RequireSender(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestLiveDiff(t *testing.T) {
+	base := "sender.remote = 10.1.2.3:9010\n"
+	tests := []struct {
+		name          string
+		change        string
+		live, restart []string
+	}{
+		{"same", "", nil, nil},
+		{"same value written differently", "receiver.read_timeout = 10000ms\nlog.level = INFO\n", nil, nil},
+		{"live", "log.level = debug\nreceiver.max_conns = 10\nreceiver.allow = 10.0.0.0/8\nsender.workers = 2\nsender.retry_backoff = 2s\n",
+			[]string{"receiver.max_conns", "receiver.allow", "sender.workers", "sender.retry_backoff", "log.level"}, nil},
+		{"restart", "receiver.listen = 127.0.0.1:1\nreceiver.fsync = never\nlog.format = json\n",
+			nil, []string{"receiver.listen", "receiver.fsync", "log.format"}},
+		{"both", "sender.timeout = 1s\nsender.remote = 10.1.2.4:9010\n",
+			[]string{"sender.timeout"}, []string{"sender.remote"}},
+		{"spec", "protocol.result.fields = length,type\nprotocol.result.field.length = length 4\nprotocol.result.field.type = const RES\n",
+			nil, []string{"protocol.result.*"}},
+	}
+	old, err := Load(write(t, "conf.properties", base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := base
+			if strings.Contains(tt.change, "sender.remote") {
+				body = ""
+			}
+			c, err := Load(write(t, "conf.properties", body+tt.change))
+			if err != nil {
+				t.Fatal(err)
+			}
+			live, restart := c.LiveDiff(old)
+			if !slices.Equal(live, tt.live) || !slices.Equal(restart, tt.restart) {
+				t.Errorf("LiveDiff = %v, %v; want %v, %v", live, restart, tt.live, tt.restart)
+			}
+		})
+	}
+	if live, restart := old.LiveDiff(nil); len(live)+len(restart) != len(keys) {
+		t.Errorf("diff against nil lists %d keys, want %d", len(live)+len(restart), len(keys))
+	}
+}
+
+func TestErrorOneLine(t *testing.T) {
+	_, err := Load(write(t, "x.properties", `we\nird = va\nlue`))
+	if err == nil || strings.ContainsAny(err.Error(), "\n\r") {
+		t.Fatalf("error %q", err)
+	}
+	if want := `x.properties: "we\nird" = "va\nlue": unknown key`; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
