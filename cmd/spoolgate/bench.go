@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"spoolgate/internal/bench"
+)
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("bench", stderr)
+	var o bench.Options
+	fs.StringVar(&o.Addr, "addr", "", "HOST:PORT of the receiver under test")
+	fs.IntVar(&o.Clients, "c", 16, "concurrent clients")
+	fs.IntVar(&o.Count, "n", 10000, "messages in all (ignored with -d)")
+	fs.DurationVar(&o.Duration, "d", 0, "run for this long instead of -n messages")
+	fs.BoolVar(&o.KeepAlive, "keepalive", false, "one connection per client (default: one per message)")
+	fs.IntVar(&o.Payload, "payload", 20, "payload bytes per message (0..8000)")
+	fs.IntVar(&o.InvalidEvery, "invalid-every", 0, "make every Nth message invalid (0: none)")
+	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per message: connect, write and reply")
+	fs.IntVar(&o.Base, "base", int(time.Now().UnixNano()/1000%900_000_000), "first process_no (default: from the clock, so runs do not collide in the duplicate window)")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	null := fs.String("null", "", "serve the null reference on ADDR (answers 200 to every line, stores nothing) until interrupted")
+	if fs.Parse(args) != nil || fs.NArg() > 0 {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *null != "" {
+		ln, err := net.Listen("tcp", *null)
+		if err != nil {
+			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "null reference listening on %s\n", ln.Addr())
+		if err := bench.ServeNull(ctx, ln); err != nil {
+			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if o.Addr == "" {
+		fmt.Fprintln(stderr, "spoolgate bench: -addr HOST:PORT (or -null ADDR) is required")
+		return 2
+	}
+	if o.Duration > 0 {
+		o.Count = 0
+	}
+	r, err := bench.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+	} else {
+		fmt.Fprintln(stdout, r)
+	}
+	if r.Errors > 0 {
+		return 1
+	}
+	return 0
+}

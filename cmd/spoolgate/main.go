@@ -1,0 +1,58 @@
+// Command spoolgate is the operator's tool for a spoolgate gateway:
+//
+//	spoolgate check   [-config PATH]                  validate the config; exit 0 or 2
+//	spoolgate send    -addr HOST:PORT [MESSAGE…]      send messages (or stdin lines), print each reply
+//	spoolgate status  [-config PATH] [-json]          pending, oldest pending age, in flight, failed
+//	spoolgate requeue [-config PATH] (-all | FILE…)   move failed files back into the spool
+//	spoolgate bench   -addr HOST:PORT -c N -n COUNT   load generator; -null ADDR serves the reference
+//
+// Exit codes: 0 success, 1 failure (a reply other than 200, a connection
+// error), 2 bad usage or a bad config.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: spoolgate COMMAND [flags]
+
+commands:
+  check    [-config PATH]                   validate the config (exit 0, or 2 with the error)
+  send     -addr HOST:PORT [MESSAGE...]     send messages (or stdin lines), print each reply
+  status   [-config PATH] [-json]           spool: pending, oldest pending age, in flight, failed
+  requeue  [-config PATH] (-all | FILE...)  move failed files back into the spool
+  bench    -addr HOST:PORT -c N -n COUNT    load generator (-null ADDR serves the reference)
+
+Run 'spoolgate COMMAND -h' for a command's flags.
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "check":
+		return runCheck(rest, stdout, stderr)
+	case "send":
+		return runSend(rest, stdin, stdout, stderr)
+	case "status":
+		return runStatus(rest, stdout, stderr)
+	case "requeue":
+		return runRequeue(rest, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "spoolgate: unknown command %q\n%s", cmd, usage)
+	return 2
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: formatting, vet, and every test with the race detector.
+# Works from a fresh clone; installs what the suite needs when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+	if need apt-get && [ "$(id -u)" = 0 ]; then
+		echo "test.sh: installing $*" >&2
+		apt-get update -qq >/dev/null 2>&1 || true
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+	else
+		echo "test.sh: please install: $*" >&2
+	fi
+}
+if ! need go && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
+need go || { echo "test.sh: Go is required (https://go.dev/dl/), see go.mod for the version" >&2; exit 1; }
+need flock || apt_install util-linux
+need systemd-analyze || apt_install systemd || true
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 15m "$@" ./...
