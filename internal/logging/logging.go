@@ -36,8 +36,8 @@ type Logging struct {
 // New builds the logger of daemon ("receiver", "sender") from cfg. With
 // cfg.Dir empty it writes to stderr, else to cfg.Dir/<daemon>.log, creating
 // the directory; the file is opened now so a permission problem shows at
-// start. It returns an error for an unknown level or format or an
-// unwritable log file. Close the Logging when done.
+// start; a nil stderr means os.Stderr. It returns an error for an unknown
+// level or format or an unwritable log file. Close the Logging when done.
 func New(cfg conf.Log, daemon string, stderr io.Writer) (*Logging, error) {
 	return newLogging(cfg, daemon, stderr, time.Now)
 }
@@ -54,6 +54,9 @@ func newLogging(cfg conf.Log, daemon string, stderr io.Writer, now func() time.T
 	}
 	l := &Logging{Level: lv}
 	w := stderr
+	if w == nil {
+		w = os.Stderr
+	}
 	if cfg.Dir != "" {
 		f, err := openFile(cfg, daemon, now)
 		if err != nil {
