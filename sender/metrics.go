@@ -69,7 +69,7 @@ func newMetrics(q *queue) *metrics {
 	})
 	oldest := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spoolgate_sender_oldest_pending_seconds",
-		Help: "Age (by modification time) of the oldest pending file; 0 when none.",
+		Help: "Age (by modification time) of the oldest file not yet delivered, pending or in flight; 0 when none.",
 	}, func() float64 {
 		_, t := q.stats()
 		if t == 0 {

@@ -85,7 +85,7 @@ type queue struct {
 	ready    entryHeap
 	blocked  map[string]*entry
 	restored []*entry            // oldest first; served before the spool
-	inflight map[string]struct{} // names claimed and not finished
+	inflight map[string]int64    // names claimed and not finished: their mtime
 	changed  chan struct{}       // signalled (non-blocking) when a pick may succeed
 }
 
@@ -95,7 +95,7 @@ func newQueue(settle time.Duration) *queue {
 		byName:   make(map[string]*entry),
 		ready:    entryHeap{byMtime: true},
 		blocked:  make(map[string]*entry),
-		inflight: make(map[string]struct{}),
+		inflight: make(map[string]int64),
 		changed:  make(chan struct{}, 1),
 	}
 }
@@ -195,7 +195,7 @@ func (q *queue) restore(es []*entry) {
 	for _, e := range es {
 		e.where = inRestored
 		q.restored = append(q.restored, e)
-		q.inflight[e.name] = struct{}{}
+		q.inflight[e.name] = e.mtime
 	}
 	q.notify()
 }
@@ -239,11 +239,11 @@ func (q *queue) next(now time.Time) (e *entry, restored bool, wait time.Duration
 	return nil, false, wait
 }
 
-// claimed marks name as in flight: a spool file of the same name waits
-// until done(name).
-func (q *queue) claimed(name string) {
+// claimed marks e as in flight: a spool file of the same name waits until
+// done(e.name).
+func (q *queue) claimed(e *entry) {
 	q.mu.Lock()
-	q.inflight[name] = struct{}{}
+	q.inflight[e.name] = e.mtime
 	q.mu.Unlock()
 }
 
@@ -275,7 +275,8 @@ func (q *queue) takeRestored() []*entry {
 }
 
 // stats returns the number of pending files (spool and restored) and the
-// modification time of the oldest (Unix ns; 0 when none).
+// modification time of the oldest file not yet delivered, pending or in
+// flight (Unix ns; 0 when none).
 func (q *queue) stats() (pending int, oldest int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -288,8 +289,8 @@ func (q *queue) stats() (pending int, oldest int64) {
 	if q.ready.Len() > 0 {
 		min(q.ready.items[0].mtime)
 	}
-	for _, e := range q.restored {
-		min(e.mtime)
+	for _, m := range q.inflight { // restored claims included
+		min(m)
 	}
 	for _, e := range q.settling.items {
 		min(e.mtime)

@@ -82,6 +82,7 @@ type Sender struct {
 	started chan struct{}
 
 	delivered, rejected, failed atomic.Int64 // for the periodic summary
+	putBacks                    atomic.Int64 // claims returned to the spool at drain
 }
 
 // New checks the configuration and builds a Sender; it touches no file.
@@ -278,7 +279,8 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 	bg.Wait()
 	s.client.closeIdle()
-	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load())
+	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load(),
+		"put_back", s.putBacks.Load())
 	return nil
 }
 
@@ -411,7 +413,7 @@ func (s *Sender) claim(e *entry, now time.Time) bool {
 		}
 		return false
 	}
-	s.q.claimed(e.name)
+	s.q.claimed(e)
 	return true
 }
 
@@ -436,6 +438,7 @@ func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time) 
 		s.log.Error("put claim back into the spool; it stays in .inflight and is sent at the next start", "name", name, "err", err)
 		return
 	}
+	s.putBacks.Add(1)
 	s.log.Debug("claim put back", "name", name, "to", final)
 }
 

@@ -1,0 +1,128 @@
+// Command spoolgate-sender watches the spool directory and pushes the
+// result files dropped there to the remote receiver, oldest first, with a
+// per-attempt timeout, retries and at most sender.workers sends at once
+// (SPEC §4, §6).
+//
+//	spoolgate-sender [-config PATH]
+//
+// SIGTERM or SIGINT drains (a second one exits at once); SIGHUP, or the
+// config file changing, reloads the live keys. Exit codes: 0 after a drain,
+// 2 for a bad configuration or a spool owned by another sender, 1 otherwise.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"spoolgate/conf"
+	"spoolgate/internal/daemon"
+	"spoolgate/internal/logging"
+	"spoolgate/sender"
+)
+
+func main() {
+	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "spoolgate-sender: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	path := conf.Path(*config)
+	cfg, err := conf.Load(path)
+	if err == nil {
+		err = cfg.RequireSender()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(daemon.Exit(err))
+	}
+	lg, err := logging.New(cfg.Log, "sender", os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := daemon.Signals(context.Background(), lg.Logger)
+	err = run(ctx, path, cfg, lg)
+	stop()
+	if err != nil {
+		lg.Logger.Error("spoolgate-sender: " + err.Error())
+		fmt.Fprintln(os.Stderr, "spoolgate-sender:", err)
+	}
+	_ = lg.Close()
+	os.Exit(daemon.Exit(err))
+}
+
+// run serves until ctx is done (the first SIGTERM), then drains.
+func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error {
+	log := lg.Logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s, err := sender.New(sender.Options{
+		Config:          cfg.Sender,
+		Spec:            cfg.Protocol.Result,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          log,
+		Registerer:      reg,
+	})
+	if err != nil {
+		return err
+	}
+	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, log)
+	if err != nil {
+		return fmt.Errorf("admin listen %s: %w", cfg.Sender.AdminListen, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = admin.Close(cctx)
+	}()
+
+	bg, stopBg := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		if err := daemon.WatchConfig(bg, path, log, func() { reload(path, lg, s) }); err != nil {
+			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
+		}
+	}()
+	go func() {
+		select {
+		case <-s.Started():
+			daemon.Notify("READY=1")
+		case <-bg.Done():
+		}
+	}()
+	err = s.Run(ctx)
+	stopBg()
+	<-watchDone
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// reload applies a changed config file; a bad one is logged and ignored.
+func reload(path string, lg *logging.Logging, s *sender.Sender) {
+	daemon.Notify("RELOADING=1")
+	defer daemon.Notify("READY=1")
+	cfg, err := conf.Load(path)
+	if err == nil {
+		err = cfg.RequireSender()
+	}
+	if err == nil {
+		err = lg.SetLevel(cfg.Log.Level)
+	}
+	if err != nil {
+		lg.Logger.Error("reload rejected: the running configuration stays", "err", err)
+		return
+	}
+	s.Reload(cfg.Sender)
+	lg.Logger.Info("config reloaded", "path", path, "log_level", cfg.Log.Level)
+}
