@@ -84,9 +84,9 @@ type queue struct {
 	settling entryHeap
 	ready    entryHeap
 	blocked  map[string]*entry
-	restored []*entry            // oldest first; served before the spool
-	inflight map[string]int64    // names claimed and not finished: their mtime
-	changed  chan struct{}       // signalled (non-blocking) when a pick may succeed
+	restored []*entry         // oldest first; served before the spool
+	inflight map[string]int64 // names claimed and not finished: their mtime
+	changed  chan struct{}    // signalled (non-blocking) when a pick may succeed
 }
 
 func newQueue(settle time.Duration) *queue {
