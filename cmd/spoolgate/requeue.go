@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"spoolgate/conf"
+	"spoolgate/sender"
+)
+
+// runRequeue moves failed files back into the spool and removes their
+// .reason files; safe while the sender runs.
+//
+//	spoolgate requeue [-config PATH] [-json] (-all | FILE…)
+//
+// FILE is a name in failed_dir or a path to one. Exit codes: 0 when every
+// file was requeued, 1 when any was not, 2 for bad usage or a bad config.
+func runRequeue(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("requeue", stderr)
+	path := fs.String("config", "", "config file (default $SPOOLGATE_CONFIG, else /etc/spoolgate/conf.properties)")
+	all := fs.Bool("all", false, "requeue every failed file")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	if fs.Parse(args) != nil {
+		return 2
+	}
+	if *all == (fs.NArg() > 0) {
+		fmt.Fprintln(stderr, "spoolgate requeue: give -all or the failed files, not both")
+		fs.Usage()
+		return 2
+	}
+	cfg, err := conf.Load(conf.Path(*path))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	names := fs.Args()
+	if *all {
+		if names, err = sender.FailedFiles(cfg.Sender); err != nil {
+			fmt.Fprintln(stderr, "spoolgate requeue:", err)
+			return 1
+		}
+	}
+	res := sender.Requeue(cfg.Sender, names)
+	code := 0
+	type result struct {
+		File  string `json:"file"`
+		To    string `json:"to,omitempty"`
+		Error string `json:"error,omitempty"`
+	}
+	out := make([]result, 0, len(res))
+	for _, r := range res {
+		o := result{File: r.Name, To: r.To}
+		if r.Err != nil {
+			o.Error = r.Err.Error()
+			code = 1
+			if !*asJSON {
+				fmt.Fprintln(stderr, "spoolgate requeue:", r.Err)
+			}
+		}
+		if r.To != "" && !*asJSON {
+			fmt.Fprintf(stdout, "requeued %s -> %s\n", r.Name, r.To)
+		}
+		out = append(out, o)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return 1
+		}
+	} else if len(res) == 0 {
+		fmt.Fprintln(stdout, "nothing to requeue")
+	}
+	return code
+}
