@@ -27,6 +27,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Base, "base", int(time.Now().UnixNano()/1000%900_000_000), "first process_no (default: from the clock, so runs do not collide in the duplicate window)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	null := fs.String("null", "", "serve the null reference on ADDR (answers 200 to every line, stores nothing) until interrupted")
+	spool := fs.String("make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
+	files := fs.Int("files", 1000, "with -make-spool: how many files")
+	idle := fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
 	if fs.Parse(args) != nil || fs.NArg() > 0 {
 		return 2
 	}
@@ -45,9 +48,28 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if *spool != "" {
+		if err := bench.MakeSpool(*spool, *files, o.Base); err != nil {
+			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "wrote %d files into %s\n", *files, *spool)
+		return 0
+	}
 	if o.Addr == "" {
 		fmt.Fprintln(stderr, "spoolgate bench: -addr HOST:PORT (or -null ADDR) is required")
 		return 2
+	}
+	if *idle > 0 {
+		d := o.Duration
+		if d <= 0 {
+			d = 10 * time.Second
+		}
+		hold, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		n, _ := bench.HoldIdle(hold, o.Addr, *idle)
+		fmt.Fprintf(stdout, "held %d idle connections\n", n)
+		return 0
 	}
 	if o.Duration > 0 {
 		o.Count = 0

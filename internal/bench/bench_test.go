@@ -1,10 +1,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -67,5 +71,55 @@ func TestConnectionRefused(t *testing.T) {
 	}
 	if r.Errors != 4 || r.FirstError == "" {
 		t.Fatalf("%+v", r)
+	}
+}
+
+func TestMakeSpool(t *testing.T) {
+	dir := t.TempDir()
+	if err := MakeSpool(dir, 5, 7); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 5 {
+		t.Fatalf("%v %v", ents, err)
+	}
+	var prev time.Time
+	spec := protocol.DefaultRequestSpec()
+	for i, e := range ents {
+		fi, _ := e.Info()
+		if i > 0 && !fi.ModTime().After(prev) {
+			t.Fatalf("%s mtime not after the previous", e.Name())
+		}
+		prev = fi.ModTime()
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		framed, err := protocol.AppendFrame(nil, bytes.TrimSuffix(b, []byte("\n")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := spec.Parse(framed[:len(framed)-1]); err != nil {
+			t.Fatalf("%s: %v", e.Name(), err)
+		}
+	}
+}
+
+func TestHoldIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { n, _ := HoldIdle(ctx, ln.Addr().String(), 10); done <- n }()
+	for range 10 {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	cancel()
+	if n := <-done; n != 10 {
+		t.Fatalf("held %d", n)
 	}
 }

@@ -1,0 +1,63 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// MakeSpool writes n single-line result files into dir the way a producer
+// does (write under a .tmp name, then rename in), with modification times
+// one millisecond apart ending an hour ago, so they are settled and their
+// order is known: file i is the i-th oldest. base offsets the process_no.
+func MakeSpool(dir string, n, base int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	start := time.Now().Add(-time.Hour - time.Duration(n)*time.Millisecond)
+	now := time.Now().Format("20060102150405")
+	for i := range n {
+		pno := fmt.Sprintf("%09d", (base+i)%1_000_000_000)
+		name := fmt.Sprintf("result-%09d.txt", i)
+		line := "REQ|" + pno + "|" + now + "|BENCH|SV01|F-" + pno + "|spool bench payload|\n"
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
+			return err
+		}
+		mt := start.Add(time.Duration(i) * time.Millisecond)
+		if err := os.Chtimes(tmp, mt, mt); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HoldIdle opens n connections to addr that send nothing, holds them until
+// ctx is done, and returns how many it opened. Connection errors stop the
+// opening early; they are not an error of HoldIdle.
+func HoldIdle(ctx context.Context, addr string, n int) (int, error) {
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		if ctx.Err() != nil {
+			break
+		}
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	<-ctx.Done()
+	return len(conns), nil
+}

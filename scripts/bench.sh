@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Benchmarks spoolgate against a null reference on this machine and prints
+# one table of medians and ratios (see BENCHMARKS.md). Talks only to
+# 127.0.0.1, cleans up after itself, and takes a few minutes.
+#
+#   scripts/bench.sh                 # everything
+#   ROUNDS=5 DURATION=5s scripts/bench.sh
+#   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
+#   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-3s}
+CLIENTS=${CLIENTS:-16}
+IDLE=${IDLE:-5000}
+
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/spoolgate-bench.XXXXXX")
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "building into $work/bin" >&2
+go build -o "$work/bin/" ./cmd/spoolgate ./cmd/spoolgate-receiver ./cmd/spoolgate-sender
+sg="$work/bin/spoolgate"
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+wait_port() { # wait until something listens on port $1
+	for _ in $(seq 1 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "bench.sh: nothing listens on 127.0.0.1:$1" >&2
+	return 1
+}
+wait_gone() { # wait until pid $1 has exited
+	for _ in $(seq 1 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+	return 1
+}
+hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+jnum() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" | head -n1; }
+
+rport=$(free_port); aport=$(free_port); nport=$(free_port); sport=$(free_port)
+mkdir -p "$work/request" "$work/outbox" "$work/failed" "$work/log"
+cat >"$work/conf.properties" <<EOF
+receiver.listen = 127.0.0.1:$rport
+receiver.admin_listen = 127.0.0.1:$aport
+receiver.data_dir = $work/request
+receiver.fsync = always
+receiver.publish = rename
+receiver.max_conns = $((IDLE + 512))
+sender.remote = 127.0.0.1:$rport
+sender.admin_listen = 127.0.0.1:$sport
+sender.spool_dir = $work/outbox
+sender.failed_dir = $work/failed
+sender.workers = 16
+sender.keepalive = true
+sender.settle = 100ms
+log.dir = $work/log
+log.level = info
+EOF
+
+"$work/bin/spoolgate-receiver" -config "$work/conf.properties" &
+rpid=$!; pids+=("$rpid")
+"$sg" bench -null "127.0.0.1:$nport" >/dev/null &
+npid=$!; pids+=("$npid")
+wait_port "$rport"; wait_port "$nport"
+
+declare -A rate p99
+run() { # run NAME ADDR [bench flags]: one bench, record msg/s and p99 (ms)
+	local name=$1 addr=$2; shift 2
+	local out
+	out=$("$sg" bench -addr "$addr" -c "$CLIENTS" -d "$DURATION" -json "$@") || true
+	rate[$name]+="$(echo "$out" | jnum messages_per_second) "
+	p99[$name]+="$(echo "$out" | jnum p99_ns | awk '{printf "%.3f", $1/1e6}') "
+	local errs; errs=$(echo "$out" | jnum errors)
+	[ "${errs:-0}" = 0 ] || echo "bench.sh: $name: $errs errors: $(echo "$out" | sed -n 's/.*"first_error": "\(.*\)".*/\1/p')" >&2
+}
+for r in $(seq 1 "$ROUNDS"); do
+	echo "round $r/$ROUNDS: one connection per message, keep-alive; receiver and null alternately" >&2
+	run recv_conn "127.0.0.1:$rport"
+	run null_conn "127.0.0.1:$nport"
+	run recv_keep "127.0.0.1:$rport" -keepalive
+	run null_keep "127.0.0.1:$nport" -keepalive
+done
+med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median; }
+medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
+
+echo "holding $IDLE idle connections to the receiver" >&2
+"$sg" bench -addr "127.0.0.1:$rport" -idle "$IDLE" -d 5s >"$work/idle.out" &
+ipid=$!; pids+=("$ipid")
+wait "$ipid" || true
+idle_held=$(awk '{print $2}' "$work/idle.out")
+recv_hwm=$(hwm_mb "$rpid")
+
+drain() { # drain N files through the sender into the receiver; prints "files/s hwm_mb"
+	local n=$1
+	"$sg" bench -make-spool "$work/outbox" -files "$n" >/dev/null
+	local t0 t1 spid
+	t0=$(date +%s.%N)
+	"$work/bin/spoolgate-sender" -config "$work/conf.properties" &
+	spid=$!; pids+=("$spid")
+	local deadline=$((SECONDS + 240))
+	while :; do
+		local left
+		left=$(find "$work/outbox" -type f | wc -l)
+		[ "$left" = 0 ] && break
+		if [ $SECONDS -gt $deadline ]; then echo "bench.sh: drain of $n timed out with $left left" >&2; break; fi
+		sleep 0.1
+	done
+	t1=$(date +%s.%N)
+	local hwm; hwm=$(hwm_mb "$spid")
+	kill -TERM "$spid"; wait_gone "$spid" || true
+	local failed; failed=$(find "$work/failed" -type f | wc -l)
+	[ "$failed" = 0 ] || echo "bench.sh: $failed files failed" >&2
+	awk -v n="$n" -v a="$t0" -v b="$t1" -v h="$hwm" 'BEGIN {printf "%.0f %s\n", n/(b-a), h}'
+}
+d10k="- -"; d100k="- -"
+if [ -z "${SKIP_DRAIN:-}" ]; then
+	echo "draining 10,000 spool files (workers=16)" >&2
+	d10k=$(drain 10000)
+	if [ -z "${SKIP_100K:-}" ]; then
+		echo "draining 100,000 spool files (workers=16)" >&2
+		d100k=$(drain 100000)
+	fi
+fi
+recv_hwm_all=$(hwm_mb "$rpid")
+
+rc=$(med recv_conn); nc=$(med null_conn); rk=$(med recv_keep); nk=$(med null_keep)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+read -r f10 h10 <<<"$d10k"; read -r f100 h100 <<<"$d100k"
+echo
+echo "spoolgate bench: $(nproc) cores, $(uname -r), $(go version | awk '{print $3}'), $ROUNDS rounds x $DURATION, $CLIENTS clients, medians"
+echo
+printf '| %-58s | %12s | %10s | %8s |\n' "what" "value" "reference" "ratio"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, msg/s (fsync=always)" "$rc" "$nc" "$(ratio "$rc" "$nc")"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s (fsync=always)" "$rk" "$nk" "$(ratio "$rk" "$nk")"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, p99 ms" "$(medp recv_conn)" "$(medp null_conn)" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB after $idle_held idle connections" "$recv_hwm" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 10,000 files, workers=16, files/s" "$f10" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 100,000 files, files/s" "$f100" "$f10" "$(ratio "$f100" "$f10")"
+printf '| %-58s | %12s | %10s | %8s |\n' "sender peak RSS MB (10,000 / 100,000)" "$h10 / $h100" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB, whole run" "$recv_hwm_all" "" ""
