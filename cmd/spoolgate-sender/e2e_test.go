@@ -1,0 +1,319 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"spoolgate/protocol"
+)
+
+// TestOldestFirstExactlyOnce drains 2,000 files with staggered mtimes into
+// the receiver: each delivered once, none failed, and oldest first. With
+// K workers a file is claimed only after every older one was claimed and
+// all but K-1 of them acknowledged (stored), so the file with rank r is
+// stored at a position of at least r-(K-1).
+func TestOldestFirstExactlyOnce(t *testing.T) {
+	const n, workers = 2000, 4
+	r := startSink(t, "")
+	e := newEnv(t, r.addr(), map[string]string{"sender.workers": fmt.Sprint(workers)})
+	makeSpool(t, e.spool, n)
+	p := e.startSender(t)
+	waitFor(t, 60*time.Second, "spool drained", func() bool {
+		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+	})
+	got := r.messages(t)
+	if len(got) != n {
+		t.Fatalf("%d messages stored, want %d", len(got), n)
+	}
+	seen := make(map[string]bool, n)
+	for i, m := range got {
+		pno := processNo(m)
+		if seen[pno] {
+			t.Fatalf("process_no %s stored twice", pno)
+		}
+		seen[pno] = true
+		var rank int
+		fmt.Sscan(pno, &rank)
+		if i < rank-(workers-1) {
+			t.Fatalf("process_no %s (rank %d) stored at position %d: not oldest first", pno, rank, i)
+		}
+	}
+	if f := count(t, e.failed); f != 0 {
+		t.Fatalf("%d files failed", f)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM", code)
+	}
+}
+
+// TestKillAndRestart SIGKILLs the sender halfway through 5,000 files and
+// restarts it: every message is stored at least once, at most workers
+// twice, and nothing fails.
+func TestKillAndRestart(t *testing.T) {
+	const n, workers = 5000, 8
+	r := startSink(t, "")
+	e := newEnv(t, r.addr(), map[string]string{"sender.workers": fmt.Sprint(workers)})
+	makeSpool(t, e.spool, n)
+	p := e.startSender(t)
+	waitFor(t, 60*time.Second, "half delivered", func() bool { return len(r.messages(t)) >= n/2 })
+	p.signal(t, syscall.SIGKILL)
+	p.exitCode(t, 10*time.Second)
+	inflight := count(t, filepath.Join(e.spool, ".inflight"))
+	t.Logf("killed with %d stored, %d claims in .inflight", len(r.messages(t)), inflight)
+	if inflight > workers {
+		t.Fatalf("%d claims in .inflight, workers=%d", inflight, workers)
+	}
+	e.startSender(t)
+	waitFor(t, 60*time.Second, "spool drained", func() bool {
+		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+	})
+	times := map[string]int{}
+	for _, m := range r.messages(t) {
+		times[processNo(m)]++
+	}
+	dups := 0
+	for i := 0; i < n; i++ {
+		switch c := times[fmt.Sprintf("%09d", i)]; {
+		case c == 0:
+			t.Fatalf("process_no %d never stored", i)
+		case c > 1:
+			dups += c - 1
+		}
+	}
+	t.Logf("%d duplicates", dups)
+	if dups > workers {
+		t.Fatalf("%d duplicates, want at most workers=%d", dups, workers)
+	}
+	if f := count(t, e.failed); f != 0 {
+		t.Fatalf("%d files failed", f)
+	}
+}
+
+// TestRemoteDownThenUp: with the remote down for longer than
+// timeout × (retries+1) nothing fails; once it is up everything is
+// delivered, and /readyz follows the circuit.
+func TestRemoteDownThenUp(t *testing.T) {
+	addr := freeAddr(t)
+	e := newEnv(t, addr, map[string]string{
+		"sender.timeout": "200ms", "sender.retries": "1",
+		"sender.retry_backoff": "50ms", "sender.retry_backoff_max": "100ms",
+	})
+	p := e.startSender(t)
+	makeSpool(t, e.spool, 20)
+	waitFor(t, 10*time.Second, "circuit open", func() bool { return e.ready() == 503 })
+	_, body := httpGet("http://" + e.admin + "/metrics")
+	if !strings.Contains(body, "spoolgate_sender_circuit_open 1") {
+		t.Fatalf("metrics while down:\n%s", grep(body, "spoolgate_sender_"))
+	}
+	down := time.Now()
+	waitFor(t, 10*time.Second, "down for 5 × timeout × (retries+1)", func() bool { return time.Since(down) > 2*time.Second })
+	if f := count(t, e.failed); f != 0 {
+		t.Fatalf("%d files failed while the remote was down", f)
+	}
+	r := startSink(t, addr)
+	waitFor(t, 30*time.Second, "all delivered", func() bool {
+		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+	})
+	if got := len(r.messages(t)); got != 20 {
+		t.Fatalf("%d stored, want 20", got)
+	}
+	waitFor(t, 5*time.Second, "ready", func() bool { return e.ready() == 200 })
+	if f := count(t, e.failed); f != 0 {
+		t.Fatalf("%d files failed", f)
+	}
+	if !p.log.contains("circuit open") || !p.log.contains("circuit closed") {
+		t.Fatal("circuit changes not logged")
+	}
+}
+
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestDrainOnSIGTERM: a remote that never answers; SIGTERM puts every
+// claim back into the spool within shutdown_timeout and exits 0.
+func TestDrainOnSIGTERM(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serveFake(t, ln, func(f *fakeRemote) { f.answer = func([]byte) int { return 0 } })
+	e := newEnv(t, f.addr(), map[string]string{"sender.timeout": "30s", "shutdown_timeout": "1s"})
+	makeSpool(t, e.spool, 10)
+	p := e.startSender(t)
+	waitFor(t, 10*time.Second, "4 in flight", func() bool { return count(t, filepath.Join(e.spool, ".inflight")) == 4 })
+	start := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("drain took %s with shutdown_timeout=1s", d)
+	}
+	if n := count(t, e.spool); n != 10 {
+		t.Fatalf("%d files back in the spool, want 10", n)
+	}
+	if des, _ := os.ReadDir(filepath.Join(e.spool, ".inflight")); len(des) != 0 {
+		t.Fatalf(".inflight not empty: %v", des)
+	}
+	if !p.log.contains("put_back=4") {
+		t.Fatal("drain summary missing")
+	}
+}
+
+// TestReload: lowering workers in the config file takes effect without a
+// restart (seen as messages in progress at the remote); a bad file is
+// rejected and the running config stays.
+func TestReload(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serveFake(t, ln, func(f *fakeRemote) { f.delay = 20 * time.Millisecond })
+	e := newEnv(t, f.addr(), map[string]string{"sender.workers": "4"})
+	makeSpool(t, e.spool, 600)
+	p := e.startSender(t)
+	waitFor(t, 10*time.Second, "4 at once", func() bool { return f.maxBusy() == 4 })
+
+	e.props["sender.workers"] = "1"
+	e.write(t) // the file watch reloads; SIGHUP is tested below
+	waitFor(t, 10*time.Second, "reload logged", func() bool { return p.log.contains("config reloaded") })
+	waitFor(t, 10*time.Second, "1 at once", func() bool { return f.maxBusy() == 1 && f.maxBusy() == 1 })
+	n := len(f.messages(t))
+	waitFor(t, 10*time.Second, "20 more delivered", func() bool { return len(f.messages(t)) >= n+20 })
+	if m := f.maxBusy(); m != 1 {
+		t.Fatalf("%d messages at once after workers=1", m)
+	}
+
+	writeProps(t, e.conf, map[string]string{"sender.workers": "zero"})
+	p.signal(t, syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "bad reload rejected", func() bool { return p.log.contains("reload rejected") })
+	if code, _ := httpGet("http://" + e.admin + "/healthz"); code != 200 {
+		t.Fatal("sender died on a bad reload")
+	}
+	e.props["sender.workers"] = "3"
+	e.write(t)
+	p.signal(t, syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "3 at once", func() bool { return f.maxBusy() == 3 })
+}
+
+// TestStatusAndRequeue: the operator's tool reads the spool state without
+// the daemon, and requeue sends failed files again.
+func TestStatusAndRequeue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accept atomic.Bool
+	f := serveFake(t, ln, func(f *fakeRemote) {
+		f.answer = func([]byte) int {
+			if accept.Load() {
+				return protocol.CodeOK
+			}
+			return protocol.CodeInvalid
+		}
+	})
+	e := newEnv(t, f.addr(), nil)
+	makeSpool(t, e.spool, 5)
+	status := func() map[string]float64 {
+		t.Helper()
+		out, err := exec.Command(toolBin, "status", "-config", e.conf, "-json").Output()
+		if err != nil {
+			t.Fatalf("spoolgate status: %v", err)
+		}
+		var st map[string]any
+		if err := json.Unmarshal(out, &st); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]float64{}
+		for k, v := range st {
+			if x, ok := v.(float64); ok {
+				m[k] = x
+			}
+		}
+		return m
+	}
+	if st := status(); st["pending"] != 5 || st["failed"] != 0 || st["oldest_pending_seconds"] < 3500 {
+		t.Fatalf("status before: %v", st)
+	}
+	p := e.startSender(t)
+	waitFor(t, 10*time.Second, "5 rejected", func() bool { return count(t, e.failed) == 10 })
+	if st := status(); st["pending"] != 0 || st["failed"] != 5 || st["in_flight"] != 0 {
+		t.Fatalf("status with the daemon running: %v", st)
+	}
+	accept.Store(true)
+	out, err := exec.Command(toolBin, "requeue", "-config", e.conf, "-all").CombinedOutput()
+	if err != nil {
+		t.Fatalf("spoolgate requeue: %v\n%s", err, out)
+	}
+	if got := strings.Count(string(out), "requeued "); got != 5 {
+		t.Fatalf("requeue output:\n%s", out)
+	}
+	waitFor(t, 10*time.Second, "requeued files delivered", func() bool { return len(f.messages(t)) == 5 })
+	waitFor(t, 5*time.Second, "spool empty", func() bool { return count(t, e.spool) == 0 })
+	if des, _ := os.ReadDir(e.failed); len(des) != 0 {
+		t.Fatalf("failed_dir after requeue: %v", des)
+	}
+	p.signal(t, syscall.SIGTERM)
+	p.exitCode(t, 10*time.Second)
+}
+
+// TestStartErrors: exit code 2 for a bad config and for a spool another
+// sender owns.
+func TestStartErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := serveFake(t, ln, nil)
+	e := newEnv(t, f.addr(), nil)
+	first := e.startSender(t)
+	for _, tc := range []struct {
+		name  string
+		props map[string]string
+		want  string
+	}{
+		{"no remote", map[string]string{"sender.remote": ""}, "sender.remote"},
+		{"bare number", map[string]string{"sender.timeout": "5"}, "sender.timeout"},
+		{"spool locked", map[string]string{"sender.admin_listen": ""}, "locked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			props := map[string]string{}
+			for k, v := range e.props {
+				props[k] = v
+			}
+			for k, v := range tc.props {
+				props[k] = v
+			}
+			conf := filepath.Join(t.TempDir(), "c.properties")
+			writeProps(t, conf, props)
+			p := start(t, senderBin, "-config", conf)
+			if code := p.exitCode(t, 20*time.Second); code != 2 {
+				t.Fatalf("exit code %d, want 2", code)
+			}
+			if !p.log.contains(tc.want) {
+				t.Fatalf("error does not name %q", tc.want)
+			}
+		})
+	}
+	first.signal(t, syscall.SIGTERM)
+	if code := first.exitCode(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"spoolgate/protocol"
+)
+
+// The binaries under test, built once by TestMain. receiverBin is "" while
+// cmd/spoolgate-receiver does not exist: the tests then use an in-test
+// server that stores what it acknowledges.
+var senderBin, toolBin, receiverBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spoolgate-sender-e2e")
+	if err != nil {
+		panic(err)
+	}
+	build := func(pkg, name string) string {
+		out := filepath.Join(dir, name)
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			os.Stderr.Write(b)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
+		return out
+	}
+	senderBin = build(".", "spoolgate-sender")
+	toolBin = build("../spoolgate", "spoolgate")
+	if _, err := os.Stat("../spoolgate-receiver"); err == nil {
+		receiverBin = build("../spoolgate-receiver", "spoolgate-receiver")
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+}
+
+// freeAddr returns a loopback address nothing listens on (just now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuf is a log sink the tests can search while the process writes.
+type syncBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	t   io.Writer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	return b.t.Write(p)
+}
+
+func (b *syncBuf) contains(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Contains(b.buf.Bytes(), []byte(s))
+}
+
+// proc is a daemon under test.
+type proc struct {
+	cmd  *exec.Cmd
+	log  *syncBuf
+	done chan struct{}
+	err  error
+}
+
+func start(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), log: &syncBuf{t: t.Output()}, done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=")
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// exitCode waits for the process to end (at most d) and returns its code.
+func (p *proc) exitCode(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("%s did not exit within %s", filepath.Base(p.cmd.Path), d)
+	}
+	if ee, ok := p.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
+	}
+}
+
+// httpGet returns the status code and body of a GET, or 0 when it fails.
+func httpGet(url string) (int, string) {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// env is a sender under test with its directories and config file.
+type env struct {
+	dir, spool, failed, conf, admin string
+	props                           map[string]string
+}
+
+func newEnv(t *testing.T, remote string, props map[string]string) *env {
+	dir := t.TempDir()
+	e := &env{dir: dir, spool: filepath.Join(dir, "spool"), failed: filepath.Join(dir, "failed"),
+		conf: filepath.Join(dir, "sender.properties"), admin: freeAddr(t)}
+	e.props = map[string]string{
+		"sender.remote":            remote,
+		"sender.spool_dir":         e.spool,
+		"sender.failed_dir":        e.failed,
+		"sender.admin_listen":      e.admin,
+		"sender.workers":           "4",
+		"sender.timeout":           "2s",
+		"sender.retries":           "2",
+		"sender.connect_timeout":   "1s",
+		"sender.retry_backoff":     "50ms",
+		"sender.retry_backoff_max": "200ms",
+		"sender.settle":            "100ms",
+		"sender.scan_interval":     "1s",
+		"shutdown_timeout":         "5s",
+		"log.dir":                  "",
+		"log.level":                "info",
+	}
+	for k, v := range props {
+		e.props[k] = v
+	}
+	e.write(t)
+	if err := os.MkdirAll(e.spool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// write (re)writes the config file atomically.
+func (e *env) write(t *testing.T) {
+	t.Helper()
+	writeProps(t, e.conf, e.props)
+}
+
+func writeProps(t *testing.T, path string, props map[string]string) {
+	t.Helper()
+	var b strings.Builder
+	for k, v := range props {
+		fmt.Fprintf(&b, "%s = %s\n", k, v)
+	}
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startSender starts spoolgate-sender and waits until it is started.
+func (e *env) startSender(t *testing.T) *proc {
+	t.Helper()
+	p := start(t, senderBin, "-config", e.conf)
+	waitFor(t, 20*time.Second, "sender started", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("sender exited: %v", p.err)
+		default:
+		}
+		code, _ := httpGet("http://" + e.admin + "/healthz")
+		return code == 200 && p.log.contains("sender started")
+	})
+	return p
+}
+
+// ready returns the /readyz status code.
+func (e *env) ready() int {
+	code, _ := httpGet("http://" + e.admin + "/readyz")
+	return code
+}
+
+// count returns the number of non-dot regular files in dir.
+func count(t *testing.T, dir string) int {
+	des, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, de := range des {
+		if de.Name()[0] != '.' && de.Type().IsRegular() {
+			n++
+		}
+	}
+	return n
+}
+
+// body is a valid spool line with process_no n.
+func body(n int) string {
+	return fmt.Sprintf("REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|", n, n, n)
+}
+
+// makeSpool drops n single-line files, process_no 0..n-1, with mtimes a
+// millisecond apart in process_no order and names in the reverse order.
+func makeSpool(t *testing.T, dir string, n int) {
+	t.Helper()
+	base := time.Now().Add(-time.Hour)
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("result_%06d.txt", n-i)
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, []byte(body(i)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mt := base.Add(time.Duration(i) * time.Millisecond)
+		if err := os.Chtimes(tmp, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sink is the remote: the real receiver when it is built, else an in-test
+// server that records each message before it answers 200.
+type sink interface {
+	addr() string
+	messages(t *testing.T) []string // stored messages, in arrival order
+	stop(t *testing.T)
+}
+
+// receiverSink runs spoolgate-receiver (publish=append, dedup off, so that
+// duplicates show).
+type receiverSink struct {
+	p     *proc
+	laddr string
+	data  string
+}
+
+func startSink(t *testing.T, addr string) sink {
+	t.Helper()
+	if addr == "" {
+		addr = freeAddr(t)
+	}
+	if receiverBin == "" {
+		t.Log("cmd/spoolgate-receiver not built yet: using the in-test server as the remote")
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return serveFake(t, ln, nil)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "receiver.properties")
+	writeProps(t, conf, map[string]string{
+		"receiver.listen":       addr,
+		"receiver.admin_listen": "",
+		"receiver.data_dir":     filepath.Join(dir, "request"),
+		"receiver.publish":      "append",
+		"receiver.fsync":        "always",
+		"receiver.dedup_window": "0s",
+		"log.dir":               "",
+	})
+	r := &receiverSink{p: start(t, receiverBin, "-config", conf), laddr: addr, data: filepath.Join(dir, "request")}
+	waitFor(t, 20*time.Second, "receiver listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return r
+}
+
+func (r *receiverSink) addr() string { return r.laddr }
+
+func (r *receiverSink) messages(t *testing.T) []string {
+	des, err := os.ReadDir(r.data)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		if strings.HasSuffix(de.Name(), "_request.txt") || strings.HasSuffix(de.Name(), "_request.txt.part") {
+			names = append(names, de.Name())
+		}
+	}
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(r.data, n))
+		if err != nil {
+			continue // published meanwhile
+		}
+		for _, l := range strings.SplitAfter(string(b), "\n") {
+			if strings.HasSuffix(l, "\n") {
+				out = append(out, strings.TrimSuffix(l, "\n"))
+			}
+		}
+	}
+	return out
+}
+
+func (r *receiverSink) stop(t *testing.T) {
+	r.p.signal(t, syscall.SIGTERM)
+	if code := r.p.exitCode(t, 20*time.Second); code != 0 {
+		t.Fatalf("receiver exit code %d", code)
+	}
+}
+
+// fakeRemote is a small TCP server: it records each message, then answers
+// with answer(line) (0: never), after delay.
+type fakeRemote struct {
+	ln     net.Listener
+	answer func(line []byte) int
+	delay  time.Duration
+
+	mu           sync.Mutex
+	got          []string
+	conns        map[net.Conn]bool
+	busy, max    int
+	wg           sync.WaitGroup
+	stopped      bool
+	acceptedConn int
+}
+
+func serveFake(t *testing.T, ln net.Listener, setup func(*fakeRemote)) *fakeRemote {
+	f := &fakeRemote{ln: ln, conns: map[net.Conn]bool{}, answer: func([]byte) int { return protocol.CodeOK }}
+	if setup != nil {
+		setup(f)
+	}
+	f.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.mu.Lock()
+			f.conns[c] = true
+			f.acceptedConn++
+			f.mu.Unlock()
+			f.wg.Go(func() { f.serve(c) })
+		}
+	})
+	t.Cleanup(func() { f.stop(t) })
+	return f
+}
+
+func (f *fakeRemote) serve(c net.Conn) {
+	defer func() {
+		c.Close()
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+	}()
+	spec := protocol.DefaultRequestSpec()
+	rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
+	for {
+		line, err := rd.ReadMessage()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.busy++
+		f.max = max(f.max, f.busy)
+		f.mu.Unlock()
+		code := f.answer(line)
+		if f.delay > 0 {
+			time.Sleep(f.delay) // the remote's processing time
+		}
+		f.mu.Lock()
+		f.busy--
+		if code == protocol.CodeOK {
+			f.got = append(f.got, string(line))
+		}
+		f.mu.Unlock()
+		if code == 0 {
+			continue
+		}
+		if _, err := c.Write(protocol.AppendReply(nil, spec.ProcessNo(line), time.Now(), code)); err != nil {
+			return
+		}
+	}
+}
+
+func (f *fakeRemote) addr() string { return f.ln.Addr().String() }
+
+func (f *fakeRemote) messages(*testing.T) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.got...)
+}
+
+// maxBusy returns the most messages in progress at once since the last
+// call, and restarts the count from now.
+func (f *fakeRemote) maxBusy() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.max
+	f.max = f.busy
+	return m
+}
+
+func (f *fakeRemote) stop(*testing.T) {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	f.stopped = true
+	f.ln.Close()
+	for c := range f.conns {
+		c.Close()
+	}
+	f.mu.Unlock()
+	f.wg.Wait()
+}
+
+// processNo returns the process_no of a stored message.
+func processNo(line string) string {
+	return string(protocol.DefaultRequestSpec().ProcessNo([]byte(line)))
+}
