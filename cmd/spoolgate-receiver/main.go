@@ -1,0 +1,204 @@
+// Command spoolgate-receiver accepts messages from the remote over TCP (or
+// TLS), validates them against the request spec, stores accepted ones
+// durably in per-minute request files and answers each with 200, 400 or 500
+// (SPEC §1–3, §6, §7).
+//
+//	spoolgate-receiver [-config PATH]
+//
+// Under systemd socket activation it serves the sockets it is given
+// (LISTEN_FDS), else it listens on receiver.listen. It notifies READY=1
+// once the data dir is repaired and the listener bound. SIGTERM or SIGINT
+// drains (a second one exits at once); SIGHUP, or the config file changing,
+// reloads the live keys. Exit codes: 0 after a drain, 2 for a bad
+// configuration or a data dir owned by another receiver, 1 otherwise.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"spoolgate/conf"
+	"spoolgate/internal/daemon"
+	"spoolgate/internal/logging"
+	"spoolgate/receiver"
+)
+
+func main() {
+	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "spoolgate-receiver: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	path := conf.Path(*config)
+	cfg, err := conf.Load(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(daemon.Exit(err))
+	}
+	lg, err := logging.New(cfg.Log, "receiver", os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := daemon.Signals(context.Background(), lg.Logger)
+	err = run(ctx, path, cfg, lg)
+	stop()
+	if err != nil {
+		lg.Logger.Error("spoolgate-receiver: " + err.Error())
+		fmt.Fprintln(os.Stderr, "spoolgate-receiver:", err)
+	}
+	_ = lg.Close()
+	os.Exit(daemon.Exit(err))
+}
+
+// run serves until ctx is done (the first SIGTERM), then drains within
+// shutdown_timeout.
+func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error {
+	log := lg.Logger
+	rc := cfg.Receiver
+	log.Info("spoolgate-receiver starting", "config", path, "data_dir", rc.DataDir, "publish", rc.Publish,
+		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
+		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
+		"allow", len(rc.Allow), "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	lns, err := listeners(rc.Listen, log)
+	if err != nil {
+		_ = srv.Close()
+		return err
+	}
+	admin, err := daemon.Admin(rc.AdminListen, reg, srv.Ready, cfg.AdminPprof, log)
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		_ = srv.Close()
+		return fmt.Errorf("admin listen %s: %w", rc.AdminListen, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = admin.Close(cctx)
+	}()
+
+	serveErr := make(chan error, len(lns))
+	var serving sync.WaitGroup
+	for _, ln := range lns {
+		log.Info("listening on " + ln.Addr().String())
+		serving.Go(func() { serveErr <- srv.Serve(context.Background(), ln) })
+	}
+	daemon.Notify("READY=1")
+
+	var shutdownTimeout atomic.Int64
+	shutdownTimeout.Store(int64(cfg.ShutdownTimeout))
+	bg, stopBg := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		prev := cfg
+		err := daemon.WatchConfig(bg, path, log, func() {
+			if next := reload(path, cfg, prev, lg, srv); next != nil {
+				prev = next
+				shutdownTimeout.Store(int64(next.ShutdownTimeout))
+			}
+		})
+		if err != nil {
+			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
+		}
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr: // a listener failed on its own
+		runErr = fmt.Errorf("serve: %w", err)
+	}
+	timeout := time.Duration(shutdownTimeout.Load())
+	log.Info("draining: not accepting; answering the messages being read", "shutdown_timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	err = srv.Shutdown(sctx)
+	cancel()
+	serving.Wait()
+	stopBg()
+	<-watchDone
+	if err != nil {
+		log.Error("drain incomplete", "err", err)
+		if runErr == nil {
+			runErr = fmt.Errorf("drain: %w", err)
+		}
+	} else {
+		log.Info("spoolgate-receiver stopped")
+	}
+	return runErr
+}
+
+// listeners returns the sockets systemd passed (socket activation), else
+// a listener on addr.
+func listeners(addr string, log *slog.Logger) ([]net.Listener, error) {
+	got, err := activation.Listeners()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	var lns []net.Listener
+	for _, ln := range got {
+		if ln != nil {
+			lns = append(lns, ln)
+		}
+	}
+	if len(lns) > 0 {
+		log.Info("socket activation: serving the sockets passed by systemd; receiver.listen ignored", "sockets", len(lns))
+		return lns, nil
+	}
+	if len(got) > 0 {
+		return nil, errors.New("socket activation: no stream socket among the passed file descriptors")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return []net.Listener{ln}, nil
+}
+
+// reload loads the config file again and applies its live keys; a bad file
+// is logged and the running config stays. It returns the new config, or
+// nil when it was rejected. start is the config the process started with:
+// keys that differ from it need a restart.
+func reload(path string, start, prev *conf.Config, lg *logging.Logging, srv *receiver.Server) *conf.Config {
+	log := lg.Logger
+	daemon.Notify("RELOADING=1")
+	defer daemon.Notify("READY=1")
+	next, err := conf.Load(path)
+	if err == nil {
+		err = lg.SetLevel(next.Log.Level)
+	}
+	if err != nil {
+		log.Error("reload rejected: the running configuration stays", "err", err)
+		return nil
+	}
+	live, _ := next.LiveDiff(prev)
+	_, restart := next.LiveDiff(start)
+	srv.Reload(next.Receiver)
+	log.Info("config reloaded", "path", path, "changed", strings.Join(live, ","))
+	if len(restart) > 0 {
+		log.Warn("config changes that take effect only after a restart", "keys", strings.Join(restart, ","))
+	}
+	return next
+}

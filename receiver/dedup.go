@@ -1,0 +1,228 @@
+package receiver
+
+import (
+	"bytes"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// maxDedupEntries bounds the duplicate window's memory: past it the oldest
+// entries are dropped early (a duplicate of one of those is then stored
+// again, which is safe). An entry costs about 70 bytes (see
+// TestDedupMemory), so the bound is about 70 MB.
+const maxDedupEntries = 1 << 20
+
+// dedupKey is a 128-bit hash of a message's dedup_key fields. Two seeds
+// make a false match (which would answer 200 for a message not stored)
+// practically impossible; the seeds are random per process, which is fine
+// because the window is rebuilt from the request files at start.
+type dedupKey [2]uint64
+
+type dedupEntry struct {
+	key dedupKey
+	at  int64 // unix nanoseconds the message was stored
+}
+
+// dedup remembers the keys of messages stored within the window. A key is
+// recorded only after its message is durable, and a message whose key is
+// being stored by another connection waits for that outcome, so a
+// duplicate is answered 200 only when the original is stored and two
+// copies in flight at once are stored once. Safe for concurrent use.
+type dedup struct {
+	idx    []int // field indexes of the key, ascending by position in the key
+	maxIdx int
+	seeds  [2]maphash.Seed
+
+	mu       sync.Mutex
+	cond     sync.Cond // signalled when an in-flight key completes
+	window   time.Duration
+	seen     map[dedupKey]int64 // key -> newest time stored
+	ring     ring               // entries in insertion order, for expiry
+	inflight map[dedupKey]struct{}
+	waiting  int // connections waiting on an in-flight key (for tests)
+}
+
+func newDedup(idx []int, window time.Duration) *dedup {
+	d := &dedup{
+		idx:      idx,
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		window:   window,
+		seen:     make(map[dedupKey]int64),
+		inflight: make(map[dedupKey]struct{}),
+	}
+	for _, i := range idx {
+		d.maxIdx = max(d.maxIdx, i)
+	}
+	d.cond.L = &d.mu
+	return d
+}
+
+// setWindow changes the window; 0 turns the check off (entries are not
+// recorded then).
+func (d *dedup) setWindow(w time.Duration) {
+	d.mu.Lock()
+	d.window = w
+	if w <= 0 {
+		clear(d.seen)
+		d.ring.reset()
+	}
+	d.mu.Unlock()
+}
+
+// key hashes the key fields of line, a message split on '|' (the last
+// field of the spec is the rest of the line). ok is false when line has
+// too few fields.
+func (d *dedup) key(line []byte, nfields int) (k dedupKey, ok bool) {
+	var h [2]maphash.Hash
+	h[0].SetSeed(d.seeds[0])
+	h[1].SetSeed(d.seeds[1])
+	for _, want := range d.idx {
+		f, found := fieldAt(line, want, nfields)
+		if !found {
+			return k, false
+		}
+		for j := range h {
+			h[j].Write(f)
+			h[j].WriteByte('|')
+		}
+	}
+	return dedupKey{h[0].Sum64(), h[1].Sum64()}, true
+}
+
+// fieldAt returns field i of line split on '|' where field n-1 is the rest.
+func fieldAt(line []byte, i, n int) ([]byte, bool) {
+	for f := 0; f < i; f++ {
+		j := bytes.IndexByte(line, '|')
+		if j < 0 {
+			return nil, false
+		}
+		line = line[j+1:]
+	}
+	if i == n-1 {
+		return line, true
+	}
+	if j := bytes.IndexByte(line, '|'); j >= 0 {
+		return line[:j], true
+	}
+	return line, i == n-1
+}
+
+// begin returns true when k was stored within the window (the message is
+// a duplicate: answer 200, do not store). Otherwise it marks k in flight
+// and returns false: the caller stores the message and must call end.
+func (d *dedup) begin(k dedupKey, now time.Time) (dup bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for {
+		if d.window <= 0 {
+			return false
+		}
+		d.expire(now)
+		if at, ok := d.seen[k]; ok && now.UnixNano()-at < int64(d.window) {
+			return true
+		}
+		if _, busy := d.inflight[k]; !busy {
+			d.inflight[k] = struct{}{}
+			return false
+		}
+		d.waiting++
+		d.cond.Wait()
+		d.waiting--
+	}
+}
+
+// end ends begin's in-flight mark and records k when it was stored.
+func (d *dedup) end(k dedupKey, stored bool, now time.Time) {
+	d.mu.Lock()
+	delete(d.inflight, k)
+	if stored {
+		d.addLocked(k, now)
+	}
+	d.mu.Unlock()
+	d.cond.Broadcast()
+}
+
+// add records k as stored at t (for the start-up rebuild).
+func (d *dedup) add(k dedupKey, t time.Time) {
+	d.mu.Lock()
+	d.addLocked(k, t)
+	d.mu.Unlock()
+}
+
+func (d *dedup) addLocked(k dedupKey, t time.Time) {
+	if d.window <= 0 {
+		return
+	}
+	at := t.UnixNano()
+	for d.ring.len() >= maxDedupEntries {
+		d.drop(d.ring.pop())
+	}
+	d.seen[k] = at
+	d.ring.push(dedupEntry{key: k, at: at})
+}
+
+// expire drops entries older than the window from the front of the ring.
+// The ring is in insertion order, which is time order unless the clock
+// steps back; then an entry stays a little longer, which is harmless as
+// begin compares times.
+func (d *dedup) expire(now time.Time) {
+	limit := now.UnixNano() - int64(d.window)
+	for d.ring.len() > 0 && d.ring.front().at <= limit {
+		d.drop(d.ring.pop())
+	}
+}
+
+func (d *dedup) drop(e dedupEntry) {
+	if d.seen[e.key] == e.at {
+		delete(d.seen, e.key)
+	}
+}
+
+// len returns the number of keys remembered.
+func (d *dedup) len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.seen)
+}
+
+// ring is a growable FIFO of dedupEntry.
+type ring struct {
+	buf        []dedupEntry
+	head, size int
+}
+
+func (r *ring) len() int { return r.size }
+
+func (r *ring) front() dedupEntry { return r.buf[r.head] }
+
+func (r *ring) reset() { *r = ring{} }
+
+func (r *ring) push(e dedupEntry) {
+	if r.size == len(r.buf) {
+		r.resize(max(2*len(r.buf), 64))
+	}
+	r.buf[(r.head+r.size)%len(r.buf)] = e
+	r.size++
+}
+
+func (r *ring) pop() dedupEntry {
+	e := r.buf[r.head]
+	r.head = (r.head + 1) % len(r.buf)
+	r.size--
+	if len(r.buf) > 1024 && r.size < len(r.buf)/4 {
+		r.resize(len(r.buf) / 2) // give a burst's memory back
+	}
+	return e
+}
+
+func (r *ring) resize(n int) {
+	buf := make([]dedupEntry, n)
+	if r.head+r.size <= len(r.buf) {
+		copy(buf, r.buf[r.head:r.head+r.size])
+	} else {
+		m := copy(buf, r.buf[r.head:])
+		copy(buf[m:], r.buf[:r.size-m])
+	}
+	r.buf, r.head = buf, 0
+}

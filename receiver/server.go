@@ -1,0 +1,710 @@
+// Package receiver is spoolgate's receiving side: a TCP (optionally TLS)
+// server that frames messages, validates them against the request spec,
+// stores accepted ones durably in per-minute request files (group commit),
+// suppresses duplicates within a window, and answers each message with a
+// 200, 400 or 500 reply in order (SPEC §1–3).
+package receiver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"spoolgate/conf"
+	"spoolgate/protocol"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("receiver: server closed")
+
+const (
+	readBufSize  = 4096 // longer messages are assembled by protocol.Reader
+	writeBufSize = 1024
+	// lingerTime and lingerBytes bound the discard after a half-close.
+	lingerTime  = time.Second
+	lingerBytes = 64 << 10
+	// DefaultSummaryEvery is how often the info summary is logged.
+	DefaultSummaryEvery = time.Minute
+)
+
+// Options configure a Server.
+type Options struct {
+	// Config holds the receiver.* keys. Listen and AdminListen are not
+	// used by the Server (the caller binds).
+	Config conf.Receiver
+	// Spec is the request spec; nil means protocol.DefaultRequestSpec().
+	Spec *protocol.Spec
+	// Logger defaults to a discard logger.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Clock defaults to time.Now; it names request files, stamps replies
+	// and ages duplicate entries.
+	Clock func() time.Time
+	// SummaryEvery is the interval of the info summary log line; 0 means
+	// DefaultSummaryEvery, negative turns it off.
+	SummaryEvery time.Duration
+
+	storeHooks storeHooks // tests
+}
+
+// live holds the settings a reload may change, read once per message.
+type live struct {
+	readTimeout, idleTimeout, writeTimeout time.Duration
+	maxMessage                             int
+	allow                                  []netip.Prefix
+	dedupWindow                            time.Duration
+}
+
+// Server answers messages on the listeners given to Serve. Create it with
+// New; its methods are safe for concurrent use.
+type Server struct {
+	spec    *protocol.Spec
+	nfields int
+	store   *Store
+	dedup   *dedup
+	log     *slog.Logger
+	clock   func() time.Time
+	m       *metrics
+	tls     *tls.Config
+	base    conf.Receiver // the configuration New was given
+	cfg     atomic.Pointer[live]
+	lim     limiter
+
+	mu        sync.Mutex
+	draining  bool // guarded by mu; mirrored in drainFlag for the hot path
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup // connection goroutines
+	drainFlag atomic.Bool
+	serving   atomic.Int32
+
+	counts   [3]atomic.Uint64 // per code: 200, 400, 500
+	dups     atomic.Uint64
+	accepted atomic.Uint64
+	denied   atomic.Uint64
+
+	stopSummary chan struct{}
+	summaryDone chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// New opens the store in opts.Config.DataDir (lock, repair), rebuilds the
+// duplicate window from the request files it covers, and returns a Server
+// ready for Serve. It returns an error wrapping fsutil.ErrLocked when
+// another receiver owns the data dir.
+func New(opts Options) (*Server, error) {
+	c := opts.Config
+	if opts.Spec == nil {
+		opts.Spec = protocol.DefaultRequestSpec()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if opts.SummaryEvery == 0 {
+		opts.SummaryEvery = DefaultSummaryEvery
+	}
+	if c.MaxConns < 1 || c.MaxMessageBytes < 1 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0 || c.WriteTimeout <= 0 {
+		return nil, errors.New("new receiver: max_conns, max_message_bytes and the timeouts must be positive")
+	}
+	idx := make([]int, 0, len(c.DedupKey))
+	for _, name := range c.DedupKey {
+		i := opts.Spec.Index(name)
+		if i < 0 {
+			return nil, fmt.Errorf("new receiver: dedup_key %s is not a field of the request spec", name)
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 && c.DedupWindow > 0 {
+		return nil, errors.New("new receiver: dedup_window needs a dedup_key")
+	}
+	tlsConf, err := tlsConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := opts.storeHooks
+	if h.onBatch == nil {
+		h.onBatch = func(n int) { m.syncBatch.Observe(float64(n)) }
+	}
+	st, err := openStore(c.DataDir, c.Publish, c.Fsync, opts.Clock, opts.Logger, h)
+	if err != nil {
+		return nil, fmt.Errorf("new receiver: %w", err)
+	}
+	s := &Server{
+		spec:        opts.Spec,
+		nfields:     len(opts.Spec.Names()),
+		store:       st,
+		dedup:       newDedup(idx, c.DedupWindow),
+		log:         opts.Logger,
+		clock:       opts.Clock,
+		m:           m,
+		tls:         tlsConf,
+		base:        c,
+		listeners:   make(map[net.Listener]struct{}),
+		conns:       make(map[*conn]struct{}),
+		stopSummary: make(chan struct{}),
+		summaryDone: make(chan struct{}),
+	}
+	s.lim.init(c.MaxConns)
+	s.cfg.Store(liveOf(c))
+	if err := s.rebuildDedup(c.DedupWindow); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("new receiver: %w", err)
+	}
+	go s.summary(opts.SummaryEvery)
+	return s, nil
+}
+
+func liveOf(c conf.Receiver) *live {
+	return &live{
+		readTimeout:  c.ReadTimeout,
+		idleTimeout:  c.IdleTimeout,
+		writeTimeout: c.WriteTimeout,
+		maxMessage:   c.MaxMessageBytes,
+		allow:        slices.Clone(c.Allow),
+		dedupWindow:  c.DedupWindow,
+	}
+}
+
+func tlsConfig(c conf.Receiver) (*tls.Config, error) {
+	if c.TLS.Cert == "" && c.TLS.Key == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("new receiver: tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.TLS.ClientCA != "" {
+		pem, err := os.ReadFile(c.TLS.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("new receiver: tls client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("new receiver: tls client_ca %s: no PEM certificate", c.TLS.ClientCA)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// rebuildDedup loads the keys of the lines stored within the window.
+func (s *Server) rebuildDedup(window time.Duration) error {
+	if window <= 0 {
+		return nil
+	}
+	now := s.clock()
+	since := now.Add(-window - time.Minute)
+	err := s.store.Lines(since, func(at time.Time, line []byte) {
+		if k, ok := s.dedup.key(line, s.nfields); ok {
+			s.dedup.add(k, at)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("rebuild duplicate window: %w", err)
+	}
+	s.log.Info("duplicate window rebuilt", "window", window, "keys", s.dedup.len())
+	return nil
+}
+
+// Reload applies the live keys of c: read_timeout, idle_timeout and
+// write_timeout (from the next message on), max_conns, allow (for new
+// connections) and dedup_window. Other keys need a restart and are
+// ignored here (conf.LiveDiff tells which changed).
+func (s *Server) Reload(c conf.Receiver) {
+	l := liveOf(c)
+	l.maxMessage = s.base.MaxMessageBytes
+	s.cfg.Store(l)
+	s.lim.setLimit(c.MaxConns)
+	s.dedup.setWindow(c.DedupWindow)
+}
+
+// Ready returns nil when the Server is serving at least one listener, is
+// not draining, and the data dir is writable (the last store write worked
+// and the directory is not read-only). For /readyz.
+func (s *Server) Ready() error {
+	if s.drainFlag.Load() {
+		return errors.New("shutting down")
+	}
+	if s.serving.Load() == 0 {
+		return errors.New("not listening")
+	}
+	if err := s.store.Healthy(); err != nil {
+		return err
+	}
+	if err := syscall.Access(s.store.Dir(), 2 /* W_OK */); err != nil {
+		return fmt.Errorf("data dir %s not writable: %w", s.store.Dir(), err)
+	}
+	return nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close (it then returns
+// ErrServerClosed) or ctx is done (it then closes ln and returns ctx.Err();
+// connections already accepted continue until Shutdown or Close). At most
+// max_conns connections are served at once across all listeners; while
+// that many are open Serve does not accept, so the rest wait in the
+// kernel's backlog. Serve closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	s.serving.Add(1)
+	stop := context.AfterFunc(ctx, func() { ln.Close(); s.lim.wake() })
+	defer func() {
+		stop()
+		s.serving.Add(-1)
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+		ln.Close()
+	}()
+	var backoff time.Duration
+	for {
+		if !s.lim.acquire(ctx, &s.drainFlag) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return ErrServerClosed
+		}
+		nc, err := ln.Accept()
+		if err != nil {
+			s.lim.release()
+			switch {
+			case s.drainFlag.Load():
+				return ErrServerClosed
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(err, net.ErrClosed):
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		c := &conn{nc: nc}
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			nc.Close()
+			s.lim.release()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.accepted.Add(1)
+		s.m.connections.Inc()
+		go s.serveConn(c)
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets connections
+// finish the messages they are reading (and the ones already buffered),
+// then closes the store. When ctx ends first it closes every connection and
+// returns ctx.Err() (after the store has finished the lines it was given).
+// Messages not answered by then are answered by nobody; none of them got a
+// 200. Later calls return the first call's result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown(ctx) })
+	return s.closeErr
+}
+
+// Close is Shutdown without grace: every connection is closed at once.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return s.Shutdown(ctx)
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	s.drainFlag.Store(true)
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.kickIfIdle()
+	}
+	s.mu.Unlock()
+	s.lim.wake()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		n := len(s.conns)
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		s.log.Warn("shutdown timeout: closed connections still open", "connections", n)
+		<-done
+	}
+	close(s.stopSummary)
+	<-s.summaryDone
+	if cerr := s.store.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close store: %w", cerr)
+	}
+	return err
+}
+
+// conn is one accepted connection.
+type conn struct {
+	nc   net.Conn
+	mu   sync.Mutex // orders idle with kicks
+	idle bool       // waiting for a message to start
+}
+
+// setIdle marks c idle (waiting for the start of a message) with the idle
+// deadline, unless the server is draining: then it returns false.
+func (c *conn) setIdle(deadline time.Time, draining *atomic.Bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if draining.Load() {
+		return false
+	}
+	c.idle = true
+	c.nc.SetReadDeadline(deadline)
+	return true
+}
+
+func (c *conn) setBusy() {
+	c.mu.Lock()
+	c.idle = false
+	c.mu.Unlock()
+}
+
+// kickIfIdle ends the wait of an idle connection.
+func (c *conn) kickIfIdle() {
+	c.mu.Lock()
+	if c.idle {
+		c.nc.SetReadDeadline(time.Now())
+	}
+	c.mu.Unlock()
+}
+
+func (s *Server) serveConn(c *conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.m.connections.Dec()
+		s.lim.release()
+		s.wg.Done()
+	}()
+	cfg := s.cfg.Load()
+	remote := c.nc.RemoteAddr().String()
+	if !allowed(cfg.allow, c.nc.RemoteAddr()) {
+		s.denied.Add(1)
+		s.m.denied.Inc()
+		s.log.Warn("connection refused: address not in receiver.allow", "remote", remote)
+		c.nc.Close()
+		return
+	}
+	nc := c.nc
+	if s.tls != nil {
+		tc := tls.Server(c.nc, s.tls)
+		tc.SetDeadline(time.Now().Add(cfg.readTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.log.Warn("tls handshake failed", "remote", remote, "err", err)
+			c.nc.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		nc = tc
+	}
+	br := bufio.NewReaderSize(nc, readBufSize)
+	bw := bufio.NewWriterSize(nc, writeBufSize)
+	rd := protocol.NewReader(br, cfg.maxMessage)
+	var reply []byte
+	wrote := false // a reply went out: close gracefully so it is not reset
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("connection accepted", "remote", remote)
+	}
+	for {
+		cfg = s.cfg.Load()
+		debug := s.log.Enabled(context.Background(), slog.LevelDebug)
+		if br.Buffered() == 0 {
+			if !c.setIdle(time.Now().Add(cfg.idleTimeout), &s.drainFlag) {
+				s.closeConn(nc, wrote)
+				return
+			}
+			_, err := br.Peek(1)
+			c.setBusy()
+			if err != nil {
+				if debug && !errors.Is(err, io.EOF) {
+					s.log.Debug("connection idle end", "remote", remote, "err", err)
+				}
+				s.closeConn(nc, wrote)
+				return
+			}
+		}
+		nc.SetReadDeadline(time.Now().Add(cfg.readTimeout))
+		line, err := rd.ReadMessage()
+		var code int
+		pno := zeroProcessNo
+		switch {
+		case err == nil:
+			pno, code = s.handle(line, cfg, debug, remote)
+		case errors.Is(err, protocol.ErrTooLong):
+			code = protocol.CodeInvalid
+			s.reject("message: too long", debug, remote, err)
+		default:
+			if debug && !errors.Is(err, io.EOF) {
+				s.log.Debug("connection read end", "remote", remote, "err", err)
+			}
+			s.closeConn(nc, wrote)
+			return
+		}
+		s.counts[codeIndex(code)].Add(1)
+		s.m.byCode[codeIndex(code)].Inc()
+		reply = protocol.AppendReply(reply[:0], pno, s.clock(), code)
+		bw.Write(reply)
+		wrote = true
+		if err != nil || !completeBuffered(br) {
+			nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
+			if werr := bw.Flush(); werr != nil {
+				if debug {
+					s.log.Debug("write reply", "remote", remote, "err", werr)
+				}
+				nc.Close()
+				return
+			}
+		}
+		if err != nil { // too long: the next message boundary is lost
+			s.closeConn(nc, true)
+			return
+		}
+		if s.drainFlag.Load() && br.Buffered() == 0 {
+			s.closeConn(nc, true)
+			return
+		}
+	}
+}
+
+var zeroProcessNo = []byte("000000000")
+
+// completeBuffered reports whether br holds a whole message (an LF), so
+// the next read does not block and replies can wait to go out together.
+func completeBuffered(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(b, '\n') >= 0
+}
+
+// handle validates and stores one message and returns the reply's
+// process_no and code.
+func (s *Server) handle(line []byte, cfg *live, debug bool, remote string) ([]byte, int) {
+	msg, err := s.spec.Parse(line)
+	if err != nil {
+		reason := "invalid"
+		if pe, ok := err.(*protocol.ParseError); ok {
+			reason = pe.Reason()
+		}
+		s.reject(reason, debug, remote, err)
+		return s.spec.ProcessNo(line), protocol.CodeInvalid
+	}
+	pno := s.spec.ProcessNo(msg.Line())
+	start := time.Now()
+	var k dedupKey
+	useDedup := false
+	if cfg.dedupWindow > 0 {
+		k, useDedup = s.dedup.key(line, s.nfields)
+	}
+	if useDedup && s.dedup.begin(k, s.clock()) {
+		s.dups.Add(1)
+		s.m.duplicates.Inc()
+		if debug {
+			s.log.Debug("duplicate answered 200, not stored again", "remote", remote, "process_no", string(pno))
+		}
+		return pno, protocol.CodeOK
+	}
+	err = s.store.Append(line)
+	if useDedup {
+		s.dedup.end(k, err == nil, s.clock())
+	}
+	if err != nil {
+		if debug {
+			s.log.Debug("not stored: answered 500", "remote", remote, "process_no", string(pno), "err", err)
+		}
+		return pno, protocol.CodeUnavailable
+	}
+	s.m.storeSeconds.Observe(time.Since(start).Seconds())
+	if debug {
+		s.log.Debug("stored", "remote", remote, "process_no", string(pno))
+	}
+	return pno, protocol.CodeOK
+}
+
+func (s *Server) reject(reason string, debug bool, remote string, err error) {
+	s.m.rejects.WithLabelValues(reason).Inc()
+	if debug {
+		s.log.Debug("rejected: answered 400", "remote", remote, "reason", reason, "err", err)
+	}
+}
+
+// closeConn closes nc. When replies went out (graceful) it half-closes,
+// discards what the peer still sends for a moment (bounded in time and
+// bytes) and then closes, so the kernel does not reset the connection and
+// destroy a reply the peer has not read. Without replies there is nothing
+// to protect, and a plain close frees the slot of an idle peer at once.
+func (s *Server) closeConn(nc net.Conn, graceful bool) {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := nc.(closeWriter); ok && graceful {
+		nc.SetWriteDeadline(time.Now().Add(lingerTime))
+		if cw.CloseWrite() == nil {
+			nc.SetReadDeadline(time.Now().Add(lingerTime))
+			io.CopyN(io.Discard, nc, lingerBytes)
+		}
+	}
+	nc.Close()
+}
+
+func allowed(allow []netip.Prefix, a net.Addr) bool {
+	if len(allow) == 0 {
+		return true
+	}
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	for _, p := range allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// summary logs counts per interval at info until Shutdown.
+func (s *Server) summary(every time.Duration) {
+	defer close(s.summaryDone)
+	if every < 0 {
+		<-s.stopSummary
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var last [6]uint64
+	report := func(final bool) {
+		cur := [6]uint64{s.counts[0].Load(), s.counts[1].Load(), s.counts[2].Load(), s.dups.Load(), s.accepted.Load(), s.denied.Load()}
+		msg := "summary"
+		if final {
+			msg = "final summary"
+		}
+		s.mu.Lock()
+		open := len(s.conns)
+		s.mu.Unlock()
+		s.log.Info(msg, "ok_200", cur[0]-last[0], "invalid_400", cur[1]-last[1], "unavailable_500", cur[2]-last[2],
+			"duplicates", cur[3]-last[3], "connections", cur[4]-last[4], "denied", cur[5]-last[5], "open", open)
+		last = cur
+	}
+	for {
+		select {
+		case <-t.C:
+			report(false)
+		case <-s.stopSummary:
+			report(true)
+			return
+		}
+	}
+}
+
+// limiter counts served connections against a limit that a reload may
+// change; acquire blocks while the limit is reached.
+type limiter struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	active int
+	limit  int
+}
+
+func (l *limiter) init(n int) {
+	l.cond.L = &l.mu
+	l.limit = n
+}
+
+// acquire waits for a free slot; it returns false when ctx is done or
+// stop is set (call wake after changing them).
+func (l *limiter) acquire(ctx context.Context, stop *atomic.Bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.active >= l.limit {
+		if ctx.Err() != nil || stop.Load() {
+			return false
+		}
+		l.cond.Wait()
+	}
+	if ctx.Err() != nil || stop.Load() {
+		return false
+	}
+	l.active++
+	return true
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.active--
+	l.mu.Unlock()
+	l.cond.Signal()
+}
+
+func (l *limiter) setLimit(n int) {
+	l.mu.Lock()
+	l.limit = n
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
+
+func (l *limiter) wake() {
+	// Taking mu orders the caller's flag change with a waiter's check.
+	l.mu.Lock()
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}

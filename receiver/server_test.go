@@ -1,0 +1,734 @@
+package receiver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"spoolgate/conf"
+	"spoolgate/protocol"
+)
+
+type testServer struct {
+	srv     *Server
+	addr    string
+	dir     string
+	reg     *prometheus.Registry
+	served  chan error
+	shutErr error
+}
+
+func testConfig(t testing.TB) conf.Receiver {
+	c := conf.Default().Receiver
+	c.DataDir = t.TempDir()
+	c.ReadTimeout = 5 * time.Second
+	c.IdleTimeout = 5 * time.Second
+	c.WriteTimeout = 5 * time.Second
+	return c
+}
+
+// startServer starts a Server on 127.0.0.1:0 with opts (Config from
+// testConfig unless set) and shuts it down when the test ends.
+func startServer(t testing.TB, opts Options) *testServer {
+	t.Helper()
+	if opts.Config.DataDir == "" {
+		opts.Config = testConfig(t)
+	}
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t)
+	}
+	reg := prometheus.NewRegistry()
+	opts.Registerer = reg
+	if opts.SummaryEvery == 0 {
+		opts.SummaryEvery = -1
+	}
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{srv: srv, addr: ln.Addr().String(), dir: opts.Config.DataDir, reg: reg, served: make(chan error, 1)}
+	go func() { ts.served <- srv.Serve(context.Background(), ln) }()
+	poll(t, 5*time.Second, "serving", func() bool { return srv.Ready() == nil })
+	t.Cleanup(func() { ts.stop(t) })
+	return ts
+}
+
+// stop shuts the server down (once) and checks Serve returned.
+func (ts *testServer) stop(t testing.TB) {
+	t.Helper()
+	if ts.served == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ts.shutErr = ts.srv.Shutdown(ctx)
+	if err := <-ts.served; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve returned %v", err)
+	}
+	ts.served = nil
+}
+
+var spec = protocol.DefaultRequestSpec()
+
+// req builds a valid request with process_no pno and payload.
+func req(t testing.TB, pno, payload string) []byte {
+	t.Helper()
+	return reqOrg(t, "ORG01", pno, payload)
+}
+
+func reqOrg(t testing.TB, org, pno, payload string) []byte {
+	t.Helper()
+	b, err := spec.Encode("REQ", pno, "20261121093000", org, "SV01", "CUST-000123", payload, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// frame builds a message from body (everything after the length field)
+// with a correct length field, valid or not.
+func frame(body string) []byte {
+	return []byte(fmt.Sprintf("%04d|%s\n", len(body)+6, body))
+}
+
+const validBody = "REQ|000000007|20261121093000|ORG01|SV01|CUST-000123|payload|"
+
+func dial(t testing.TB, addr string) *net.TCPConn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// readReplies reads replies until EOF (or error) with a deadline.
+func readReplies(t testing.TB, c net.Conn) []protocol.Reply {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	var out []protocol.Reply
+	for {
+		line, err := br.ReadBytes('\n')
+		if len(line) > 0 {
+			r, perr := protocol.ParseReply(line)
+			if perr != nil {
+				t.Fatalf("bad reply %q: %v", line, perr)
+			}
+			out = append(out, r)
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("no EOF from the server: %v", err)
+			}
+			return out
+		}
+	}
+}
+
+// roundTrip sends msg on c and reads one reply.
+func roundTrip(t testing.TB, c net.Conn, br *bufio.Reader, msg []byte) protocol.Reply {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		t.Fatalf("read reply: %v", err)
+	}
+	r, err := protocol.ParseReply(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// send sends one message on a new connection and returns the reply code.
+func send(t testing.TB, addr string, msg []byte) int {
+	t.Helper()
+	c := dial(t, addr)
+	r := roundTrip(t, c, bufio.NewReader(c), msg)
+	c.Close()
+	return r.Code
+}
+
+// storedLines returns every line of the request files in dir, sorted.
+func storedLines(t testing.TB, dir string) []string {
+	t.Helper()
+	var out []string
+	for name, c := range dirFiles(t, dir) {
+		if _, _, ok := parseName(name); !ok {
+			continue
+		}
+		if c != "" && !strings.HasSuffix(c, "\n") {
+			t.Fatalf("%s ends in a partial line: %q", name, c)
+		}
+		for _, l := range strings.Split(c, "\n") {
+			if l != "" {
+				out = append(out, l+"\n")
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// metric returns the value of the counter or gauge name with labels (a
+// "k=v" list), or of a histogram's sample count.
+func metric(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, l := range labels {
+				k, v, _ := strings.Cut(l, "=")
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+// TestFraming covers the framing cases and every rule of the default spec:
+// the replies (codes and echoed process_no, in order), what is stored, and
+// the reject reasons.
+func TestFraming(t *testing.T) {
+	m1, m2, m3 := req(t, "000000001", "one"), req(t, "000000002", "two"), req(t, "000000003", "three")
+	long := req(t, "000000004", strings.Repeat("x", 200)) // valid, but over max_message_bytes=128
+	noLF := m1[:len(m1)-1]
+	crlf := append(slices.Clone(noLF), '\r', '\n')
+	const p7 = "000000007"
+	type reply struct {
+		code int
+		pno  string
+	}
+	ok := func(m []byte) reply { return reply{200, string(m[9:18])} }
+	for _, tc := range []struct {
+		name     string
+		send     [][]byte // written in order; the client then half-closes
+		byByte   bool     // write one byte at a time
+		want     []reply
+		stored   [][]byte
+		reason   string // a rejects_total reason expected
+		maxBytes int
+	}{
+		{name: "one message", send: [][]byte{m1}, want: []reply{ok(m1)}, stored: [][]byte{m1}},
+		{name: "ended by EOF without LF", send: [][]byte{noLF}, want: []reply{ok(m1)}, stored: [][]byte{m1}},
+		{name: "pipelined in one write", send: [][]byte{slices.Concat(m1, m2, m3)}, want: []reply{ok(m1), ok(m2), ok(m3)}, stored: [][]byte{m1, m2, m3}},
+		{name: "slow writer one byte at a time", send: [][]byte{slices.Concat(m1, m2)}, byByte: true, want: []reply{ok(m1), ok(m2)}, stored: [][]byte{m1, m2}},
+		{name: "oversized line then closed", send: [][]byte{slices.Concat(long, m2)}, maxBytes: 128, want: []reply{{400, "000000000"}}, reason: "message: too long"},
+		{name: "oversized without LF at EOF", send: [][]byte{long[:len(long)-1]}, maxBytes: 128, want: []reply{{400, "000000000"}}, reason: "message: too long"},
+		{name: "CRLF", send: [][]byte{crlf}, want: []reply{{400, "000000001"}}, reason: "message: no CR"},
+		{name: "invalid UTF-8", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01|CUST-000123|bad\xff\xfe|")}, want: []reply{{400, p7}}},
+		{name: "empty line", send: [][]byte{[]byte("\n")}, want: []reply{{400, "000000000"}}},
+		{name: "second message after a 400", send: [][]byte{[]byte("garbage\n"), m2}, want: []reply{{400, "000000000"}, ok(m2)}, stored: [][]byte{m2}},
+		{name: "400 and 200 pipelined", send: [][]byte{slices.Concat(frame("RES|"+validBody[4:]), m3)}, want: []reply{{400, p7}, ok(m3)}, stored: [][]byte{m3}},
+		{name: "length field wrong", send: [][]byte{[]byte("0077|" + validBody + "\n")}, want: []reply{{400, p7}}},
+		{name: "length field not digits", send: [][]byte{[]byte("00x8|" + validBody + "\n")}, want: []reply{{400, p7}}},
+		{name: "type not REQ", send: [][]byte{frame("RES|000000007|20261121093000|ORG01|SV01|CUST-000123|p|")}, want: []reply{{400, p7}}},
+		{name: "process_no 8 digits", send: [][]byte{frame("REQ|00000007|20261121093000|ORG01|SV01|CUST-000123|p|")}, want: []reply{{400, "000000000"}}},
+		{name: "sent_at not a calendar time", send: [][]byte{frame("REQ|000000007|20261131093000|ORG01|SV01|CUST-000123|p|")}, want: []reply{{400, p7}}},
+		{name: "org_code lower case", send: [][]byte{frame("REQ|000000007|20261121093000|org01|SV01|CUST-000123|p|")}, want: []reply{{400, p7}}},
+		{name: "org_code too short", send: [][]byte{frame("REQ|000000007|20261121093000|O|SV01|CUST-000123|p|")}, want: []reply{{400, p7}}},
+		{name: "service_code 5 chars", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV012|CUST-000123|p|")}, want: []reply{{400, p7}}},
+		{name: "key too long", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01|" + strings.Repeat("k", 41) + "|p|")}, want: []reply{{400, p7}}},
+		{name: "key empty", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01||p|")}, want: []reply{{400, p7}}},
+		{name: "payload with NUL", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01|CUST-000123|a\x00b|")}, want: []reply{{400, p7}}},
+		{name: "filler too long", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01|CUST-000123|p|" + strings.Repeat("f", 65))}, want: []reply{{400, p7}}},
+		{name: "too few fields", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01|CUST-000123|p")}, want: []reply{{400, p7}}},
+		{name: "too many fields", send: [][]byte{frame(validBody + "|extra")}, want: []reply{{400, p7}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{Config: testConfig(t)}
+			if tc.maxBytes > 0 {
+				opts.Config.MaxMessageBytes = tc.maxBytes
+			}
+			ts := startServer(t, opts)
+			c := dial(t, ts.addr)
+			for _, b := range tc.send {
+				if tc.byByte {
+					for i := range b {
+						if _, err := c.Write(b[i : i+1]); err != nil {
+							t.Fatal(err)
+						}
+					}
+				} else if _, err := c.Write(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.CloseWrite()
+			var got []reply
+			for _, r := range readReplies(t, c) {
+				got = append(got, reply{r.Code, r.ProcessNo})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("replies %v, want %v", got, tc.want)
+			}
+			ts.stop(t)
+			var want []string
+			for _, m := range tc.stored {
+				want = append(want, string(m))
+			}
+			sort.Strings(want)
+			if got := storedLines(t, ts.dir); !slices.Equal(got, want) {
+				t.Fatalf("stored %q, want %q", got, want)
+			}
+			var n400 float64
+			for _, r := range tc.want {
+				if r.code == 400 {
+					n400++
+				}
+			}
+			if got := metric(t, ts.reg, "spoolgate_receiver_rejects_total"); got != n400 {
+				t.Errorf("rejects_total %v, want %v", got, n400)
+			}
+			if got := metric(t, ts.reg, "spoolgate_receiver_messages_total", "code=400"); got != n400 {
+				t.Errorf("messages_total{code=400} %v, want %v", got, n400)
+			}
+			if tc.reason != "" && metric(t, ts.reg, "spoolgate_receiver_rejects_total", "reason="+tc.reason) != 1 {
+				t.Errorf("no reject with reason %q", tc.reason)
+			}
+		})
+	}
+}
+
+func TestKeepAlive(t *testing.T) {
+	ts := startServer(t, Options{})
+	c := dial(t, ts.addr)
+	br := bufio.NewReader(c)
+	var want []string
+	for i := range 50 {
+		m := req(t, fmt.Sprintf("%09d", i), "keep-alive")
+		want = append(want, string(m))
+		if r := roundTrip(t, c, br, m); r.Code != 200 || r.ProcessNo != fmt.Sprintf("%09d", i) {
+			t.Fatalf("message %d: %+v", i, r)
+		}
+	}
+	c.Close()
+	ts.stop(t)
+	sort.Strings(want)
+	if got := storedLines(t, ts.dir); !slices.Equal(got, want) {
+		t.Fatalf("stored %d lines, want %d", len(got), len(want))
+	}
+	if n := metric(t, ts.reg, "spoolgate_receiver_store_seconds"); n != 50 {
+		t.Errorf("store_seconds count %v", n)
+	}
+	if n := metric(t, ts.reg, "spoolgate_receiver_sync_batch"); n != 50 {
+		t.Errorf("sync_batch count %v", n)
+	}
+}
+
+// TestTimeouts: the server closes an idle connection after idle_timeout
+// and one with a started message after read_timeout, without a reply.
+func TestTimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send []byte
+	}{
+		{"idle", nil},
+		{"idle after a message", req(t, "000000001", "x")},
+		{"message started", []byte("0078|REQ|0000")},
+		{"message started after a message", append(req(t, "000000001", "x"), "0078|REQ"...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.IdleTimeout = 150 * time.Millisecond
+			cfg.ReadTimeout = 150 * time.Millisecond
+			if strings.Contains(tc.name, "idle") {
+				cfg.ReadTimeout = time.Minute
+			} else {
+				cfg.IdleTimeout = time.Minute
+			}
+			ts := startServer(t, Options{Config: cfg})
+			c := dial(t, ts.addr)
+			c.Write(tc.send)
+			start := time.Now()
+			replies := readReplies(t, c) // returns at the server's close
+			wantReplies := 0
+			if bytes.Count(tc.send, []byte("\n")) == 1 {
+				wantReplies = 1
+			}
+			if len(replies) != wantReplies {
+				t.Fatalf("replies %v", replies)
+			}
+			t.Logf("closed after %v", time.Since(start))
+		})
+	}
+}
+
+// TestMaxConns: with max_conns connections open the server does not
+// accept; a waiting client is served once a slot frees.
+func TestMaxConns(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxConns = 2
+	ts := startServer(t, Options{Config: cfg})
+	idle1, idle2 := dial(t, ts.addr), dial(t, ts.addr)
+	_ = idle2
+	poll(t, 5*time.Second, "2 connections", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_connections") == 2
+	})
+	c := dial(t, ts.addr) // completes in the kernel backlog
+	if _, err := c.Write(req(t, "000000001", "waiting")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 64)); n != 0 || !isTimeout(err) {
+		t.Fatalf("third connection answered while 2 were open: n=%d err=%v", n, err)
+	}
+	if got := metric(t, ts.reg, "spoolgate_receiver_connections"); got != 2 {
+		t.Fatalf("connections %v", got)
+	}
+	idle1.Close()
+	c.CloseWrite()
+	if r := readReplies(t, c); len(r) != 1 || r[0].Code != 200 {
+		t.Fatalf("after a slot freed: %v", r)
+	}
+	// A reload raises the limit for the waiting ones at once.
+	c3, c4 := dial(t, ts.addr), dial(t, ts.addr) // c3 takes the free slot, c4 waits
+	_ = c3
+	poll(t, 5*time.Second, "2 connections", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_connections") == 2
+	})
+	cfg.MaxConns = 3
+	ts.srv.Reload(cfg)
+	if code := roundTrip(t, c4, bufio.NewReader(c4), req(t, "000000002", "x")).Code; code != 200 {
+		t.Fatalf("after reload: %d", code)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestAllow: a peer outside allow is closed without a reply and not
+// stored; a reload that allows it takes effect for the next connection.
+func TestAllow(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Allow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	ts := startServer(t, Options{Config: cfg})
+	c := dial(t, ts.addr)
+	c.Write(req(t, "000000001", "denied"))
+	c.CloseWrite()
+	if r := readReplies(t, c); len(r) != 0 {
+		t.Fatalf("denied peer got %v", r)
+	}
+	if n := metric(t, ts.reg, "spoolgate_receiver_denied_connections_total"); n != 1 {
+		t.Fatalf("denied %v", n)
+	}
+	cfg.Allow = append(cfg.Allow, netip.MustParsePrefix("127.0.0.0/8"))
+	ts.srv.Reload(cfg)
+	if code := send(t, ts.addr, req(t, "000000002", "allowed")); code != 200 {
+		t.Fatalf("after reload: %d", code)
+	}
+	ts.stop(t)
+	if got := storedLines(t, ts.dir); len(got) != 1 || !strings.Contains(got[0], "allowed") {
+		t.Fatalf("stored %q", got)
+	}
+}
+
+// TestDedup: a repeated message within the window is answered 200 and
+// stored once, also across a restart, and stored again once the window is
+// over; identical messages in flight at once are stored once.
+func TestDedup(t *testing.T) {
+	clk := newFakeClock(t0)
+	cfg := testConfig(t)
+	m := req(t, "000000001", "first")
+	again := req(t, "000000001", "retry with other payload") // same org_code,process_no
+	other := reqOrg(t, "ORG02", "000000001", "first")
+
+	ts := startServer(t, Options{Config: cfg, Clock: clk.now})
+	for _, msg := range [][]byte{m, again, other, m} {
+		if code := send(t, ts.addr, msg); code != 200 {
+			t.Fatalf("code %d", code)
+		}
+	}
+	if n := metric(t, ts.reg, "spoolgate_receiver_duplicates_total"); n != 2 {
+		t.Fatalf("duplicates %v", n)
+	}
+	ts.stop(t)
+	want := []string{string(m), string(other)}
+	sort.Strings(want)
+	if got := storedLines(t, cfg.DataDir); !slices.Equal(got, want) {
+		t.Fatalf("stored %q", got)
+	}
+
+	// Restart 5 minutes later: the window is rebuilt from the files.
+	clk.set(t0.Add(5 * time.Minute))
+	ts = startServer(t, Options{Config: cfg, Clock: clk.now})
+	if code := send(t, ts.addr, again); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	if n := metric(t, ts.reg, "spoolgate_receiver_duplicates_total"); n != 1 {
+		t.Fatalf("after restart: duplicates %v", n)
+	}
+	// 11 minutes after the original: stored again.
+	clk.set(t0.Add(11*time.Minute + 30*time.Second))
+	if code := send(t, ts.addr, again); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	// The window shrinks live; 0s turns it off.
+	cfg.DedupWindow = 0
+	ts.srv.Reload(cfg)
+	if code := send(t, ts.addr, again); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	ts.stop(t)
+	if got := storedLines(t, cfg.DataDir); len(got) != 4 {
+		t.Fatalf("stored %d lines, want 4: %q", len(got), got)
+	}
+}
+
+func TestDedupInFlight(t *testing.T) {
+	cfg := testConfig(t)
+	release := make(chan struct{})
+	opts := Options{Config: cfg, storeHooks: storeHooks{sync: func(f *os.File) error {
+		<-release // hold the first sync until every copy has arrived
+		return f.Sync()
+	}}}
+	ts := startServer(t, opts)
+	m := req(t, "000000042", "in flight")
+	const copies = 8
+	codes := make(chan int, copies)
+	for range copies {
+		go func() {
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.Write(m)
+			line, err := bufio.NewReader(c).ReadBytes('\n')
+			if err != nil {
+				codes <- -2
+				return
+			}
+			r, _ := protocol.ParseReply(line)
+			codes <- r.Code
+		}()
+	}
+	// One copy is being stored (its sync held); the others wait for it.
+	poll(t, 5*time.Second, "copies waiting", func() bool {
+		ts.srv.dedup.mu.Lock()
+		defer ts.srv.dedup.mu.Unlock()
+		return len(ts.srv.dedup.inflight) == 1 && ts.srv.dedup.waiting == copies-1
+	})
+	close(release)
+	for range copies {
+		if code := <-codes; code != 200 {
+			t.Fatalf("code %d", code)
+		}
+	}
+	ts.stop(t)
+	if got := storedLines(t, cfg.DataDir); len(got) != 1 {
+		t.Fatalf("stored %d copies", len(got))
+	}
+}
+
+// TestShutdown: draining closes idle connections at once, answers a
+// message being read, then Shutdown returns; at the deadline it closes
+// what is left.
+func TestShutdown(t *testing.T) {
+	t.Run("drain", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.IdleTimeout = time.Minute
+		cfg.ReadTimeout = time.Minute
+		ts := startServer(t, Options{Config: cfg})
+		idle := dial(t, ts.addr)
+		busy := dial(t, ts.addr)
+		m := req(t, "000000001", "half")
+		busy.Write(m[:20])
+		poll(t, 5*time.Second, "a connection reading a message", func() bool {
+			ts.srv.mu.Lock()
+			defer ts.srv.mu.Unlock()
+			n := 0
+			for c := range ts.srv.conns {
+				c.mu.Lock()
+				if !c.idle {
+					n++
+				}
+				c.mu.Unlock()
+			}
+			return n == 1 && len(ts.srv.conns) == 2
+		})
+		done := make(chan error, 1)
+		go func() { done <- ts.srv.Shutdown(context.Background()) }()
+		if r := readReplies(t, idle); len(r) != 0 {
+			t.Fatalf("idle got %v", r)
+		}
+		if ts.srv.Ready() == nil {
+			t.Fatal("ready while draining")
+		}
+		if c, err := net.Dial("tcp", ts.addr); err == nil {
+			c.Close()
+			t.Fatal("still accepting while draining")
+		}
+		busy.Write(m[20:])
+		if r := readReplies(t, busy); len(r) != 1 || r[0].Code != 200 {
+			t.Fatalf("busy got %v", r)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		ts.stop(t)
+		if got := storedLines(t, cfg.DataDir); len(got) != 1 {
+			t.Fatalf("stored %q", got)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.ReadTimeout = time.Minute
+		ts := startServer(t, Options{Config: cfg})
+		busy := dial(t, ts.addr)
+		busy.Write([]byte("0078|REQ|"))
+		poll(t, 5*time.Second, "connection", func() bool { return metric(t, ts.reg, "spoolgate_receiver_connections") == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		ts.shutErr = ts.srv.Shutdown(ctx)
+		if !errors.Is(ts.shutErr, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown: %v", ts.shutErr)
+		}
+		if r := readReplies(t, busy); len(r) != 0 {
+			t.Fatalf("got %v", r)
+		}
+	})
+}
+
+// TestStoreUnavailable: a full disk or a read-only data dir answers 500,
+// never 200, stores nothing partial, and the server recovers when space or
+// write access returns.
+func TestStoreUnavailable(t *testing.T) {
+	t.Run("disk full", func(t *testing.T) {
+		dir := mountTmpfs(t, "size=256k")
+		filler := filepath.Join(dir, "filler")
+		f, err := os.Create(filler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, err := f.Write(make([]byte, 4096)); err != nil {
+				break
+			}
+		}
+		f.Close()
+		cfg := testConfig(t)
+		cfg.DataDir = dir
+		ts := startServer(t, Options{Config: cfg})
+		for i := range 3 {
+			if code := send(t, ts.addr, req(t, fmt.Sprintf("%09d", i), strings.Repeat("p", 1000))); code != 500 {
+				t.Fatalf("full disk: code %d", code)
+			}
+		}
+		if err := ts.srv.Ready(); err == nil {
+			t.Fatal("ready with a full disk")
+		} else {
+			t.Logf("readyz: %v", err)
+		}
+		os.Remove(filler)
+		ok := req(t, "000000099", "space again")
+		if code := send(t, ts.addr, ok); code != 200 {
+			t.Fatalf("after freeing space: %d", code)
+		}
+		poll(t, 5*time.Second, "ready", func() bool { return ts.srv.Ready() == nil })
+		ts.stop(t)
+		if got := storedLines(t, dir); !slices.Equal(got, []string{string(ok)}) {
+			t.Fatalf("stored %q", got)
+		}
+		if n := metric(t, ts.reg, "spoolgate_receiver_messages_total", "code=500"); n != 3 {
+			t.Fatalf("500s %v", n)
+		}
+	})
+	t.Run("read-only", func(t *testing.T) {
+		cfg := testConfig(t)
+		ts := startServer(t, Options{Config: cfg})
+		// A read-only file system mounted over the data dir: the store's
+		// next open by path hits it (the lock stays on the real dir).
+		if err := mount(t, cfg.DataDir, "ro,size=64k"); err != nil {
+			t.Skipf("cannot mount a read-only tmpfs (needs root): %v", err)
+		}
+		mounted := true
+		t.Cleanup(func() {
+			if mounted {
+				unmount(t, cfg.DataDir)
+			}
+		})
+		if code := send(t, ts.addr, req(t, "000000001", "read-only")); code != 500 {
+			t.Fatalf("read-only: code %d", code)
+		}
+		if err := ts.srv.Ready(); err == nil {
+			t.Fatal("ready with a read-only data dir")
+		} else {
+			t.Logf("readyz: %v", err)
+		}
+		unmount(t, cfg.DataDir)
+		mounted = false
+		if code := send(t, ts.addr, req(t, "000000002", "writable")); code != 200 {
+			t.Fatalf("writable again: code %d", code)
+		}
+		ts.stop(t)
+		if got := storedLines(t, cfg.DataDir); len(got) != 1 || !strings.Contains(got[0], "writable") {
+			t.Fatalf("stored %q", got)
+		}
+	})
+}
+
+// mountTmpfs mounts a tmpfs with opts on a new temp dir, unmounted at the
+// end of the test (after the server stops), or skips the test.
+func mountTmpfs(t *testing.T, opts string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := mount(t, dir, opts); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { unmount(t, dir) })
+	return dir
+}

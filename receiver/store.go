@@ -1,0 +1,619 @@
+package receiver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"spoolgate/internal/fsutil"
+)
+
+// Publish modes and fsync policies accepted by OpenStore.
+const (
+	PublishRename = "rename"
+	PublishAppend = "append"
+	FsyncAlways   = "always"
+	FsyncNever    = "never"
+)
+
+// LockName is the lock file a Store holds in its data dir.
+const LockName = ".spoolgate-receiver.lock"
+
+const (
+	fileSuffix = "_request.txt"
+	partSuffix = ".part"
+	// minuteLayout names request files by local receive minute.
+	minuteLayout = "200601021504"
+	// maxBatch bounds how many lines one write+fsync covers.
+	maxBatch = 4096
+	// tick is how often the writer checks whether the open minute is over.
+	tick = time.Second
+)
+
+// ErrStoreClosed is returned by Append after Close.
+var ErrStoreClosed = errors.New("store closed")
+
+// Store appends accepted messages to per-minute request files in one
+// directory. One writer goroutine owns the files; Append hands it a line and
+// blocks until the line is durable (group commit: lines queued while a sync
+// runs share the next one). A Store holds a lock file in its directory so a
+// second Store on the same directory fails with fsutil.ErrLocked.
+type Store struct {
+	dir     string
+	rename  bool
+	fsync   bool
+	clock   func() time.Time
+	log     *slog.Logger
+	syncFn  func(*os.File) error
+	onBatch func(lines int)
+	tick    time.Duration
+	lock    *fsutil.DirLock
+
+	mu     sync.RWMutex // guards closed against sends on reqs
+	closed bool
+	reqs   chan *storeReq
+	done   chan struct{}
+
+	// Owned by the writer goroutine.
+	f         *os.File
+	path      string // path of f
+	final     string // final name of f (rename mode)
+	minute    int64  // unix minute of f
+	size      int64  // length of the durable, complete lines in f
+	dirty     bool   // f may hold bytes beyond size (a failed write or sync)
+	newFile   bool   // f was created and its directory entry not yet synced
+	buf       []byte
+	batch     []*storeReq
+	unpub     []string // .part files whose publish failed; retried each tick
+	failing   bool     // last batch failed; for logging state changes only
+	healthMu  sync.Mutex
+	healthErr error
+}
+
+type storeReq struct {
+	line []byte
+	done chan error
+}
+
+var reqPool = sync.Pool{New: func() any { return &storeReq{done: make(chan error, 1)} }}
+
+// storeHooks are test and metric seams of a Store.
+type storeHooks struct {
+	sync    func(*os.File) error // replaces (*os.File).Sync
+	onBatch func(lines int)      // called after each durable batch
+	tick    time.Duration        // replaces the minute-over check interval
+}
+
+// OpenStore locks dir, repairs it (cuts a trailing partial line from every
+// request file, publishes .part files of other minutes) and starts the
+// writer. publish is PublishRename or PublishAppend, fsync FsyncAlways or
+// FsyncNever; clock defaults to time.Now and log to a discard logger. It
+// returns an error wrapping fsutil.ErrLocked when another process owns dir.
+func OpenStore(dir, publish, fsync string, clock func() time.Time, log *slog.Logger) (*Store, error) {
+	return openStore(dir, publish, fsync, clock, log, storeHooks{})
+}
+
+func openStore(dir, publish, fsync string, clock func() time.Time, log *slog.Logger, h storeHooks) (*Store, error) {
+	if publish != PublishRename && publish != PublishAppend {
+		return nil, fmt.Errorf("open store: publish %q: want %s or %s", publish, PublishRename, PublishAppend)
+	}
+	if fsync != FsyncAlways && fsync != FsyncNever {
+		return nil, fmt.Errorf("open store: fsync %q: want %s or %s", fsync, FsyncAlways, FsyncNever)
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if h.sync == nil {
+		h.sync = (*os.File).Sync
+	}
+	if h.onBatch == nil {
+		h.onBatch = func(int) {}
+	}
+	if h.tick <= 0 {
+		h.tick = tick
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	lock, err := fsutil.Lock(dir, LockName)
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("data dir %s is in use by another receiver: %w", dir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{
+		dir:     dir,
+		rename:  publish == PublishRename,
+		fsync:   fsync == FsyncAlways,
+		clock:   clock,
+		log:     log,
+		syncFn:  h.sync,
+		onBatch: h.onBatch,
+		lock:    lock,
+		tick:    h.tick,
+		reqs:    make(chan *storeReq, maxBatch),
+		done:    make(chan struct{}),
+		minute:  -1,
+	}
+	if err := s.repair(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// Dir returns the directory the Store writes to.
+func (s *Store) Dir() string { return s.dir }
+
+// Append stores line (a message without its LF; the Store adds the LF) and
+// returns nil once it is written (and synced with fsync=always). On any
+// error the line is not acknowledged: it was not stored, or was stored but
+// may be lost. It returns ErrStoreClosed after Close. line must not change
+// until Append returns. Safe for concurrent use.
+func (s *Store) Append(line []byte) error {
+	r := reqPool.Get().(*storeReq)
+	r.line = line
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		reqPool.Put(r)
+		return ErrStoreClosed
+	}
+	s.reqs <- r
+	s.mu.RUnlock()
+	err := <-r.done
+	r.line = nil
+	reqPool.Put(r)
+	return err
+}
+
+// Healthy returns nil unless the last write or sync failed; then it returns
+// that error until a later batch succeeds. Safe for concurrent use.
+func (s *Store) Healthy() error {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	return s.healthErr
+}
+
+// Close stores the lines already handed over, closes the open file
+// (publishing it if its minute is over) and releases the lock. Later
+// Appends return ErrStoreClosed. Close is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		<-s.done
+		return nil
+	}
+	s.closed = true
+	close(s.reqs)
+	s.mu.Unlock()
+	<-s.done
+	return s.lock.Close()
+}
+
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.tick)
+	defer t.Stop()
+	for {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				s.finish()
+				return
+			}
+			s.batch = append(s.batch[:0], r)
+		drain:
+			for len(s.batch) < maxBatch {
+				select {
+				case r, ok := <-s.reqs:
+					if !ok {
+						break drain
+					}
+					s.batch = append(s.batch, r)
+				default:
+					break drain
+				}
+			}
+			s.commit(s.batch)
+			clear(s.batch)
+		case <-t.C:
+			if s.f != nil && unixMinute(s.clock()) != s.minute {
+				s.closeFile(true)
+			}
+			s.retryPublish()
+		}
+	}
+}
+
+// finish runs when reqs is closed and drained.
+func (s *Store) finish() {
+	if s.f != nil {
+		s.closeFile(unixMinute(s.clock()) != s.minute)
+	}
+	s.retryPublish()
+	for _, p := range s.unpub {
+		s.log.Warn("left unpublished; it is published at the next start", "file", p)
+	}
+}
+
+func (s *Store) commit(batch []*storeReq) {
+	err := s.write(batch)
+	if err == nil {
+		s.onBatch(len(batch))
+	}
+	s.setHealth(err)
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+func (s *Store) setHealth(err error) {
+	if err != nil && !s.failing {
+		s.log.Error("store failing: answering 500 until a write succeeds", "dir", s.dir, "err", err)
+	} else if err == nil && s.failing {
+		s.log.Info("store recovered", "dir", s.dir)
+	}
+	if (err != nil) != s.failing {
+		s.failing = err != nil
+		s.healthMu.Lock()
+		s.healthErr = err
+		s.healthMu.Unlock()
+	}
+}
+
+// write appends batch to the current minute's file and makes it durable.
+// On error no line of batch is left beyond s.size (best effort: if even the
+// truncate fails, s.dirty stays set and later batches fail until it works).
+func (s *Store) write(batch []*storeReq) error {
+	m := unixMinute(s.clock())
+	if s.f != nil && m != s.minute {
+		s.closeFile(true)
+	}
+	if s.f == nil {
+		if err := s.openFile(m); err != nil {
+			return err
+		}
+	}
+	if s.dirty {
+		if err := s.f.Truncate(s.size); err != nil {
+			return fmt.Errorf("store: truncate %s after failed write: %w", s.path, err)
+		}
+		s.dirty = false
+	}
+	s.buf = s.buf[:0]
+	for _, r := range batch {
+		s.buf = append(s.buf, r.line...)
+		s.buf = append(s.buf, '\n')
+	}
+	n, err := s.f.Write(s.buf)
+	if err == nil && s.fsync {
+		err = s.syncFn(s.f)
+		if err == nil && s.newFile {
+			err = fsutil.SyncDir(s.dir)
+		}
+	}
+	if err != nil {
+		err = fmt.Errorf("store: write %s: %w", s.path, err)
+		if n > 0 {
+			s.dirty = true
+			if terr := s.f.Truncate(s.size); terr == nil {
+				s.dirty = false
+			}
+		}
+		return err
+	}
+	s.newFile = false
+	s.size += int64(n)
+	return nil
+}
+
+// openFile opens (creating if needed) the file for unix minute m, cutting
+// a trailing partial line left by an earlier failure.
+func (s *Store) openFile(m int64) error {
+	final := minuteName(m)
+	path := filepath.Join(s.dir, final)
+	if s.rename {
+		path += partSuffix
+	}
+	created := true
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		created = false
+		if _, err = repairTail(path, s.log); err == nil {
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store: open: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("store: open: %w", err)
+	}
+	s.f, s.path, s.final, s.minute, s.size = f, path, final, m, st.Size()
+	s.newFile, s.dirty = created, false
+	return nil
+}
+
+// closeFile closes the open file and, in rename mode when publish is set,
+// makes it durable and renames it to its final name.
+func (s *Store) closeFile(publish bool) {
+	f, path := s.f, s.path
+	s.f, s.minute = nil, -1
+	if s.dirty {
+		if err := f.Truncate(s.size); err != nil {
+			s.log.Error("store: cannot cut failed write; left for start-up repair", "file", path, "err", err)
+			f.Close()
+			return
+		}
+		s.dirty = false
+	}
+	var err error
+	if s.rename && publish && (!s.fsync || s.newFile) {
+		err = f.Sync() // durable before it becomes visible
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.log.Error("store: close", "file", path, "err", err)
+	}
+	if !s.rename || !publish {
+		return
+	}
+	if err != nil {
+		s.unpub = append(s.unpub, path)
+		return
+	}
+	if _, err := fsutil.MoveNoClobber(path, s.dir, s.final); err != nil {
+		s.log.Error("store: publish", "file", path, "err", err)
+		s.unpub = append(s.unpub, path)
+	}
+}
+
+func (s *Store) retryPublish() {
+	kept := s.unpub[:0]
+	for _, p := range s.unpub {
+		if err := s.publish(p); err != nil {
+			kept = append(kept, p)
+		}
+	}
+	s.unpub = kept
+}
+
+// publish syncs the .part file p and renames it to its final name.
+func (s *Store) publish(p string) error {
+	f, err := os.Open(p)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err == nil {
+		_, err = fsutil.MoveNoClobber(p, s.dir, strings.TrimSuffix(filepath.Base(p), partSuffix))
+	}
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", p, err)
+	}
+	return nil
+}
+
+// repair cuts trailing partial lines and publishes .part files of minutes
+// other than the current one (all of them in append mode).
+func (s *Store) repair() error {
+	files, err := s.files(-1)
+	if err != nil {
+		return err
+	}
+	now := unixMinute(s.clock())
+	var cut, published int
+	for _, rf := range files {
+		n, err := repairTail(rf.path, s.log)
+		if err != nil {
+			return fmt.Errorf("repair: %w", err)
+		}
+		if n > 0 {
+			cut++
+		}
+		if rf.part && (!s.rename || rf.minute != now) {
+			if err := s.publish(rf.path); err != nil {
+				return fmt.Errorf("repair: %w", err)
+			}
+			published++
+		}
+	}
+	s.log.Info("data dir repaired", "dir", s.dir, "files", len(files), "cut", cut, "published", published)
+	return nil
+}
+
+// requestFile is one request file in the data dir.
+type requestFile struct {
+	path   string
+	minute int64 // unix minute from the name
+	part   bool
+}
+
+// files lists the request files (final, .part and collision-suffixed
+// names) of minutes >= since, sorted by minute then name.
+func (s *Store) files(since int64) ([]requestFile, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", s.dir, err)
+	}
+	var out []requestFile
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		m, part, ok := parseName(e.Name())
+		if !ok || m < since {
+			continue
+		}
+		out = append(out, requestFile{path: filepath.Join(s.dir, e.Name()), minute: m, part: part})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].minute != out[j].minute {
+			return out[i].minute < out[j].minute
+		}
+		return out[i].path < out[j].path
+	})
+	return out, nil
+}
+
+// Lines calls fn for every complete line of the request files of minutes
+// from since on, oldest file first, with the end of the file's minute (not
+// after now). It reads files while the writer may append: call it before
+// serving. line is valid only during the call.
+func (s *Store) Lines(since time.Time, fn func(at time.Time, line []byte)) error {
+	files, err := s.files(unixMinute(since))
+	if err != nil {
+		return err
+	}
+	now := s.clock()
+	br := bufio.NewReaderSize(nil, 16<<10)
+	for _, rf := range files {
+		at := time.Unix((rf.minute+1)*60, 0)
+		if at.After(now) {
+			at = now
+		}
+		if err := readLines(rf.path, br, func(line []byte) { fn(at, line) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readLines calls fn for each complete line of path; a line longer than
+// the buffer (not one the receiver wrote) is skipped.
+func readLines(path string, br *bufio.Reader, fn func([]byte)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	br.Reset(f)
+	skip := false
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			if !skip {
+				fn(line[:len(line)-1])
+			}
+			skip = false
+		case errors.Is(err, bufio.ErrBufferFull):
+			skip = true
+		case errors.Is(err, io.EOF):
+			return nil
+		default:
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+}
+
+// repairTail cuts path back to its last LF and syncs it when it had to.
+// It returns the number of bytes cut.
+func repairTail(path string, log *slog.Logger) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := st.Size()
+	keep := size
+	buf := make([]byte, 4096)
+	for keep > 0 {
+		n := int64(len(buf))
+		if n > keep {
+			n = keep
+		}
+		if _, err := f.ReadAt(buf[:n], keep-n); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep = keep - n + int64(i) + 1
+			break
+		}
+		keep -= n
+	}
+	if keep == size {
+		return 0, nil
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	log.Warn("cut a partial line (never acknowledged)", "file", path, "bytes", size-keep)
+	return size - keep, nil
+}
+
+// unixMinute is the minute number of t. Local UTC offsets are whole
+// minutes, so local and UTC minute boundaries coincide.
+func unixMinute(t time.Time) int64 {
+	u := t.Unix()
+	if u < 0 {
+		return (u - 59) / 60
+	}
+	return u / 60
+}
+
+func minuteName(m int64) string {
+	return time.Unix(m*60, 0).Format(minuteLayout) + fileSuffix
+}
+
+// parseName recognises <yyyyMMddHHmm>_request.txt, with .part or a
+// collision suffix .N, and returns its unix minute.
+func parseName(name string) (minute int64, part bool, ok bool) {
+	if len(name) < len(minuteLayout)+len(fileSuffix) {
+		return 0, false, false
+	}
+	stamp, rest := name[:len(minuteLayout)], name[len(minuteLayout):]
+	if !strings.HasPrefix(rest, fileSuffix) {
+		return 0, false, false
+	}
+	rest = rest[len(fileSuffix):]
+	switch {
+	case rest == "":
+	case rest == partSuffix:
+		part = true
+	case len(rest) > 1 && rest[0] == '.' && allDigits(rest[1:]):
+	default:
+		return 0, false, false
+	}
+	t, err := time.ParseInLocation(minuteLayout, stamp, time.Local)
+	if err != nil {
+		return 0, false, false
+	}
+	return unixMinute(t), part, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,365 @@
+package receiver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"spoolgate/internal/fsutil"
+)
+
+// fakeClock is a settable clock for tests.
+type fakeClock struct{ ns atomic.Int64 }
+
+func newFakeClock(t time.Time) *fakeClock {
+	c := &fakeClock{}
+	c.set(t)
+	return c
+}
+
+func (c *fakeClock) now() time.Time  { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+
+var t0 = time.Date(2026, 11, 21, 9, 30, 5, 0, time.Local)
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// poll calls cond until it returns true or the deadline passes.
+func poll(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dirFiles returns name -> content of the regular files in dir, lock file
+// excluded.
+func dirFiles(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range ents {
+		if e.Name() == LockName || !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func names(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestStorePublishModes(t *testing.T) {
+	name := t0.Format(minuteLayout) + fileSuffix
+	next := t0.Add(time.Minute).Format(minuteLayout) + fileSuffix
+	for _, tc := range []struct {
+		publish   string
+		fsync     string
+		whileOpen string // name of the first minute's file while it is open
+	}{
+		{PublishRename, FsyncAlways, name + partSuffix},
+		{PublishRename, FsyncNever, name + partSuffix},
+		{PublishAppend, FsyncAlways, name},
+		{PublishAppend, FsyncNever, name},
+	} {
+		t.Run(tc.publish+"/"+tc.fsync, func(t *testing.T) {
+			dir := t.TempDir()
+			clk := newFakeClock(t0)
+			s, err := openStore(dir, tc.publish, tc.fsync, clk.now, testLogger(t), storeHooks{tick: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, l := range []string{"a|1", "b|2"} {
+				if err := s.Append([]byte(l)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := dirFiles(t, dir); !slices.Equal(names(got), []string{tc.whileOpen}) || got[tc.whileOpen] != "a|1\nb|2\n" {
+				t.Fatalf("while open: %q", got)
+			}
+			// The minute passes with no traffic: the file is published by the tick.
+			clk.set(t0.Add(time.Minute))
+			poll(t, 5*time.Second, "publish", func() bool {
+				_, err := os.Stat(filepath.Join(dir, name))
+				return err == nil && len(dirFiles(t, dir)) == 1
+			})
+			if err := s.Append([]byte("c|3")); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]string{name: "a|1\nb|2\n"}
+			if tc.publish == PublishRename {
+				want[next+partSuffix] = "c|3\n"
+			} else {
+				want[next] = "c|3\n"
+			}
+			if got := dirFiles(t, dir); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestStoreRepair(t *testing.T) {
+	cur := t0.Format(minuteLayout) + fileSuffix
+	past := t0.Add(-time.Minute).Format(minuteLayout) + fileSuffix
+	older := t0.Add(-2*time.Minute).Format(minuteLayout) + fileSuffix
+	for _, tc := range []struct {
+		name    string
+		publish string
+		before  map[string]string
+		after   map[string]string // after open and one Append("new")
+	}{
+		{
+			name:    "partial line cut and past part published",
+			publish: PublishRename,
+			before:  map[string]string{past + ".part": "x|1\nx|2\nx|3-partial", older: "y|1\ny|"},
+			after:   map[string]string{past: "x|1\nx|2\n", older: "y|1\n", cur + ".part": "new\n"},
+		},
+		{
+			name:    "current minute part continued",
+			publish: PublishRename,
+			before:  map[string]string{cur + ".part": "x|1\npart"},
+			after:   map[string]string{cur + ".part": "x|1\nnew\n"},
+		},
+		{
+			name:    "file of only a partial line emptied",
+			publish: PublishRename,
+			before:  map[string]string{past + ".part": "no newline at all"},
+			after:   map[string]string{past: "", cur + ".part": "new\n"},
+		},
+		{
+			name:    "publish never clobbers",
+			publish: PublishRename,
+			before:  map[string]string{past: "old\n", past + ".part": "x|1\n"},
+			after:   map[string]string{past: "old\n", past + ".1": "x|1\n", cur + ".part": "new\n"},
+		},
+		{
+			name:    "append mode publishes every part and continues the final name",
+			publish: PublishAppend,
+			before:  map[string]string{cur + ".part": "x|1\n", cur: "z|1\nz"},
+			after:   map[string]string{cur: "z|1\nnew\n", cur + ".1": "x|1\n"},
+		},
+		{
+			name:    "other files untouched",
+			publish: PublishRename,
+			before:  map[string]string{"notes.txt": "keep", "2026_request.txt": "odd"},
+			after:   map[string]string{"notes.txt": "keep", "2026_request.txt": "odd", cur + ".part": "new\n"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for n, c := range tc.before {
+				if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk := newFakeClock(t0)
+			s, err := OpenStore(dir, tc.publish, FsyncAlways, clk.now, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Append([]byte("new")); err != nil {
+				t.Fatal(err)
+			}
+			if got := dirFiles(t, dir); fmt.Sprint(got) != fmt.Sprint(tc.after) {
+				t.Fatalf("got  %q\nwant %q", got, tc.after)
+			}
+		})
+	}
+}
+
+func TestStoreLock(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir, PublishRename, FsyncAlways, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenStore(dir, PublishRename, FsyncAlways, nil, nil); !errors.Is(err, fsutil.ErrLocked) {
+		t.Fatalf("second store: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append([]byte("x")); !errors.Is(err, ErrStoreClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	s2, err := OpenStore(dir, PublishRename, FsyncAlways, nil, nil)
+	if err != nil {
+		t.Fatalf("after close: %v", err)
+	}
+	s2.Close()
+}
+
+// TestStoreSyncFailure: a failed sync answers every waiter with the error,
+// leaves none of the batch in the file, and later lines are stored again.
+func TestStoreSyncFailure(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	h := storeHooks{sync: func(f *os.File) error {
+		if fail.Load() {
+			return errors.New("injected sync failure")
+		}
+		return f.Sync()
+	}}
+	clk := newFakeClock(t0)
+	s, err := openStore(dir, PublishRename, FsyncAlways, clk.now, testLogger(t), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append([]byte("ok|1")); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	if err := s.Append([]byte("lost|2")); err == nil {
+		t.Fatal("append with failing sync returned nil")
+	}
+	if s.Healthy() == nil {
+		t.Fatal("Healthy after failure is nil")
+	}
+	fail.Store(false)
+	if err := s.Append([]byte("ok|3")); err != nil {
+		t.Fatal(err)
+	}
+	if s.Healthy() != nil {
+		t.Fatalf("Healthy after recovery: %v", s.Healthy())
+	}
+	got := dirFiles(t, dir)[t0.Format(minuteLayout)+fileSuffix+partSuffix]
+	if got != "ok|1\nok|3\n" {
+		t.Fatalf("file %q", got)
+	}
+}
+
+// TestStoreGroupCommit: lines that arrive during a sync share the next one,
+// and every Append returns only after a sync that covers its line.
+func TestStoreGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	var syncs, lines, durable atomic.Int64 // durable: file size at the last finished sync
+	h := storeHooks{
+		sync: func(f *os.File) error {
+			time.Sleep(2 * time.Millisecond) // a slow disk
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			durable.Store(st.Size())
+			syncs.Add(1)
+			return nil
+		},
+		onBatch: func(n int) { lines.Add(int64(n)) },
+	}
+	s, err := openStore(dir, PublishAppend, FsyncAlways, newFakeClock(t0).now, testLogger(t), h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, t0.Format(minuteLayout)+fileSuffix)
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				l := fmt.Sprintf("w%02d|%03d", w, i)
+				if err := s.Append([]byte(l)); err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !strings.Contains(string(b[:durable.Load()]), l+"\n") {
+					t.Errorf("%s acknowledged before a sync covered it", l)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := lines.Load(); n != writers*each {
+		t.Fatalf("lines %d", n)
+	}
+	t.Logf("%d lines in %d syncs (%.1f per sync)", lines.Load(), syncs.Load(), float64(lines.Load())/float64(syncs.Load()))
+	if syncs.Load() > writers*each/4 {
+		t.Fatalf("%d syncs for %d lines: no group commit", syncs.Load(), writers*each)
+	}
+	b, _ := os.ReadFile(path)
+	if got := strings.Count(string(b), "\n"); got != writers*each {
+		t.Fatalf("stored %d lines", got)
+	}
+}
+
+// BenchmarkGroupCommit measures lines/s with a simulated 5 ms fsync at 1,
+// 16 and 64 concurrent writers.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, writers := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			var syncs, lines atomic.Int64
+			h := storeHooks{
+				sync:    func(*os.File) error { time.Sleep(5 * time.Millisecond); syncs.Add(1); return nil },
+				onBatch: func(n int) { lines.Add(int64(n)) },
+			}
+			s, err := openStore(b.TempDir(), PublishRename, FsyncAlways, nil, nil, h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			line := []byte("0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|")
+			var next atomic.Int64
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range writers {
+				wg.Go(func() {
+					for next.Add(1) <= int64(b.N) {
+						if err := s.Append(line); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			el := time.Since(start)
+			b.StopTimer()
+			s.Close()
+			b.ReportMetric(float64(b.N)/el.Seconds(), "lines/s")
+			b.ReportMetric(float64(lines.Load())/float64(max(syncs.Load(), 1)), "lines/sync")
+		})
+	}
+}
