@@ -1,0 +1,662 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"spoolgate/protocol"
+)
+
+// bin is the receiver binary under test, built once by TestMain (with the
+// race detector when the tests run with it).
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spoolgate-receiver-test")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "spoolgate-receiver")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+}
+
+// logBuf collects a process's log so tests can wait for lines in it.
+type logBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuf) count(s string) int { return strings.Count(b.String(), s) }
+
+// proc is a running receiver.
+type proc struct {
+	cmd   *exec.Cmd
+	log   *logBuf
+	done  chan struct{}
+	err   error // Wait's result, after done
+	addr  string
+	admin string
+}
+
+// config writes a config file for a receiver on 127.0.0.1:0 with its data
+// dir under dir, with extra keys (later ones win).
+func config(t *testing.T, dir string, extra ...string) string {
+	t.Helper()
+	lines := []string{
+		"receiver.listen = 127.0.0.1:0",
+		"receiver.admin_listen = 127.0.0.1:0",
+		"receiver.data_dir = " + filepath.Join(dir, "data"),
+		"log.dir =",
+		"shutdown_timeout = 10s",
+	}
+	for _, e := range extra {
+		key, _, _ := strings.Cut(e, "=")
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, key) })
+		lines = append(lines, e)
+	}
+	path := filepath.Join(dir, "conf.properties")
+	writeConfig(t, path, lines...)
+	return path
+}
+
+func writeConfig(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	// Write then rename, as config management does: no half-written file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// start runs the binary with -config path and waits until it listens (or
+// exits). setup may adjust the command (socket activation).
+func start(t *testing.T, path string, setup func(*exec.Cmd)) *proc {
+	t.Helper()
+	p := &proc{log: &logBuf{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "-config", path)
+	p.cmd.Stderr = p.log
+	p.cmd.Stdout = p.log
+	if setup != nil {
+		setup(p.cmd)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		t.Logf("receiver log (pid %d):\n%s", p.cmd.Process.Pid, p.log.String())
+	})
+	listen := regexp.MustCompile(`listening on (\S+)`)
+	admin := regexp.MustCompile(`admin listening addr=(\S+)`)
+	waitFor(t, 20*time.Second, "the receiver to listen", func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		return listen.MatchString(p.log.String())
+	})
+	if m := listen.FindStringSubmatch(p.log.String()); m != nil {
+		p.addr = m[1]
+	}
+	if m := admin.FindStringSubmatch(p.log.String()); m != nil {
+		p.admin = m[1]
+	}
+	return p
+}
+
+// exitCode waits for the process to exit and returns its code.
+func (p *proc) exitCode(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(within):
+		t.Fatalf("receiver did not exit within %v", within)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func (p *proc) signal(t *testing.T, s os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var spec = protocol.DefaultRequestSpec()
+
+func msg(t testing.TB, pno, payload string) []byte {
+	b, err := spec.Encode("REQ", pno, "20261121093000", "ORG01", "SV01", "CUST-000123", payload, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// client is one keep-alive connection.
+type client struct {
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dial(addr string) (*client, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &client{c: c, br: bufio.NewReader(c)}, nil
+}
+
+// send sends m and returns the reply's code.
+func (c *client) send(m []byte) (int, error) {
+	c.c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.c.Write(m); err != nil {
+		return 0, err
+	}
+	line, err := c.br.ReadBytes('\n')
+	if err != nil {
+		return 0, err
+	}
+	r, err := protocol.ParseReply(line)
+	if err != nil {
+		return 0, err
+	}
+	return r.Code, nil
+}
+
+func sendOne(t *testing.T, addr string, m []byte) int {
+	t.Helper()
+	c, err := dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.c.Close()
+	code, err := c.send(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code
+}
+
+// requestLines reads every request file (final and .part) in dir and
+// fails on a file that ends in a partial line when strict is set.
+func requestLines(t *testing.T, dir string, strict bool) map[string]int {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range ents {
+		if !strings.Contains(e.Name(), "_request.txt") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strict && len(b) > 0 && b[len(b)-1] != '\n' {
+			t.Errorf("%s ends in a partial line", e.Name())
+		}
+		for _, l := range strings.SplitAfter(string(b), "\n") {
+			if strings.HasSuffix(l, "\n") {
+				out[l]++
+			}
+		}
+	}
+	return out
+}
+
+// load runs n keep-alive clients sending unique messages until stop is
+// closed or their connection fails; it returns every message answered 200.
+func load(addr string, n int, stop <-chan struct{}, acked chan<- []byte) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			c, err := dial(addr)
+			if err != nil {
+				return
+			}
+			defer c.c.Close()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m, _ := spec.Encode("REQ", fmt.Sprintf("%03d%06d", w, i), "20261121093000", "ORG01", "SV01", "LOAD", "payload", "")
+				code, err := c.send(m)
+				if err != nil {
+					return
+				}
+				if code == 200 {
+					acked <- m
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+func TestStartErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		extra    []string
+		wantCode int
+		wantLog  string
+	}{
+		{"duration without unit", []string{"receiver.read_timeout = 5"}, 2, "receiver.read_timeout"},
+		{"unknown key", []string{"receiver.nope = 1"}, 2, "receiver.nope"},
+		{"listen address taken", []string{"receiver.listen = " + takenAddr(t)}, 1, "address already in use"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, config(t, t.TempDir(), tc.extra...), nil)
+			if code := p.exitCode(t, 10*time.Second); code != tc.wantCode {
+				t.Fatalf("exit %d, want %d", code, tc.wantCode)
+			}
+			if !strings.Contains(p.log.String(), tc.wantLog) {
+				t.Fatalf("log lacks %q", tc.wantLog)
+			}
+		})
+	}
+}
+
+// takenAddr returns an address a listener holds until the test ends.
+func takenAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// TestSecondReceiverExits2: only one receiver owns a data dir.
+func TestSecondReceiverExits2(t *testing.T) {
+	dir := t.TempDir()
+	path := config(t, dir)
+	first := start(t, path, nil)
+	if first.addr == "" {
+		t.Fatal("first receiver did not start")
+	}
+	second := start(t, path, nil)
+	if code := second.exitCode(t, 10*time.Second); code != 2 {
+		t.Fatalf("second receiver: exit %d, want 2", code)
+	}
+	want := "data dir " + filepath.Join(dir, "data") + " is in use by another receiver"
+	if s := second.log.String(); !strings.Contains(s, want) || !strings.Contains(s, fmt.Sprintf("pid %d", first.cmd.Process.Pid)) {
+		t.Fatalf("log lacks %q and the pid", want)
+	}
+	first.signal(t, syscall.SIGTERM)
+	if code := first.exitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("first: exit %d", code)
+	}
+}
+
+// TestSIGKILLUnderLoad: with fsync=always every message answered 200
+// before a SIGKILL is in a request file; the restart repairs and serves.
+func TestSIGKILLUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := config(t, dir, "receiver.fsync = always")
+	p := start(t, path, nil)
+	stop := make(chan struct{})
+	acked := make(chan []byte, 1<<16)
+	wg := load(p.addr, 16, stop, acked)
+	waitFor(t, 30*time.Second, "500 acknowledged messages", func() bool { return len(acked) >= 500 })
+	p.signal(t, syscall.SIGKILL)
+	p.exitCode(t, 10*time.Second)
+	close(stop)
+	wg.Wait()
+	close(acked)
+	lines := requestLines(t, filepath.Join(dir, "data"), false)
+	n := 0
+	for m := range acked {
+		n++
+		if lines[string(m)] != 1 {
+			t.Fatalf("acknowledged message stored %d times: %q", lines[string(m)], m)
+		}
+	}
+	t.Logf("%d messages acknowledged before SIGKILL, %d lines stored", n, len(lines))
+
+	p2 := start(t, path, nil)
+	if p2.addr == "" {
+		t.Fatal("restart failed")
+	}
+	after := requestLines(t, filepath.Join(dir, "data"), true)
+	for l := range lines {
+		if after[l] != 1 {
+			t.Fatalf("line lost by repair: %q", l)
+		}
+	}
+	if code := sendOne(t, p2.addr, msg(t, "999999999", "after restart")); code != 200 {
+		t.Fatalf("after restart: %d", code)
+	}
+}
+
+// TestSIGTERMUnderLoad: a drain under load exits 0 and loses no
+// acknowledged message; the request files are complete.
+func TestSIGTERMUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, config(t, dir), nil)
+	stop := make(chan struct{})
+	acked := make(chan []byte, 1<<16)
+	wg := load(p.addr, 16, stop, acked)
+	waitFor(t, 30*time.Second, "500 acknowledged messages", func() bool { return len(acked) >= 500 })
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	close(stop)
+	wg.Wait()
+	close(acked)
+	lines := requestLines(t, filepath.Join(dir, "data"), true)
+	n := 0
+	for m := range acked {
+		n++
+		if lines[string(m)] != 1 {
+			t.Fatalf("acknowledged message stored %d times: %q", lines[string(m)], m)
+		}
+	}
+	t.Logf("%d acknowledged, %d stored", n, len(lines))
+	if !strings.Contains(p.log.String(), "spoolgate-receiver stopped") {
+		t.Fatal("no stop line in the log")
+	}
+}
+
+// TestReload: a changed config file (fsnotify) and SIGHUP apply the live
+// keys; an invalid file is rejected and the running config stays.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	path := config(t, dir)
+	p := start(t, path, nil)
+	base := []string{
+		"receiver.listen = 127.0.0.1:0",
+		"receiver.admin_listen = 127.0.0.1:0",
+		"receiver.data_dir = " + filepath.Join(dir, "data"),
+		"log.dir =",
+	}
+	denied := func() bool {
+		c, err := dial(p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.c.Close()
+		_, err = c.send(msg(t, "000000001", "x"))
+		return err != nil
+	}
+	if denied() {
+		t.Fatal("denied before any allow")
+	}
+
+	// The file changes: allow only 10/8, debug logging, and a key that
+	// needs a restart.
+	writeConfig(t, path, append(base, "receiver.allow = 10.0.0.0/8", "log.level = debug", "receiver.publish = append")...)
+	waitFor(t, 10*time.Second, "reload", func() bool { return p.log.count("config reloaded") == 1 })
+	if !denied() {
+		t.Fatal("allow not applied")
+	}
+	if !strings.Contains(p.log.String(), "receiver.publish") {
+		t.Fatal("restart-only key not reported")
+	}
+
+	// An invalid file: rejected, the running config (deny) stays.
+	writeConfig(t, path, append(base, "receiver.read_timeout = 5")...)
+	waitFor(t, 10*time.Second, "rejected reload", func() bool { return p.log.count("reload rejected") == 1 })
+	if !denied() {
+		t.Fatal("a rejected reload changed the config")
+	}
+
+	// A good file again, then SIGHUP without a change reloads too.
+	writeConfig(t, path, append(base, "receiver.allow = 127.0.0.0/8")...)
+	waitFor(t, 10*time.Second, "reload", func() bool { return p.log.count("config reloaded") == 2 })
+	if denied() {
+		t.Fatal("allow 127/8 not applied")
+	}
+	p.signal(t, syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "SIGHUP reload", func() bool { return p.log.count("config reloaded") == 3 })
+
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestAdmin: /healthz, /readyz and /metrics with the SPEC §7 names.
+func TestAdmin(t *testing.T) {
+	p := start(t, config(t, t.TempDir()), nil)
+	sendOne(t, p.addr, msg(t, "000000001", "ok"))
+	sendOne(t, p.addr, []byte("bad\n"))
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + p.admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(path); code != 200 {
+			t.Fatalf("%s: %d %s", path, code, body)
+		}
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{
+		`spoolgate_receiver_messages_total{code="200"} 1`,
+		`spoolgate_receiver_messages_total{code="400"} 1`,
+		`spoolgate_receiver_rejects_total{reason="message: field count"} 1`,
+		`spoolgate_receiver_duplicates_total 0`,
+		`spoolgate_receiver_connections `,
+		`spoolgate_receiver_store_seconds_count 1`,
+		`spoolgate_receiver_sync_batch_count 1`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+// TestIdleFlood: 1,000 connections that send nothing do not stop a real
+// client from being served once idle_timeout frees their slots, and the
+// receiver's memory stays bounded.
+func TestIdleFlood(t *testing.T) {
+	p := start(t, config(t, t.TempDir(), "receiver.idle_timeout = 1s", "receiver.max_conns = 512"), nil)
+	rss0 := rssKB(t, p.cmd.Process.Pid, "VmRSS")
+	var idle []net.Conn
+	t.Cleanup(func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	})
+	for range 1000 {
+		c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("idle connection %d: %v", len(idle), err)
+		}
+		idle = append(idle, c)
+	}
+	start := time.Now()
+	if code := sendOne(t, p.addr, msg(t, "000000001", "behind the flood")); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	t.Logf("served after %v behind 1000 idle connections; receiver RSS %d kB before, peak %d kB",
+		time.Since(start).Round(time.Millisecond), rss0, rssKB(t, p.cmd.Process.Pid, "VmHWM"))
+	if hwm := rssKB(t, p.cmd.Process.Pid, "VmHWM"); hwm > 200<<10 {
+		t.Fatalf("peak RSS %d kB", hwm)
+	}
+}
+
+func rssKB(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(field + `:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no %s in /proc/%d/status", field, pid)
+	}
+	var kb int
+	fmt.Sscan(string(m[1]), &kb)
+	return kb
+}
+
+// TestSocketActivation: the receiver serves a socket passed as fd 3
+// (LISTEN_FDS, LISTEN_PID), notifies READY=1 and STOPPING=1, and a client
+// that connects while no receiver runs is served by the next one: the
+// socket, held by the parent as systemd does, refuses no connection.
+func TestSocketActivation(t *testing.T) {
+	dir := t.TempDir()
+	path := config(t, dir, "receiver.listen = 127.0.0.1:1") // must be ignored
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	notifyPath := filepath.Join(dir, "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	states := make(chan string, 16)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := notify.ReadFromUnix(buf)
+			if err != nil {
+				close(states)
+				return
+			}
+			states <- string(buf[:n])
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case s := <-states:
+			if !strings.Contains(s, want) {
+				t.Fatalf("notify %q, want %q", s, want)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s notification", want)
+		}
+	}
+	activate := func(c *exec.Cmd) {
+		// LISTEN_PID must be the receiver's own pid: the shell sets it to
+		// $$ and then execs the receiver, which keeps that pid.
+		c.Args = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, c.Path}, c.Args[1:]...)
+		c.Path = "/bin/sh"
+		c.ExtraFiles = []*os.File{f}
+		c.Env = append(os.Environ(), "LISTEN_FDS=1", "NOTIFY_SOCKET="+notifyPath)
+	}
+	p := start(t, path, activate)
+	expect("READY=1")
+	if p.addr != ln.Addr().String() {
+		t.Fatalf("listening on %s, want the passed socket %s", p.addr, ln.Addr())
+	}
+	if code := sendOne(t, p.addr, msg(t, "000000001", "activated")); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	p.signal(t, syscall.SIGTERM)
+	expect("STOPPING=1")
+	if code := p.exitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// No receiver runs: the kernel queues the connection on the socket.
+	waiting, err := dial(ln.Addr().String())
+	if err != nil {
+		t.Fatalf("connect while stopped refused: %v", err)
+	}
+	defer waiting.c.Close()
+	result := make(chan int, 1)
+	queued := msg(t, "000000002", "queued during restart")
+	go func() {
+		code, err := waiting.send(queued)
+		if err != nil {
+			code = -1
+		}
+		result <- code
+	}()
+	start(t, path, activate)
+	expect("READY=1")
+	if code := <-result; code != 200 {
+		t.Fatalf("queued client: %d", code)
+	}
+	lines := requestLines(t, filepath.Join(dir, "data"), true)
+	if len(lines) != 2 {
+		t.Fatalf("stored %d lines", len(lines))
+	}
+}
