@@ -302,8 +302,8 @@ func describeMode(m fs.FileMode) string {
 }
 
 // finish disposes of a fully processed claim: deleted, or moved to
-// sent_dir; then its sidecar goes.
-func (d dirs) finish(name string) error {
+// sent_dir; then its sidecar goes, if it may have one.
+func (d dirs) finish(name string, sidecar bool) error {
 	path := filepath.Join(d.inflight, name)
 	if d.sent != "" {
 		if _, err := moveInto(path, d.sent, name); err != nil {
@@ -311,6 +311,9 @@ func (d dirs) finish(name string) error {
 		}
 	} else if err := os.Remove(path); err != nil {
 		return fmt.Errorf("remove delivered %s: %w", name, err)
+	}
+	if !sidecar {
+		return nil
 	}
 	return d.removeAck(name)
 }
@@ -364,27 +367,17 @@ func readClaim(path string, buf []byte) ([]byte, fs.FileInfo, error) {
 	if fi.Size() > maxFileBytes {
 		return buf, fi, errTooLarge
 	}
-	n := int(fi.Size()) + 1 // one more, to see EOF in the same read
+	// The file settled before it was claimed: read the size fstat gave.
+	n := int(fi.Size())
 	if cap(buf) < n {
-		buf = make([]byte, 0, n)
+		buf = make([]byte, n)
 	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) >= maxFileBytes {
-				return buf, fi, errTooLarge
-			}
-			buf = append(buf, 0)[:len(buf)]
-		}
-		m, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+m]
-		if err == io.EOF {
-			return buf, fi, nil
-		}
-		if err != nil {
-			return buf, fi, err
-		}
+	buf = buf[:n]
+	m, err := io.ReadFull(f, buf)
+	if err == io.ErrUnexpectedEOF { // shrank meanwhile: what is there
+		err = nil
 	}
+	return buf[:m], fi, err
 }
 
 var (

@@ -71,7 +71,9 @@ func (s *Sender) process(ctx, hard context.Context, name string, restored bool) 
 		return
 	}
 	off, lineNo := 0, 1
+	sidecar := false // whether .inflight may hold a sidecar for name
 	if restored {
+		sidecar = true
 		a, err := s.dirs.readAck(name, fi)
 		if err != nil {
 			s.log.Warn("restored claim", "name", name, "err", err)
@@ -137,23 +139,24 @@ func (s *Sender) process(ctx, hard context.Context, name string, restored bool) 
 				return
 			}
 			s.log.Warn("lines failed after retries", "name", name, "lines", f.lines, "to", final, "reason", r.reason)
-			s.finish(name)
+			s.finish(name, sidecar)
 			return
 		}
 		off, lineNo = next, lineNo+1
 		if more {
 			a := ack{lines: lineNo - 1, offset: int64(off), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+			sidecar = true
 			if err := s.dirs.writeAck(name, a); err != nil {
 				s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
 			}
 		}
 	}
-	s.finish(name)
+	s.finish(name, sidecar)
 }
 
 // finish disposes of a claim whose every line is done.
-func (s *Sender) finish(name string) {
-	if err := s.dirs.finish(name); err != nil {
+func (s *Sender) finish(name string, sidecar bool) {
+	if err := s.dirs.finish(name, sidecar); err != nil {
 		s.log.Error("dispose of delivered file", "name", name, "err", err)
 	}
 }

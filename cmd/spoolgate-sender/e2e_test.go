@@ -317,3 +317,48 @@ func TestStartErrors(t *testing.T) {
 		t.Fatalf("exit code %d", code)
 	}
 }
+
+// TestDrainRate measures how fast the sender drains a backlog into the
+// receiver (workers=16, keepalive) and its peak RSS. It is a measurement,
+// not part of the default run:
+//
+//	SPOOLGATE_DRAIN_FILES=10000,100000 go test -run DrainRate -v ./cmd/spoolgate-sender
+func TestDrainRate(t *testing.T) {
+	spec := os.Getenv("SPOOLGATE_DRAIN_FILES")
+	if spec == "" {
+		t.Skip("set SPOOLGATE_DRAIN_FILES=10000,100000 to measure")
+	}
+	if receiverBin == "" {
+		t.Skip("needs cmd/spoolgate-receiver")
+	}
+	for _, f := range strings.Split(spec, ",") {
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil {
+			t.Fatalf("SPOOLGATE_DRAIN_FILES: %v", err)
+		}
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			r := startSink(t, "")
+			e := newEnv(t, r.addr(), map[string]string{"sender.workers": "16", "sender.keepalive": "true", "sender.timeout": "5s", "log.level": "warn"})
+			makeSpool(t, e.spool, n)
+			t0 := time.Now()
+			p := e.startSender(t)
+			waitFor(t, 30*time.Minute, "spool drained", func() bool {
+				return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+			})
+			d := time.Since(t0)
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+			hwm := strings.TrimSpace(strings.TrimPrefix(grep(string(status), "VmHWM"), "VmHWM:"))
+			_, metrics := httpGet("http://" + e.admin + "/metrics")
+			t.Logf("sender metrics:\n%s", grep(metrics, "spoolgate_sender_attempts_total"))
+			if got := len(r.messages(t)); got < n {
+				t.Errorf("%d stored, want %d", got, n)
+			}
+			if f := count(t, e.failed); f != 0 {
+				t.Errorf("%d failed", f)
+			}
+			t.Logf("drained %d files in %s: %.0f files/s, sender peak RSS %s", n, d.Round(time.Millisecond), float64(n)/d.Seconds(), hwm)
+			p.signal(t, syscall.SIGTERM)
+			p.exitCode(t, 30*time.Second)
+		})
+	}
+}

@@ -171,7 +171,7 @@ func newEnv(t *testing.T, remote string, props map[string]string) *env {
 		"sender.failed_dir":        e.failed,
 		"sender.admin_listen":      e.admin,
 		"sender.workers":           "4",
-		"sender.timeout":           "2s",
+		"sender.timeout":           "10s", // a loaded machine's fsync can stall for seconds
 		"sender.retries":           "2",
 		"sender.connect_timeout":   "1s",
 		"sender.retry_backoff":     "50ms",
@@ -223,8 +223,8 @@ func (e *env) startSender(t *testing.T) *proc {
 			t.Fatalf("sender exited: %v", p.err)
 		default:
 		}
-		code, _ := httpGet("http://" + e.admin + "/healthz")
-		return code == 200 && p.log.contains("sender started")
+		code, body := httpGet("http://" + e.admin + "/readyz")
+		return code == 200 || (code == 503 && !strings.Contains(body, "starting"))
 	})
 	return p
 }
