@@ -3,6 +3,8 @@ package sender
 import (
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -171,5 +173,41 @@ func BenchmarkPick(b *testing.B) {
 				q.observe(names[n+i], fakeInfo{1, time.Unix(int64(n+i), 0)}, t0)
 			}
 		})
+	}
+}
+
+func TestScan(t *testing.T) {
+	dir := t.TempDir()
+	q := newQueue(0)
+	var special []string
+	w := &watcher{dir: dir, q: q, interval: func() time.Duration { return time.Hour },
+		special: func(name string, _ fs.FileInfo) { special = append(special, name) },
+		onError: func(op string, err error) { t.Errorf("%s: %v", op, err) }}
+	q.observe("gone.txt", fakeInfo{1, time.Unix(1, 0)}, time.Now())
+	for _, n := range []string{"a.txt", "b.txt", ".dot", "c.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a.txt", filepath.Join(dir, "l.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.scan(); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(q, time.Now()); fmt.Sprint(got) != "[a.txt b.txt]" && fmt.Sprint(got) != "[b.txt a.txt]" {
+		t.Fatalf("pending after scan: %v", got)
+	}
+	if fmt.Sprint(special) != "[l.txt]" {
+		t.Fatalf("special: %v", special)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.scan(); err == nil || w.scanErr.Load() == nil {
+		t.Fatal("scan of a missing spool did not fail")
 	}
 }
