@@ -117,7 +117,12 @@ func (w *watcher) run(ctx context.Context, fw *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			w.check(filepath.Base(ev.Name), time.Now())
+			name := filepath.Base(ev.Name)
+			if ev.Op&(fsnotify.Create|fsnotify.Write|fsnotify.Chmod) == 0 {
+				w.q.forget(name) // removed or renamed away (our own claims too)
+				continue
+			}
+			w.check(name, time.Now())
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return
