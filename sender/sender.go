@@ -30,7 +30,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
-	"spoolgate/internal/fsutil"
 	"spoolgate/protocol"
 )
 
@@ -233,9 +232,9 @@ func (s *Sender) Run(ctx context.Context) error {
 	if err := s.dirs.ensure(); err != nil {
 		return err
 	}
-	lock, err := fsutil.Lock(s.dirs.spool, lockName)
+	lock, err := lockSpool(s.dirs.spool)
 	if err != nil {
-		return fmt.Errorf("lock spool %s: %w", s.dirs.spool, err)
+		return err
 	}
 	defer lock.Close()
 	fw, err := fsnotify.NewBufferedWatcher(4096)

@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"spoolgate/internal/fsutil"
 )
 
 func TestStatusAndRequeue(t *testing.T) {
@@ -98,5 +101,20 @@ func TestStatusMissingDirs(t *testing.T) {
 	c.SpoolDir = filepath.Join(t.TempDir(), "nope")
 	if _, err := ReadStatus(c, time.Now()); err == nil {
 		t.Fatal("a missing spool is not an error")
+	}
+}
+
+func TestOneSenderPerSpool(t *testing.T) {
+	c := testConf(t, "127.0.0.1:1")
+	runSender(t, c, nil)
+	s2, err := New(Options{Config: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Run(t.Context()); !errors.Is(err, fsutil.ErrLocked) {
+		t.Fatalf("second Run: %v, want ErrLocked", err)
+	}
+	if got := listDir(t, c.SpoolDir); !slices.Equal(got, []string{InflightDir}) {
+		t.Fatalf("spool holds %v", got)
 	}
 }
