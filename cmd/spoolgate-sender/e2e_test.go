@@ -356,9 +356,23 @@ func TestDrainRate(t *testing.T) {
 			if f := count(t, e.failed); f != 0 {
 				t.Errorf("%d failed", f)
 			}
-			t.Logf("drained %d files in %s: %.0f files/s, sender peak RSS %s", n, d.Round(time.Millisecond), float64(n)/d.Seconds(), hwm)
+			t.Logf("drained %d files in %s: %.0f files/s, sender peak RSS %s, sender CPU %s (%.0f µs/file)", n, d.Round(time.Millisecond),
+				float64(n)/d.Seconds(), hwm, cpuTime(t, p.cmd.Process.Pid), float64(cpuTime(t, p.cmd.Process.Pid).Microseconds())/float64(n))
 			p.signal(t, syscall.SIGTERM)
 			p.exitCode(t, 30*time.Second)
 		})
 	}
+}
+
+// cpuTime returns the user+system CPU time of a process.
+func cpuTime(t *testing.T, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)                           // utime, field 14 of stat
+	fmt.Sscan(f[12], &st)                           // stime, field 15
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"spoolgate/conf"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
+	"spoolgate/protocol"
 	"spoolgate/sender"
 )
 
@@ -88,7 +90,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if err := daemon.WatchConfig(bg, path, log, func() { reload(path, lg, s) }); err != nil {
+		if err := daemon.WatchConfig(bg, path, log, func() { reload(path, cfg, lg, s) }); err != nil {
 			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
 		}
 	}()
@@ -109,7 +111,8 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 }
 
 // reload applies a changed config file; a bad one is logged and ignored.
-func reload(path string, lg *logging.Logging, s *sender.Sender) {
+// The keys outside sender.* that only a restart applies are logged.
+func reload(path string, old *conf.Config, lg *logging.Logging, s *sender.Sender) {
 	daemon.Notify("RELOADING=1")
 	defer daemon.Notify("READY=1")
 	cfg, err := conf.Load(path)
@@ -125,4 +128,25 @@ func reload(path string, lg *logging.Logging, s *sender.Sender) {
 	}
 	s.Reload(cfg.Sender)
 	lg.Logger.Info("config reloaded", "path", path, "log_level", cfg.Log.Level)
+	oldLog, newLog := old.Log, cfg.Log
+	oldLog.Level, newLog.Level = "", ""
+	for key, changed := range map[string]bool{
+		"log.*":            oldLog != newLog,
+		"shutdown_timeout": old.ShutdownTimeout != cfg.ShutdownTimeout,
+		"admin.pprof":      old.AdminPprof != cfg.AdminPprof,
+		"protocol.result":  specText(old.Protocol.Result) != specText(cfg.Protocol.Result),
+	} {
+		if changed {
+			lg.Logger.Warn("configuration change needs a restart to take effect", "key", key)
+		}
+	}
+}
+
+// specText renders a spec's fields and rules, to see whether it changed.
+func specText(s *protocol.Spec) string {
+	var b strings.Builder
+	for _, f := range s.Fields() {
+		b.WriteString(f.Name + "=" + f.Rule.String() + ";")
+	}
+	return b.String()
 }
