@@ -39,6 +39,7 @@ type dedup struct {
 	window   time.Duration
 	seen     map[dedupKey]int64 // key -> newest time stored
 	ring     ring               // entries in insertion order, for expiry
+	limit    int                // most entries kept (maxDedupEntries)
 	inflight map[dedupKey]struct{}
 	waiting  int // connections waiting on an in-flight key (for tests)
 }
@@ -50,6 +51,7 @@ func newDedup(idx []int, window time.Duration) *dedup {
 		window:   window,
 		seen:     make(map[dedupKey]int64),
 		inflight: make(map[dedupKey]struct{}),
+		limit:    maxDedupEntries,
 	}
 	for _, i := range idx {
 		d.maxIdx = max(d.maxIdx, i)
@@ -74,20 +76,17 @@ func (d *dedup) setWindow(w time.Duration) {
 // field of the spec is the rest of the line). ok is false when line has
 // too few fields.
 func (d *dedup) key(line []byte, nfields int) (k dedupKey, ok bool) {
-	var h [2]maphash.Hash
-	h[0].SetSeed(d.seeds[0])
-	h[1].SetSeed(d.seeds[1])
+	var stack [128]byte
+	buf := stack[:0]
 	for _, want := range d.idx {
 		f, found := fieldAt(line, want, nfields)
 		if !found {
 			return k, false
 		}
-		for j := range h {
-			h[j].Write(f)
-			h[j].WriteByte('|')
-		}
+		buf = append(buf, f...)
+		buf = append(buf, '|')
 	}
-	return dedupKey{h[0].Sum64(), h[1].Sum64()}, true
+	return dedupKey{maphash.Bytes(d.seeds[0], buf), maphash.Bytes(d.seeds[1], buf)}, true
 }
 
 // fieldAt returns field i of line split on '|' where field n-1 is the rest.
@@ -155,7 +154,7 @@ func (d *dedup) addLocked(k dedupKey, t time.Time) {
 		return
 	}
 	at := t.UnixNano()
-	for d.ring.len() >= maxDedupEntries {
+	for d.ring.len() >= d.limit {
 		d.drop(d.ring.pop())
 	}
 	d.seen[k] = at

@@ -732,3 +732,41 @@ func mountTmpfs(t *testing.T, opts string) string {
 	t.Cleanup(func() { unmount(t, dir) })
 	return dir
 }
+
+// TestHandleAllocs: validating, storing and counting a message allocates
+// nothing (fsync off so the disk does not dominate).
+func TestHandleAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		window time.Duration
+	}{{"dedup off", 0}, {"dedup on", 10 * time.Minute}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Fsync = FsyncNever
+			cfg.DedupWindow = tc.window
+			srv, err := New(Options{Config: cfg, SummaryEvery: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			line := req(t, "000000000", "allocs")
+			line = line[:len(line)-1]
+			pno := line[9:18]
+			live := srv.cfg.Load()
+			i := 0
+			allocs := testing.AllocsPerRun(2000, func() {
+				i++
+				for j, k := 8, i; j >= 0; j, k = j-1, k/10 {
+					pno[j] = byte('0' + k%10) // a new key each time
+				}
+				if _, code := srv.handle(line, live, false, ""); code != 200 {
+					t.Fatalf("code %d", code)
+				}
+			})
+			t.Logf("%.2f allocations per message", allocs)
+			if allocs > 0.5 {
+				t.Fatalf("%.2f allocations per message", allocs)
+			}
+		})
+	}
+}
