@@ -6,6 +6,18 @@
 // remote cannot be reached. Every file ends delivered (deleted or moved to
 // sent_dir), in failed_dir with a .reason file, or back in the spool.
 //
+// Files: a claimed file lives in <spool_dir>/.inflight/<name>. For a file
+// of more than one line, .inflight/.<name>.ack records how many lines are
+// done (acknowledged, or saved to failed_dir), so a restart resends only
+// the rest. In failed_dir a file whose every line failed keeps its name;
+// the failed lines of a multi-line file go to <name>.line-<n> (a rejected
+// line) or <name>.lines-<n>-<m> (the unsent lines n to the end once the
+// retries of line n ran out), numbered by physical line. A name already
+// taken gets .1, .2, …; each failed file has <its name>.reason beside it.
+// At a drain a claim goes back into the spool under its name (suffixed if
+// a new file of that name arrived meanwhile); a partly sent file goes back
+// holding only its unsent lines, with its original modification time.
+//
 // The package also reads the state of a spool from its directories alone
 // (ReadStatus) and moves failed files back (Requeue), for the operator's
 // tool.
@@ -35,7 +47,7 @@ import (
 
 // Options configure a Sender.
 type Options struct {
-	Config          conf.Sender
+	Config          conf.Sender           // the sender.* keys
 	Spec            *protocol.Spec        // what is sent; nil: protocol.DefaultRequestSpec()
 	ShutdownTimeout time.Duration         // to finish in-flight attempts once Run's context is done; 0: 30s
 	Logger          *slog.Logger          // nil: discard
