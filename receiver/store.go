@@ -285,6 +285,12 @@ func (s *Store) write(batch []*storeReq) error {
 	if s.f != nil && m != s.minute {
 		s.closeFile(true)
 	}
+	if s.f != nil && !s.rename && s.moved() {
+		// In append mode the downstream workflow sees the file; one that
+		// took it away mid-minute gets the next lines in a new file.
+		s.log.Warn("request file moved or removed while open: starting a new one", "file", s.path)
+		s.closeFile(false)
+	}
 	if s.f == nil {
 		if err := s.openFile(m); err != nil {
 			return err
@@ -321,6 +327,16 @@ func (s *Store) write(batch []*storeReq) error {
 	s.newFile = false
 	s.size += int64(n)
 	return nil
+}
+
+// moved reports whether s.path no longer names the open file.
+func (s *Store) moved() bool {
+	onDisk, err := os.Stat(s.path)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	open, err := s.f.Stat()
+	return err == nil && !os.SameFile(onDisk, open)
 }
 
 // openFile opens (creating if needed) the file for unix minute m, cutting

@@ -366,3 +366,36 @@ func BenchmarkGroupCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestStoreAppendFileMoved: in append mode a file taken away by the
+// downstream workflow mid-minute does not swallow later lines.
+func TestStoreAppendFileMoved(t *testing.T) {
+	for _, how := range []string{"renamed", "removed"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := OpenStore(dir, PublishAppend, FsyncAlways, newFakeClock(t0).now, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			name := filepath.Join(dir, t0.Format(minuteLayout)+fileSuffix)
+			if err := s.Append([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			if how == "renamed" {
+				err = os.Rename(name, filepath.Join(dir, "taken"))
+			} else {
+				err = os.Remove(name)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Append([]byte("b")); err != nil {
+				t.Fatal(err)
+			}
+			if b, err := os.ReadFile(name); err != nil || string(b) != "b\n" {
+				t.Fatalf("new file %q, %v", b, err)
+			}
+		})
+	}
+}
