@@ -115,12 +115,15 @@ drain() { # drain N files through the sender into the receiver; prints "files/s 
 	t0=$(date +%s.%N)
 	"$work/bin/spoolgate-sender" -config "$work/conf.properties" &
 	spid=$!; pids+=("$spid")
-	local deadline=$((SECONDS + 240))
+	local deadline=$((SECONDS + 120))
 	while :; do
 		local left
-		left=$(find "$work/outbox" -type f | wc -l)
+		left=$(find "$work/outbox" -maxdepth 2 -type f ! -name '.*' | wc -l)
 		[ "$left" = 0 ] && break
-		if [ $SECONDS -gt $deadline ]; then echo "bench.sh: drain of $n timed out with $left left" >&2; break; fi
+		if [ $SECONDS -gt $deadline ]; then
+			echo "bench.sh: drain of $n timed out with $left left: $(find "$work/outbox" -maxdepth 2 -type f ! -name '.*' | head -3)" >&2
+			break
+		fi
 		sleep 0.1
 	done
 	t1=$(date +%s.%N)
