@@ -84,7 +84,7 @@ http_get() {
 	host=${addr%:*} port=${addr##*:}
 	host=${host#[} host=${host%]}
 	case $host in "" | 0.0.0.0) host=127.0.0.1 ;; "::") host=::1 ;; esac
-	HTTP_CODE= HTTP_BODY=
+	HTTP_CODE='' HTTP_BODY=''
 	resp=$(
 		exec 2>/dev/null
 		exec 3<>"/dev/tcp/$host/$port" || exit 1
@@ -165,6 +165,7 @@ start_one() {
 	printf '%s starting spoolgate-%s -config %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$d" "$SPOOLGATE_CONFIG" >>"$out"
 	# The child writes its own pid (the pid of the daemon after exec), so the
 	# pid file is right whatever runuser or setsid do in between.
+	# shellcheck disable=SC2016
 	(
 		cd "$SPOOLGATE_HOME"
 		exec ${pre[@]+"${pre[@]}"} sh -c 'echo $$ >"$0.new" && mv "$0.new" "$0" && exec "$@"' \

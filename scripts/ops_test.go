@@ -1,0 +1,1152 @@
+package scripts
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"spoolgate/conf"
+	"spoolgate/protocol"
+)
+
+// repoRoot is the checkout; binDir holds spoolgate, spoolgate-receiver and
+// spoolgate-sender, built once by TestMain exactly as run-local.sh builds
+// them (so its build is a cache hit).
+var repoRoot, binDir string
+
+func TestMain(m *testing.M) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		panic(err)
+	}
+	repoRoot = root
+	dir, err := os.MkdirTemp("", "spoolgate-ops-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = filepath.Join(dir, "bin")
+	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/...")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build the binaries: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+}
+
+// program returns the path of a built binary.
+func program(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(binDir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s was not built (does cmd/%s exist?): %v", name, name, err)
+	}
+	return p
+}
+
+// ---- helpers: processes, logs, polling, HTTP --------------------------------
+
+// logSink keeps what a process writes and passes each line to t.Log.
+type logSink struct {
+	t    *testing.T
+	name string
+
+	mu      sync.Mutex
+	all     bytes.Buffer
+	partial []byte
+}
+
+func newSink(t *testing.T, name string) *logSink { return &logSink{t: t, name: name} }
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all.Write(p)
+	s.partial = append(s.partial, p...)
+	for {
+		i := bytes.IndexByte(s.partial, '\n')
+		if i < 0 {
+			break
+		}
+		s.t.Logf("%s: %s", s.name, s.partial[:i])
+		s.partial = s.partial[i+1:]
+	}
+	return len(p), nil
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.all.String()
+}
+
+func (s *logSink) count(sub string) int { return strings.Count(s.String(), sub) }
+
+// daemonCmd runs a daemon with config and none of the test's SPOOLGATE_*
+// variables.
+func daemonCmd(t *testing.T, name, config string) *exec.Cmd {
+	cmd := exec.Command(program(t, name), "-config", config)
+	cmd.Env = cleanEnv()
+	return cmd
+}
+
+// proc is a daemon started by a test; it is killed at the end of the test
+// if still running.
+type proc struct {
+	cmd  *exec.Cmd
+	log  *logSink
+	done chan struct{}
+	err  error
+}
+
+func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, log: newSink(t, name), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// exitCode waits up to d for the process to end and returns its exit code.
+func (p *proc) exitCode(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(d):
+		t.Fatalf("process did not exit within %v", d)
+	}
+	var ee *exec.ExitError
+	if errors.As(p.err, &ee) {
+		return ee.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatalf("wait: %v", p.err)
+	}
+	return 0
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// waitFor polls cond every 20 ms until it is true or d has passed.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+var httpClient = &http.Client{
+	Timeout:   3 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true},
+}
+
+// httpGet returns the status code and body of GET http://addr/path.
+func httpGet(addr, path string) (int, string, error) {
+	resp, err := httpClient.Get("http://" + addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func ready(addr string) bool {
+	code, _, err := httpGet(addr, "/readyz")
+	return err == nil && code == http.StatusOK
+}
+
+// metric reads one series (name, or name{labels} as printed) from /metrics.
+func metric(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	code, body, err := httpGet(addr, "/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %v", code, err)
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %q: %v", series, line, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("metric %s not in /metrics", series)
+	return 0
+}
+
+// freeAddr returns a loopback address nothing listens on (just now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// cleanEnv is the test's environment without SPOOLGATE_* and RUN_LOCAL_*
+// variables, plus extra.
+func cleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "SPOOLGATE_") || strings.HasPrefix(kv, "RUN_LOCAL_") || strings.HasPrefix(kv, "LISTEN_") ||
+			strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "DESTDIR=") || strings.HasPrefix(kv, "PREFIX=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// writeFile writes data to path by a temporary file and a rename, as
+// editors and configuration tools do.
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// script runs a script of this directory and returns its combined output
+// and exit code.
+func script(t *testing.T, env []string, name string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("bash", append([]string{filepath.Join(repoRoot, "scripts", name)}, args...)...)
+	cmd.Env = env
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		t.Logf("%s %s: %s", name, strings.Join(args, " "), l)
+	}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run %s: %v", name, err)
+	}
+	return string(out), 0
+}
+
+// requestLines returns the lines of every request file in dir (published
+// or still open), in no particular order.
+func requestLines(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, de := range des {
+		if !strings.Contains(de.Name(), "_request.txt") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	return lines
+}
+
+// processNo returns field 3 of a stored request line.
+func processNo(line string) string {
+	f := strings.Split(line, "|")
+	if len(f) < 3 {
+		return ""
+	}
+	return f[2]
+}
+
+// encode returns a valid request with the given process number; the
+// values are valid, so Encode cannot fail.
+func encode(pno int, key string) []byte {
+	msg, err := protocol.DefaultRequestSpec().Encode("REQ", fmt.Sprintf("%09d", pno), time.Now().Format("20060102150405"),
+		"ORG01", "SV01", key, "ops test payload", "")
+	if err != nil {
+		panic("encode: " + err.Error())
+	}
+	return msg
+}
+
+// baseConfig is a config for both daemons with everything under dir and
+// fresh loopback ports.
+type testConfig struct {
+	path                     string
+	listen, rAdmin, sAdmin   string
+	data, spool, failed, log string
+}
+
+func newConfig(t *testing.T, dir string, extra ...string) *testConfig {
+	t.Helper()
+	c := &testConfig{
+		path:   filepath.Join(dir, "conf.properties"),
+		listen: freeAddr(t), rAdmin: freeAddr(t), sAdmin: freeAddr(t),
+		data: filepath.Join(dir, "request"), spool: filepath.Join(dir, "outbox"), failed: filepath.Join(dir, "failed"),
+	}
+	c.write(t, extra...)
+	return c
+}
+
+func (c *testConfig) text(extra ...string) string {
+	lines := []string{
+		"receiver.listen = " + c.listen,
+		"receiver.admin_listen = " + c.rAdmin,
+		"receiver.data_dir = " + c.data,
+		"sender.remote = " + c.listen,
+		"sender.admin_listen = " + c.sAdmin,
+		"sender.spool_dir = " + c.spool,
+		"sender.failed_dir = " + c.failed,
+		"sender.settle = 100ms",
+		"sender.scan_interval = 1s",
+		"log.dir =",
+		"shutdown_timeout = 10s",
+	}
+	return strings.Join(append(lines, extra...), "\n") + "\n"
+}
+
+func (c *testConfig) write(t *testing.T, extra ...string) { writeFile(t, c.path, c.text(extra...)) }
+
+// dropResult puts one result line into the spool the way producers must.
+func dropResult(t *testing.T, spool string, pno int) {
+	t.Helper()
+	line := fmt.Sprintf("REQ|%09d|%s|ORG01|SV01|OPS-%d|from the spool|\n", pno, time.Now().Format("20060102150405"), pno)
+	if err := os.MkdirAll(spool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(spool, fmt.Sprintf("result-%09d.txt", pno)), line)
+}
+
+// ---- systemd units ----------------------------------------------------------
+
+// unitKeys parses a systemd unit file into "Section.Key" -> values.
+func unitKeys(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string][]string{}
+	section := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[':
+			section = strings.Trim(line, "[]")
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("%s: not key=value: %q", path, line)
+			}
+			k = section + "." + strings.TrimSpace(k)
+			keys[k] = append(keys[k], strings.TrimSpace(v))
+		}
+	}
+	return keys
+}
+
+func TestSystemdUnits(t *testing.T) {
+	def := conf.Default()
+	unitDir := filepath.Join(repoRoot, "scripts", "systemd")
+	_, port, err := net.SplitHostPort(def.Receiver.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := map[string]string{
+		"Service.Type":                     "notify",
+		"Service.Restart":                  "on-failure",
+		"Service.EnvironmentFile":          "-/etc/default/spoolgate",
+		"Service.User":                     "spoolgate",
+		"Service.NoNewPrivileges":          "yes",
+		"Service.ProtectSystem":            "strict",
+		"Service.ProtectHome":              "yes",
+		"Service.PrivateTmp":               "yes",
+		"Service.ExecReload":               "/bin/kill -HUP $MAINPID",
+		"Service.RestartPreventExitStatus": "2",
+	}
+	for _, tc := range []struct {
+		unit      string
+		want      map[string]string
+		writeable []string
+	}{
+		{
+			unit: "spoolgate-receiver.service",
+			want: map[string]string{
+				"Service.ExecStart": "/usr/local/bin/spoolgate-receiver",
+				"Unit.Requires":     "spoolgate-receiver.socket",
+			},
+			writeable: []string{def.Receiver.DataDir, def.Log.Dir},
+		},
+		{
+			unit:      "spoolgate-sender.service",
+			want:      map[string]string{"Service.ExecStart": "/usr/local/bin/spoolgate-sender"},
+			writeable: []string{def.Sender.SpoolDir, def.Sender.FailedDir, def.Log.Dir},
+		},
+		{
+			unit: "spoolgate-receiver.socket",
+			want: map[string]string{
+				"Socket.ListenStream": port,
+				"Socket.Service":      "spoolgate-receiver.service",
+				"Install.WantedBy":    "sockets.target",
+			},
+		},
+	} {
+		t.Run(tc.unit, func(t *testing.T) {
+			keys := unitKeys(t, filepath.Join(unitDir, tc.unit))
+			want := tc.want
+			if strings.HasSuffix(tc.unit, ".service") {
+				want = map[string]string{}
+				for k, v := range common {
+					want[k] = v
+				}
+				for k, v := range tc.want {
+					want[k] = v
+				}
+			}
+			for k, v := range want {
+				if got := keys[k]; len(got) != 1 || got[0] != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			if tc.writeable != nil {
+				got := strings.Fields(strings.Join(keys["Service.ReadWritePaths"], " "))
+				if !slices.Equal(got, tc.writeable) {
+					t.Errorf("ReadWritePaths = %q, want exactly the default dirs %q", got, tc.writeable)
+				}
+				stop, err := time.ParseDuration(strings.Join(keys["Service.TimeoutStopSec"], ""))
+				if err != nil || stop <= def.ShutdownTimeout {
+					t.Errorf("TimeoutStopSec = %q: must be a duration above shutdown_timeout %v", keys["Service.TimeoutStopSec"], def.ShutdownTimeout)
+				}
+			}
+			if _, ok := keys["Unit.PartOf"]; ok && strings.HasSuffix(tc.unit, ".socket") {
+				t.Errorf("the socket must not be PartOf the service: a service restart would close the port")
+			}
+		})
+	}
+
+	t.Run("systemd-analyze verify", func(t *testing.T) {
+		sa, err := exec.LookPath("systemd-analyze")
+		if err != nil {
+			t.Skip("systemd-analyze not installed: skipping the systemd verification of the unit files (apt-get install systemd)")
+		}
+		// verify checks that ExecStart exists: point it at the built binaries.
+		dir := t.TempDir()
+		var files []string
+		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+			b, err := os.ReadFile(filepath.Join(unitDir, u))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = bytes.ReplaceAll(b, []byte("/usr/local/bin/"), []byte(binDir+"/"))
+			p := filepath.Join(dir, u)
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, p)
+		}
+		program(t, "spoolgate-receiver")
+		program(t, "spoolgate-sender")
+		out, err := exec.Command(sa, append([]string{"verify", "--man=no"}, files...)...).CombinedOutput()
+		t.Logf("systemd-analyze verify: err=%v\n%s", err, out)
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "spoolgate") {
+				t.Errorf("systemd-analyze verify: %s", line)
+			}
+		}
+		if err != nil {
+			t.Errorf("systemd-analyze verify failed: %v", err)
+		}
+	})
+}
+
+// ---- install.sh -------------------------------------------------------------
+
+func TestInstall(t *testing.T) {
+	program(t, "spoolgate-receiver")
+	dest := t.TempDir()
+	install := func(t *testing.T, prefix string, args ...string) string {
+		t.Helper()
+		out, code := script(t, cleanEnv("DESTDIR="+dest, "PREFIX="+prefix), "install.sh", append([]string{"-bin", binDir}, args...)...)
+		if code != 0 {
+			t.Fatalf("install.sh %v: exit %d", args, code)
+		}
+		return out
+	}
+	read := func(t *testing.T, p string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dest, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	same := func(t *testing.T, installed, src string) {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(repoRoot, src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := read(t, installed); got != string(b) {
+			t.Errorf("%s differs from %s", installed, src)
+		}
+	}
+	tree := []struct {
+		path string
+		mode os.FileMode
+	}{
+		{"usr/local/bin/spoolgate", 0o755},
+		{"usr/local/bin/spoolgate-receiver", 0o755},
+		{"usr/local/bin/spoolgate-sender", 0o755},
+		{"usr/local/lib/spoolgate/env.sh", 0o644},
+		{"usr/local/lib/spoolgate/startup.sh", 0o755},
+		{"usr/local/share/doc/spoolgate/README.md", 0o644},
+		{"usr/local/share/doc/spoolgate/conf.properties", 0o644},
+		{"etc/systemd/system/spoolgate-receiver.socket", 0o644},
+		{"etc/systemd/system/spoolgate-receiver.service", 0o644},
+		{"etc/systemd/system/spoolgate-sender.service", 0o644},
+		{"etc/spoolgate", os.ModeDir | 0o750},
+		{"etc/spoolgate/conf.properties", 0o640},
+		{"etc/default/spoolgate", 0o644},
+		{"var/spool/spoolgate/request", os.ModeDir | os.ModeSetgid | 0o770},
+		{"var/spool/spoolgate/outbox", os.ModeDir | os.ModeSetgid | 0o770},
+		{"var/spool/spoolgate/failed", os.ModeDir | os.ModeSetgid | 0o770},
+		{"var/log/spoolgate", os.ModeDir | 0o750},
+	}
+	programs := []string{"usr/local/bin/spoolgate", "usr/local/bin/spoolgate-receiver", "usr/local/bin/spoolgate-sender",
+		"usr/local/lib/spoolgate", "etc/systemd/system/spoolgate-receiver.socket",
+		"etc/systemd/system/spoolgate-receiver.service", "etc/systemd/system/spoolgate-sender.service"}
+
+	t.Run("fresh", func(t *testing.T) {
+		out := install(t, "/usr/local")
+		if !strings.Contains(out, "not creating user spoolgate") {
+			t.Errorf("install.sh under DESTDIR should say it skips the user")
+		}
+		for _, f := range tree {
+			fi, err := os.Stat(filepath.Join(dest, f.path))
+			if err != nil {
+				t.Errorf("%s: %v", f.path, err)
+				continue
+			}
+			if got := fi.Mode() & (os.ModeDir | os.ModeSetgid | os.ModePerm); got != f.mode {
+				t.Errorf("%s: mode %v, want %v", f.path, got, f.mode)
+			}
+		}
+		same(t, "etc/spoolgate/conf.properties", "conf/conf.properties")
+		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+			same(t, "etc/systemd/system/"+u, "scripts/systemd/"+u)
+		}
+		same(t, "usr/local/lib/spoolgate/startup.sh", "scripts/startup.sh")
+		if out, err := exec.Command(filepath.Join(dest, "usr/local/bin/spoolgate"), "check", "-config", filepath.Join(dest, "etc/spoolgate/conf.properties")).CombinedOutput(); err != nil {
+			t.Errorf("spoolgate check on the installed conf.properties: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("env.sh installed layout", func(t *testing.T) {
+		cmd := exec.Command("bash", "-c", `. "$1"; printf '%s\n' "$SPOOLGATE_BIN" "$SPOOLGATE_CONFIG" "$SPOOLGATE_RUN_DIR" "$SPOOLGATE_HOME"`,
+			"bash", filepath.Join(dest, "usr/local/lib/spoolgate/env.sh"))
+		cmd.Env = cleanEnv("SPOOLGATE_DEFAULTS=" + filepath.Join(dest, "etc/default/spoolgate"))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("source env.sh: %v\n%s", err, out)
+		}
+		want := filepath.Join(dest, "usr/local/bin") + "\n/etc/spoolgate/conf.properties\n/run/spoolgate\n/\n"
+		if string(out) != want {
+			t.Errorf("installed env.sh:\n%s\nwant\n%s", out, want)
+		}
+	})
+
+	t.Run("again keeps the configuration", func(t *testing.T) {
+		edited := strings.Replace(read(t, "etc/spoolgate/conf.properties"), "\nsender.remote =\n", "\nsender.remote = 10.1.2.3:9010\n", 1)
+		if !strings.Contains(edited, "10.1.2.3") {
+			t.Fatal("shipped conf.properties has no empty sender.remote line to edit")
+		}
+		writeFile(t, filepath.Join(dest, "etc/spoolgate/conf.properties"), edited)
+		defaults := "SPOOLGATE_LOG_LEVEL=debug\n"
+		writeFile(t, filepath.Join(dest, "etc/default/spoolgate"), defaults)
+		out := install(t, "/usr/local")
+		if got := read(t, "etc/spoolgate/conf.properties"); got != edited {
+			t.Errorf("conf.properties was overwritten:\n%s", got)
+		}
+		if got := read(t, "etc/default/spoolgate"); got != defaults {
+			t.Errorf("/etc/default/spoolgate was overwritten:\n%s", got)
+		}
+		if strings.Contains(out, "WARNING") {
+			t.Errorf("the edited config should pass spoolgate check")
+		}
+		for _, f := range tree {
+			if _, err := os.Stat(filepath.Join(dest, f.path)); err != nil {
+				t.Errorf("after the second run: %v", err)
+			}
+		}
+	})
+
+	t.Run("uninstall keeps data", func(t *testing.T) {
+		data := filepath.Join(dest, "var/spool/spoolgate/request/202611210930_request.txt")
+		writeFile(t, data, "0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|\n")
+		out, code := script(t, cleanEnv("DESTDIR="+dest), "install.sh", "-uninstall")
+		if code != 0 {
+			t.Fatalf("uninstall: exit %d", code)
+		}
+		for _, p := range programs {
+			if _, err := os.Stat(filepath.Join(dest, p)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s still there after -uninstall (%v)", p, err)
+			}
+		}
+		for _, p := range []string{"etc/spoolgate/conf.properties", "etc/default/spoolgate", "var/spool/spoolgate/request/202611210930_request.txt", "var/log/spoolgate"} {
+			if _, err := os.Stat(filepath.Join(dest, p)); err != nil {
+				t.Errorf("-uninstall removed %s: %v", p, err)
+			}
+		}
+		if !strings.Contains(out, "kept") {
+			t.Errorf("-uninstall should say what it kept")
+		}
+	})
+
+	t.Run("prefix", func(t *testing.T) {
+		install(t, "/opt/spoolgate")
+		unit := read(t, "etc/systemd/system/spoolgate-receiver.service")
+		if !strings.Contains(unit, "ExecStart=/opt/spoolgate/bin/spoolgate-receiver\n") {
+			t.Errorf("ExecStart not moved to the prefix:\n%s", unit)
+		}
+		if _, err := os.Stat(filepath.Join(dest, "opt/spoolgate/lib/spoolgate/startup.sh")); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// ---- startup.sh -------------------------------------------------------------
+
+func TestStartupScript(t *testing.T) {
+	program(t, "spoolgate-receiver")
+	home := t.TempDir()
+	c := newConfig(t, home)
+	runDir := filepath.Join(home, "run")
+	env := cleanEnv("SPOOLGATE_HOME="+home, "SPOOLGATE_BIN="+binDir, "SPOOLGATE_CONFIG="+c.path,
+		"SPOOLGATE_RUN_DIR="+runDir, "SPOOLGATE_USER=", "SPOOLGATE_START_TIMEOUT=30")
+	startup := func(t *testing.T, env []string, args ...string) (string, int) {
+		t.Helper()
+		return script(t, env, "startup.sh", args...)
+	}
+	pid := func(t *testing.T, d string) int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(runDir, "spoolgate-"+d+".pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// The daemons are not this process's children; a zombie (nobody reaps
+	// it here) counts as gone.
+	gone := func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
+	}
+	var pids []int
+	t.Cleanup(func() {
+		for _, p := range pids {
+			if !gone(p) {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	})
+
+	t.Run("status when stopped", func(t *testing.T) {
+		out, code := startup(t, env, "status")
+		if code != 3 || strings.Count(out, ": stopped") != 2 {
+			t.Errorf("status: exit %d, want 3 and both stopped", code)
+		}
+	})
+	t.Run("start", func(t *testing.T) {
+		out, code := startup(t, env, "start")
+		if code != 0 {
+			t.Fatalf("start: exit %d", code)
+		}
+		pids = append(pids, pid(t, "receiver"), pid(t, "sender"))
+		for _, d := range []string{"receiver", "sender"} {
+			if !strings.Contains(out, "spoolgate-"+d+": started (pid") || !strings.Contains(out, "ready") {
+				t.Errorf("start output lacks spoolgate-%s: started ... ready", d)
+			}
+		}
+		if !ready(c.rAdmin) || !ready(c.sAdmin) {
+			t.Errorf("/readyz not 200 after start returned")
+		}
+	})
+	t.Run("start again", func(t *testing.T) {
+		out, code := startup(t, env, "start")
+		if code != 0 || strings.Count(out, "already running") != 2 {
+			t.Errorf("second start: exit %d, want 0 and already running twice", code)
+		}
+	})
+	t.Run("status when running", func(t *testing.T) {
+		out, code := startup(t, env, "status")
+		if code != 0 || strings.Count(out, "), ready") != 2 {
+			t.Errorf("status: exit %d, want 0 and both running and ready", code)
+		}
+	})
+	t.Run("delivers", func(t *testing.T) {
+		dropResult(t, c.spool, 4242)
+		waitFor(t, 15*time.Second, "the spool file in the request files", func() bool {
+			return slices.ContainsFunc(requestLines(t, c.data), func(l string) bool { return processNo(l) == "000004242" })
+		})
+	})
+	t.Run("stop", func(t *testing.T) {
+		r, s := pid(t, "receiver"), pid(t, "sender")
+		out, code := startup(t, env, "stop")
+		if code != 0 || strings.Count(out, ": stopped (pid") != 2 {
+			t.Errorf("stop: exit %d, want 0 and both stopped", code)
+		}
+		if !gone(r) || !gone(s) {
+			t.Errorf("processes still running after stop")
+		}
+		for _, d := range []string{"receiver", "sender"} {
+			if _, err := os.Stat(filepath.Join(runDir, "spoolgate-"+d+".pid")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pid file of %s left behind", d)
+			}
+			b, _ := os.ReadFile(filepath.Join(runDir, "spoolgate-"+d+".out"))
+			if !bytes.Contains(b, []byte("draining")) {
+				t.Errorf("spoolgate-%s.out: no drain logged: the stop was not graceful", d)
+			}
+		}
+		out, code = startup(t, env, "status")
+		if code != 3 {
+			t.Errorf("status after stop: exit %d, want 3", code)
+		}
+	})
+	t.Run("stale pid file", func(t *testing.T) {
+		// A pid that is alive but not a receiver: this test process.
+		if err := os.WriteFile(filepath.Join(runDir, "spoolgate-receiver.pid"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, code := startup(t, env, "restart", "receiver")
+		if code != 0 || !strings.Contains(out, "started (pid") {
+			t.Fatalf("restart with a stale pid file: exit %d", code)
+		}
+		pids = append(pids, pid(t, "receiver"))
+		if _, code := startup(t, env, "stop", "receiver"); code != 0 {
+			t.Errorf("stop: exit %d", code)
+		}
+	})
+	t.Run("bad config", func(t *testing.T) {
+		out, code := startup(t, append(slices.Clip(env), "SPOOLGATE_RECEIVER_READ_TIMEOUT=5"), "start", "receiver")
+		if code == 0 || !strings.Contains(out, "receiver.read_timeout") {
+			t.Errorf("start with a bad config: exit %d, want non-zero and the error naming the key", code)
+		}
+	})
+	t.Run("stop deadline", func(t *testing.T) {
+		// A daemon that ignores SIGTERM is killed after shutdown_timeout+5s.
+		bin := t.TempDir()
+		fake := "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n"
+		if err := os.WriteFile(filepath.Join(bin, "spoolgate-receiver"), []byte(fake), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		env := append(slices.Clip(env), "SPOOLGATE_BIN="+bin, "SPOOLGATE_RECEIVER_ADMIN_LISTEN=", "SPOOLGATE_SHUTDOWN_TIMEOUT=500ms")
+		if _, code := startup(t, env, "start", "receiver"); code != 0 {
+			t.Fatalf("start: exit %d", code)
+		}
+		p := pid(t, "receiver")
+		pids = append(pids, p)
+		start := time.Now()
+		out, code := startup(t, env, "stop", "receiver")
+		took := time.Since(start)
+		if code != 0 || !strings.Contains(out, "did not stop within 6s: killed") {
+			t.Errorf("stop: exit %d, want 0 and the kill reported", code)
+		}
+		if took < 5*time.Second || took > 15*time.Second {
+			t.Errorf("stop took %v, want about shutdown_timeout+5s = 5.5s", took)
+		}
+		if !gone(p) {
+			t.Errorf("the process survived the stop")
+		}
+	})
+}
+
+// ---- run-local.sh -----------------------------------------------------------
+
+func runLocalEnv(t *testing.T, work string) []string {
+	return cleanEnv("RUN_LOCAL_DIR="+work,
+		"SPOOLGATE_RECEIVER_LISTEN="+freeAddr(t), "SPOOLGATE_RECEIVER_ADMIN_LISTEN="+freeAddr(t),
+		"SPOOLGATE_SENDER_ADMIN_LISTEN="+freeAddr(t))
+}
+
+func TestRunLocal(t *testing.T) {
+	work := t.TempDir()
+	env := runLocalEnv(t, work)
+	// The sender delivers to wherever the receiver listens.
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "SPOOLGATE_RECEIVER_LISTEN="); ok {
+			env = append(env, "SPOOLGATE_SENDER_REMOTE="+v)
+		}
+	}
+	daemonsGone := func(t *testing.T) {
+		t.Helper()
+		for _, d := range []string{"receiver", "sender"} {
+			if _, err := os.Stat(filepath.Join(work, "var/run/spoolgate-"+d+".pid")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("spoolgate-%s still has a pid file after run-local.sh ended", d)
+			}
+		}
+	}
+
+	t.Run("once", func(t *testing.T) {
+		out, code := script(t, env, "run-local.sh", "-once")
+		if code != 0 || !strings.Contains(out, "all 3 samples arrived") {
+			t.Fatalf("run-local.sh -once: exit %d", code)
+		}
+		if got := len(requestLines(t, filepath.Join(work, "var/request"))); got != 3 {
+			t.Errorf("%d request lines, want 3", got)
+		}
+		daemonsGone(t)
+	})
+
+	// Again, interactive: a re-run finds bin/, var/ and the request files
+	// of the first, and Ctrl-C stops both daemons.
+	t.Run("ctrl-c", func(t *testing.T) {
+		cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts/run-local.sh"))
+		cmd.Env = env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
+		cmd.WaitDelay = 5 * time.Second
+		p := startProc(t, "run-local.sh", cmd)
+		waitFor(t, 60*time.Second, "run-local.sh to deliver its samples", func() bool {
+			return strings.Contains(p.log.String(), "(samples arrived 3/3)")
+		})
+		// Ctrl-C: SIGINT to the whole foreground process group.
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		if code := p.exitCode(t, 60*time.Second); code != 130 {
+			t.Errorf("run-local.sh after Ctrl-C: exit %d, want 130", code)
+		}
+		if n := p.log.count(": stopped (pid"); n != 2 {
+			t.Errorf("%d daemons reported stopped, want 2", n)
+		}
+		if got := len(requestLines(t, filepath.Join(work, "var/request"))); got != 6 {
+			t.Errorf("%d request lines after the re-run, want 6", got)
+		}
+		daemonsGone(t)
+	})
+}
+
+// ---- zero-downtime restart under socket activation ------------------------
+
+// startActivated starts a receiver on the socket file f the way systemd
+// does: f as fd 3, LISTEN_FDS=1 and LISTEN_PID the receiver's own pid (the
+// shell wrapper learns it and execs, keeping the pid).
+func startActivated(t *testing.T, name, config string, f *os.File, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, program(t, "spoolgate-receiver"), "-config", config)
+	cmd.Env = cleanEnv(append([]string{"LISTEN_FDS=1", "LISTEN_FDNAMES=spoolgate-receiver.socket"}, env...)...)
+	cmd.ExtraFiles = []*os.File{f}
+	return startProc(t, name, cmd)
+}
+
+// result of one message of the load.
+type sent struct {
+	pno  int
+	code int
+	err  error
+}
+
+// sendOne sends one message on a connection of its own and reads the reply.
+func sendOne(addr string, pno int, msg []byte) sent {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return sent{pno: pno, err: fmt.Errorf("dial: %w", err)}
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(msg); err != nil {
+		return sent{pno: pno, err: fmt.Errorf("write: %w", err)}
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err != nil {
+		return sent{pno: pno, err: fmt.Errorf("read reply: %w", err)}
+	}
+	r, err := protocol.ParseReply(line)
+	if err != nil {
+		return sent{pno: pno, err: fmt.Errorf("reply %q: %w", line, err)}
+	}
+	if r.ProcessNo != fmt.Sprintf("%09d", pno) {
+		return sent{pno: pno, err: fmt.Errorf("reply for %s, want %09d", r.ProcessNo, pno)}
+	}
+	return sent{pno: pno, code: r.Code}
+}
+
+func TestZeroDowntimeRestart(t *testing.T) {
+	dir := t.TempDir()
+	c := newConfig(t, dir)
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // the socket unit's socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := ln.Addr().String()
+
+	first := startActivated(t, "receiver-1", c.path, f)
+	waitFor(t, 30*time.Second, "the first receiver ready", func() bool { return ready(c.rAdmin) })
+
+	// Load: clients each sending one message per connection, until stop.
+	const clients = 16
+	var (
+		next    atomic.Int64
+		results = make(chan sent, 1<<16)
+		stop    = make(chan struct{})
+		wg      sync.WaitGroup
+		done    atomic.Int64
+	)
+	for range clients {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				pno := int(next.Add(1))
+				results <- sendOne(addr, pno, encode(pno, "ZD"))
+				done.Add(1)
+			}
+		})
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait(); close(results) })
+	defer stopLoad()
+	waitFor(t, 30*time.Second, "load on the first receiver", func() bool { return done.Load() >= 200 })
+
+	// systemctl restart: SIGTERM, wait for the exit, start the next process
+	// on the same socket; the connections meanwhile wait in the backlog.
+	first.signal(t, syscall.SIGTERM)
+	if code := first.exitCode(t, 20*time.Second); code != 0 {
+		t.Errorf("first receiver exit %d after SIGTERM, want 0", code)
+	}
+	atRestart := done.Load()
+	rAdmin2 := freeAddr(t)
+	second := startActivated(t, "receiver-2", c.path, f, "SPOOLGATE_RECEIVER_ADMIN_LISTEN="+rAdmin2)
+	waitFor(t, 30*time.Second, "load on the second receiver", func() bool { return done.Load() >= atRestart+200 })
+	stopLoad()
+	second.signal(t, syscall.SIGTERM)
+	if code := second.exitCode(t, 20*time.Second); code != 0 {
+		t.Errorf("second receiver exit %d after SIGTERM, want 0", code)
+	}
+
+	var acked []int
+	failures := 0
+	for r := range results {
+		switch {
+		case r.err != nil:
+			failures++
+			if failures <= 10 {
+				t.Errorf("message %09d: %v", r.pno, r.err)
+			}
+		case r.code != protocol.CodeOK:
+			failures++
+			if failures <= 10 {
+				t.Errorf("message %09d: code %d, want 200", r.pno, r.code)
+			}
+		default:
+			acked = append(acked, r.pno)
+		}
+	}
+	if failures > 0 {
+		t.Errorf("%d of %d messages failed across the restart", failures, failures+len(acked))
+	}
+	stored := map[string]int{}
+	for _, l := range requestLines(t, c.data) {
+		stored[processNo(l)]++
+	}
+	lost := 0
+	for _, pno := range acked {
+		if stored[fmt.Sprintf("%09d", pno)] != 1 {
+			lost++
+			if lost <= 10 {
+				t.Errorf("acknowledged message %09d stored %d times, want once", pno, stored[fmt.Sprintf("%09d", pno)])
+			}
+		}
+	}
+	t.Logf("%d messages acknowledged (%d before the restart), %d lines stored, %d lost, %d failed", len(acked), atRestart, len(stored), lost, failures)
+}
+
+// ---- hot reload -------------------------------------------------------------
+
+func TestHotReload(t *testing.T) {
+	t.Run("receiver", func(t *testing.T) {
+		dir := t.TempDir()
+		c := newConfig(t, dir, "receiver.max_conns = 1")
+		p := startProc(t, "receiver", daemonCmd(t, "spoolgate-receiver", c.path))
+		waitFor(t, 30*time.Second, "receiver ready", func() bool { return ready(c.rAdmin) })
+
+		// Three idle connections: one is served, two wait for a slot.
+		for range 3 {
+			nc, err := net.Dial("tcp", c.listen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+		}
+		conns := func() float64 { return metric(t, c.rAdmin, "spoolgate_receiver_connections") }
+		waitFor(t, 10*time.Second, "1 connection served", func() bool { return conns() == 1 })
+
+		// Edit in place, as vi or echo >> would.
+		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = 3")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "max_conns 3 to take effect", func() bool { return conns() == 3 })
+
+		// An invalid edit is logged and ignored.
+		rejected := p.log.count("reload rejected")
+		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = lots")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.log.count("reload rejected") > rejected })
+		if !strings.Contains(p.log.String(), "receiver.max_conns") {
+			t.Errorf("the rejection does not name the key")
+		}
+		if got := conns(); got != 3 || !ready(c.rAdmin) || !p.running() {
+			t.Errorf("after a bad edit: %v connections, ready %v, running %v; want 3, true, true", got, ready(c.rAdmin), p.running())
+		}
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exitCode(t, 20*time.Second); code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+	})
+
+	t.Run("sender", func(t *testing.T) {
+		dir := t.TempDir()
+		c := newConfig(t, dir, "sender.workers = 1", "sender.timeout = 60s")
+		// A remote that holds every message until released, then answers 200.
+		remote, err := net.Listen("tcp", c.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := make(chan struct{})
+		var rwg sync.WaitGroup
+		var held atomic.Int64
+		rwg.Go(func() {
+			for {
+				nc, err := remote.Accept()
+				if err != nil {
+					return
+				}
+				rwg.Go(func() {
+					defer nc.Close()
+					br := bufio.NewReader(nc)
+					for {
+						line, err := br.ReadBytes('\n')
+						if err != nil {
+							return
+						}
+						held.Add(1)
+						<-release
+						pno := protocol.DefaultRequestSpec().ProcessNo(bytes.TrimSuffix(line, []byte("\n")))
+						if _, err := nc.Write(protocol.AppendReply(nil, pno, time.Now(), protocol.CodeOK)); err != nil {
+							return
+						}
+					}
+				})
+			}
+		})
+		releaseOnce := sync.OnceFunc(func() { close(release) })
+		defer func() { releaseOnce(); remote.Close(); rwg.Wait() }()
+
+		for i := range 6 {
+			dropResult(t, c.spool, 100+i)
+		}
+		p := startProc(t, "sender", daemonCmd(t, "spoolgate-sender", c.path))
+		waitFor(t, 30*time.Second, "sender started", func() bool {
+			code, _, err := httpGet(c.sAdmin, "/healthz")
+			return err == nil && code == http.StatusOK
+		})
+		inflight := func() float64 { return metric(t, c.sAdmin, "spoolgate_sender_inflight") }
+		waitFor(t, 10*time.Second, "1 send in flight", func() bool { return inflight() == 1 && held.Load() == 1 })
+
+		c.write(t, "sender.workers = 3", "sender.timeout = 60s") // by rename
+		waitFor(t, 10*time.Second, "workers 3 to take effect", func() bool { return inflight() == 3 && held.Load() == 3 })
+
+		rejected := p.log.count("reload rejected")
+		c.write(t, "sender.workers = 0", "sender.timeout = 60s")
+		waitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.log.count("reload rejected") > rejected })
+		if got := inflight(); got != 3 || !p.running() {
+			t.Errorf("after a bad edit: %v in flight, running %v; want 3, true", got, p.running())
+		}
+
+		releaseOnce()
+		waitFor(t, 20*time.Second, "all files delivered", func() bool {
+			return metric(t, c.sAdmin, `spoolgate_sender_messages_total{outcome="delivered"}`) == 6
+		})
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exitCode(t, 20*time.Second); code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+	})
+}
