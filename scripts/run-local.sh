@@ -42,7 +42,7 @@ command -v go >/dev/null || { echo "run-local.sh: Go is required (https://go.dev
 work=${RUN_LOCAL_DIR:-$root}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
-echo "== building into $work/bin"
+echo "== building into $work/bin (the first build downloads and compiles the dependencies: a minute or two)"
 (cd "$root" && go build -o "$work/bin/" ./cmd/...)
 
 # startup.sh runs the daemons: pid files in var/run, readiness via /readyz.
