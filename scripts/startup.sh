@@ -23,6 +23,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=env.sh
 . "$here/env.sh"
 : "${SPOOLGATE_DAEMONS:=receiver sender}"
+# The daemons run in $SPOOLGATE_HOME: make paths given relative to here absolute.
+case $SPOOLGATE_CONFIG in /*) ;; *) SPOOLGATE_CONFIG=$PWD/$SPOOLGATE_CONFIG ;; esac
+case $SPOOLGATE_RUN_DIR in /*) ;; *) SPOOLGATE_RUN_DIR=$PWD/$SPOOLGATE_RUN_DIR ;; esac
+export SPOOLGATE_CONFIG SPOOLGATE_RUN_DIR
 
 prog=${0##*/}
 say() { printf '%s\n' "$*"; }
