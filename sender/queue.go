@@ -161,6 +161,23 @@ func (q *queue) mark(name string, gen uint64) bool {
 	return true
 }
 
+// markKnown marks, under one lock, the regular files of a directory
+// listing the queue knows, and returns the other names (new, or of a type
+// that needs a check).
+func (q *queue) markKnown(ents []dirent, gen uint64) []string {
+	var rest []string
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, d := range ents {
+		if e := q.byName[string(d.name)]; e != nil && d.regular {
+			e.gen = gen
+			continue
+		}
+		rest = append(rest, string(d.name))
+	}
+	return rest
+}
+
 // unmarked returns the known names scan gen did not list.
 func (q *queue) unmarked(gen uint64) []string {
 	q.mu.Lock()

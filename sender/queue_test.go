@@ -211,3 +211,29 @@ func TestScan(t *testing.T) {
 		t.Fatal("scan of a missing spool did not fail")
 	}
 }
+
+// BenchmarkRescan measures a periodic rescan of a spool holding 100,000
+// files the queue already knows.
+func BenchmarkRescan(b *testing.B) {
+	dir := b.TempDir()
+	q := newQueue(0)
+	w := &watcher{dir: dir, q: q, interval: func() time.Duration { return time.Hour },
+		special: func(string, fs.FileInfo) {}, onError: func(op string, err error) { b.Fatal(op, err) }}
+	for i := 0; i < 100_000; i++ {
+		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("result_%06d.txt", i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	if err := w.scan(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := w.scan(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,10 +1,11 @@
 package sender
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
 // watcher feeds the queue from the spool directory: a full scan at
@@ -24,7 +26,9 @@ type watcher struct {
 	special  func(name string, fi fs.FileInfo) // a non-regular file with an eligible name
 	onError  func(op string, err error)
 
-	gen     uint64
+	gen     uint64                // the current scan
+	buf     []byte                // getdents buffer
+	ents    []dirent              // entries of one buffer
 	scanErr atomic.Pointer[error] // last scan's failure, nil when it worked
 }
 
@@ -68,32 +72,70 @@ func (w *watcher) scanDir() error {
 		return fmt.Errorf("scan spool: %w", err)
 	}
 	defer f.Close()
+	fd := int(f.Fd())
 	w.gen++
 	now := time.Now()
+	if w.buf == nil {
+		w.buf = make([]byte, 64<<10)
+	}
 	for {
-		des, err := f.ReadDir(1024)
-		for _, de := range des {
-			name := de.Name()
-			if !eligibleName(name) || de.IsDir() {
-				continue
-			}
-			if de.Type().IsRegular() && w.q.mark(name, w.gen) {
-				continue
-			}
-			w.check(name, now)
-			w.q.mark(name, w.gen)
-		}
-		if err == io.EOF {
-			break
+		// getdents instead of ReadDir: a rescan of a spool the queue already
+		// knows allocates nothing per file, so 100,000 pending files cost a
+		// few milliseconds per scan_interval.
+		n, err := unix.Getdents(fd, w.buf)
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("scan spool: %w", err)
+		}
+		if n <= 0 {
+			break
+		}
+		w.ents = parseDirents(w.buf[:n], w.ents[:0])
+		for _, name := range w.q.markKnown(w.ents, w.gen) {
+			w.check(name, now)
+			w.q.mark(name, w.gen)
 		}
 	}
 	for _, name := range w.q.unmarked(w.gen) {
 		w.check(name, now)
 	}
 	return nil
+}
+
+// dirent is one eligible entry read by getdents; name aliases the buffer.
+type dirent struct {
+	name    []byte
+	regular bool // d_type says regular file (DT_UNKNOWN is not)
+}
+
+// parseDirents appends the eligible, non-directory entries of a getdents
+// buffer (struct linux_dirent64) to ents.
+func parseDirents(buf []byte, ents []dirent) []dirent {
+	for off := 0; off+19 <= len(buf); {
+		reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
+		if reclen == 0 || off+reclen > len(buf) {
+			break
+		}
+		typ := buf[off+18]
+		name := buf[off+19 : off+reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		off += reclen
+		if typ == unix.DT_DIR || !eligibleBytes(name) {
+			continue
+		}
+		ents = append(ents, dirent{name: name, regular: typ == unix.DT_REG})
+	}
+	return ents
+}
+
+// eligibleBytes is eligibleName for a name in a buffer.
+func eligibleBytes(name []byte) bool {
+	return len(name) > 0 && name[0] != '.' &&
+		!bytes.HasSuffix(name, []byte(".tmp")) && !bytes.HasSuffix(name, []byte(".part"))
 }
 
 // run handles events and rescans until ctx is done.
