@@ -912,10 +912,12 @@ type sent struct {
 	pno  int
 	code int
 	err  error
+	took time.Duration // connect to reply
 }
 
 // sendOne sends one message on a connection of its own and reads the reply.
 func sendOne(addr string, pno int, msg []byte) sent {
+	start := time.Now()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return sent{pno: pno, err: fmt.Errorf("dial: %w", err)}
@@ -936,7 +938,7 @@ func sendOne(addr string, pno int, msg []byte) sent {
 	if r.ProcessNo != fmt.Sprintf("%09d", pno) {
 		return sent{pno: pno, err: fmt.Errorf("reply for %s, want %09d", r.ProcessNo, pno)}
 	}
-	return sent{pno: pno, code: r.Code}
+	return sent{pno: pno, code: r.Code, took: time.Since(start)}
 }
 
 func TestZeroDowntimeRestart(t *testing.T) {
@@ -1002,7 +1004,9 @@ func TestZeroDowntimeRestart(t *testing.T) {
 
 	var acked []int
 	failures := 0
+	var longest time.Duration
 	for r := range results {
+		longest = max(longest, r.took)
 		switch {
 		case r.err != nil:
 			failures++
@@ -1034,7 +1038,8 @@ func TestZeroDowntimeRestart(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d messages acknowledged (%d before the restart), %d lines stored, %d lost, %d failed", len(acked), atRestart, len(stored), lost, failures)
+	t.Logf("%d messages acknowledged (%d before the restart), %d lines stored, %d lost, %d failed; longest wait for a reply %v",
+		len(acked), atRestart, len(stored), lost, failures, longest.Round(time.Millisecond))
 }
 
 // ---- hot reload -------------------------------------------------------------
