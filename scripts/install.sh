@@ -30,6 +30,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr/local}
+PREFIX=${PREFIX%/}
 SG_USER=spoolgate
 bindir=$PREFIX/bin
 libdir=$PREFIX/lib/spoolgate
@@ -150,7 +151,7 @@ file 0755 "$root/scripts/startup.sh" "$libdir/startup.sh"
 file 0644 "$root/README.md" "$docdir/README.md"
 file 0644 "$root/conf/conf.properties" "$docdir/conf.properties"
 for u in "${units[@]}"; do
-	sed "s#/usr/local/bin/#$bindir/#g" "$root/scripts/systemd/$u" >"$tmp/$u"
+	sed "s#/usr/local/#$PREFIX/#g" "$root/scripts/systemd/$u" >"$tmp/$u"
 	file 0644 "$tmp/$u" "$unitdir/$u"
 done
 
