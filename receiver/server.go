@@ -39,6 +39,9 @@ const (
 	// lingerTime and lingerBytes bound the discard after a half-close.
 	lingerTime  = time.Second
 	lingerBytes = 64 << 10
+	// freshGrace bounds the wait, during a drain, for the first message of
+	// a connection accepted just before: it was sent with the connect.
+	freshGrace = time.Second
 	// DefaultSummaryEvery is how often the info summary is logged.
 	DefaultSummaryEvery = time.Minute
 )
@@ -92,6 +95,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	wg        sync.WaitGroup // connection goroutines
+	loops     sync.WaitGroup // Serve's accept loops
 	drainFlag atomic.Bool
 	serving   atomic.Int32
 
@@ -281,10 +285,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.listeners[ln] = struct{}{}
+	s.loops.Add(1)
 	s.mu.Unlock()
 	s.serving.Add(1)
 	stop := context.AfterFunc(ctx, func() { ln.Close(); s.lim.wake() })
 	defer func() {
+		defer s.loops.Done()
 		stop()
 		s.serving.Add(-1)
 		s.mu.Lock()
@@ -322,14 +328,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		c := &conn{nc: nc}
+		// Even when a drain has begun, an accepted connection is served:
+		// closing it would reset it and destroy the message the peer sent.
+		// Shutdown waits for this loop before it waits for connections.
+		c := &conn{nc: nc, fresh: true}
 		s.mu.Lock()
-		if s.draining {
-			s.mu.Unlock()
-			nc.Close()
-			s.lim.release()
-			return ErrServerClosed
-		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
@@ -364,11 +367,15 @@ func (s *Server) shutdown(ctx context.Context) error {
 	for ln := range s.listeners {
 		ln.Close()
 	}
-	for c := range s.conns {
-		c.kickIfIdle()
-	}
 	s.mu.Unlock()
 	s.lim.wake()
+	s.loops.Wait() // no connection is added after this
+	grace := min(s.cfg.Load().readTimeout, freshGrace)
+	s.mu.Lock()
+	for c := range s.conns {
+		c.kickIfIdle(grace)
+	}
+	s.mu.Unlock()
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -396,18 +403,25 @@ func (s *Server) shutdown(ctx context.Context) error {
 
 // conn is one accepted connection.
 type conn struct {
-	nc   net.Conn
-	mu   sync.Mutex // orders idle with kicks
-	idle bool       // waiting for a message to start
+	nc    net.Conn
+	mu    sync.Mutex // orders idle with kicks
+	idle  bool       // waiting for a message to start
+	fresh bool       // no message started yet: the first one is on its way
 }
 
 // setIdle marks c idle (waiting for the start of a message) with the idle
-// deadline, unless the server is draining: then it returns false.
-func (c *conn) setIdle(deadline time.Time, draining *atomic.Bool) bool {
+// deadline. When the server is draining it returns false, except for a
+// fresh connection: its first message gets up to grace to arrive.
+func (c *conn) setIdle(deadline time.Time, grace time.Duration, draining *atomic.Bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if draining.Load() {
-		return false
+		if !c.fresh {
+			return false
+		}
+		if g := time.Now().Add(grace); g.Before(deadline) {
+			deadline = g
+		}
 	}
 	c.idle = true
 	c.nc.SetReadDeadline(deadline)
@@ -417,14 +431,20 @@ func (c *conn) setIdle(deadline time.Time, draining *atomic.Bool) bool {
 func (c *conn) setBusy() {
 	c.mu.Lock()
 	c.idle = false
+	c.fresh = false
 	c.mu.Unlock()
 }
 
-// kickIfIdle ends the wait of an idle connection.
-func (c *conn) kickIfIdle() {
+// kickIfIdle ends the wait of an idle connection; a fresh one gets up to
+// grace for its first message.
+func (c *conn) kickIfIdle(grace time.Duration) {
 	c.mu.Lock()
 	if c.idle {
-		c.nc.SetReadDeadline(time.Now())
+		if c.fresh {
+			c.nc.SetReadDeadline(time.Now().Add(grace))
+		} else {
+			c.nc.SetReadDeadline(time.Now())
+		}
 	}
 	c.mu.Unlock()
 }
@@ -471,7 +491,7 @@ func (s *Server) serveConn(c *conn) {
 		cfg = s.cfg.Load()
 		debug := s.log.Enabled(context.Background(), slog.LevelDebug)
 		if br.Buffered() == 0 {
-			if !c.setIdle(time.Now().Add(cfg.idleTimeout), &s.drainFlag) {
+			if !c.setIdle(time.Now().Add(cfg.idleTimeout), min(cfg.readTimeout, freshGrace), &s.drainFlag) {
 				s.closeConn(nc, wrote)
 				return
 			}
