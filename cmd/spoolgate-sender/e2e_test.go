@@ -338,7 +338,7 @@ func TestDrainRate(t *testing.T) {
 		}
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			r := startSink(t, "")
-			e := newEnv(t, r.addr(), map[string]string{"sender.workers": "16", "sender.keepalive": "true", "sender.timeout": "5s", "log.level": "warn"})
+			e := newEnv(t, r.addr(), map[string]string{"sender.workers": "16", "sender.keepalive": "true", "sender.timeout": "5s", "sender.scan_interval": "5s", "log.level": "warn"})
 			makeSpool(t, e.spool, n)
 			t0 := time.Now()
 			p := e.startSender(t)
