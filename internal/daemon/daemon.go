@@ -91,7 +91,7 @@ func WatchConfig(ctx context.Context, path string, log *slog.Logger, reload func
 			if !ok {
 				return nil
 			}
-			if filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+			if changes(ev, abs) {
 				timer.Reset(debounce)
 			}
 		case err, ok := <-w.Errors:
@@ -104,6 +104,13 @@ func WatchConfig(ctx context.Context, path string, log *slog.Logger, reload func
 			reload()
 		}
 	}
+}
+
+// changes reports whether ev changes the config file at abs: a write, a
+// create or a rename onto it. Events of other files in the directory, and
+// chmods, do not.
+func changes(ev fsnotify.Event, abs string) bool {
+	return filepath.Clean(ev.Name) == abs && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0
 }
 
 // Notify sends state to systemd ("READY=1", "STOPPING=1", "RELOADING=1").
