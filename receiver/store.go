@@ -37,6 +37,9 @@ const (
 	maxBatch = 4096
 	// tick is how often the writer checks whether the open minute is over.
 	tick = time.Second
+	// maxCommitDelay caps how long the writer waits for expected lines
+	// before it syncs a batch (see Store.run).
+	maxCommitDelay = 500 * time.Microsecond
 )
 
 // ErrStoreClosed is returned by Append after Close.
@@ -210,6 +213,12 @@ func (s *Store) run() {
 	defer close(s.done)
 	t := time.NewTicker(s.tick)
 	defer t.Stop()
+	delay := time.NewTimer(time.Hour)
+	delay.Stop()
+	// released is how many callers the last commit woke, queued how many
+	// lines arrived while it ran: together, the lines to expect next.
+	released, queued := 0, 0
+	var syncAvg time.Duration // moving average of a commit's duration
 	for {
 		select {
 		case r, ok := <-s.reqs:
@@ -218,20 +227,46 @@ func (s *Store) run() {
 				return
 			}
 			s.batch = append(s.batch[:0], r)
-		drain:
-			for len(s.batch) < maxBatch {
-				select {
-				case r, ok := <-s.reqs:
-					if !ok {
-						break drain
+			open := s.drainReqs()
+			// Commit delay: the callers the last commit woke are about to
+			// send their next lines. Without a short wait for them, the
+			// callers split into two groups that take turns, each sync
+			// covering half of them. Wait only when syncs are slow enough
+			// for the wait to be cheap, and never longer than a fraction
+			// of a sync.
+			if want := released + queued; open && s.fsync && len(s.batch) < want && len(s.batch) < maxBatch {
+				if d := min(syncAvg/4, maxCommitDelay); d > 20*time.Microsecond {
+					delay.Reset(d)
+				wait:
+					for len(s.batch) < want && len(s.batch) < maxBatch {
+						select {
+						case r, ok := <-s.reqs:
+							if !ok {
+								open = false
+								break wait
+							}
+							s.batch = append(s.batch, r)
+						case <-delay.C:
+							break wait
+						}
 					}
-					s.batch = append(s.batch, r)
-				default:
-					break drain
+					if !delay.Stop() {
+						select {
+						case <-delay.C:
+						default:
+						}
+					}
 				}
 			}
+			start := time.Now()
 			s.commit(s.batch)
+			syncAvg += (time.Since(start) - syncAvg) / 8
+			released, queued = len(s.batch), len(s.reqs)
 			clear(s.batch)
+			if !open {
+				s.finish()
+				return
+			}
 		case <-t.C:
 			if s.f != nil && unixMinute(s.clock()) != s.minute {
 				s.closeFile(true)
@@ -239,6 +274,23 @@ func (s *Store) run() {
 			s.retryPublish()
 		}
 	}
+}
+
+// drainReqs moves the requests already queued into s.batch, up to
+// maxBatch, without blocking. It returns false when reqs is closed.
+func (s *Store) drainReqs() bool {
+	for len(s.batch) < maxBatch {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return false
+			}
+			s.batch = append(s.batch, r)
+		default:
+			return true
+		}
+	}
+	return true
 }
 
 // finish runs when reqs is closed and drained.
