@@ -47,10 +47,6 @@ wait_port() { # wait until something listens on port $1
 	echo "bench.sh: nothing listens on 127.0.0.1:$1" >&2
 	return 1
 }
-wait_gone() { # wait until pid $1 has exited
-	for _ in $(seq 1 600); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
-	return 1
-}
 hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 jnum() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p" | head -n1; }
@@ -128,7 +124,11 @@ drain() { # drain N files through the sender into the receiver; prints "files/s 
 	done
 	t1=$(date +%s.%N)
 	local hwm; hwm=$(hwm_mb "$spid")
-	kill -TERM "$spid"; wait_gone "$spid" || true
+	if ! kill -TERM "$spid" 2>/dev/null; then
+		echo "bench.sh: the sender exited early; the end of its log:" >&2
+		tail -n 5 "$work/log/sender.log" >&2 || true
+	fi
+	wait "$spid" 2>/dev/null || true
 	local failed; failed=$(find "$work/failed" -type f | wc -l)
 	[ "$failed" = 0 ] || echo "bench.sh: $failed files failed" >&2
 	awk -v n="$n" -v a="$t0" -v b="$t1" -v h="$hwm" 'BEGIN {printf "%.0f %s\n", n/(b-a), h}'
