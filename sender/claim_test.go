@@ -205,3 +205,31 @@ func TestFailedNamesNeverCollide(t *testing.T) {
 		t.Fatalf("failed_dir = %v, want %v", got, want)
 	}
 }
+
+func TestChangedAfterSettleGoesBack(t *testing.T) {
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	s, err := New(Options{Config: c, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.dirs.ensure(); err != nil {
+		t.Fatal(err)
+	}
+	fi := writeFile(t, filepath.Join(c.SpoolDir, "x.txt"), body(1)+"\n", time.Time{})
+	// The queue saw it shorter: it grew after it settled.
+	e := &entry{name: "x.txt", size: fi.Size() - 5, mtime: fi.ModTime().UnixNano()}
+	if err := s.dirs.claim(e.name); err != nil {
+		t.Fatal(err)
+	}
+	s.process(t.Context(), t.Context(), e, false)
+	if got := visible(t, c.SpoolDir); !slices.Equal(got, []string{"x.txt"}) {
+		t.Fatalf("spool = %v, want x.txt back", got)
+	}
+	if l := listDir(t, filepath.Join(c.SpoolDir, InflightDir)); len(l) != 0 {
+		t.Fatalf(".inflight = %v", l)
+	}
+	if m := r.messages(); len(m) != 0 {
+		t.Fatalf("sent %q", m)
+	}
+}

@@ -363,7 +363,7 @@ func (s *Sender) pick(ctx, hard context.Context, workers *sync.WaitGroup) {
 		}
 		s.m.inflight.Inc()
 		workers.Go(func() {
-			s.process(ctx, hard, e.name, restored)
+			s.process(ctx, hard, e, restored)
 			s.q.done(e.name)
 			s.m.inflight.Dec()
 			s.slots.release()
@@ -381,7 +381,7 @@ func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool
 		now := time.Now()
 		e, restored, wait := s.q.next(now)
 		if e != nil {
-			if restored || s.claim(e, now) {
+			if restored || s.claim(e) {
 				return e, restored, nil
 			}
 			continue
@@ -399,25 +399,11 @@ func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool
 	}
 }
 
-// claim checks that a settled file is still there and unchanged, and
-// renames it into .inflight.
-func (s *Sender) claim(e *entry, now time.Time) bool {
-	fi, err := os.Lstat(filepath.Join(s.dirs.spool, e.name))
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false
-	case err != nil:
-		s.log.Warn("stat spool file", "name", e.name, "err", err)
-		return false
-	case fi.IsDir():
-		return false
-	case !fi.Mode().IsRegular():
-		s.failSpecial(s.dirs.spool, e.name, fi)
-		return false
-	case fi.Size() != e.size || fi.ModTime().UnixNano() != e.mtime:
-		s.q.observe(e.name, fi, now) // still being written: settle again
-		return false
-	}
+// claim renames a settled file into .inflight. Whether it is still the
+// file that settled (size, mtime) and a regular one is checked by its
+// worker on the open file: that spares a path lookup in what may be a very
+// large spool directory, on the one goroutine that claims.
+func (s *Sender) claim(e *entry) bool {
 	if err := s.dirs.claim(e.name); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.log.Error("claim failed", "err", err)

@@ -41,8 +41,10 @@ type lineResult struct {
 	attempts int
 }
 
-// process sends one claimed file, line by line, and disposes of it.
-func (s *Sender) process(ctx, hard context.Context, name string, restored bool) {
+// process sends one claimed file, line by line, and disposes of it. A
+// spool file that changed since it settled goes back to settle again.
+func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
+	name := e.name
 	path := filepath.Join(s.dirs.inflight, name)
 	wb := s.bufs.Get().(*workBuf)
 	defer func() {
@@ -67,6 +69,10 @@ func (s *Sender) process(ctx, hard context.Context, name string, restored bool) 
 		return
 	case err != nil:
 		s.log.Error("read claimed file; putting it back", "name", name, "err", err)
+		s.putBack(name, nil, 0, time.Time{})
+		return
+	case !restored && (fi.Size() != e.size || fi.ModTime().UnixNano() != e.mtime):
+		s.log.Debug("changed since it settled: back to the spool", "name", name)
 		s.putBack(name, nil, 0, time.Time{})
 		return
 	}
