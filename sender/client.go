@@ -26,6 +26,7 @@ type conn struct {
 	nc     net.Conn
 	rd     *protocol.Reader
 	addr   string
+	born   time.Time // when it was dialled
 	idle   time.Time // when it went back to the pool
 	reused bool      // it carried a message before
 }
@@ -96,7 +97,7 @@ func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{nc: nc, rd: protocol.NewReader(bufio.NewReaderSize(nc, 512), protocol.MaxMessageBytes), addr: addr}, nil
+	return &conn{nc: nc, rd: protocol.NewReader(bufio.NewReaderSize(nc, 512), protocol.MaxMessageBytes), addr: addr, born: time.Now()}, nil
 }
 
 // dial tries the address in use, then the others in order; the primary is
@@ -186,10 +187,14 @@ func (c *client) takeIdle() *conn {
 }
 
 // put returns a healthy connection after use: kept for reuse when
-// keepalive is on and no more than workers connections would be open.
+// keepalive is on and no more than workers connections would be open. A
+// connection to a backup address is not kept past retry_backoff_max, so
+// that new connections try the primary again.
 func (c *client) put(cn *conn) {
 	c.mu.Lock()
-	if c.keepalive && c.open <= c.live().workers {
+	t := c.live()
+	backupExpired := cn.addr != c.remotes[0] && time.Since(cn.born) > t.backoffMax
+	if c.keepalive && c.open <= t.workers && !backupExpired {
 		cn.idle = time.Now()
 		cn.reused = true
 		c.idle = append(c.idle, cn)

@@ -460,3 +460,30 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+func TestFailbackToPrimary(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	primary := ln.Addr().String()
+	ln.Close()
+	backup := startRemote(t, nil)
+	c := testConf(t, primary, backup.addr())
+	c.RetryBackoffMax = 100 * time.Millisecond
+	runSender(t, c, nil)
+	drop(t, c.SpoolDir, "f0", body(0)+"\n", time.Time{})
+	waitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(backup.messages()) == 1 })
+	ln2, err := net.Listen("tcp", primary)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", primary, err)
+	}
+	p := serveRemote(t, ln2, nil)
+	i := 1
+	waitFor(t, 10*time.Second, "back on the primary", func() bool {
+		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
+		i++
+		time.Sleep(20 * time.Millisecond) // pace the drops
+		return len(p.messages()) > 0
+	})
+}
