@@ -16,7 +16,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -37,32 +36,7 @@ import (
 )
 
 func main() {
-	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "spoolgate-receiver: unexpected argument %q\n", flag.Arg(0))
-		os.Exit(2)
-	}
-	path := conf.Path(*config)
-	cfg, err := conf.Load(path)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(daemon.Exit(err))
-	}
-	lg, err := logging.New(cfg.Log, "receiver", os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	ctx, stop := daemon.Signals(context.Background(), lg.Logger)
-	err = run(ctx, path, cfg, lg)
-	stop()
-	if err != nil {
-		lg.Logger.Error("spoolgate-receiver: " + err.Error())
-		fmt.Fprintln(os.Stderr, "spoolgate-receiver:", err)
-	}
-	_ = lg.Close()
-	os.Exit(daemon.Exit(err))
+	os.Exit(daemon.Main("receiver", nil, run))
 }
 
 // run serves until ctx is done (the first SIGTERM), then drains within

@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -30,35 +29,7 @@ import (
 )
 
 func main() {
-	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
-	flag.Parse()
-	if flag.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "spoolgate-sender: unexpected argument %q\n", flag.Arg(0))
-		os.Exit(2)
-	}
-	path := conf.Path(*config)
-	cfg, err := conf.Load(path)
-	if err == nil {
-		err = cfg.RequireSender()
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(daemon.Exit(err))
-	}
-	lg, err := logging.New(cfg.Log, "sender", os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	ctx, stop := daemon.Signals(context.Background(), lg.Logger)
-	err = run(ctx, path, cfg, lg)
-	stop()
-	if err != nil {
-		lg.Logger.Error("spoolgate-sender: " + err.Error())
-		fmt.Fprintln(os.Stderr, "spoolgate-sender:", err)
-	}
-	_ = lg.Close()
-	os.Exit(daemon.Exit(err))
+	os.Exit(daemon.Main("sender", (*conf.Config).RequireSender, run))
 }
 
 // run serves until ctx is done (the first SIGTERM), then drains.
