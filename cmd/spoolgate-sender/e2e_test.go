@@ -124,9 +124,18 @@ func TestRemoteDownThenUp(t *testing.T) {
 	waitFor(t, 30*time.Second, "all delivered", func() bool {
 		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
 	})
-	if got := len(r.messages(t)); got != 20 {
-		t.Fatalf("%d stored, want 20", got)
+	// At least once: a reply slower than the 200 ms timeout on a loaded
+	// machine makes a retry, and this sink keeps duplicates. Every file
+	// must be there; extra copies are only logged.
+	msgs := r.messages(t)
+	uniq := map[string]bool{}
+	for _, m := range msgs {
+		uniq[processNo(m)] = true
 	}
+	if len(uniq) != 20 {
+		t.Fatalf("%d distinct messages stored (%d in all), want 20", len(uniq), len(msgs))
+	}
+	t.Logf("%d stored for 20 files (duplicates from retries after a timeout)", len(msgs))
 	waitFor(t, 5*time.Second, "ready", func() bool { return e.ready() == 200 })
 	if f := count(t, e.failed); f != 0 {
 		t.Fatalf("%d files failed", f)
