@@ -71,6 +71,12 @@ log.dir = $work/log
 log.level = info
 EOF
 
+echo "probing this machine: fsync rate in the data dir, pauses" >&2
+"$sg" bench -probe "$work/request" -d "$DURATION" -json >"$work/probe.json"
+fsyncs=$(jnum syncs_per_second <"$work/probe.json" | awk '{printf "%.0f", $1}')
+fsync_p50=$(jnum sync_p50_ns <"$work/probe.json" | awk '{printf "%.3f", $1/1e6}')
+pauses=$(jnum pause_share <"$work/probe.json" | awk '{printf "%.0f%%", 100*$1}')
+
 "$work/bin/spoolgate-receiver" -config "$work/conf.properties" &
 rpid=$!; pids+=("$rpid")
 "$sg" bench -null "127.0.0.1:$nport" >/dev/null &
@@ -104,60 +110,77 @@ wait "$ipid" || true
 idle_held=$(awk '{print $2}' "$work/idle.out")
 recv_hwm=$(hwm_mb "$rpid")
 
-drain() { # drain N files through the sender into the receiver; prints "files/s hwm_mb"
-	local n=$1
+metric() { # metric PORT NAME: the value of sample NAME at 127.0.0.1:PORT/metrics (empty if none)
+	{ exec 5<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&5
+	awk -v k="$2" 'index($0, k " ") == 1 {print $2}' <&5
+	exec 5<&-
+}
+drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb"
+	local n=$1 conf=$2
 	"$sg" bench -make-spool "$work/outbox" -files "$n" >/dev/null
-	local t0 t1 spid left=0
+	local t0 t1 spid done=0
 	t0=$(date +%s.%N)
-	"$work/bin/spoolgate-sender" -config "$work/conf.properties" &
+	"$work/bin/spoolgate-sender" -config "$conf" &
 	spid=$!; pids+=("$spid")
 	local deadline=$((SECONDS + 300))
+	# Counting files in a spool of 100,000 would cost the sender CPU: read
+	# the sender's own count of delivered messages instead.
 	while :; do
-		left=$(find "$work/outbox" -maxdepth 2 -type f ! -name '.*' | wc -l)
-		[ "$left" = 0 ] && break
-		if [ $SECONDS -gt $deadline ]; then
-			echo "bench.sh: drain of $n timed out with $left left: $(find "$work/outbox" -maxdepth 2 -type f ! -name '.*' | head -3)" >&2
+		done=$(metric "$sport" 'spoolgate_sender_messages_total{outcome="delivered"}')
+		[ "${done:-0}" = "$n" ] && break
+		if [ $SECONDS -gt $deadline ] || ! kill -0 "$spid" 2>/dev/null; then
+			echo "bench.sh: drain of $n stopped with ${done:-0} delivered; the end of the sender's log:" >&2
+			tail -n 5 "$work/log/sender.log" >&2 || true
 			break
 		fi
-		sleep 0.1
+		sleep 0.05
 	done
 	t1=$(date +%s.%N)
 	local hwm; hwm=$(hwm_mb "$spid")
-	if ! kill -TERM "$spid" 2>/dev/null; then
-		echo "bench.sh: the sender exited early; the end of its log:" >&2
-		tail -n 5 "$work/log/sender.log" >&2 || true
-	fi
+	kill -TERM "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
 	local failed; failed=$(find "$work/failed" -type f | wc -l)
 	[ "$failed" = 0 ] || echo "bench.sh: $failed files failed" >&2
-	# Files delivered (those no longer in the spool) over the time taken.
-	awk -v n="$((n - left))" -v a="$t0" -v b="$t1" -v h="$hwm" 'BEGIN {printf "%.0f %s\n", n/(b-a), h}'
+	rm -rf "$work/outbox" "$work/failed"; mkdir -p "$work/outbox" "$work/failed"
+	awk -v n="${done:-0}" -v a="$t0" -v b="$t1" -v h="$hwm" 'BEGIN {printf "%.0f %s\n", n/(b-a), h}'
 }
-d10k="- -"; d100k="- -"
+sed "s/^sender.remote = .*/sender.remote = 127.0.0.1:$nport/" "$work/conf.properties" >"$work/conf-null.properties"
+drain_rate=(); null_rate=(); d10k_hwm="-"; d100k="- -"
 if [ -z "${SKIP_DRAIN:-}" ]; then
-	echo "draining 10,000 spool files (workers=16)" >&2
-	d10k=$(drain 10000)
+	for r in $(seq 1 "$ROUNDS"); do
+		echo "round $r/$ROUNDS: draining 10,000 spool files (workers=16) into the receiver, then into the null reference" >&2
+		read -r f h <<<"$(drain 10000 "$work/conf.properties")"; drain_rate+=("$f"); d10k_hwm=$h
+		read -r f h <<<"$(drain 10000 "$work/conf-null.properties")"; null_rate+=("$f")
+	done
 	if [ -z "${SKIP_100K:-}" ]; then
-		echo "draining 100,000 spool files (workers=16)" >&2
-		d100k=$(drain 100000)
+		echo "draining 100,000 spool files (workers=16) into the receiver" >&2
+		d100k=$(drain 100000 "$work/conf.properties")
 	fi
 fi
 recv_hwm_all=$(hwm_mb "$rpid")
 
 rc=$(med recv_conn); nc=$(med null_conn); rk=$(med recv_keep); nk=$(med null_keep)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
-read -r f10 h10 <<<"$d10k"; read -r f100 h100 <<<"$d100k"
+medv() { printf '%s\n' "$@" | grep . | median | awk '{printf "%.0f", $1}' || echo "-"; }
+f10=$(medv "${drain_rate[@]}"); n10=$(medv "${null_rate[@]}")
+h10=$d10k_hwm; read -r f100 h100 <<<"$d100k"
+ceiling=$((CLIENTS * ${fsyncs:-0}))
 echo
 echo "spoolgate bench: $(nproc) cores, $(uname -r), $(go version | awk '{print $3}'), $ROUNDS rounds x $DURATION, $CLIENTS clients, medians"
 echo
 printf '| %-58s | %12s | %10s | %8s |\n' "what" "value" "reference" "ratio"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..12})" "$(printf -- '-%.0s' {1..10})"
+printf '| %-58s | %12s | %10s | %8s |\n' "this disk: fsyncs/s, one writer (p50 ms)" "$fsyncs ($fsync_p50)" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "fsync ceiling at $CLIENTS clients, msg/s ($CLIENTS x fsyncs/s)" "$ceiling" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "machine pauses (1 ms sleeps back >= 20 ms late), of wall time" "$pauses" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, msg/s (fsync=always)" "$rc" "$nc" "$(ratio "$rc" "$nc")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s (fsync=always)" "$rk" "$nk" "$(ratio "$rk" "$nk")"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s, against the fsync ceiling" "$rk" "$ceiling" "$(ratio "$rk" "$ceiling")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, p99 ms" "$(medp recv_conn)" "$(medp null_conn)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB after $idle_held idle connections" "$recv_hwm" "" ""
-printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 10,000 files, workers=16, files/s" "$f10" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 10,000 files, workers=16, files/s" "$f10" "$n10" "$(ratio "$f10" "$n10")"
 printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 100,000 files, files/s" "$f100" "$f10" "$(ratio "$f100" "$f10")"
 printf '| %-58s | %12s | %10s | %8s |\n' "sender peak RSS MB (10,000 / 100,000)" "$h10 / $h100" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB, whole run" "$recv_hwm_all" "" ""

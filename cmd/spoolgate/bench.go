@@ -29,6 +29,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	null := fs.String("null", "", "serve the null reference on ADDR (answers 200 to every line, stores nothing) until interrupted")
 	spool := fs.String("make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
 	files := fs.Int("files", 1000, "with -make-spool: how many files")
+	probe := fs.String("probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
 	idle := fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
 	if fs.Parse(args) != nil || fs.NArg() > 0 {
 		return 2
@@ -56,8 +57,27 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "wrote %d files into %s\n", *files, *spool)
 		return 0
 	}
+	if *probe != "" {
+		d := o.Duration
+		if d <= 0 {
+			d = 5 * time.Second
+		}
+		r, err := bench.Probe(ctx, *probe, d)
+		if err != nil {
+			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
+			return 1
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(r)
+		} else {
+			fmt.Fprintln(stdout, r)
+		}
+		return 0
+	}
 	if o.Addr == "" {
-		fmt.Fprintln(stderr, "spoolgate bench: -addr HOST:PORT (or -null ADDR) is required")
+		fmt.Fprintln(stderr, "spoolgate bench: -addr HOST:PORT (or -null ADDR, -probe DIR) is required")
 		return 2
 	}
 	if *idle > 0 {

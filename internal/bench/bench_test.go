@@ -123,3 +123,27 @@ func TestHoldIdle(t *testing.T) {
 		t.Fatalf("held %d", n)
 	}
 }
+
+// TestProbe: the probe syncs in the directory, leaves nothing behind, and
+// reports sane figures; a directory it cannot write is an error.
+func TestProbe(t *testing.T) {
+	dir := t.TempDir()
+	r, err := Probe(context.Background(), dir, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(r)
+	if r.Syncs < 1 || r.SyncsPerSecond <= 0 || r.SyncP50 <= 0 || r.SyncMax < r.SyncP99 || r.SyncP99 < r.SyncP50 ||
+		r.PauseSeconds <= 0 || r.PauseShare < 0 || r.PauseShare > 1 {
+		t.Fatalf("%+v", r)
+	}
+	if !strings.Contains(r.String(), "fsync: ") || !strings.Contains(r.String(), "pauses: ") {
+		t.Fatalf("String() = %q", r.String())
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left %v", ents)
+	}
+	if _, err := Probe(context.Background(), filepath.Join(dir, "missing"), time.Millisecond); err == nil {
+		t.Fatal("probe of a missing directory worked")
+	}
+}
