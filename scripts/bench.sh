@@ -35,7 +35,9 @@ sg="$work/bin/spoolgate"
 free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		# Below the ephemeral range (ip_local_port_range, 32768 up by
+		# default), where the load generator's own connections cannot hold it.
+		p=$((10000 + RANDOM % 22000))
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }

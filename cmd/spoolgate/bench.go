@@ -67,13 +67,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
 			return 1
 		}
-		if *asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(r)
-		} else {
-			fmt.Fprintln(stdout, r)
-		}
+		printResult(stdout, r, *asJSON)
 		return 0
 	}
 	if o.Addr == "" {
@@ -99,15 +93,20 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(r)
-	} else {
-		fmt.Fprintln(stdout, r)
-	}
+	printResult(stdout, r, *asJSON)
 	if r.Errors > 0 {
 		return 1
 	}
 	return 0
+}
+
+// printResult writes r as indented JSON, or as its String for a terminal.
+func printResult(w io.Writer, r fmt.Stringer, asJSON bool) {
+	if !asJSON {
+		fmt.Fprintln(w, r)
+		return
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(r)
 }

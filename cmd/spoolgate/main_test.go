@@ -176,6 +176,21 @@ func TestBenchAgainstPeer(t *testing.T) {
 	}
 }
 
+func TestBenchProbe(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errs := spoolgate(t, "", "bench", "-probe", dir, "-d", "50ms")
+	if code != 0 || !strings.Contains(out, "fsync: ") || !strings.Contains(out, "pauses: ") {
+		t.Fatalf("exit %d out %q err %q", code, out, errs)
+	}
+	code, out, _ = spoolgate(t, "", "bench", "-probe", dir, "-d", "50ms", "-json")
+	if code != 0 || !strings.Contains(out, `"syncs_per_second": `) || !strings.Contains(out, `"pause_share": `) {
+		t.Fatalf("json: exit %d out %q", code, out)
+	}
+	if code, _, errs := spoolgate(t, "", "bench", "-probe", filepath.Join(dir, "missing"), "-d", "10ms"); code != 1 || !strings.Contains(errs, "probe") {
+		t.Fatalf("missing dir: exit %d err %q", code, errs)
+	}
+}
+
 func TestUsage(t *testing.T) {
 	if code, _, _ := spoolgate(t, ""); code != 2 {
 		t.Fatalf("no command: exit %d", code)
