@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,9 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"spoolgate/conf"
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -37,19 +35,10 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	repoRoot = root
-	dir, err := os.MkdirTemp("", "spoolgate-ops-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = filepath.Join(dir, "bin")
-	cmd := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "./cmd/...")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build the binaries: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+	e2e.Main(m, func(dir string) error {
+		binDir = filepath.Join(dir, "bin")
+		return e2e.Build(root, binDir+string(os.PathSeparator), false, "./cmd/...")
+	})
 }
 
 // program returns the path of a built binary.
@@ -64,41 +53,26 @@ func program(t *testing.T, name string) string {
 
 // ---- helpers: processes, logs, polling, HTTP --------------------------------
 
-// logSink keeps what a process writes and passes each line to t.Log.
-type logSink struct {
-	t    *testing.T
-	name string
-
-	mu      sync.Mutex
-	all     bytes.Buffer
+// lineLog passes each whole line a process writes to t.Log, after its
+// name. It is the tee of an e2e.Log, which serialises its writes.
+type lineLog struct {
+	t       *testing.T
+	name    string
 	partial []byte
 }
 
-func newSink(t *testing.T, name string) *logSink { return &logSink{t: t, name: name} }
-
-func (s *logSink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.all.Write(p)
-	s.partial = append(s.partial, p...)
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.partial = append(l.partial, p...)
 	for {
-		i := bytes.IndexByte(s.partial, '\n')
+		i := bytes.IndexByte(l.partial, '\n')
 		if i < 0 {
 			break
 		}
-		s.t.Logf("%s: %s", s.name, s.partial[:i])
-		s.partial = s.partial[i+1:]
+		l.t.Logf("%s: %s", l.name, l.partial[:i])
+		l.partial = l.partial[i+1:]
 	}
 	return len(p), nil
 }
-
-func (s *logSink) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.all.String()
-}
-
-func (s *logSink) count(sub string) int { return strings.Count(s.String(), sub) }
 
 // daemonCmd runs a daemon with config and none of the test's SPOOLGATE_*
 // variables.
@@ -108,105 +82,23 @@ func daemonCmd(t *testing.T, name, config string) *exec.Cmd {
 	return cmd
 }
 
-// proc is a daemon started by a test; it is killed at the end of the test
-// if still running.
-type proc struct {
-	cmd  *exec.Cmd
-	log  *logSink
-	done chan struct{}
-	err  error
-}
-
-func startProc(t *testing.T, name string, cmd *exec.Cmd) *proc {
+// startProc starts cmd, logging its lines to the test's log under name; it
+// is killed at the end of the test if still running.
+func startProc(t *testing.T, name string, cmd *exec.Cmd) *e2e.Proc {
 	t.Helper()
-	p := &proc{cmd: cmd, log: newSink(t, name), done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.log, p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
+	return e2e.Start(t, name, cmd, &lineLog{t: t, name: name})
 }
 
-func (p *proc) signal(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// exitCode waits up to d for the process to end and returns its exit code.
-func (p *proc) exitCode(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("process did not exit within %v", d)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatalf("wait: %v", p.err)
-	}
-	return 0
-}
-
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// waitFor polls cond every 20 ms until it is true or d has passed.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
-var httpClient = &http.Client{
-	Timeout:   3 * time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true},
-}
-
-// httpGet returns the status code and body of GET http://addr/path.
-func httpGet(addr, path string) (int, string, error) {
-	resp, err := httpClient.Get("http://" + addr + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
+// ready reports whether GET /readyz on addr answers 200.
 func ready(addr string) bool {
-	code, _, err := httpGet(addr, "/readyz")
+	code, _, err := e2e.HTTPGet("http://" + addr + "/readyz")
 	return err == nil && code == http.StatusOK
 }
 
 // metric reads one series (name, or name{labels} as printed) from /metrics.
 func metric(t *testing.T, addr, series string) float64 {
 	t.Helper()
-	code, body, err := httpGet(addr, "/metrics")
+	code, body, err := e2e.HTTPGet("http://" + addr + "/metrics")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /metrics: %d %v", code, err)
 	}
@@ -223,17 +115,6 @@ func metric(t *testing.T, addr, series string) float64 {
 	return 0
 }
 
-// freeAddr returns a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // cleanEnv is the test's environment without SPOOLGATE_* and RUN_LOCAL_*
 // variables, plus extra.
 func cleanEnv(extra ...string) []string {
@@ -246,19 +127,6 @@ func cleanEnv(extra ...string) []string {
 		env = append(env, kv)
 	}
 	return append(env, extra...)
-}
-
-// writeFile writes data to path by a temporary file and a rename, as
-// editors and configuration tools do.
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // script runs a script of this directory and returns its combined output
@@ -340,7 +208,7 @@ func newConfig(t *testing.T, dir string, extra ...string) *testConfig {
 	t.Helper()
 	c := &testConfig{
 		path:   filepath.Join(dir, "conf.properties"),
-		listen: freeAddr(t), rAdmin: freeAddr(t), sAdmin: freeAddr(t),
+		listen: e2e.FreeAddr(t), rAdmin: e2e.FreeAddr(t), sAdmin: e2e.FreeAddr(t),
 		data: filepath.Join(dir, "request"), spool: filepath.Join(dir, "outbox"), failed: filepath.Join(dir, "failed"),
 	}
 	c.write(t, extra...)
@@ -364,7 +232,7 @@ func (c *testConfig) text(extra ...string) string {
 	return strings.Join(append(lines, extra...), "\n") + "\n"
 }
 
-func (c *testConfig) write(t *testing.T, extra ...string) { writeFile(t, c.path, c.text(extra...)) }
+func (c *testConfig) write(t *testing.T, extra ...string) { e2e.WriteFile(t, c.path, c.text(extra...)) }
 
 // dropResult puts one result line into the spool the way producers must.
 func dropResult(t *testing.T, spool string, pno int) {
@@ -373,7 +241,7 @@ func dropResult(t *testing.T, spool string, pno int) {
 	if err := os.MkdirAll(spool, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(spool, fmt.Sprintf("result-%09d.txt", pno)), line)
+	e2e.WriteFile(t, filepath.Join(spool, fmt.Sprintf("result-%09d.txt", pno)), line)
 }
 
 // ---- systemd units ----------------------------------------------------------
@@ -620,9 +488,9 @@ func TestInstall(t *testing.T) {
 		if !strings.Contains(edited, "10.1.2.3") {
 			t.Fatal("shipped conf.properties has no empty sender.remote line to edit")
 		}
-		writeFile(t, filepath.Join(dest, "etc/spoolgate/conf.properties"), edited)
+		e2e.WriteFile(t, filepath.Join(dest, "etc/spoolgate/conf.properties"), edited)
 		defaults := "SPOOLGATE_LOG_LEVEL=debug\n"
-		writeFile(t, filepath.Join(dest, "etc/default/spoolgate"), defaults)
+		e2e.WriteFile(t, filepath.Join(dest, "etc/default/spoolgate"), defaults)
 		out := install(t, "/usr/local")
 		if got := read(t, "etc/spoolgate/conf.properties"); got != edited {
 			t.Errorf("conf.properties was overwritten:\n%s", got)
@@ -642,7 +510,7 @@ func TestInstall(t *testing.T) {
 
 	t.Run("uninstall keeps data", func(t *testing.T) {
 		data := filepath.Join(dest, "var/spool/spoolgate/request/202611210930_request.txt")
-		writeFile(t, data, "0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|\n")
+		e2e.WriteFile(t, data, "0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|\n")
 		out, code := script(t, cleanEnv("DESTDIR="+dest), "install.sh", "-uninstall")
 		if code != 0 {
 			t.Fatalf("uninstall: exit %d", code)
@@ -754,7 +622,7 @@ func TestStartupScript(t *testing.T) {
 	})
 	t.Run("delivers", func(t *testing.T) {
 		dropResult(t, c.spool, 4242)
-		waitFor(t, 15*time.Second, "the spool file in the request files", func() bool {
+		e2e.WaitFor(t, 15*time.Second, "the spool file in the request files", func() bool {
 			return slices.ContainsFunc(requestLines(t, c.data), func(l string) bool { return processNo(l) == "000004242" })
 		})
 	})
@@ -833,8 +701,8 @@ func TestStartupScript(t *testing.T) {
 
 func runLocalEnv(t *testing.T, work string) []string {
 	return cleanEnv("RUN_LOCAL_DIR="+work,
-		"SPOOLGATE_RECEIVER_LISTEN="+freeAddr(t), "SPOOLGATE_RECEIVER_ADMIN_LISTEN="+freeAddr(t),
-		"SPOOLGATE_SENDER_ADMIN_LISTEN="+freeAddr(t))
+		"SPOOLGATE_RECEIVER_LISTEN="+e2e.FreeAddr(t), "SPOOLGATE_RECEIVER_ADMIN_LISTEN="+e2e.FreeAddr(t),
+		"SPOOLGATE_SENDER_ADMIN_LISTEN="+e2e.FreeAddr(t))
 }
 
 func TestRunLocal(t *testing.T) {
@@ -874,17 +742,17 @@ func TestRunLocal(t *testing.T) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a terminal's foreground group
 		cmd.WaitDelay = 5 * time.Second
 		p := startProc(t, "run-local.sh", cmd)
-		waitFor(t, 60*time.Second, "run-local.sh to deliver its samples", func() bool {
-			return strings.Contains(p.log.String(), "(samples arrived 3/3)")
+		e2e.WaitFor(t, 60*time.Second, "run-local.sh to deliver its samples", func() bool {
+			return strings.Contains(p.Log.String(), "(samples arrived 3/3)")
 		})
 		// Ctrl-C: SIGINT to the whole foreground process group.
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
-		if code := p.exitCode(t, 60*time.Second); code != 130 {
+		if code := p.ExitCode(t, 60*time.Second); code != 130 {
 			t.Errorf("run-local.sh after Ctrl-C: exit %d, want 130", code)
 		}
-		if n := p.log.count(": stopped (pid"); n != 2 {
+		if n := p.Log.Count(": stopped (pid"); n != 2 {
 			t.Errorf("%d daemons reported stopped, want 2", n)
 		}
 		if got := len(requestLines(t, filepath.Join(work, "var/request"))); got != 6 {
@@ -899,7 +767,7 @@ func TestRunLocal(t *testing.T) {
 // startActivated starts a receiver on the socket file f the way systemd
 // does: f as fd 3, LISTEN_FDS=1 and LISTEN_PID the receiver's own pid (the
 // shell wrapper learns it and execs, keeping the pid).
-func startActivated(t *testing.T, name, config string, f *os.File, env ...string) *proc {
+func startActivated(t *testing.T, name, config string, f *os.File, env ...string) *e2e.Proc {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, program(t, "spoolgate-receiver"), "-config", config)
 	cmd.Env = cleanEnv(append([]string{"LISTEN_FDS=1", "LISTEN_FDNAMES=spoolgate-receiver.socket"}, env...)...)
@@ -957,7 +825,7 @@ func TestZeroDowntimeRestart(t *testing.T) {
 	addr := ln.Addr().String()
 
 	first := startActivated(t, "receiver-1", c.path, f)
-	waitFor(t, 30*time.Second, "the first receiver ready", func() bool { return ready(c.rAdmin) })
+	e2e.WaitFor(t, 30*time.Second, "the first receiver ready", func() bool { return ready(c.rAdmin) })
 
 	// Load: clients each sending one message per connection, until stop.
 	const clients = 16
@@ -984,21 +852,21 @@ func TestZeroDowntimeRestart(t *testing.T) {
 	}
 	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait(); close(results) })
 	defer stopLoad()
-	waitFor(t, 30*time.Second, "load on the first receiver", func() bool { return done.Load() >= 200 })
+	e2e.WaitFor(t, 30*time.Second, "load on the first receiver", func() bool { return done.Load() >= 200 })
 
 	// systemctl restart: SIGTERM, wait for the exit, start the next process
 	// on the same socket; the connections meanwhile wait in the backlog.
-	first.signal(t, syscall.SIGTERM)
-	if code := first.exitCode(t, 20*time.Second); code != 0 {
+	first.Signal(t, syscall.SIGTERM)
+	if code := first.ExitCode(t, 20*time.Second); code != 0 {
 		t.Errorf("first receiver exit %d after SIGTERM, want 0", code)
 	}
 	atRestart := done.Load()
-	rAdmin2 := freeAddr(t)
+	rAdmin2 := e2e.FreeAddr(t)
 	second := startActivated(t, "receiver-2", c.path, f, "SPOOLGATE_RECEIVER_ADMIN_LISTEN="+rAdmin2)
-	waitFor(t, 30*time.Second, "load on the second receiver", func() bool { return done.Load() >= atRestart+200 })
+	e2e.WaitFor(t, 30*time.Second, "load on the second receiver", func() bool { return done.Load() >= atRestart+200 })
 	stopLoad()
-	second.signal(t, syscall.SIGTERM)
-	if code := second.exitCode(t, 20*time.Second); code != 0 {
+	second.Signal(t, syscall.SIGTERM)
+	if code := second.ExitCode(t, 20*time.Second); code != 0 {
 		t.Errorf("second receiver exit %d after SIGTERM, want 0", code)
 	}
 
@@ -1049,7 +917,7 @@ func TestHotReload(t *testing.T) {
 		dir := t.TempDir()
 		c := newConfig(t, dir, "receiver.max_conns = 1")
 		p := startProc(t, "receiver", daemonCmd(t, "spoolgate-receiver", c.path))
-		waitFor(t, 30*time.Second, "receiver ready", func() bool { return ready(c.rAdmin) })
+		e2e.WaitFor(t, 30*time.Second, "receiver ready", func() bool { return ready(c.rAdmin) })
 
 		// Three idle connections: one is served, two wait for a slot.
 		for range 3 {
@@ -1060,28 +928,28 @@ func TestHotReload(t *testing.T) {
 			defer nc.Close()
 		}
 		conns := func() float64 { return metric(t, c.rAdmin, "spoolgate_receiver_connections") }
-		waitFor(t, 10*time.Second, "1 connection served", func() bool { return conns() == 1 })
+		e2e.WaitFor(t, 10*time.Second, "1 connection served", func() bool { return conns() == 1 })
 
 		// Edit in place, as vi or echo >> would.
 		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = 3")), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "max_conns 3 to take effect", func() bool { return conns() == 3 })
+		e2e.WaitFor(t, 10*time.Second, "max_conns 3 to take effect", func() bool { return conns() == 3 })
 
 		// An invalid edit is logged and ignored.
-		rejected := p.log.count("reload rejected")
+		rejected := p.Log.Count("reload rejected")
 		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = lots")), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.log.count("reload rejected") > rejected })
-		if !strings.Contains(p.log.String(), "receiver.max_conns") {
+		e2e.WaitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.Log.Count("reload rejected") > rejected })
+		if !strings.Contains(p.Log.String(), "receiver.max_conns") {
 			t.Errorf("the rejection does not name the key")
 		}
-		if got := conns(); got != 3 || !ready(c.rAdmin) || !p.running() {
-			t.Errorf("after a bad edit: %v connections, ready %v, running %v; want 3, true, true", got, ready(c.rAdmin), p.running())
+		if got := conns(); got != 3 || !ready(c.rAdmin) || p.Exited() {
+			t.Errorf("after a bad edit: %v connections, ready %v, running %v; want 3, true, true", got, ready(c.rAdmin), !p.Exited())
 		}
-		p.signal(t, syscall.SIGTERM)
-		if code := p.exitCode(t, 20*time.Second); code != 0 {
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.ExitCode(t, 20*time.Second); code != 0 {
 			t.Errorf("exit %d, want 0", code)
 		}
 	})
@@ -1128,29 +996,29 @@ func TestHotReload(t *testing.T) {
 			dropResult(t, c.spool, 100+i)
 		}
 		p := startProc(t, "sender", daemonCmd(t, "spoolgate-sender", c.path))
-		waitFor(t, 30*time.Second, "sender started", func() bool {
-			code, _, err := httpGet(c.sAdmin, "/healthz")
+		e2e.WaitFor(t, 30*time.Second, "sender started", func() bool {
+			code, _, err := e2e.HTTPGet("http://" + c.sAdmin + "/healthz")
 			return err == nil && code == http.StatusOK
 		})
 		inflight := func() float64 { return metric(t, c.sAdmin, "spoolgate_sender_inflight") }
-		waitFor(t, 10*time.Second, "1 send in flight", func() bool { return inflight() == 1 && held.Load() == 1 })
+		e2e.WaitFor(t, 10*time.Second, "1 send in flight", func() bool { return inflight() == 1 && held.Load() == 1 })
 
 		c.write(t, "sender.workers = 3", "sender.timeout = 60s") // by rename
-		waitFor(t, 10*time.Second, "workers 3 to take effect", func() bool { return inflight() == 3 && held.Load() == 3 })
+		e2e.WaitFor(t, 10*time.Second, "workers 3 to take effect", func() bool { return inflight() == 3 && held.Load() == 3 })
 
-		rejected := p.log.count("reload rejected")
+		rejected := p.Log.Count("reload rejected")
 		c.write(t, "sender.workers = 0", "sender.timeout = 60s")
-		waitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.log.count("reload rejected") > rejected })
-		if got := inflight(); got != 3 || !p.running() {
-			t.Errorf("after a bad edit: %v in flight, running %v; want 3, true", got, p.running())
+		e2e.WaitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.Log.Count("reload rejected") > rejected })
+		if got := inflight(); got != 3 || p.Exited() {
+			t.Errorf("after a bad edit: %v in flight, running %v; want 3, true", got, !p.Exited())
 		}
 
 		releaseOnce()
-		waitFor(t, 20*time.Second, "all files delivered", func() bool {
+		e2e.WaitFor(t, 20*time.Second, "all files delivered", func() bool {
 			return metric(t, c.sAdmin, `spoolgate_sender_messages_total{outcome="delivered"}`) == 6
 		})
-		p.signal(t, syscall.SIGTERM)
-		if code := p.exitCode(t, 20*time.Second); code != 0 {
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.ExitCode(t, 20*time.Second); code != 0 {
 			t.Errorf("exit %d, want 0", code)
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -49,7 +50,7 @@ func TestRestartResumesClaims(t *testing.T) {
 	writeFile(t, filepath.Join(c.SpoolDir, "multi.txt"), body(5)+"\n", old.Add(-time.Hour))
 
 	runSender(t, c, nil)
-	waitFor(t, 5*time.Second, "3 messages", func() bool { return len(r.messages()) >= 3 })
+	e2e.WaitFor(t, 5*time.Second, "3 messages", func() bool { return len(r.messages()) >= 3 })
 	var got []string
 	for _, m := range r.messages() {
 		got = append(got, processNo(m))
@@ -57,7 +58,7 @@ func TestRestartResumesClaims(t *testing.T) {
 	if want := []string{"000000003", "000000004", "000000005"}; !slices.Equal(got, want) {
 		t.Fatalf("sent %v, want %v (acknowledged lines 1-2 not again, claims first)", got, want)
 	}
-	waitFor(t, 5*time.Second, ".inflight empty", func() bool { return len(listDir(t, inflight)) == 0 })
+	e2e.WaitFor(t, 5*time.Second, ".inflight empty", func() bool { return len(listDir(t, inflight)) == 0 })
 	if v := visible(t, c.SpoolDir); len(v) != 0 {
 		t.Fatalf("spool: %v", v)
 	}
@@ -70,7 +71,7 @@ func TestSidecarOfAnotherFileIsIgnored(t *testing.T) {
 	writeFile(t, filepath.Join(inflight, "m.txt"), body(1)+"\n"+body(2)+"\n", time.Time{})
 	writeFile(t, filepath.Join(inflight, ackName("m.txt")), "lines=1 offset=10 size=1 mtime=1\n", time.Time{})
 	runSender(t, c, nil)
-	waitFor(t, 5*time.Second, "both lines", func() bool { return len(r.messages()) == 2 })
+	e2e.WaitFor(t, 5*time.Second, "both lines", func() bool { return len(r.messages()) == 2 })
 }
 
 func TestDrain(t *testing.T) {
@@ -116,7 +117,7 @@ func TestDrain(t *testing.T) {
 			drop(t, c.SpoolDir, "multi.txt", body(1)+"\n"+body(2)+"\n"+body(3)+"\n", old)
 			drop(t, c.SpoolDir, "a.txt", body(4)+"\n", old.Add(time.Second))
 			_, stop := runSender(t, c, func(o *Options) { o.ShutdownTimeout = 1500 * time.Millisecond })
-			waitFor(t, 5*time.Second, "lines 2 and 4 in flight", func() bool { return len(r.messages()) == 3 })
+			e2e.WaitFor(t, 5*time.Second, "lines 2 and 4 in flight", func() bool { return len(r.messages()) == 3 })
 			start := time.Now()
 			if err := stop(); err != nil {
 				t.Fatal(err)
@@ -169,7 +170,7 @@ func TestSentDirAndRetriesExhaustedMidFile(t *testing.T) {
 	runSender(t, c, nil)
 	content := body(1) + "\n" + body(2) + "\n\n" + body(3) + "\n"
 	drop(t, c.SpoolDir, "m.txt", content, time.Time{})
-	waitFor(t, 5*time.Second, "m.txt archived", func() bool { return len(visible(t, c.SentDir)) == 1 })
+	e2e.WaitFor(t, 5*time.Second, "m.txt archived", func() bool { return len(visible(t, c.SentDir)) == 1 })
 	if got, want := visible(t, c.FailedDir), []string{"m.txt.lines-2-4", "m.txt.lines-2-4.reason"}; !slices.Equal(got, want) {
 		t.Fatalf("failed_dir = %v, want %v", got, want)
 	}
@@ -198,7 +199,7 @@ func TestFailedNamesNeverCollide(t *testing.T) {
 	runSender(t, c, nil)
 	for i := 0; i < 3; i++ {
 		drop(t, c.SpoolDir, "same.txt", body(i)+"\n", time.Time{})
-		waitFor(t, 5*time.Second, "failed", func() bool { return len(visible(t, c.FailedDir)) == 2*(i+1) })
+		e2e.WaitFor(t, 5*time.Second, "failed", func() bool { return len(visible(t, c.FailedDir)) == 2*(i+1) })
 	}
 	want := []string{"same.txt", "same.txt.1", "same.txt.1.reason", "same.txt.2", "same.txt.2.reason", "same.txt.reason"}
 	if got := visible(t, c.FailedDir); !slices.Equal(got, want) {

@@ -245,18 +245,6 @@ func drop(t *testing.T, dir, name, content string, mtime time.Time) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
-}
-
 // listDir returns the sorted names in dir (none if it does not exist).
 func listDir(t *testing.T, dir string) []string {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -31,14 +32,14 @@ func TestDeliversOldestFirstExactlyOnce(t *testing.T) {
 		drop(t, c.SpoolDir, fmt.Sprintf("r%04d.txt", n-i), body(i)+"\n", base.Add(time.Duration(i)*time.Second))
 	}
 	runSender(t, c, nil)
-	waitFor(t, 20*time.Second, "all delivered", func() bool { return len(r.messages()) >= n })
+	e2e.WaitFor(t, 20*time.Second, "all delivered", func() bool { return len(r.messages()) >= n })
 	got := r.messages()
 	for i, m := range got {
 		if want := fmt.Sprintf("%09d", i); processNo(m) != want {
 			t.Fatalf("message %d has process_no %s, want %s", i, processNo(m), want)
 		}
 	}
-	waitFor(t, 5*time.Second, "spool empty", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "spool empty", func() bool {
 		return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 	})
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
@@ -74,7 +75,7 @@ func TestIneligibleFiles(t *testing.T) {
 	runSender(t, c, nil)
 
 	t.Run("symlink and FIFO go to failed_dir unopened", func(t *testing.T) {
-		waitFor(t, 5*time.Second, "special files in failed_dir", func() bool {
+		e2e.WaitFor(t, 5*time.Second, "special files in failed_dir", func() bool {
 			return len(visible(t, c.FailedDir)) == 4
 		})
 		if got, want := listDir(t, c.FailedDir), []string{"link.txt", "link.txt.reason", "pipe.txt", "pipe.txt.reason"}; !slices.Equal(got, want) {
@@ -111,7 +112,7 @@ func TestIneligibleFiles(t *testing.T) {
 		}
 		tick.Stop()
 		f.Close()
-		waitFor(t, 5*time.Second, "slow.txt delivered", func() bool { return len(r.messages()) == 1 })
+		e2e.WaitFor(t, 5*time.Second, "slow.txt delivered", func() bool { return len(r.messages()) == 1 })
 		if got := r.messages()[0]; got != strings.TrimSuffix(string(must(protocol.AppendFrame(nil, []byte(body(3))))), "\n") {
 			t.Fatalf("got %q", got)
 		}
@@ -121,7 +122,7 @@ func TestIneligibleFiles(t *testing.T) {
 		if err := os.Rename(filepath.Join(c.SpoolDir, "upload.tmp"), filepath.Join(c.SpoolDir, "upload.txt")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, "upload.txt delivered", func() bool { return len(r.messages()) == 2 })
+		e2e.WaitFor(t, 5*time.Second, "upload.txt delivered", func() bool { return len(r.messages()) == 2 })
 		if p := processNo(r.messages()[1]); p != "000000002" {
 			t.Fatalf("got process_no %s", p)
 		}
@@ -148,7 +149,7 @@ func TestRemoteNeverAnswers(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d.txt", i), body(i)+"\n", time.Time{})
 	}
-	waitFor(t, 10*time.Second, "3 files failed", func() bool { return len(visible(t, c.FailedDir)) == 6 })
+	e2e.WaitFor(t, 10*time.Second, "3 files failed", func() bool { return len(visible(t, c.FailedDir)) == 6 })
 	count := map[string]int{}
 	for _, m := range r.messages() {
 		count[processNo(m)]++
@@ -202,7 +203,7 @@ func TestRejectOneLineOfThree(t *testing.T) {
 	c := testConf(t, r.addr())
 	runSender(t, c, nil)
 	drop(t, c.SpoolDir, "multi.txt", body(1)+"\n"+body(2)+"\n\n"+body(3)+"\n", time.Time{})
-	waitFor(t, 5*time.Second, "file done", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "file done", func() bool {
 		return len(r.messages()) == 3 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 	})
 	if got, want := listDir(t, c.FailedDir), []string{"multi.txt.line-2", "multi.txt.line-2.reason"}; !slices.Equal(got, want) {
@@ -256,7 +257,7 @@ func TestReplies(t *testing.T) {
 			c.Retries = 2
 			_, stop := runSender(t, c, nil)
 			drop(t, c.SpoolDir, "one.txt", body(7)+"\n", time.Time{})
-			waitFor(t, 5*time.Second, "file done", func() bool {
+			e2e.WaitFor(t, 5*time.Second, "file done", func() bool {
 				return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 			})
 			if err := stop(); err != nil {
@@ -310,7 +311,7 @@ func TestInvalidLineIsNotSent(t *testing.T) {
 	c := testConf(t, r.addr())
 	runSender(t, c, nil)
 	drop(t, c.SpoolDir, "bad.txt", "REQ|12345678|20261121093000|ORG01|SV01|K|p|\n", time.Time{})
-	waitFor(t, 5*time.Second, "bad.txt failed", func() bool { return len(visible(t, c.FailedDir)) == 2 })
+	e2e.WaitFor(t, 5*time.Second, "bad.txt failed", func() bool { return len(visible(t, c.FailedDir)) == 2 })
 	reason, _ := os.ReadFile(filepath.Join(c.FailedDir, "bad.txt.reason"))
 	if !strings.Contains(string(reason), "process_no: digits 9") || !strings.Contains(string(reason), "remote: -") {
 		t.Fatalf("reason:\n%s", reason)
@@ -331,7 +332,7 @@ func TestWorkersLimit(t *testing.T) {
 				drop(t, c.SpoolDir, fmt.Sprintf("f%02d", i), body(i)+"\n", time.Time{})
 			}
 			runSender(t, c, nil)
-			waitFor(t, 20*time.Second, "all delivered", func() bool { return len(r.messages()) == 40 })
+			e2e.WaitFor(t, 20*time.Second, "all delivered", func() bool { return len(r.messages()) == 40 })
 			// Without keepalive the remote sees a closed connection only
 			// when it reads EOF, after the sender may have dialled the next:
 			// count messages in progress then; connections with keepalive.
@@ -357,13 +358,13 @@ func TestReloadLowersWorkers(t *testing.T) {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%03d", i), body(i)+"\n", time.Time{})
 	}
 	s, _ := runSender(t, c, nil)
-	waitFor(t, 10*time.Second, "4 at once", func() bool { _, b, _ := r.stats(); return b == 4 })
+	e2e.WaitFor(t, 10*time.Second, "4 at once", func() bool { _, b, _ := r.stats(); return b == 4 })
 	c.Workers = 1
 	s.Reload(c)
-	waitFor(t, 10*time.Second, "1 in flight", func() bool { return s.slots.inUse() <= 1 })
+	e2e.WaitFor(t, 10*time.Second, "1 in flight", func() bool { return s.slots.inUse() <= 1 })
 	r.resetMax()
 	n := len(r.messages())
-	waitFor(t, 10*time.Second, "10 more delivered", func() bool { return len(r.messages()) >= n+10 })
+	e2e.WaitFor(t, 10*time.Second, "10 more delivered", func() bool { return len(r.messages()) >= n+10 })
 	if maxOpen, maxBusy, _ := r.stats(); maxBusy > 1 || maxOpen > 1 {
 		t.Fatalf("after reload to workers=1: %d messages, %d connections at once", maxBusy, maxOpen)
 	}
@@ -385,13 +386,13 @@ func TestRemoteDownThenUp(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 	}
-	waitFor(t, 5*time.Second, "circuit open", func() bool { return s.Ready() != nil })
+	e2e.WaitFor(t, 5*time.Second, "circuit open", func() bool { return s.Ready() != nil })
 	if got := value(s.m.circuit); got != 1 {
 		t.Fatalf("circuit_open = %v", got)
 	}
 	// Down for well over timeout × (retries+1).
 	down := time.Now()
-	waitFor(t, 5*time.Second, "down long enough", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "down long enough", func() bool {
 		return time.Since(down) > 5*c.Timeout*time.Duration(c.Retries+1)
 	})
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
@@ -402,8 +403,8 @@ func TestRemoteDownThenUp(t *testing.T) {
 		t.Skipf("port %s taken meanwhile: %v", addr, err)
 	}
 	r := serveRemote(t, ln2, nil)
-	waitFor(t, 10*time.Second, "all delivered", func() bool { return len(r.messages()) == 5 })
-	waitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+	e2e.WaitFor(t, 10*time.Second, "all delivered", func() bool { return len(r.messages()) == 5 })
+	e2e.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
 		t.Fatalf("failed: %v", f)
 	}
@@ -425,7 +426,7 @@ func TestFailoverToBackup(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 	}
-	waitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(r.messages()) == 5 })
+	e2e.WaitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(r.messages()) == 5 })
 	if got := value(s.m.circuit); got != 0 {
 		t.Fatalf("circuit opened although the backup answered")
 	}
@@ -440,8 +441,8 @@ func TestStaleKeepaliveIsNotAnAttempt(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 	}
-	waitFor(t, 5*time.Second, "delivered", func() bool { return len(r.messages()) == 5 })
-	waitFor(t, 5*time.Second, "spool empty", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "delivered", func() bool { return len(r.messages()) == 5 })
+	e2e.WaitFor(t, 5*time.Second, "spool empty", func() bool {
 		return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 	})
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
@@ -473,14 +474,14 @@ func TestFailbackToPrimary(t *testing.T) {
 	c.RetryBackoffMax = 100 * time.Millisecond
 	runSender(t, c, nil)
 	drop(t, c.SpoolDir, "f0", body(0)+"\n", time.Time{})
-	waitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(backup.messages()) == 1 })
+	e2e.WaitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(backup.messages()) == 1 })
 	ln2, err := net.Listen("tcp", primary)
 	if err != nil {
 		t.Skipf("port %s taken meanwhile: %v", primary, err)
 	}
 	p := serveRemote(t, ln2, nil)
 	i := 1
-	waitFor(t, 10*time.Second, "back on the primary", func() bool {
+	e2e.WaitFor(t, 10*time.Second, "back on the primary", func() bool {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 		i++
 		time.Sleep(20 * time.Millisecond) // pace the drops

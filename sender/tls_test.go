@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"spoolgate/internal/e2e"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key as PEM files
@@ -94,10 +96,10 @@ func TestTLS(t *testing.T) {
 				drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 			}
 			if tc.delivered {
-				waitFor(t, 5*time.Second, "delivered over TLS", func() bool { return len(r.messages()) == 3 })
+				e2e.WaitFor(t, 5*time.Second, "delivered over TLS", func() bool { return len(r.messages()) == 3 })
 				return
 			}
-			waitFor(t, 5*time.Second, "circuit open", func() bool { return s.Ready() != nil })
+			e2e.WaitFor(t, 5*time.Second, "circuit open", func() bool { return s.Ready() != nil })
 			if len(r.messages()) != 0 || len(visible(t, c.FailedDir)) != 0 {
 				t.Fatalf("messages %v, failed %v", r.messages(), visible(t, c.FailedDir))
 			}

@@ -2,12 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -29,49 +24,15 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "spoolgate-receiver-test")
-	if err != nil {
-		panic(err)
-	}
-	bin = filepath.Join(dir, "spoolgate-receiver")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+	e2e.Main(m, func(dir string) error {
+		bin = filepath.Join(dir, "spoolgate-receiver")
+		return e2e.Build("", bin, e2e.Race, ".")
+	})
 }
 
-// logBuf collects a process's log so tests can wait for lines in it.
-type logBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuf) count(s string) int { return strings.Count(b.String(), s) }
-
-// proc is a running receiver.
+// proc is a running receiver and the addresses it logged.
 type proc struct {
-	cmd   *exec.Cmd
-	log   *logBuf
-	done  chan struct{}
-	err   error // Wait's result, after done
+	*e2e.Proc
 	addr  string
 	admin string
 }
@@ -97,95 +58,39 @@ func config(t *testing.T, dir string, extra ...string) string {
 	return path
 }
 
+// writeConfig writes the config file as config management does: no
+// half-written file.
 func writeConfig(t *testing.T, path string, lines ...string) {
 	t.Helper()
-	// Write then rename, as config management does: no half-written file.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	e2e.WriteFile(t, path, strings.Join(lines, "\n")+"\n")
 }
 
 // start runs the binary with -config path and waits until it listens (or
-// exits). setup may adjust the command (socket activation).
+// exits). setup may adjust the command (socket activation). The log is
+// written to the test's log once the receiver has ended.
 func start(t *testing.T, path string, setup func(*exec.Cmd)) *proc {
 	t.Helper()
-	p := &proc{log: &logBuf{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "-config", path)
-	p.cmd.Stderr = p.log
-	p.cmd.Stdout = p.log
+	cmd := exec.Command(bin, "-config", path)
 	if setup != nil {
-		setup(p.cmd)
+		setup(cmd)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	p := &proc{Proc: e2e.Start(t, "receiver", cmd, nil)}
 	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		t.Logf("receiver log (pid %d):\n%s", p.cmd.Process.Pid, p.log.String())
+		p.Kill()
+		t.Logf("receiver log (pid %d):\n%s", p.Cmd.Process.Pid, p.Log.String())
 	})
 	listen := regexp.MustCompile(`listening on (\S+)`)
 	admin := regexp.MustCompile(`admin listening addr=(\S+)`)
-	waitFor(t, 20*time.Second, "the receiver to listen", func() bool {
-		select {
-		case <-p.done:
-			return true
-		default:
-		}
-		return listen.MatchString(p.log.String())
+	e2e.WaitFor(t, 20*time.Second, "the receiver to listen", func() bool {
+		return p.Exited() || listen.MatchString(p.Log.String())
 	})
-	if m := listen.FindStringSubmatch(p.log.String()); m != nil {
+	if m := listen.FindStringSubmatch(p.Log.String()); m != nil {
 		p.addr = m[1]
 	}
-	if m := admin.FindStringSubmatch(p.log.String()); m != nil {
+	if m := admin.FindStringSubmatch(p.Log.String()); m != nil {
 		p.admin = m[1]
 	}
 	return p
-}
-
-// exitCode waits for the process to exit and returns its code.
-func (p *proc) exitCode(t *testing.T, within time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("receiver did not exit within %v", within)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
-}
-
-func (p *proc) signal(t *testing.T, s os.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(s); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var spec = protocol.DefaultRequestSpec()
@@ -316,10 +221,10 @@ func TestStartErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := start(t, config(t, t.TempDir(), tc.extra...), nil)
-			if code := p.exitCode(t, 10*time.Second); code != tc.wantCode {
+			if code := p.ExitCode(t, 10*time.Second); code != tc.wantCode {
 				t.Fatalf("exit %d, want %d", code, tc.wantCode)
 			}
-			if !strings.Contains(p.log.String(), tc.wantLog) {
+			if !strings.Contains(p.Log.String(), tc.wantLog) {
 				t.Fatalf("log lacks %q", tc.wantLog)
 			}
 		})
@@ -345,15 +250,15 @@ func TestSecondReceiverExits2(t *testing.T) {
 		t.Fatal("first receiver did not start")
 	}
 	second := start(t, path, nil)
-	if code := second.exitCode(t, 10*time.Second); code != 2 {
+	if code := second.ExitCode(t, 10*time.Second); code != 2 {
 		t.Fatalf("second receiver: exit %d, want 2", code)
 	}
 	want := "data dir " + filepath.Join(dir, "data") + " is in use by another receiver"
-	if s := second.log.String(); !strings.Contains(s, want) || !strings.Contains(s, fmt.Sprintf("pid %d", first.cmd.Process.Pid)) {
+	if s := second.Log.String(); !strings.Contains(s, want) || !strings.Contains(s, fmt.Sprintf("pid %d", first.Cmd.Process.Pid)) {
 		t.Fatalf("log lacks %q and the pid", want)
 	}
-	first.signal(t, syscall.SIGTERM)
-	if code := first.exitCode(t, 15*time.Second); code != 0 {
+	first.Signal(t, syscall.SIGTERM)
+	if code := first.ExitCode(t, 15*time.Second); code != 0 {
 		t.Fatalf("first: exit %d", code)
 	}
 }
@@ -367,9 +272,9 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	acked := make(chan []byte, 1<<16)
 	wg := load(p.addr, 16, stop, acked)
-	waitFor(t, 30*time.Second, "500 acknowledged messages", func() bool { return len(acked) >= 500 })
-	p.signal(t, syscall.SIGKILL)
-	p.exitCode(t, 10*time.Second)
+	e2e.WaitFor(t, 30*time.Second, "500 acknowledged messages", func() bool { return len(acked) >= 500 })
+	p.Signal(t, syscall.SIGKILL)
+	p.ExitCode(t, 10*time.Second)
 	close(stop)
 	wg.Wait()
 	close(acked)
@@ -406,9 +311,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	stop := make(chan struct{})
 	acked := make(chan []byte, 1<<16)
 	wg := load(p.addr, 16, stop, acked)
-	waitFor(t, 30*time.Second, "500 acknowledged messages", func() bool { return len(acked) >= 500 })
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t, 15*time.Second); code != 0 {
+	e2e.WaitFor(t, 30*time.Second, "500 acknowledged messages", func() bool { return len(acked) >= 500 })
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	close(stop)
@@ -423,7 +328,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged, %d stored", n, len(lines))
-	if !strings.Contains(p.log.String(), "spoolgate-receiver stopped") {
+	if !strings.Contains(p.Log.String(), "spoolgate-receiver stopped") {
 		t.Fatal("no stop line in the log")
 	}
 }
@@ -456,32 +361,32 @@ func TestReload(t *testing.T) {
 	// The file changes: allow only 10/8, debug logging, and a key that
 	// needs a restart.
 	writeConfig(t, path, append(base, "receiver.allow = 10.0.0.0/8", "log.level = debug", "receiver.publish = append")...)
-	waitFor(t, 10*time.Second, "reload", func() bool { return p.log.count("config reloaded") == 1 })
+	e2e.WaitFor(t, 10*time.Second, "reload", func() bool { return p.Log.Count("config reloaded") == 1 })
 	if !denied() {
 		t.Fatal("allow not applied")
 	}
-	if !strings.Contains(p.log.String(), "receiver.publish") {
+	if !strings.Contains(p.Log.String(), "receiver.publish") {
 		t.Fatal("restart-only key not reported")
 	}
 
 	// An invalid file: rejected, the running config (deny) stays.
 	writeConfig(t, path, append(base, "receiver.read_timeout = 5")...)
-	waitFor(t, 10*time.Second, "rejected reload", func() bool { return p.log.count("reload rejected") == 1 })
+	e2e.WaitFor(t, 10*time.Second, "rejected reload", func() bool { return p.Log.Count("reload rejected") == 1 })
 	if !denied() {
 		t.Fatal("a rejected reload changed the config")
 	}
 
 	// A good file again, then SIGHUP without a change reloads too.
 	writeConfig(t, path, append(base, "receiver.allow = 127.0.0.0/8")...)
-	waitFor(t, 10*time.Second, "reload", func() bool { return p.log.count("config reloaded") == 2 })
+	e2e.WaitFor(t, 10*time.Second, "reload", func() bool { return p.Log.Count("config reloaded") == 2 })
 	if denied() {
 		t.Fatal("allow 127/8 not applied")
 	}
-	p.signal(t, syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "SIGHUP reload", func() bool { return p.log.count("config reloaded") == 3 })
+	p.Signal(t, syscall.SIGHUP)
+	e2e.WaitFor(t, 10*time.Second, "SIGHUP reload", func() bool { return p.Log.Count("config reloaded") == 3 })
 
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t, 15*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -492,13 +397,11 @@ func TestAdmin(t *testing.T) {
 	sendOne(t, p.addr, msg(t, "000000001", "ok"))
 	sendOne(t, p.addr, []byte("bad\n"))
 	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + p.admin + path)
+		code, body, err := e2e.HTTPGet("http://" + p.admin + path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return code, body
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
 		if code, body := get(path); code != 200 {
@@ -527,7 +430,7 @@ func TestAdmin(t *testing.T) {
 // receiver's memory stays bounded.
 func TestIdleFlood(t *testing.T) {
 	p := start(t, config(t, t.TempDir(), "receiver.idle_timeout = 1s", "receiver.max_conns = 512"), nil)
-	rss0 := rssKB(t, p.cmd.Process.Pid, "VmRSS")
+	rss0 := rssKB(t, p.Cmd.Process.Pid, "VmRSS")
 	var idle []net.Conn
 	t.Cleanup(func() {
 		for _, c := range idle {
@@ -546,8 +449,8 @@ func TestIdleFlood(t *testing.T) {
 		t.Fatalf("code %d", code)
 	}
 	t.Logf("served after %v behind 1000 idle connections; receiver RSS %d kB before, peak %d kB",
-		time.Since(start).Round(time.Millisecond), rss0, rssKB(t, p.cmd.Process.Pid, "VmHWM"))
-	if hwm := rssKB(t, p.cmd.Process.Pid, "VmHWM"); hwm > 200<<10 {
+		time.Since(start).Round(time.Millisecond), rss0, rssKB(t, p.Cmd.Process.Pid, "VmHWM"))
+	if hwm := rssKB(t, p.Cmd.Process.Pid, "VmHWM"); hwm > 200<<10 {
 		t.Fatalf("peak RSS %d kB", hwm)
 	}
 }
@@ -629,9 +532,9 @@ func TestSocketActivation(t *testing.T) {
 	if code := sendOne(t, p.addr, msg(t, "000000001", "activated")); code != 200 {
 		t.Fatalf("code %d", code)
 	}
-	p.signal(t, syscall.SIGTERM)
+	p.Signal(t, syscall.SIGTERM)
 	expect("STOPPING=1")
-	if code := p.exitCode(t, 15*time.Second); code != 0 {
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 

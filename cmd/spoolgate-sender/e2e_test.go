@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -27,7 +28,7 @@ func TestOldestFirstExactlyOnce(t *testing.T) {
 	e := newEnv(t, r.addr(), map[string]string{"sender.workers": fmt.Sprint(workers)})
 	makeSpool(t, e.spool, n)
 	p := e.startSender(t)
-	waitFor(t, 60*time.Second, "spool drained", func() bool {
+	e2e.WaitFor(t, 60*time.Second, "spool drained", func() bool {
 		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
 	})
 	got := r.messages(t)
@@ -50,8 +51,8 @@ func TestOldestFirstExactlyOnce(t *testing.T) {
 	if f := count(t, e.failed); f != 0 {
 		t.Fatalf("%d files failed", f)
 	}
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t, 20*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 }
@@ -65,16 +66,16 @@ func TestKillAndRestart(t *testing.T) {
 	e := newEnv(t, r.addr(), map[string]string{"sender.workers": fmt.Sprint(workers)})
 	makeSpool(t, e.spool, n)
 	p := e.startSender(t)
-	waitFor(t, 60*time.Second, "half delivered", func() bool { return len(r.messages(t)) >= n/2 })
-	p.signal(t, syscall.SIGKILL)
-	p.exitCode(t, 10*time.Second)
+	e2e.WaitFor(t, 60*time.Second, "half delivered", func() bool { return len(r.messages(t)) >= n/2 })
+	p.Signal(t, syscall.SIGKILL)
+	p.ExitCode(t, 10*time.Second)
 	inflight := count(t, filepath.Join(e.spool, ".inflight"))
 	t.Logf("killed with %d stored, %d claims in .inflight", len(r.messages(t)), inflight)
 	if inflight > workers {
 		t.Fatalf("%d claims in .inflight, workers=%d", inflight, workers)
 	}
 	e.startSender(t)
-	waitFor(t, 60*time.Second, "spool drained", func() bool {
+	e2e.WaitFor(t, 60*time.Second, "spool drained", func() bool {
 		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
 	})
 	times := map[string]int{}
@@ -103,25 +104,25 @@ func TestKillAndRestart(t *testing.T) {
 // timeout × (retries+1) nothing fails; once it is up everything is
 // delivered, and /readyz follows the circuit.
 func TestRemoteDownThenUp(t *testing.T) {
-	addr := freeAddr(t)
+	addr := e2e.FreeAddr(t)
 	e := newEnv(t, addr, map[string]string{
 		"sender.timeout": "200ms", "sender.retries": "1",
 		"sender.retry_backoff": "50ms", "sender.retry_backoff_max": "100ms",
 	})
 	p := e.startSender(t)
 	makeSpool(t, e.spool, 20)
-	waitFor(t, 10*time.Second, "circuit open", func() bool { return e.ready() == 503 })
-	_, body := httpGet("http://" + e.admin + "/metrics")
+	e2e.WaitFor(t, 10*time.Second, "circuit open", func() bool { return e.ready() == 503 })
+	_, body, _ := e2e.HTTPGet("http://" + e.admin + "/metrics")
 	if !strings.Contains(body, "spoolgate_sender_circuit_open 1") {
 		t.Fatalf("metrics while down:\n%s", grep(body, "spoolgate_sender_"))
 	}
 	down := time.Now()
-	waitFor(t, 10*time.Second, "down for 5 × timeout × (retries+1)", func() bool { return time.Since(down) > 2*time.Second })
+	e2e.WaitFor(t, 10*time.Second, "down for 5 × timeout × (retries+1)", func() bool { return time.Since(down) > 2*time.Second })
 	if f := count(t, e.failed); f != 0 {
 		t.Fatalf("%d files failed while the remote was down", f)
 	}
 	r := startSink(t, addr)
-	waitFor(t, 30*time.Second, "all delivered", func() bool {
+	e2e.WaitFor(t, 30*time.Second, "all delivered", func() bool {
 		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
 	})
 	// At least once: a reply slower than the 200 ms timeout on a loaded
@@ -136,11 +137,11 @@ func TestRemoteDownThenUp(t *testing.T) {
 		t.Fatalf("%d distinct messages stored (%d in all), want 20", len(uniq), len(msgs))
 	}
 	t.Logf("%d stored for 20 files (duplicates from retries after a timeout)", len(msgs))
-	waitFor(t, 5*time.Second, "ready", func() bool { return e.ready() == 200 })
+	e2e.WaitFor(t, 5*time.Second, "ready", func() bool { return e.ready() == 200 })
 	if f := count(t, e.failed); f != 0 {
 		t.Fatalf("%d files failed", f)
 	}
-	if !p.log.contains("circuit open") || !p.log.contains("circuit closed") {
+	if !p.Log.Contains("circuit open") || !p.Log.Contains("circuit closed") {
 		t.Fatal("circuit changes not logged")
 	}
 }
@@ -166,10 +167,10 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	e := newEnv(t, f.addr(), map[string]string{"sender.timeout": "30s", "shutdown_timeout": "1s"})
 	makeSpool(t, e.spool, 10)
 	p := e.startSender(t)
-	waitFor(t, 10*time.Second, "4 in flight", func() bool { return count(t, filepath.Join(e.spool, ".inflight")) == 4 })
+	e2e.WaitFor(t, 10*time.Second, "4 in flight", func() bool { return count(t, filepath.Join(e.spool, ".inflight")) == 4 })
 	start := time.Now()
-	p.signal(t, syscall.SIGTERM)
-	if code := p.exitCode(t, 10*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 	if d := time.Since(start); d > 5*time.Second {
@@ -181,7 +182,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	if des, _ := os.ReadDir(filepath.Join(e.spool, ".inflight")); len(des) != 0 {
 		t.Fatalf(".inflight not empty: %v", des)
 	}
-	if !p.log.contains("put_back=4") {
+	if !p.Log.Contains("put_back=4") {
 		t.Fatal("drain summary missing")
 	}
 }
@@ -198,28 +199,28 @@ func TestReload(t *testing.T) {
 	e := newEnv(t, f.addr(), map[string]string{"sender.workers": "4"})
 	makeSpool(t, e.spool, 600)
 	p := e.startSender(t)
-	waitFor(t, 10*time.Second, "4 at once", func() bool { return f.maxBusy() == 4 })
+	e2e.WaitFor(t, 10*time.Second, "4 at once", func() bool { return f.maxBusy() == 4 })
 
 	e.props["sender.workers"] = "1"
 	e.write(t) // the file watch reloads; SIGHUP is tested below
-	waitFor(t, 10*time.Second, "reload logged", func() bool { return p.log.contains("config reloaded") })
-	waitFor(t, 10*time.Second, "1 at once", func() bool { return f.maxBusy() == 1 && f.maxBusy() == 1 })
+	e2e.WaitFor(t, 10*time.Second, "reload logged", func() bool { return p.Log.Contains("config reloaded") })
+	e2e.WaitFor(t, 10*time.Second, "1 at once", func() bool { return f.maxBusy() == 1 && f.maxBusy() == 1 })
 	n := len(f.messages(t))
-	waitFor(t, 10*time.Second, "20 more delivered", func() bool { return len(f.messages(t)) >= n+20 })
+	e2e.WaitFor(t, 10*time.Second, "20 more delivered", func() bool { return len(f.messages(t)) >= n+20 })
 	if m := f.maxBusy(); m != 1 {
 		t.Fatalf("%d messages at once after workers=1", m)
 	}
 
 	writeProps(t, e.conf, map[string]string{"sender.workers": "zero"})
-	p.signal(t, syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "bad reload rejected", func() bool { return p.log.contains("reload rejected") })
-	if code, _ := httpGet("http://" + e.admin + "/healthz"); code != 200 {
+	p.Signal(t, syscall.SIGHUP)
+	e2e.WaitFor(t, 10*time.Second, "bad reload rejected", func() bool { return p.Log.Contains("reload rejected") })
+	if code, _, _ := e2e.HTTPGet("http://" + e.admin + "/healthz"); code != 200 {
 		t.Fatal("sender died on a bad reload")
 	}
 	e.props["sender.workers"] = "3"
 	e.write(t)
-	p.signal(t, syscall.SIGHUP)
-	waitFor(t, 10*time.Second, "3 at once", func() bool { return f.maxBusy() == 3 })
+	p.Signal(t, syscall.SIGHUP)
+	e2e.WaitFor(t, 10*time.Second, "3 at once", func() bool { return f.maxBusy() == 3 })
 }
 
 // TestStatusAndRequeue: the operator's tool reads the spool state without
@@ -262,7 +263,7 @@ func TestStatusAndRequeue(t *testing.T) {
 		t.Fatalf("status before: %v", st)
 	}
 	p := e.startSender(t)
-	waitFor(t, 10*time.Second, "5 rejected", func() bool { return count(t, e.failed) == 10 })
+	e2e.WaitFor(t, 10*time.Second, "5 rejected", func() bool { return count(t, e.failed) == 10 })
 	if st := status(); st["pending"] != 0 || st["failed"] != 5 || st["in_flight"] != 0 {
 		t.Fatalf("status with the daemon running: %v", st)
 	}
@@ -274,13 +275,13 @@ func TestStatusAndRequeue(t *testing.T) {
 	if got := strings.Count(string(out), "requeued "); got != 5 {
 		t.Fatalf("requeue output:\n%s", out)
 	}
-	waitFor(t, 10*time.Second, "requeued files delivered", func() bool { return len(f.messages(t)) == 5 })
-	waitFor(t, 5*time.Second, "spool empty", func() bool { return count(t, e.spool) == 0 })
+	e2e.WaitFor(t, 10*time.Second, "requeued files delivered", func() bool { return len(f.messages(t)) == 5 })
+	e2e.WaitFor(t, 5*time.Second, "spool empty", func() bool { return count(t, e.spool) == 0 })
 	if des, _ := os.ReadDir(e.failed); len(des) != 0 {
 		t.Fatalf("failed_dir after requeue: %v", des)
 	}
-	p.signal(t, syscall.SIGTERM)
-	p.exitCode(t, 10*time.Second)
+	p.Signal(t, syscall.SIGTERM)
+	p.ExitCode(t, 10*time.Second)
 }
 
 // TestStartErrors: exit code 2 for a bad config and for a spool another
@@ -313,16 +314,16 @@ func TestStartErrors(t *testing.T) {
 			conf := filepath.Join(t.TempDir(), "c.properties")
 			writeProps(t, conf, props)
 			p := start(t, senderBin, "-config", conf)
-			if code := p.exitCode(t, 20*time.Second); code != 2 {
+			if code := p.ExitCode(t, 20*time.Second); code != 2 {
 				t.Fatalf("exit code %d, want 2", code)
 			}
-			if !p.log.contains(tc.want) {
+			if !p.Log.Contains(tc.want) {
 				t.Fatalf("error does not name %q", tc.want)
 			}
 		})
 	}
-	first.signal(t, syscall.SIGTERM)
-	if code := first.exitCode(t, 10*time.Second); code != 0 {
+	first.Signal(t, syscall.SIGTERM)
+	if code := first.ExitCode(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
 }
@@ -354,18 +355,18 @@ func TestDrainRate(t *testing.T) {
 			// Poll the sender's gauges, not the directory: listing 100,000
 			// entries every few milliseconds would load the machine and lock
 			// the directory the sender works in.
-			waitFor(t, 30*time.Minute, "spool drained", func() bool {
+			e2e.WaitFor(t, 30*time.Minute, "spool drained", func() bool {
 				time.Sleep(100 * time.Millisecond) // polling interval
-				_, m := httpGet("http://" + e.admin + "/metrics")
+				_, m, _ := e2e.HTTPGet("http://" + e.admin + "/metrics")
 				return strings.Contains(m, "\nspoolgate_sender_pending_files 0\n") && strings.Contains(m, "\nspoolgate_sender_inflight 0\n")
 			})
 			d := time.Since(t0)
 			if n := count(t, e.spool) + count(t, filepath.Join(e.spool, ".inflight")); n != 0 {
 				t.Fatalf("%d files left in the spool", n)
 			}
-			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
 			hwm := strings.TrimSpace(strings.TrimPrefix(grep(string(status), "VmHWM"), "VmHWM:"))
-			_, metrics := httpGet("http://" + e.admin + "/metrics")
+			_, metrics, _ := e2e.HTTPGet("http://" + e.admin + "/metrics")
 			t.Logf("sender metrics:\n%s", grep(metrics, "spoolgate_sender_attempts_total"))
 			if got := len(r.messages(t)); got < n {
 				t.Errorf("%d stored, want %d", got, n)
@@ -374,9 +375,9 @@ func TestDrainRate(t *testing.T) {
 				t.Errorf("%d failed", f)
 			}
 			t.Logf("drained %d files in %s: %.0f files/s, sender peak RSS %s, sender CPU %s (%.0f µs/file)", n, d.Round(time.Millisecond),
-				float64(n)/d.Seconds(), hwm, cpuTime(t, p.cmd.Process.Pid), float64(cpuTime(t, p.cmd.Process.Pid).Microseconds())/float64(n))
-			p.signal(t, syscall.SIGTERM)
-			p.exitCode(t, 30*time.Second)
+				float64(n)/d.Seconds(), hwm, cpuTime(t, p.Cmd.Process.Pid), float64(cpuTime(t, p.Cmd.Process.Pid).Microseconds())/float64(n))
+			p.Signal(t, syscall.SIGTERM)
+			p.ExitCode(t, 30*time.Second)
 		})
 	}
 }

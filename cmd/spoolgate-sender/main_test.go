@@ -2,11 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -28,131 +24,32 @@ import (
 var senderBin, toolBin, receiverBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "spoolgate-sender-e2e")
-	if err != nil {
-		panic(err)
-	}
-	build := func(pkg, name string) string {
-		out := filepath.Join(dir, name)
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			os.Stderr.Write(b)
-			os.RemoveAll(dir)
-			os.Exit(1)
+	e2e.Main(m, func(dir string) error {
+		build := func(pkg, name string) (string, error) {
+			out := filepath.Join(dir, name)
+			return out, e2e.Build("", out, false, pkg)
 		}
-		return out
-	}
-	senderBin = build(".", "spoolgate-sender")
-	toolBin = build("../spoolgate", "spoolgate")
-	if _, err := os.Stat("../spoolgate-receiver"); err == nil {
-		receiverBin = build("../spoolgate-receiver", "spoolgate-receiver")
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
-}
-
-// freeAddr returns a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// syncBuf is a log sink the tests can search while the process writes.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	t   io.Writer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	return b.t.Write(p)
-}
-
-func (b *syncBuf) contains(s string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Contains(b.buf.Bytes(), []byte(s))
-}
-
-// proc is a daemon under test.
-type proc struct {
-	cmd  *exec.Cmd
-	log  *syncBuf
-	done chan struct{}
-	err  error
-}
-
-func start(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), log: &syncBuf{t: t.Output()}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=")
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
+		var err error
+		if senderBin, err = build(".", "spoolgate-sender"); err != nil {
+			return err
+		}
+		if toolBin, err = build("../spoolgate", "spoolgate"); err != nil {
+			return err
+		}
+		if _, statErr := os.Stat("../spoolgate-receiver"); statErr == nil {
+			receiverBin, err = build("../spoolgate-receiver", "spoolgate-receiver")
+		}
+		return err
 	})
-	return p
 }
 
-// exitCode waits for the process to end (at most d) and returns its code.
-func (p *proc) exitCode(t *testing.T, d time.Duration) int {
+// start runs bin with args and no SPOOLGATE_CONFIG, its log copied to the
+// test's output.
+func start(t *testing.T, bin string, args ...string) *e2e.Proc {
 	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(d):
-		t.Fatalf("%s did not exit within %s", filepath.Base(p.cmd.Path), d)
-	}
-	if ee, ok := p.err.(*exec.ExitError); ok {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatal(p.err)
-	}
-	return 0
-}
-
-func (p *proc) signal(t *testing.T, sig os.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
-}
-
-// httpGet returns the status code and body of a GET, or 0 when it fails.
-func httpGet(url string) (int, string) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=")
+	return e2e.Start(t, filepath.Base(bin), cmd, t.Output())
 }
 
 // env is a sender under test with its directories and config file.
@@ -164,7 +61,7 @@ type env struct {
 func newEnv(t *testing.T, remote string, props map[string]string) *env {
 	dir := t.TempDir()
 	e := &env{dir: dir, spool: filepath.Join(dir, "spool"), failed: filepath.Join(dir, "failed"),
-		conf: filepath.Join(dir, "sender.properties"), admin: freeAddr(t)}
+		conf: filepath.Join(dir, "sender.properties"), admin: e2e.FreeAddr(t)}
 	e.props = map[string]string{
 		"sender.remote":            remote,
 		"sender.spool_dir":         e.spool,
@@ -204,26 +101,18 @@ func writeProps(t *testing.T, path string, props map[string]string) {
 	for k, v := range props {
 		fmt.Fprintf(&b, "%s = %s\n", k, v)
 	}
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
+	e2e.WriteFile(t, path, b.String())
 }
 
 // startSender starts spoolgate-sender and waits until it is started.
-func (e *env) startSender(t *testing.T) *proc {
+func (e *env) startSender(t *testing.T) *e2e.Proc {
 	t.Helper()
 	p := start(t, senderBin, "-config", e.conf)
-	waitFor(t, 20*time.Second, "sender started", func() bool {
-		select {
-		case <-p.done:
-			t.Fatalf("sender exited: %v", p.err)
-		default:
+	e2e.WaitFor(t, 20*time.Second, "sender started", func() bool {
+		if p.Exited() {
+			t.Fatalf("sender exited: %v", p.Err())
 		}
-		code, body := httpGet("http://" + e.admin + "/readyz")
+		code, body, _ := e2e.HTTPGet("http://" + e.admin + "/readyz")
 		return code == 200 || (code == 503 && !strings.Contains(body, "starting"))
 	})
 	return p
@@ -231,7 +120,7 @@ func (e *env) startSender(t *testing.T) *proc {
 
 // ready returns the /readyz status code.
 func (e *env) ready() int {
-	code, _ := httpGet("http://" + e.admin + "/readyz")
+	code, _, _ := e2e.HTTPGet("http://" + e.admin + "/readyz")
 	return code
 }
 
@@ -287,7 +176,7 @@ type sink interface {
 // receiverSink runs spoolgate-receiver (publish=append, dedup off, so that
 // duplicates show).
 type receiverSink struct {
-	p     *proc
+	p     *e2e.Proc
 	laddr string
 	data  string
 }
@@ -295,7 +184,7 @@ type receiverSink struct {
 func startSink(t *testing.T, addr string) sink {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = e2e.FreeAddr(t)
 	}
 	if receiverBin == "" {
 		t.Log("cmd/spoolgate-receiver not built yet: using the in-test server as the remote")
@@ -317,7 +206,7 @@ func startSink(t *testing.T, addr string) sink {
 		"log.dir":               "",
 	})
 	r := &receiverSink{p: start(t, receiverBin, "-config", conf), laddr: addr, data: filepath.Join(dir, "request")}
-	waitFor(t, 20*time.Second, "receiver listening", func() bool {
+	e2e.WaitFor(t, 20*time.Second, "receiver listening", func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -357,8 +246,8 @@ func (r *receiverSink) messages(t *testing.T) []string {
 }
 
 func (r *receiverSink) stop(t *testing.T) {
-	r.p.signal(t, syscall.SIGTERM)
-	if code := r.p.exitCode(t, 20*time.Second); code != 0 {
+	r.p.Signal(t, syscall.SIGTERM)
+	if code := r.p.ExitCode(t, 20*time.Second); code != 0 {
 		t.Fatalf("receiver exit code %d", code)
 	}
 }
