@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -65,7 +66,7 @@ func startServer(t testing.TB, opts Options) *testServer {
 	}
 	ts := &testServer{srv: srv, addr: ln.Addr().String(), dir: opts.Config.DataDir, reg: reg, served: make(chan error, 1)}
 	go func() { ts.served <- srv.Serve(context.Background(), ln) }()
-	poll(t, 5*time.Second, "serving", func() bool { return srv.Ready() == nil })
+	e2e.WaitFor(t, 5*time.Second, "serving", func() bool { return srv.Ready() == nil })
 	t.Cleanup(func() { ts.stop(t) })
 	return ts
 }
@@ -408,7 +409,7 @@ func TestMaxConns(t *testing.T) {
 	ts := startServer(t, Options{Config: cfg})
 	idle1, idle2 := dial(t, ts.addr), dial(t, ts.addr)
 	_ = idle2
-	poll(t, 5*time.Second, "2 connections", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "2 connections", func() bool {
 		return metric(t, ts.reg, "spoolgate_receiver_connections") == 2
 	})
 	c := dial(t, ts.addr) // completes in the kernel backlog
@@ -430,7 +431,7 @@ func TestMaxConns(t *testing.T) {
 	// A reload raises the limit for the waiting ones at once.
 	c3, c4 := dial(t, ts.addr), dial(t, ts.addr) // c3 takes the free slot, c4 waits
 	_ = c3
-	poll(t, 5*time.Second, "2 connections", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "2 connections", func() bool {
 		return metric(t, ts.reg, "spoolgate_receiver_connections") == 2
 	})
 	cfg.MaxConns = 3
@@ -554,7 +555,7 @@ func TestDedupInFlight(t *testing.T) {
 		}()
 	}
 	// One copy is being stored (its sync held); the others wait for it.
-	poll(t, 5*time.Second, "copies waiting", func() bool {
+	e2e.WaitFor(t, 5*time.Second, "copies waiting", func() bool {
 		ts.srv.dedup.mu.Lock()
 		defer ts.srv.dedup.mu.Unlock()
 		return len(ts.srv.dedup.inflight) == 1 && ts.srv.dedup.waiting == copies-1
@@ -584,7 +585,7 @@ func TestShutdown(t *testing.T) {
 		busy := dial(t, ts.addr)
 		m := req(t, "000000001", "half")
 		busy.Write(m[:20])
-		poll(t, 5*time.Second, "a connection reading a message", func() bool {
+		e2e.WaitFor(t, 5*time.Second, "a connection reading a message", func() bool {
 			ts.srv.mu.Lock()
 			defer ts.srv.mu.Unlock()
 			n := 0
@@ -627,7 +628,7 @@ func TestShutdown(t *testing.T) {
 		ts := startServer(t, Options{Config: cfg})
 		busy := dial(t, ts.addr)
 		busy.Write([]byte("0078|REQ|"))
-		poll(t, 5*time.Second, "connection", func() bool { return metric(t, ts.reg, "spoolgate_receiver_connections") == 1 })
+		e2e.WaitFor(t, 5*time.Second, "connection", func() bool { return metric(t, ts.reg, "spoolgate_receiver_connections") == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		ts.shutErr = ts.srv.Shutdown(ctx)
@@ -675,7 +676,7 @@ func TestStoreUnavailable(t *testing.T) {
 		if code := send(t, ts.addr, ok); code != 200 {
 			t.Fatalf("after freeing space: %d", code)
 		}
-		poll(t, 5*time.Second, "ready", func() bool { return ts.srv.Ready() == nil })
+		e2e.WaitFor(t, 5*time.Second, "ready", func() bool { return ts.srv.Ready() == nil })
 		ts.stop(t)
 		if got := storedLines(t, dir); !slices.Equal(got, []string{string(ok)}) {
 			t.Fatalf("stored %q", got)

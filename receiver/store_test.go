@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/internal/e2e"
 	"spoolgate/internal/fsutil"
 )
 
@@ -33,18 +34,6 @@ var t0 = time.Date(2026, 11, 21, 9, 30, 5, 0, time.Local)
 
 func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// poll calls cond until it returns true or the deadline passes.
-func poll(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // dirFiles returns name -> content of the regular files in dir, lock file
@@ -109,7 +98,7 @@ func TestStorePublishModes(t *testing.T) {
 			}
 			// The minute passes with no traffic: the file is published by the tick.
 			clk.set(t0.Add(time.Minute))
-			poll(t, 5*time.Second, "publish", func() bool {
+			e2e.WaitFor(t, 5*time.Second, "publish", func() bool {
 				_, err := os.Stat(filepath.Join(dir, name))
 				return err == nil && len(dirFiles(t, dir)) == 1
 			})

@@ -11,31 +11,16 @@ import (
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
+	"spoolgate/internal/e2e"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "spoolgate-cmd")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "spoolgate")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		os.Stderr.Write(out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString(err.Error())
-			code = 1
-		}
-	}
-	os.Exit(code)
+	e2e.Main(m, func(dir string) error {
+		binary = filepath.Join(dir, "spoolgate")
+		return e2e.Build("", binary, false, ".")
+	})
 }
 
 // spoolgate runs the binary and returns its exit code, stdout and stderr.
