@@ -4,7 +4,7 @@
 # 127.0.0.1, cleans up after itself, and takes a few minutes.
 #
 #   scripts/bench.sh                 # everything
-#   ROUNDS=5 DURATION=5s scripts/bench.sh
+#   ROUNDS=5 DURATION=5s DRAIN_ROUNDS=3 scripts/bench.sh
 #   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
 set -euo pipefail
@@ -14,6 +14,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-3s}
 CLIENTS=${CLIENTS:-16}
 IDLE=${IDLE:-5000}
+DRAIN_ROUNDS=${DRAIN_ROUNDS:-2}
 
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -48,6 +49,12 @@ wait_port() { # wait until something listens on port $1
 	done
 	echo "bench.sh: nothing listens on 127.0.0.1:$1" >&2
 	return 1
+}
+metric() { # metric PORT NAME: the value of sample NAME at 127.0.0.1:PORT/metrics (empty if none)
+	{ exec 5<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
+	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&5
+	awk -v k="$2" 'index($0, k " ") == 1 {print $2}' <&5
+	exec 5<&-
 }
 hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo "?"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
@@ -102,6 +109,14 @@ for r in $(seq 1 "$ROUNDS"); do
 	run recv_keep "127.0.0.1:$rport" -keepalive
 	run null_keep "127.0.0.1:$nport" -keepalive
 done
+per_sync() { # per_sync VAR: set VAR to the receiver's lines per fsync since the last call
+	local sum cnt
+	sum=$(metric "$aport" spoolgate_receiver_sync_batch_sum); cnt=$(metric "$aport" spoolgate_receiver_sync_batch_count)
+	printf -v "$1" '%s' "$(awk -v s="${sum:-0}" -v c="${cnt:-0}" -v ls="$last_sum" -v lc="$last_cnt" 'BEGIN { if (c > lc) printf "%.1f", (s-ls)/(c-lc); else print "-" }')"
+	last_sum=${sum:-0}; last_cnt=${cnt:-0}
+}
+last_sum=0; last_cnt=0
+per_sync bench_per_sync
 med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", $1}'; }
 medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
 
@@ -112,15 +127,12 @@ wait "$ipid" || true
 idle_held=$(awk '{print $2}' "$work/idle.out")
 recv_hwm=$(hwm_mb "$rpid")
 
-metric() { # metric PORT NAME: the value of sample NAME at 127.0.0.1:PORT/metrics (empty if none)
-	{ exec 5<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
-	printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&5
-	awk -v k="$2" 'index($0, k " ") == 1 {print $2}' <&5
-	exec 5<&-
-}
 drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb"
 	local n=$1 conf=$2
 	"$sg" bench -make-spool "$work/outbox" -files "$n" >/dev/null
+	# Flush the burst of new files first, so that its writeback is not
+	# charged to the drain (a real spool fills over time).
+	sync
 	local t0 t1 spid done=0
 	t0=$(date +%s.%N)
 	"$work/bin/spoolgate-sender" -config "$conf" &
@@ -148,13 +160,14 @@ drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb"
 	awk -v n="${done:-0}" -v a="$t0" -v b="$t1" -v h="$hwm" 'BEGIN {printf "%.0f %s\n", n/(b-a), h}'
 }
 sed "s/^sender.remote = .*/sender.remote = 127.0.0.1:$nport/" "$work/conf.properties" >"$work/conf-null.properties"
-drain_rate=(); null_rate=(); d10k_hwm="-"; d100k="- -"
+drain_rate=(); null_rate=(); d10k_hwm="-"; d100k="- -"; drain_per_sync="-"
 if [ -z "${SKIP_DRAIN:-}" ]; then
-	for r in $(seq 1 "$ROUNDS"); do
-		echo "round $r/$ROUNDS: draining 10,000 spool files (workers=16) into the receiver, then into the null reference" >&2
+	for r in $(seq 1 "$DRAIN_ROUNDS"); do
+		echo "round $r/$DRAIN_ROUNDS: draining 10,000 spool files (workers=16) into the receiver, then into the null reference" >&2
 		read -r f h <<<"$(drain 10000 "$work/conf.properties")"; drain_rate+=("$f"); d10k_hwm=$h
 		read -r f h <<<"$(drain 10000 "$work/conf-null.properties")"; null_rate+=("$f")
 	done
+	per_sync drain_per_sync
 	if [ -z "${SKIP_100K:-}" ]; then
 		echo "draining 100,000 spool files (workers=16) into the receiver" >&2
 		d100k=$(drain 100000 "$work/conf.properties")
@@ -179,6 +192,7 @@ printf '| %-58s | %12s | %10s | %8s |\n' "machine pauses (1 ms sleeps back >= 20
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, msg/s (fsync=always)" "$rc" "$nc" "$(ratio "$rc" "$nc")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s (fsync=always)" "$rk" "$nk" "$(ratio "$rk" "$nk")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s, against the fsync ceiling" "$rk" "$ceiling" "$(ratio "$rk" "$ceiling")"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver lines per fsync: under bench / under the sender" "$bench_per_sync / $drain_per_sync" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, p99 ms" "$(medp recv_conn)" "$(medp null_conn)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB after $idle_held idle connections" "$recv_hwm" "" ""
