@@ -176,7 +176,7 @@ fi
 recv_hwm_all=$(hwm_mb "$rpid")
 
 rc=$(med recv_conn); nc=$(med null_conn); rk=$(med recv_keep); nk=$(med null_keep)
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a/b; else print "-" }'; }
 medv() { printf '%s\n' "$@" | grep . | median | awk '{printf "%.0f", $1}' || echo "-"; }
 f10=$(medv "${drain_rate[@]}"); n10=$(medv "${null_rate[@]}")
 h10=$d10k_hwm; read -r f100 h100 <<<"$d100k"
