@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -106,7 +105,5 @@ func printResult(w io.Writer, r fmt.Stringer, asJSON bool) {
 		fmt.Fprintln(w, r)
 		return
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(r)
+	_ = writeJSON(w, r)
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
-	"spoolgate/conf"
 	"spoolgate/sender"
 )
 
@@ -18,7 +16,7 @@ import (
 // file was requeued, 1 when any was not, 2 for bad usage or a bad config.
 func runRequeue(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("requeue", stderr)
-	path := fs.String("config", "", "config file (default $SPOOLGATE_CONFIG, else /etc/spoolgate/conf.properties)")
+	path := configFlag(fs)
 	all := fs.Bool("all", false, "requeue every failed file")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	if fs.Parse(args) != nil {
@@ -29,12 +27,12 @@ func runRequeue(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	cfg, err := conf.Load(conf.Path(*path))
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
 		return 2
 	}
 	names := fs.Args()
+	var err error
 	if *all {
 		if names, err = sender.FailedFiles(cfg.Sender); err != nil {
 			fmt.Fprintln(stderr, "spoolgate requeue:", err)
@@ -64,9 +62,7 @@ func runRequeue(args []string, stdout, stderr io.Writer) int {
 		out = append(out, o)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(stdout, out); err != nil {
 			return 1
 		}
 	} else if len(res) == 0 {

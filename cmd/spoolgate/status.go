@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
-	"spoolgate/conf"
 	"spoolgate/sender"
 )
 
@@ -19,7 +17,7 @@ import (
 // bad config.
 func runStatus(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("status", stderr)
-	path := fs.String("config", "", "config file (default $SPOOLGATE_CONFIG, else /etc/spoolgate/conf.properties)")
+	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	if fs.Parse(args) != nil {
 		return 2
@@ -28,9 +26,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolgate status: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	cfg, err := conf.Load(conf.Path(*path))
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
 		return 2
 	}
 	st, err := sender.ReadStatus(cfg.Sender, time.Now())
@@ -39,9 +36,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
+		if err := writeJSON(stdout, st); err != nil {
 			fmt.Fprintln(stderr, "spoolgate status:", err)
 			return 1
 		}
