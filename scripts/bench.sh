@@ -7,6 +7,7 @@
 #   ROUNDS=5 DURATION=5s DRAIN_ROUNDS=3 scripts/bench.sh
 #   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
+#   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,9 @@ DURATION=${DURATION:-3s}
 CLIENTS=${CLIENTS:-16}
 IDLE=${IDLE:-5000}
 DRAIN_ROUNDS=${DRAIN_ROUNDS:-2}
+SMALL=${DRAIN_FILES:-10000}     # the drain run DRAIN_ROUNDS times, into the receiver and the null reference
+BIG=${BIG_DRAIN_FILES:-100000}  # the drain run once, into the receiver
+IDLE_HOLD=${IDLE_HOLD:-5s}
 
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -121,7 +125,7 @@ med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f"
 medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
 
 echo "holding $IDLE idle connections to the receiver" >&2
-"$sg" bench -addr "127.0.0.1:$rport" -idle "$IDLE" -d 5s >"$work/idle.out" &
+"$sg" bench -addr "127.0.0.1:$rport" -idle "$IDLE" -d "$IDLE_HOLD" >"$work/idle.out" &
 ipid=$!; pids+=("$ipid")
 wait "$ipid" || true
 idle_held=$(awk '{print $2}' "$work/idle.out")
@@ -163,14 +167,14 @@ sed "s/^sender.remote = .*/sender.remote = 127.0.0.1:$nport/" "$work/conf.proper
 drain_rate=(); null_rate=(); d10k_hwm="-"; d100k="- -"; drain_per_sync="-"
 if [ -z "${SKIP_DRAIN:-}" ]; then
 	for r in $(seq 1 "$DRAIN_ROUNDS"); do
-		echo "round $r/$DRAIN_ROUNDS: draining 10,000 spool files (workers=16) into the receiver, then into the null reference" >&2
-		read -r f h <<<"$(drain 10000 "$work/conf.properties")"; drain_rate+=("$f"); d10k_hwm=$h
-		read -r f h <<<"$(drain 10000 "$work/conf-null.properties")"; null_rate+=("$f")
+		echo "round $r/$DRAIN_ROUNDS: draining $SMALL spool files (workers=16) into the receiver, then into the null reference" >&2
+		read -r f h <<<"$(drain "$SMALL" "$work/conf.properties")"; drain_rate+=("$f"); d10k_hwm=$h
+		read -r f h <<<"$(drain "$SMALL" "$work/conf-null.properties")"; null_rate+=("$f")
 	done
 	per_sync drain_per_sync
 	if [ -z "${SKIP_100K:-}" ]; then
-		echo "draining 100,000 spool files (workers=16) into the receiver" >&2
-		d100k=$(drain 100000 "$work/conf.properties")
+		echo "draining $BIG spool files (workers=16) into the receiver" >&2
+		d100k=$(drain "$BIG" "$work/conf.properties")
 	fi
 fi
 recv_hwm_all=$(hwm_mb "$rpid")
@@ -196,7 +200,7 @@ printf '| %-58s | %12s | %10s | %8s |\n' "receiver lines per fsync: under bench 
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, p99 ms" "$(medp recv_conn)" "$(medp null_conn)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB after $idle_held idle connections" "$recv_hwm" "" ""
-printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 10,000 files, workers=16, files/s" "$f10" "$n10" "$(ratio "$f10" "$n10")"
-printf '| %-58s | %12s | %10s | %8s |\n' "sender drain 100,000 files, files/s" "$f100" "$f10" "$(ratio "$f100" "$f10")"
-printf '| %-58s | %12s | %10s | %8s |\n' "sender peak RSS MB (10,000 / 100,000)" "$h10 / $h100" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "sender drain $SMALL files, workers=16, files/s" "$f10" "$n10" "$(ratio "$f10" "$n10")"
+printf '| %-58s | %12s | %10s | %8s |\n' "sender drain $BIG files, files/s" "$f100" "$f10" "$(ratio "$f100" "$f10")"
+printf '| %-58s | %12s | %10s | %8s |\n' "sender peak RSS MB ($SMALL / $BIG files)" "$h10 / $h100" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB, whole run" "$recv_hwm_all" "" ""

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1022,4 +1023,38 @@ func TestHotReload(t *testing.T) {
 			t.Errorf("exit %d, want 0", code)
 		}
 	})
+}
+
+// TestBenchScript: a small run of scripts/bench.sh prints every row of its
+// table with figures, reports no trouble, and leaves nothing behind.
+func TestBenchScript(t *testing.T) {
+	tmp := t.TempDir()
+	env := append(os.Environ(), "TMPDIR="+tmp, "ROUNDS=1", "DURATION=200ms", "IDLE=50", "IDLE_HOLD=1s",
+		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400")
+	out, code := script(t, env, "bench.sh")
+	if code != 0 {
+		t.Fatalf("bench.sh exit %d", code)
+	}
+	if strings.Contains(out, "bench.sh:") {
+		t.Fatalf("bench.sh reported trouble:\n%s", out)
+	}
+	num := `[0-9][0-9.]*`
+	for _, row := range []string{
+		`this disk: fsyncs/s, one writer \(p50 ms\) +\| +` + num + ` \(` + num + `\)`,
+		`fsync ceiling at 16 clients, msg/s .*\| +` + num + ` +\|`,
+		`receiver, one connection per message, msg/s \(fsync=always\) +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`receiver, keep-alive, msg/s \(fsync=always\) +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`receiver lines per fsync: under bench / under the sender +\| +` + num + ` / ` + num + ` +\|`,
+		`receiver peak RSS MB after 50 idle connections +\| +` + num + ` +\|`,
+		`sender drain 200 files, workers=16, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`sender drain 400 files, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`sender peak RSS MB \(200 / 400 files\) +\| +` + num + ` / ` + num + ` +\|`,
+	} {
+		if !regexp.MustCompile(row).MatchString(out) {
+			t.Errorf("no row matching %q", row)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Errorf("left behind in TMPDIR: %v", ents)
+	}
 }
