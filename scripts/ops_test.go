@@ -813,17 +813,7 @@ func sendOne(addr string, pno int, msg []byte) sent {
 func TestZeroDowntimeRestart(t *testing.T) {
 	dir := t.TempDir()
 	c := newConfig(t, dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // the socket unit's socket
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	addr := ln.Addr().String()
+	addr, f := e2e.ActivationSocket(t) // the socket unit's socket
 
 	first := startActivated(t, "receiver-1", c.path, f)
 	e2e.WaitFor(t, 30*time.Second, "the first receiver ready", func() bool { return ready(c.rAdmin) })

@@ -477,16 +477,7 @@ func rssKB(t *testing.T, pid int, field string) int {
 func TestSocketActivation(t *testing.T) {
 	dir := t.TempDir()
 	path := config(t, dir, "receiver.listen = 127.0.0.1:1") // must be ignored
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	addr, f := e2e.ActivationSocket(t)
 	notifyPath := filepath.Join(dir, "notify.sock")
 	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
 	if err != nil {
@@ -526,8 +517,8 @@ func TestSocketActivation(t *testing.T) {
 	}
 	p := start(t, path, activate)
 	expect("READY=1")
-	if p.addr != ln.Addr().String() {
-		t.Fatalf("listening on %s, want the passed socket %s", p.addr, ln.Addr())
+	if p.addr != addr {
+		t.Fatalf("listening on %s, want the passed socket %s", p.addr, addr)
 	}
 	if code := sendOne(t, p.addr, msg(t, "000000001", "activated")); code != 200 {
 		t.Fatalf("code %d", code)
@@ -539,7 +530,7 @@ func TestSocketActivation(t *testing.T) {
 	}
 
 	// No receiver runs: the kernel queues the connection on the socket.
-	waiting, err := dial(ln.Addr().String())
+	waiting, err := dial(addr)
 	if err != nil {
 		t.Fatalf("connect while stopped refused: %v", err)
 	}

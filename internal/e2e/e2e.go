@@ -235,3 +235,21 @@ func HTTPGet(url string) (code int, body string, err error) {
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
 }
+
+// ActivationSocket listens on a free loopback port, as a systemd socket
+// unit would, and returns its address and a dup of its file descriptor to
+// pass to a daemon (as fd 3). Both are closed when the test ends.
+func ActivationSocket(t testing.TB) (string, *os.File) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return ln.Addr().String(), f
+}
