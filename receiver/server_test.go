@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -770,4 +772,94 @@ func TestHandleAllocs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSyncFailureAnswers500: when the store cannot make a line durable the
+// reply is 500, counted, nothing of it stays stored, /readyz-style Ready
+// fails, and the next message after recovery is stored with a 200. Needs no
+// root (the sync is injected; TestStoreUnavailable covers real full and
+// read-only file systems).
+func TestSyncFailureAnswers500(t *testing.T) {
+	var fail atomic.Bool
+	cfg := testConfig(t)
+	ts := startServer(t, Options{Config: cfg, storeHooks: storeHooks{sync: func(f *os.File) error {
+		if fail.Load() {
+			return errors.New("injected: disk gone")
+		}
+		return f.Sync()
+	}}})
+	fail.Store(true)
+	if code := send(t, ts.addr, req(t, "000000001", "lost")); code != 500 {
+		t.Fatalf("code %d, want 500", code)
+	}
+	if n := metric(t, ts.reg, "spoolgate_receiver_messages_total", "code=500"); n != 1 {
+		t.Fatalf("500s counted %v", n)
+	}
+	if ts.srv.Ready() == nil {
+		t.Fatal("Ready while the store fails")
+	}
+	fail.Store(false)
+	if code := send(t, ts.addr, req(t, "000000002", "kept")); code != 200 {
+		t.Fatalf("after recovery: code %d", code)
+	}
+	ts.stop(t)
+	got := storedLines(t, cfg.DataDir)
+	if len(got) != 1 || !strings.Contains(got[0], "|000000002|") {
+		t.Fatalf("stored %q, want only the second message", got)
+	}
+}
+
+// TestGracefulCloseAfterOversized: after the 400 to a message longer than
+// max_message_bytes the receiver half-closes and drains what the peer still
+// sends, so the peer reads its 400 and then EOF, never a reset, even with
+// unread input left on the server side; and the drain is bounded, so a peer
+// that never stops writing does not hold the connection.
+func TestGracefulCloseAfterOversized(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxMessageBytes = 128
+	ts := startServer(t, Options{Config: cfg})
+	c := dial(t, ts.addr)
+	// Far more than the server's read buffer, in one write: unread input
+	// stays on the server's socket when it gives up on the message.
+	big := append(bytes.Repeat([]byte("x"), 32<<10), '\n')
+	if _, err := c.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	// Keep writing, as a peer that has not read its reply yet would.
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		chunk := bytes.Repeat([]byte("y"), 4096)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := c.Write(chunk); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	all, err := io.ReadAll(c)
+	close(stop)
+	<-writerDone
+	if err != nil {
+		t.Fatalf("read after the 400: %v (want the reply, then EOF)", err)
+	}
+	r, perr := protocol.ParseReply(bytes.TrimSuffix(all, []byte("\n")))
+	if perr != nil || r.Code != 400 {
+		t.Fatalf("got %q (%v), want one 400 reply", all, perr)
+	}
+	// The server's discard is bounded by lingerTime and lingerBytes.
+	if took := time.Since(start); took > lingerTime+5*time.Second {
+		t.Fatalf("connection held %v by a peer that keeps writing", took)
+	}
+	e2e.WaitFor(t, 5*time.Second, "the connection freed", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_connections") == 0
+	})
 }
