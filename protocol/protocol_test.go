@@ -202,7 +202,8 @@ func TestReplies(t *testing.T) {
 	}
 	for _, bad := range []string{"", "0038|RES|000000123|20261121093001", "0037|RES|000000123|20261121093001|200",
 		"0038|REQ|000000123|20261121093001|200", "0038|RES|00000012x|20261121093001|200", "0038|RES|000000123|20261121253001|200",
-		"0038|RES|000000123|20261121093001|2x0"} {
+		"0038|RES|000000123|20261121093001|2x0", "0042|RES|000000123|20261121093001|200|", "0046|RES|000000123|20261121093001|200|xyz",
+		"0034|RES|000000123|20261121093001|"} {
 		if _, err := ParseReply([]byte(bad)); err == nil {
 			t.Errorf("ParseReply(%q) accepted", bad)
 		}
@@ -293,6 +294,14 @@ func TestReader(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestParseReplyAllocs(t *testing.T) {
+	line := AppendReply(nil, []byte("000000123"), time.Now(), CodeOK)
+	// The sender parses one reply per message: only the process_no string.
+	if n := testing.AllocsPerRun(100, func() { _, _ = ParseReply(line) }); n > 1 {
+		t.Fatalf("ParseReply allocates %v times", n)
 	}
 }
 

@@ -50,9 +50,18 @@ var replyTime = [...]timeTok{{unit: 'y', n: 4}, {unit: 'M', off: 4, n: 2}, {unit
 // length field, RES, a 9-digit process_no, the time and a 3-digit code.
 func ParseReply(line []byte) (Reply, error) {
 	line = bytes.TrimSuffix(line, []byte{'\n'})
-	parts := bytes.Split(line, []byte{'|'})
-	if len(parts) != 5 {
-		return Reply{}, fmt.Errorf("parse reply %q: %d fields, want 5", line, len(parts))
+	var parts [5][]byte // one reply per message: no slice from bytes.Split
+	n, rest := 0, line
+	for ; n < len(parts); n++ {
+		f, r, more := bytes.Cut(rest, []byte{'|'})
+		parts[n], rest = f, r
+		if !more {
+			n++
+			break
+		}
+	}
+	if n != len(parts) || rest != nil {
+		return Reply{}, fmt.Errorf("parse reply %q: %d fields, want 5", line, bytes.Count(line, []byte{'|'})+1)
 	}
 	if !allDigits(parts[0], 4) || atoi(parts[0]) != len(line)+1 {
 		return Reply{}, fmt.Errorf("parse reply %q: bad length field", line)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -107,7 +108,9 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 		case lineDelivered:
 			s.delivered.Add(1)
 			s.m.delivered.Inc()
-			s.log.Debug("delivered", "name", name, "line", lineNo, "remote", r.remote, "attempts", r.attempts)
+			if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments escape: no cost per line at info
+				s.log.Debug("delivered", "name", name, "line", lineNo, "remote", r.remote, "attempts", r.attempts)
+			}
 		case lineRejected:
 			s.rejected.Add(1)
 			s.m.rejected.Inc()
