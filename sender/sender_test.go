@@ -488,3 +488,61 @@ func TestFailbackToPrimary(t *testing.T) {
 		return len(p.messages()) > 0
 	})
 }
+
+// TestRemoteDropsConnection: a remote that reads the message and then
+// closes the connection without a reply (a plain close: EOF; or a reset)
+// makes the attempt fail as conn_error; it is retried on a new connection,
+// and after the retries the file goes to failed_dir with the reason. Never
+// reported delivered.
+func TestRemoteDropsConnection(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got atomic.Int32
+			var wg sync.WaitGroup
+			t.Cleanup(func() { ln.Close(); wg.Wait() })
+			wg.Go(func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					wg.Go(func() {
+						defer c.Close()
+						c.SetReadDeadline(time.Now().Add(5 * time.Second))
+						if _, err := bufio.NewReader(c).ReadBytes('\n'); err != nil {
+							return
+						}
+						got.Add(1)
+						if reset {
+							c.(*net.TCPConn).SetLinger(0) // close sends RST
+						}
+					})
+				}
+			})
+			c := testConf(t, ln.Addr().String())
+			c.Retries = 2
+			s, _ := runSender(t, c, nil)
+			drop(t, c.SpoolDir, "f1.txt", body(1)+"\n", time.Time{})
+			e2e.WaitFor(t, 10*time.Second, "the file failed", func() bool { return len(visible(t, c.FailedDir)) == 2 })
+			reason, err := os.ReadFile(filepath.Join(c.FailedDir, "f1.txt.reason"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"attempts: 3", resultConnError} {
+				if !strings.Contains(string(reason), want) {
+					t.Errorf("reason lacks %q:\n%s", want, reason)
+				}
+			}
+			if n := got.Load(); n < 3 {
+				t.Errorf("the remote read %d copies, want at least 3 (one per attempt)", n)
+			}
+			if d := value(s.m.delivered); d != 0 {
+				t.Errorf("delivered = %v", d)
+			}
+		})
+	}
+}
