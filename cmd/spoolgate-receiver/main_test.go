@@ -554,3 +554,38 @@ func TestSocketActivation(t *testing.T) {
 		t.Fatalf("stored %d lines", len(lines))
 	}
 }
+
+// TestSpecFromConfig: the request spec is configuration. A receiver whose
+// conf.properties lists other fields accepts and stores messages of that
+// spec and answers 400 to the default one.
+func TestSpecFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := config(t, dir,
+		"protocol.request.fields = length,type,process_no,org_code,note",
+		"protocol.request.field.length = length 4",
+		"protocol.request.field.type = const PING",
+		"protocol.request.field.process_no = digits 9",
+		"protocol.request.field.org_code = class A-Z 2..5",
+		"protocol.request.field.note = text 0..20",
+	)
+	p := start(t, path, nil)
+	ping := func(body string) []byte { return fmt.Appendf(nil, "%04d|%s\n", len(body)+6, body) }
+	good := ping("PING|000000001|ABC|hello")
+	if code := sendOne(t, p.addr, good); code != 200 {
+		t.Fatalf("message of the configured spec: %d, want 200", code)
+	}
+	if code := sendOne(t, p.addr, ping("PING|000000002|ABC|far too long a note for the rule")); code != 400 {
+		t.Fatalf("note over 20 bytes: %d, want 400", code)
+	}
+	if code := sendOne(t, p.addr, msg(t, "000000003", "default spec")); code != 400 {
+		t.Fatalf("message of the default spec: %d, want 400", code)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	lines := requestLines(t, filepath.Join(dir, "data"), true)
+	if len(lines) != 1 || lines[string(good)] != 1 {
+		t.Fatalf("stored %v, want only %q", lines, good)
+	}
+}
