@@ -546,3 +546,16 @@ func TestRemoteDropsConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestEventPickup: with rescans an hour apart, a file dropped into the
+// spool after the start is found through its fsnotify event.
+func TestEventPickup(t *testing.T) {
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	c.ScanInterval = time.Hour
+	s, _ := runSender(t, c, nil)
+	<-s.Started()
+	drop(t, c.SpoolDir, "late.txt", body(7)+"\n", time.Time{})
+	e2e.WaitFor(t, 5*time.Second, "the file delivered", func() bool { return len(r.messages()) == 1 })
+	e2e.WaitFor(t, 5*time.Second, "the spool empty", func() bool { return len(visible(t, c.SpoolDir)) == 0 })
+}
