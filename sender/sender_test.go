@@ -362,7 +362,13 @@ func TestReloadLowersWorkers(t *testing.T) {
 	c.Workers = 1
 	s.Reload(c)
 	e2e.WaitFor(t, 10*time.Second, "1 in flight", func() bool { return s.slots.inUse() <= 1 })
-	r.resetMax()
+	// The connections the pool closed are open at the remote until it
+	// reads their EOF: wait for that before counting.
+	e2e.WaitFor(t, 10*time.Second, "the remote to see 1 connection", func() bool {
+		r.resetMax()
+		maxOpen, _, _ := r.stats()
+		return maxOpen <= 1
+	})
 	n := len(r.messages())
 	e2e.WaitFor(t, 10*time.Second, "10 more delivered", func() bool { return len(r.messages()) >= n+10 })
 	if maxOpen, maxBusy, _ := r.stats(); maxBusy > 1 || maxOpen > 1 {
