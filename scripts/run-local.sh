@@ -83,9 +83,13 @@ fi
 
 # Sample result files: one line each, a valid result without the length
 # field (the sender adds it). Each run uses new process numbers, so the
-# receiver's duplicate window does not swallow a re-run's samples.
+# receiver's duplicate window does not swallow a re-run's samples: the next
+# thousand after the highest sample number already in the request files
+# (the files the duplicate window is rebuilt from), so two runs in the same
+# second do not collide.
 now=$(date +%Y%m%d%H%M%S)
-base=$(($(date +%s) % 1000000 * 1000))
+last=$(cat var/request/*_request.txt* 2>/dev/null | sed -n 's/^[0-9]\{4\}|REQ|\([0-9]\{9\}\)|[0-9]*|ORG01|SV01|SAMPLE-.*/\1/p' | sort -n | tail -n 1 || true)
+base=$(((10#${last:-0} / 1000 + 1) * 1000 % 1000000000))
 pnos=()
 for ((i = 1; i <= samples; i++)); do
 	pno=$(printf '%09d' $((base + i)))

@@ -115,7 +115,9 @@ alive() {
 	if [ -r "/proc/$pid/stat" ]; then
 		state=$(sed 's/^.*) \(.\).*/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
 		[ "$state" != Z ] || return 1
-		tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$name" || return 1
+		# The redirection's own error (the process just exited) is silenced
+		# too: 2>/dev/null comes first.
+		{ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q -- "$name" || return 1
 		return 0
 	fi
 	kill -0 "$pid" 2>/dev/null
@@ -229,6 +231,12 @@ stop_one() {
 	while alive "$pid" "spoolgate-$d"; do
 		if [ "$SECONDS" -ge "$deadline" ]; then
 			kill -KILL "$pid" 2>/dev/null || true
+			# SIGKILL is not instant: report it only once the process is gone.
+			local kdeadline=$((SECONDS + 10))
+			while alive "$pid" "spoolgate-$d" && [ "$SECONDS" -lt "$kdeadline" ]; do sleep 0.1; done
+			if alive "$pid" "spoolgate-$d"; then
+				die "spoolgate-$d (pid $pid) survived SIGKILL for 10s"
+			fi
 			say "spoolgate-$d: did not stop within ${limit}s: killed (pid $pid)" >&2
 			break
 		fi
