@@ -58,6 +58,11 @@ type Config struct {
 	Protocol        Protocol
 	ShutdownTimeout time.Duration // graceful drain on SIGTERM
 	AdminPprof      bool          // serve /debug/pprof on the admin addresses
+
+	// Warnings are one-line messages about the environment that do not
+	// stop start-up: a SPOOLGATE_* variable that sets no key (a typo of an
+	// override). The daemons log them at start; spoolgate check prints them.
+	Warnings []string
 }
 
 // Receiver holds the receiver.* keys.
@@ -125,12 +130,18 @@ type Protocol struct {
 //	conf.properties: receiver.read_timeout = "5": a duration needs a unit, e.g. 5s
 type Error struct {
 	// File is where the value came from: the base name of the config file,
-	// or $SPOOLGATE_… when an environment variable set it.
+	// or $SPOOLGATE_… when an environment variable set it; the whole path
+	// when the file itself cannot be used (missing, not a regular file,
+	// too big).
 	File  string
-	Key   string // the key, lower case; "" for a syntax error of the file
+	Key   string // the key, lower case; "" for a problem of the file itself
 	Value string // the value as given
 	Want  string // what is expected
+	Err   error  // the underlying error, if any (a missing file: fs.ErrNotExist)
 }
+
+// Unwrap returns the underlying error, or nil.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Error returns the one-line message.
 func (e *Error) Error() string {
@@ -145,13 +156,16 @@ func (e *Error) Error() string {
 }
 
 // Load reads the file at path, applies defaults and SPOOLGATE_* environment
-// overrides, and validates every value. A problem with a key or value is
-// returned as an *Error (use errors.As); a file that cannot be read is a
-// plain wrapped error. Load is safe for concurrent use.
+// overrides, and validates every value, the TLS files (they load, the key
+// matches the certificate) and that no two listen addresses share a port.
+// Every problem is returned as an *Error (use errors.As), including a file
+// that cannot be read, is not a regular file or is larger than
+// MaxFileBytes. Environment variables that set no key are reported in
+// Config.Warnings. Load is safe for concurrent use.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
 	return load(path, data, true)
 }
@@ -191,7 +205,7 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 	for _, k := range keys {
 		v.SetDefault(k.name, k.def)
 	}
-	l := &loader{v: v, file: file, useEnv: useEnv, set: map[string]string{}}
+	l := &loader{v: v, file: file, useEnv: useEnv, set: map[string]string{}, bound: map[string]bool{}}
 	if useEnv {
 		for _, k := range keys {
 			l.bindEnv(k.name)
@@ -215,8 +229,12 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 	l.log(c)
 	c.ShutdownTimeout = l.duration("shutdown_timeout", true)
 	c.AdminPprof = l.boolean("admin.pprof")
+	l.distinctPorts(c)
 	if l.err != nil {
 		return nil, l.err
+	}
+	if useEnv {
+		c.Warnings = l.envWarnings()
 	}
 	return c, nil
 }
@@ -233,10 +251,12 @@ type loader struct {
 	useEnv  bool
 	set     map[string]string // keys the file sets
 	entries []entry           // the same, in file order
+	bound   map[string]bool   // the environment variables bound to a key
 	err     *Error
 }
 
 func (l *loader) bindEnv(key string) {
+	l.bound[envName(key)] = true
 	_ = l.v.BindEnv(key, envName(key)) // fails only without a key
 }
 
@@ -451,6 +471,8 @@ func (l *loader) receiver(c *Config) {
 	case r.TLS.ClientCA != "" && r.TLS.Cert == "":
 		l.fail("receiver.tls.cert", "", "required with receiver.tls.client_ca (mutual TLS needs TLS)")
 	}
+	l.keyPair("receiver.tls.cert", "receiver.tls.key")
+	l.caFile("receiver.tls.client_ca")
 	r.AdminListen = l.listen("receiver.admin_listen", true)
 }
 
@@ -533,13 +555,15 @@ func (l *loader) sender(c *Config) {
 	case s.TLS.Key != "" && s.TLS.Cert == "":
 		l.fail("sender.tls.cert", "", "set together with sender.tls.key")
 	}
+	l.caFile("sender.tls.ca")
+	l.keyPair("sender.tls.cert", "sender.tls.key")
 	s.AdminListen = l.listen("sender.admin_listen", true)
 }
 
 func (l *loader) log(c *Config) {
 	g := &c.Log
 	g.Dir = l.dir("log.dir", false)
-	g.Level = l.oneOf("log.level", "debug", "info", "warn", "error")
+	g.Level = l.level("log.level")
 	g.Format = l.oneOf("log.format", "text", "json")
 	g.MaxSizeMB = l.integer("log.max_size_mb", 1, -1)
 	g.MaxBackups = l.integer("log.max_backups", 0, -1)

@@ -2,12 +2,14 @@ package conf
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,10 +20,11 @@ import (
 
 func TestMain(m *testing.M) {
 	// The tests set what they need; nothing from the caller's environment.
-	for _, k := range keys {
-		os.Unsetenv(envName(k.name))
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(strings.ToUpper(name), "SPOOLGATE_") && name != "SPOOLGATE_UPDATE_README" {
+			os.Unsetenv(name)
+		}
 	}
-	os.Unsetenv(EnvConfig)
 	goleak.VerifyTestMain(m)
 }
 
@@ -259,6 +262,14 @@ func TestBadFiles(t *testing.T) {
 		{"bad_tls_half", `receiver.tls.key = "": set together with receiver.tls.cert`},
 		{"bad_tls_client_ca_alone", `receiver.tls.cert = "": required with receiver.tls.client_ca (mutual TLS needs TLS)`},
 		{"bad_tls_missing_file", `sender.tls.ca = "testdata/tls/nope.pem": a readable file (no such file or directory)`},
+		{"bad_tls_key_mismatch", `receiver.tls.key = "testdata/tls/other_key.pem": the PEM private key of receiver.tls.cert (tls: private key does not match public key)`},
+		{"bad_tls_key_is_cert", `sender.tls.key = "testdata/tls/cert.pem": the PEM private key of sender.tls.cert (tls: found a certificate rather than a key in the PEM for the private key)`},
+		{"bad_tls_cert_not_pem", `sender.tls.cert = "testdata/tls/not_pem.txt": a PEM certificate (no CERTIFICATE block found)`},
+		{"bad_tls_client_ca_not_pem", `receiver.tls.client_ca = "testdata/tls/not_pem.txt": a file of PEM CA certificates (none found)`},
+		{"bad_tls_ca_is_key", `sender.tls.ca = "testdata/tls/key.pem": a file of PEM CA certificates (none found)`},
+		{"bad_listen_is_admin", `receiver.listen = "127.0.0.1:9011": an address other than receiver.admin_listen (127.0.0.1:9011): both listen on this host and cannot share a port`},
+		{"bad_sender_admin_in_listen", `receiver.listen = "0.0.0.0:9012": an address other than sender.admin_listen (127.0.0.1:9012): both listen on this host and cannot share a port`},
+		{"bad_admin_wildcard_v6", `receiver.admin_listen = "[::]:9012": an address other than sender.admin_listen (127.0.0.1:9012): both listen on this host and cannot share a port`},
 		{"bad_data_dir_empty", `receiver.data_dir = "": a directory path`},
 		{"bad_same_dirs", `sender.failed_dir = "/srv/spool/": a directory other than sender.spool_dir`},
 		{"bad_spool_is_data_dir", `sender.spool_dir = "/srv/gate": a directory other than receiver.data_dir`},
@@ -297,15 +308,72 @@ func TestBadFiles(t *testing.T) {
 	}
 }
 
-func TestUnreadableFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "missing.properties")
-	_, err := Load(p)
-	var ce *Error
-	if err == nil || errors.As(err, &ce) || !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("error %v, want a wrapped not-exist error", err)
+// TestConfigFileKinds: a config path that is missing, not a regular file
+// or too big is an *Error (exit 2) naming the whole path, and Load returns
+// at once: a FIFO without a writer does not block it, /dev/zero is not read
+// until memory runs out.
+func TestConfigFileKinds(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.properties")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if want := "read config: open " + p + ": no such file or directory"; err.Error() != want {
-		t.Errorf("error %q, want %q", err, want)
+	big := write(t, "big.properties", strings.Repeat("# a comment line of 32 bytes...\n", MaxFileBytes/32+1))
+	limit := write(t, "limit.properties", "sender.workers = 2\n"+strings.Repeat("#", MaxFileBytes-len("sender.workers = 2\n")))
+	link := filepath.Join(dir, "link.properties")
+	if err := os.Symlink(limit, link); err != nil {
+		t.Fatal(err)
+	}
+	noRead := write(t, "noread.properties", "")
+	if err := os.Chmod(noRead, 0); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, want string // want "" loads
+		notExist         bool
+	}{
+		{"missing", filepath.Join(dir, "missing.properties"), "cannot read the config file: no such file or directory", true},
+		{"missing dir", filepath.Join(dir, "nodir", "conf.properties"), "cannot read the config file: no such file or directory", true},
+		{"fifo", fifo, "the config file must be a regular file, not a named pipe (FIFO)", false},
+		{"dev zero", "/dev/zero", "the config file must be a regular file, not a character device", false},
+		{"directory", dir, "the config file must be a regular file, not a directory", false},
+		{"too big", big, fmt.Sprintf("the config file is larger than 1 MiB (%d bytes): is this the right file?", (MaxFileBytes/32+1)*32), false},
+		{"exactly 1 MiB", limit, "", false},
+		{"symlink to a file", link, "", false},
+	}
+	if os.Geteuid() != 0 { // root reads any file
+		tests = append(tests, struct {
+			name, path, want string
+			notExist         bool
+		}{"unreadable", noRead, "cannot read the config file: permission denied", false})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { _, err := Load(tt.path); done <- err }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Load did not return within 10s")
+			}
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v (%T), want a *conf.Error", err, err)
+			}
+			if want := tt.path + ": " + tt.want; err.Error() != want {
+				t.Errorf("error\n%s\nwant\n%s", err, want)
+			}
+			if errors.Is(err, os.ErrNotExist) != tt.notExist {
+				t.Errorf("errors.Is(err, os.ErrNotExist) = %v", !tt.notExist)
+			}
+		})
 	}
 }
 
@@ -461,5 +529,68 @@ func TestErrorOneLine(t *testing.T) {
 	}
 	if want := `x.properties: "we\nird" = "va\nlue": unknown key`; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// TestEnvWarnings: a SPOOLGATE_* variable that overrides no key is a
+// warning (a typo of an override), with the nearest name when one is close;
+// the variables of the scripts and the bound overrides are not.
+func TestEnvWarnings(t *testing.T) {
+	file := "protocol.request.fields = length,type,process_no,org_code\nprotocol.request.field.length = length 4\n" +
+		"protocol.request.field.type = const REQ\nprotocol.request.field.process_no = digits 9\nprotocol.request.field.org_code = class A-Z 2..4\n"
+	p := write(t, "conf.properties", file)
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"none", nil, nil},
+		{"overrides and script variables are fine", map[string]string{
+			"SPOOLGATE_SENDER_REMOTE": "10.1.2.3:9010", "SPOOLGATE_LOG_DIR": "", "SPOOLGATE_PROTOCOL_REQUEST_FIELD_TYPE": "const REQ",
+			"SPOOLGATE_CONFIG": "/x", "SPOOLGATE_HOME": "/", "SPOOLGATE_BIN": "/b", "SPOOLGATE_RUN_DIR": "/run/x", "SPOOLGATE_USER": "u",
+			"SPOOLGATE_DAEMONS": "receiver", "SPOOLGATE_START_TIMEOUT": "5", "SPOOLGATE_DEFAULTS": "/etc/default/spoolgate",
+		}, nil},
+		{"typo", map[string]string{"SPOOLGATE_SENDER_REMOTEE": "10.1.2.3:9010"},
+			[]string{"$SPOOLGATE_SENDER_REMOTEE is set but is no configuration key: ignored (did you mean SPOOLGATE_SENDER_REMOTE?)"}},
+		{"lower case", map[string]string{"spoolgate_log_level": "debug"},
+			[]string{"$spoolgate_log_level is set but is no configuration key: ignored (did you mean SPOOLGATE_LOG_LEVEL?)"}},
+		{"far from any key", map[string]string{"SPOOLGATE_FROBNICATE": "1"},
+			[]string{"$SPOOLGATE_FROBNICATE is set but is no configuration key: ignored"}},
+		{"rule of an unlisted field", map[string]string{"SPOOLGATE_PROTOCOL_REQUEST_FIELD_PAYLOAD": "text 0..10"},
+			[]string{"$SPOOLGATE_PROTOCOL_REQUEST_FIELD_PAYLOAD is set but is no configuration key: ignored"}},
+		{"sorted", map[string]string{"SPOOLGATE_B_X": "1", "SPOOLGATE_A_X": "1"}, []string{
+			"$SPOOLGATE_A_X is set but is no configuration key: ignored", "$SPOOLGATE_B_X is set but is no configuration key: ignored"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			c, err := Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.Warnings, tt.want) {
+				t.Errorf("warnings\n%q\nwant\n%q", c.Warnings, tt.want)
+			}
+		})
+	}
+	t.Setenv("SPOOLGATE_FROBNICATE", "1")
+	if w := Default().Warnings; w != nil {
+		t.Errorf("Default() reads no environment, warnings %q", w)
+	}
+}
+
+// TestLogLevelWarning: "warning", as the log lines name the level, is
+// accepted as warn, in any case.
+func TestLogLevelWarning(t *testing.T) {
+	for _, v := range []string{"warning", "WARNING", "Warn"} {
+		c, err := Load(write(t, "conf.properties", "log.level = "+v+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Log.Level != "warn" {
+			t.Errorf("log.level = %s: Level %q, want warn", v, c.Log.Level)
+		}
 	}
 }
