@@ -108,6 +108,10 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("logging: level %q: want debug, info, warn or error", s)
 }
 
+// FileMode is the mode of new log files: readable by the spoolgate group
+// (the downstream workflow's accounts, monitoring), not by others.
+const FileMode = 0o640
+
 // openFile opens the lumberjack log file, wrapped for daily rotation.
 func openFile(cfg conf.Log, daemon string, now func() time.Time) (io.WriteCloser, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -124,48 +128,91 @@ func openFile(cfg conf.Log, daemon string, now func() time.Time) (io.WriteCloser
 	if _, err := lj.Write(nil); err != nil { // open now to fail early
 		return nil, fmt.Errorf("logging: open %s: %w", lj.Filename, err)
 	}
-	if !cfg.RotateDaily {
-		return lj, nil
+	if err := groupReadable(lj.Filename); err != nil {
+		_ = lj.Close()
+		return nil, err
 	}
-	d := &daily{lj: lj, now: now}
-	// A file last written before today is rotated by the first record, so a
-	// restart after midnight does not mix days.
-	start := now()
-	if fi, err := os.Stat(lj.Filename); err == nil && fi.Size() > 0 && fi.ModTime().Before(start) {
-		start = fi.ModTime()
+	r := &rotating{lj: lj, now: now, max: int64(cfg.MaxSizeMB) * 1024 * 1024}
+	fi, err := os.Stat(lj.Filename)
+	if err != nil {
+		_ = lj.Close()
+		return nil, fmt.Errorf("logging: %w", err)
 	}
-	d.next = nextMidnight(start)
-	return d, nil
+	r.size = fi.Size()
+	if cfg.RotateDaily {
+		// A file last written before today is rotated by the first record,
+		// so a restart after midnight does not mix days.
+		start := now()
+		if fi.Size() > 0 && fi.ModTime().Before(start) {
+			start = fi.ModTime()
+		}
+		r.next = nextMidnight(start)
+	}
+	return r, nil
 }
 
-// daily rotates a lumberjack log at local midnight: each Write compares the
-// clock with the next midnight, which costs one time comparison.
-type daily struct {
+// groupReadable gives the log file at path its group's read bit when it
+// lacks it: lumberjack creates a file 0600 (so does an older version of
+// spoolgate), which makes it FileMode.
+func groupReadable(path string) error {
+	fi, err := os.Stat(path)
+	if err == nil && fi.Mode().Perm()&0o040 == 0 {
+		err = os.Chmod(path, fi.Mode().Perm()|0o040)
+	}
+	if err != nil {
+		return fmt.Errorf("logging: %w", err)
+	}
+	return nil
+}
+
+// rotating rotates a lumberjack log by size and, with log.rotate_daily, at
+// local midnight, and keeps each new file readable by the group.
+// lumberjack creates a rotated file with the mode of the old one filtered
+// by the umask (a umask of 077 makes it 0600), so the size check is done
+// here, before lumberjack would do it, and each new file is fixed. A Write costs one time
+// comparison and one addition. (The .gz files lumberjack compresses in the
+// background take the backup's mode filtered by the umask: 0640 under the
+// units' UMask=0027 and the usual 0022.)
+type rotating struct {
 	mu   sync.Mutex
 	lj   *lumberjack.Logger
 	now  func() time.Time
-	next time.Time
+	next time.Time // the next midnight; zero: no daily rotation
+	max  int64     // bytes
+	size int64     // of the current file, as written through here
 }
 
 // Write writes p, first rotating the file when local midnight has passed
-// since the last rotation. A failed rotation is returned but p is written
-// anyway.
-func (d *daily) Write(p []byte) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// since the last rotation or when p would take it over the maximum size. A
+// failed rotation is returned but p is written anyway.
+func (r *rotating) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var rerr error
-	if t := d.now(); !t.Before(d.next) {
-		d.next = nextMidnight(t)
-		if err := d.lj.Rotate(); err != nil {
-			rerr = fmt.Errorf("logging: rotate at midnight: %w", err)
+	if !r.next.IsZero() {
+		if t := r.now(); !t.Before(r.next) {
+			r.next = nextMidnight(t)
+			rerr = r.rotate("at midnight")
 		}
 	}
-	n, err := d.lj.Write(p)
+	if rerr == nil && r.size > 0 && r.size+int64(len(p)) > r.max {
+		rerr = r.rotate("by size")
+	}
+	n, err := r.lj.Write(p)
+	r.size += int64(n)
 	return n, errors.Join(err, rerr)
 }
 
+func (r *rotating) rotate(why string) error {
+	if err := r.lj.Rotate(); err != nil {
+		return fmt.Errorf("logging: rotate %s: %w", why, err)
+	}
+	r.size = 0
+	return groupReadable(r.lj.Filename)
+}
+
 // Close closes the log file.
-func (d *daily) Close() error { return d.lj.Close() }
+func (r *rotating) Close() error { return r.lj.Close() }
 
 // nextMidnight returns the first local midnight after t.
 func nextMidnight(t time.Time) time.Time {

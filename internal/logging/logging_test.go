@@ -16,12 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"spoolgate/conf"
+	"spoolgate/internal/e2e"
 )
 
 func TestMain(m *testing.M) {
@@ -413,4 +415,91 @@ func BenchmarkDisabledDebug(b *testing.B) {
 	for b.Loop() {
 		log.Debug("accepted", "peer", "10.1.2.3:51234", "n", 1)
 	}
+}
+
+// TestFileMode: log files are 0640 (the spoolgate group reads them) when
+// created, after a rotation at midnight or by size (lumberjack alone makes
+// them 0600 under a umask of 077), and an older 0600 file gets the group's
+// read bit. The .gz backups lumberjack writes in the background are 0640
+// under the units' UMask=0027.
+func TestFileMode(t *testing.T) {
+	mode := func(path string) os.FileMode {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	tests := []struct {
+		name     string
+		umask    int
+		compress bool
+	}{
+		{"umask 077", 0o077, false},
+		{"umask 027, compressed", 0o027, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			old := syscall.Umask(tt.umask) // process-wide: these tests do not run in parallel
+			defer syscall.Umask(old)
+			dir := t.TempDir()
+			cfg := fileCfg(dir) // 1 MB
+			cfg.Compress, cfg.RotateDaily = tt.compress, true
+			clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.Local)}
+			l, err := newLogging(cfg, "receiver", io.Discard, clk.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			cur := filepath.Join(dir, "receiver.log")
+			if m := mode(cur); m != 0o640 {
+				t.Errorf("new log file mode %v, want 0640", m)
+			}
+			l.Logger.Info("day one")
+			clk.set(clk.now().Add(24 * time.Hour))
+			l.Logger.Info("day two") // rotates at midnight
+			if m := mode(cur); m != 0o640 {
+				t.Errorf("after the midnight rotation: mode %v, want 0640", m)
+			}
+			pad := strings.Repeat("x", 1000)
+			for i := range 1100 { // over 1 MB: rotates by size
+				l.Logger.Info("line", "i", i, "pad", pad)
+			}
+			if m := mode(cur); m != 0o640 {
+				t.Errorf("after the size rotation: mode %v, want 0640", m)
+			}
+			if got := readFile(t, cur); !strings.Contains(got, " i=1099 ") || len(got) > 1<<20 {
+				t.Errorf("current file: %d bytes, last line there: %v", len(got), strings.Contains(got, " i=1099 "))
+			}
+			want := ".log"
+			if tt.compress {
+				want = ".log.gz"
+			}
+			e2e.WaitFor(t, 10*time.Second, "two "+want+" backups", func() bool {
+				b := backups(t, dir, "receiver")
+				return len(b) == 2 && strings.HasSuffix(b[0], want) && strings.HasSuffix(b[1], want)
+			})
+			for _, b := range backups(t, dir, "receiver") {
+				if m := mode(b); m != 0o640 {
+					t.Errorf("backup %s mode %v, want 0640", filepath.Base(b), m)
+				}
+			}
+		})
+	}
+	t.Run("older 0600 file", func(t *testing.T) {
+		dir := t.TempDir()
+		older := filepath.Join(dir, "sender.log")
+		if err := os.WriteFile(older, []byte("from an older version\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l, err := New(fileCfg(dir), "sender", io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if m := mode(older); m != 0o640 {
+			t.Errorf("existing 0600 log file mode %v, want 0640", m)
+		}
+	})
 }
