@@ -231,6 +231,64 @@ func TestStartErrors(t *testing.T) {
 	}
 }
 
+// TestBadConfigExits2: what start-up refuses it refuses at once with exit
+// 2 (not restarted under RestartPreventExitStatus=2) and one line naming
+// the path or the key: a missing file, a FIFO, /dev/zero, a file over
+// 1 MiB, a TLS key of another certificate, listen equal to admin_listen.
+func TestBadConfigExits2(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"receiver.listen = 127.0.0.1:0", "receiver.admin_listen = 127.0.0.1:0",
+		"receiver.data_dir = " + filepath.Join(dir, "data"), "log.dir ="}
+	for _, bc := range e2e.BadConfigs(t, base...) {
+		t.Run(bc.Name, func(t *testing.T) {
+			cmd := exec.Command(bin, "-config", bc.Path)
+			p := e2e.Start(t, "receiver", cmd, nil)
+			if code := p.ExitCode(t, 20*time.Second); code != 2 {
+				t.Fatalf("exit %d, want 2; output:\n%s", code, p.Log)
+			}
+			if out := p.Log.String(); !strings.Contains(out, bc.Want) || strings.Count(out, "\n") != 1 {
+				t.Fatalf("output %q, want one line with %q", out, bc.Want)
+			}
+		})
+	}
+}
+
+// TestHelp: -h exits 0 with the usage on stdout (the daemon takes no
+// arguments, only -config); a bad flag or an argument exits 2.
+func TestHelp(t *testing.T) {
+	for _, h := range []string{"-h", "-help", "--help"} {
+		out, err := exec.Command(bin, h).Output()
+		if err != nil || !strings.HasPrefix(string(out), "usage: spoolgate-receiver [-config PATH]\n") || !strings.Contains(string(out), "\n  -config") {
+			t.Fatalf("%s: %v, stdout %q", h, err, out)
+		}
+	}
+	for _, args := range [][]string{{"-nope"}, {"extra"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=/nonexistent")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("%s: %v, want exit 2; output %q", args, err, out)
+		}
+	}
+}
+
+// TestEnvTypoWarning: a SPOOLGATE_* variable that sets no key is logged as
+// a warning at start, and the receiver runs.
+func TestEnvTypoWarning(t *testing.T) {
+	path := config(t, t.TempDir())
+	p := start(t, path, func(cmd *exec.Cmd) {
+		cmd.Env = append(os.Environ(), "SPOOLGATE_RECEIVER_READ_TIMEOUTT=1s")
+	})
+	if p.addr == "" {
+		t.Fatalf("receiver did not start:\n%s", p.Log)
+	}
+	want := "WARNING - [main.go:"
+	line := "$SPOOLGATE_RECEIVER_READ_TIMEOUTT is set but is no configuration key: ignored (did you mean SPOOLGATE_RECEIVER_READ_TIMEOUT?)"
+	if s := p.Log.String(); !strings.Contains(s, want) || !strings.Contains(s, line) {
+		t.Fatalf("log lacks the warning %q", line)
+	}
+}
+
 // takenAddr returns an address a listener holds until the test ends.
 func takenAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -118,6 +118,70 @@ func (e *env) startSender(t *testing.T) *e2e.Proc {
 	return p
 }
 
+// TestBadConfigExits2: the sender, and spoolgate check, refuse what
+// start-up refuses with exit 2 and one line naming the path or the key:
+// a missing file, a FIFO, /dev/zero, a file over 1 MiB, a TLS key of
+// another certificate, receiver.listen equal to receiver.admin_listen (one
+// file serves both daemons).
+func TestBadConfigExits2(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"sender.remote = 127.0.0.1:1", "sender.spool_dir = " + filepath.Join(dir, "spool"),
+		"sender.failed_dir = " + filepath.Join(dir, "failed"), "sender.admin_listen = 127.0.0.1:0", "log.dir ="}
+	for _, bc := range e2e.BadConfigs(t, base...) {
+		t.Run(bc.Name, func(t *testing.T) {
+			for _, args := range [][]string{{senderBin, "-config", bc.Path}, {toolBin, "check", "-config", bc.Path}} {
+				p := e2e.Start(t, filepath.Base(args[0]), exec.Command(args[0], args[1:]...), nil)
+				if code := p.ExitCode(t, 20*time.Second); code != 2 {
+					t.Fatalf("%s: exit %d, want 2; output:\n%s", args[:2], code, p.Log)
+				}
+				if out := p.Log.String(); !strings.Contains(out, bc.Want) || strings.Count(out, "\n") != 1 {
+					t.Fatalf("%s: output %q, want one line with %q", args[:2], out, bc.Want)
+				}
+			}
+		})
+	}
+}
+
+// TestHelp: -h exits 0 with the usage on stdout (the daemon takes no
+// arguments, only -config); a bad flag or an argument exits 2.
+func TestHelp(t *testing.T) {
+	for _, h := range []string{"-h", "-help", "--help"} {
+		out, err := exec.Command(senderBin, h).Output()
+		if err != nil || !strings.HasPrefix(string(out), "usage: spoolgate-sender [-config PATH]\n") || !strings.Contains(string(out), "\n  -config") {
+			t.Fatalf("%s: %v, stdout %q", h, err, out)
+		}
+	}
+	for _, args := range [][]string{{"-nope"}, {"extra"}} {
+		cmd := exec.Command(senderBin, args...)
+		cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=/nonexistent")
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("%s: %v, want exit 2; output %q", args, err, out)
+		}
+	}
+}
+
+// TestEnvTypoWarning: a SPOOLGATE_* variable that sets no key is logged as
+// a warning when the sender starts, and it runs.
+func TestEnvTypoWarning(t *testing.T) {
+	e := newEnv(t, "127.0.0.1:1", nil)
+	cmd := exec.Command(senderBin, "-config", e.conf)
+	cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=", "SPOOLGATE_SENDER_WORKER=2")
+	p := e2e.Start(t, "sender", cmd, t.Output())
+	line := "WARNING - [main.go:"
+	warn := "$SPOOLGATE_SENDER_WORKER is set but is no configuration key: ignored (did you mean SPOOLGATE_SENDER_WORKERS?)"
+	e2e.WaitFor(t, 20*time.Second, "the warning", func() bool {
+		if p.Exited() {
+			t.Fatalf("sender exited: %v", p.Err())
+		}
+		return p.Log.Contains(line) && p.Log.Contains(warn)
+	})
+	e2e.WaitFor(t, 20*time.Second, "the sender to serve /healthz", func() bool {
+		code, _, _ := e2e.HTTPGet("http://" + e.admin + "/healthz")
+		return code == 200
+	})
+}
+
 // ready returns the /readyz status code.
 func (e *env) ready() int {
 	code, _, _ := e2e.HTTPGet("http://" + e.admin + "/readyz")

@@ -180,10 +180,22 @@ func TestExit(t *testing.T) {
 		{fmt.Errorf("serve: %w", context.Canceled), 0},
 		{&conf.Error{File: "conf.properties", Key: "sender.workers", Value: "0", Want: "at least 1"}, 2},
 		{fmt.Errorf("lock: %w", fsutil.ErrLocked), 2},
+		{loadErr(t, filepath.Join(t.TempDir(), "missing.properties")), 2}, // exited 1 before: a restart loop
+		{loadErr(t, "/dev/zero"), 2},
 		{errors.New("boom"), 1},
 	} {
 		if got := Exit(tt.err); got != tt.want {
 			t.Errorf("Exit(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
+}
+
+// loadErr returns the error of conf.Load(path).
+func loadErr(t *testing.T, path string) error {
+	t.Helper()
+	_, err := conf.Load(path)
+	if err == nil {
+		t.Fatalf("conf.Load(%s) succeeded", path)
+	}
+	return err
 }
