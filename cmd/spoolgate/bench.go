@@ -13,7 +13,10 @@ import (
 )
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench", stderr)
+	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-json] | -null ADDR | -make-spool DIR | -probe DIR",
+		"Load generator: sends valid messages (or every Nth invalid) to a receiver and prints messages/s,\n"+
+			"p50/p99/max latency and the reply codes. -null serves the reference that answers 200 and stores\n"+
+			"nothing; -make-spool writes result files; -probe measures this machine. Takes no arguments.", stderr)
 	var o bench.Options
 	fs.StringVar(&o.Addr, "addr", "", "HOST:PORT of the receiver under test")
 	fs.IntVar(&o.Clients, "c", 16, "concurrent clients")
@@ -30,7 +33,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	files := fs.Int("files", 1000, "with -make-spool: how many files")
 	probe := fs.String("probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
 	idle := fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
-	if fs.Parse(args) != nil || fs.NArg() > 0 {
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "spoolgate bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -1,6 +1,6 @@
 // Command spoolgate is the operator's tool for a spoolgate gateway:
 //
-//	spoolgate check   [-config PATH]                  validate the config; exit 0 or 2
+//	spoolgate check   [-config PATH] [-daemons LIST]  test the config and this host, like nginx -t; exit 0 or 2
 //	spoolgate send    -addr HOST:PORT [MESSAGE…]      send messages (or stdin lines), print each reply
 //	spoolgate status  [-config PATH] [-json]          pending, oldest pending age, in flight, failed
 //	spoolgate requeue [-config PATH] (-all | FILE…)   move failed files back into the spool
@@ -23,13 +23,13 @@ func main() {
 const usage = `usage: spoolgate COMMAND [flags]
 
 commands:
-  check    [-config PATH]                   validate the config (exit 0, or 2 with the error)
+  check    [-config PATH] [-daemons LIST]   test the config and this host like nginx -t (exit 0, or 2: one line a problem)
   send     -addr HOST:PORT [MESSAGE...]     send messages (or stdin lines), print each reply
   status   [-config PATH] [-json]           spool: pending, oldest pending age, in flight, failed
   requeue  [-config PATH] (-all | FILE...)  move failed files back into the spool
   bench    -addr HOST:PORT -c N -n COUNT    load generator (-null ADDR serves the reference)
 
-Run 'spoolgate COMMAND -h' for a command's flags.
+Run 'spoolgate COMMAND -h' for a command's arguments and flags.
 `
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -14,20 +14,33 @@ import (
 	"spoolgate/internal/e2e"
 )
 
-var binary string
+// binary is spoolgate, receiverBin the receiver that check finds holding
+// its addresses; both built by TestMain.
+var binary, receiverBin string
 
 func TestMain(m *testing.M) {
 	e2e.Main(m, func(dir string) error {
 		binary = filepath.Join(dir, "spoolgate")
-		return e2e.Build("", binary, false, ".")
+		receiverBin = filepath.Join(dir, "spoolgate-receiver")
+		return e2e.Build("", dir+string(filepath.Separator), false, ".", "../spoolgate-receiver")
 	})
 }
 
 // spoolgate runs the binary and returns its exit code, stdout and stderr.
 func spoolgate(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=")
+	return runTool(t, exec.Command(binary, args...), stdin)
+}
+
+// runTool runs cmd (the binary, with its environment and credentials set
+// or not) without SPOOLGATE_CONFIG and returns its exit code, stdout and
+// stderr.
+func runTool(t *testing.T, cmd *exec.Cmd, stdin string) (int, string, string) {
+	t.Helper()
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "SPOOLGATE_CONFIG=")
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -42,8 +55,13 @@ func spoolgate(t *testing.T, stdin string, args ...string) (int, string, string)
 }
 
 func TestCheck(t *testing.T) {
+	// The shipped files pass once sender.remote is set; their fixed ports
+	// are moved so that another test's listener cannot fail this one.
 	for _, f := range []string{"../../conf/conf.properties", "../../conf/local.properties"} {
-		if code, out, errs := spoolgate(t, "", "check", "-config", f); code != 0 {
+		cmd := exec.Command(binary, "check", "-config", f)
+		cmd.Env = append(os.Environ(), "SPOOLGATE_SENDER_REMOTE=127.0.0.1:9010", "SPOOLGATE_RECEIVER_LISTEN=127.0.0.1:0",
+			"SPOOLGATE_RECEIVER_ADMIN_LISTEN=127.0.0.1:0", "SPOOLGATE_SENDER_ADMIN_LISTEN=127.0.0.1:0")
+		if code, out, errs := runTool(t, cmd, ""); code != 0 || errs != "" || !strings.HasSuffix(out, f+": ok\n") {
 			t.Fatalf("check %s: exit %d\n%s%s", f, code, out, errs)
 		}
 	}
@@ -173,6 +191,61 @@ func TestBenchProbe(t *testing.T) {
 	}
 	if code, _, errs := spoolgate(t, "", "bench", "-probe", filepath.Join(dir, "missing"), "-d", "10ms"); code != 1 || !strings.Contains(errs, "probe") {
 		t.Fatalf("missing dir: exit %d err %q", code, errs)
+	}
+}
+
+// TestHelp: -h of every command exits 0 and prints on stdout the
+// command's synopsis, with its arguments, and its flags.
+func TestHelp(t *testing.T) {
+	tests := []struct{ cmd, synopsis, flag string }{
+		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender]", "-daemons"},
+		{"send", "usage: spoolgate send -addr HOST:PORT [-timeout D] [MESSAGE...]", "-addr"},
+		{"status", "usage: spoolgate status [-config PATH] [-json]", "-json"},
+		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
+		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-json] | -null ADDR | -make-spool DIR | -probe DIR", "-keepalive"},
+	}
+	for _, tt := range tests {
+		for _, h := range []string{"-h", "-help", "--help"} {
+			t.Run(tt.cmd+h, func(t *testing.T) {
+				code, out, errs := spoolgate(t, "", tt.cmd, h)
+				if code != 0 || !strings.HasPrefix(out, tt.synopsis+"\n") || !strings.Contains(out, "\n  "+tt.flag) || errs != "" {
+					t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and the usage on stdout", code, out, errs)
+				}
+			})
+		}
+		t.Run(tt.cmd+" bad flag", func(t *testing.T) {
+			code, out, errs := spoolgate(t, "", tt.cmd, "-nope")
+			if code != 2 || out != "" || !strings.Contains(errs, "flag provided but not defined: -nope") || !strings.Contains(errs, tt.synopsis) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and the error with the usage on stderr", code, out, errs)
+			}
+		})
+	}
+	for _, h := range []string{"-h", "help"} {
+		if code, out, _ := spoolgate(t, "", h); code != 0 || !strings.Contains(out, "commands:") {
+			t.Fatalf("spoolgate %s: exit %d %q", h, code, out)
+		}
+	}
+}
+
+// TestRequeueUsage: requeue with no arguments, or both -all and files, says
+// what it needs and exits 2 without touching anything.
+func TestRequeueUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"nothing", nil, "spoolgate requeue: name the failed files to requeue (names in sender.failed_dir, or paths), or give -all for every one"},
+		{"both", []string{"-all", "x.txt"}, "spoolgate requeue: give -all or the failed files, not both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errs := spoolgate(t, "", append([]string{"requeue", "-config", "../../conf/local.properties"}, tt.args...)...)
+			want := tt.want + "\nusage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)\n"
+			if code != 2 || out != "" || errs != want {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 2 and %q", code, out, errs, want)
+			}
+		})
 	}
 }
 

@@ -13,18 +13,14 @@ import (
 )
 
 func runSend(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("send", stderr)
+	fs := newFlags("send", "-addr HOST:PORT [-timeout D] [MESSAGE...]",
+		"Sends each MESSAGE (or each line of stdin) on one connection and prints each reply.\n"+
+			"A message that does not start with its own correct length field gets one prepended.\n"+
+			"Exit 0 when every reply is 200, else 1.", stderr)
 	addr := fs.String("addr", "", "HOST:PORT of the receiver (required)")
 	timeout := fs.Duration("timeout", 5*time.Second, "connect, and wait for each reply")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: spoolgate send -addr HOST:PORT [MESSAGE...]\n\n"+
-			"Sends each MESSAGE (or each line of stdin) on one connection and prints each reply.\n"+
-			"A message that does not start with its own correct length field gets one prepended.\n"+
-			"Exit 0 when every reply is 200, else 1.\n\n")
-		fs.PrintDefaults()
-	}
-	if fs.Parse(args) != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if *addr == "" {
 		fmt.Fprintln(stderr, "spoolgate send: -addr HOST:PORT is required")

@@ -16,11 +16,12 @@ import (
 // Exit codes: 0, 1 when a directory cannot be read, 2 for bad usage or a
 // bad config.
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", stderr)
+	fs := newFlags("status", "[-config PATH] [-json]",
+		"Prints the sender's spool: pending files, the oldest pending age, in flight, failed. Takes no arguments.", stderr)
 	path := configFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	if fs.Parse(args) != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "spoolgate status: unexpected argument %q\n", fs.Arg(0))

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"spoolgate/internal/e2e"
+)
+
+// hostDir returns a new directory that every user can enter (t.TempDir's
+// parent is 0700), removed when the test ends.
+func hostDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "spoolgate-check-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// writeConf writes a config of lines into dir and returns its path.
+func writeConf(t *testing.T, dir string, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(dir, "conf.properties")
+	e2e.WriteFile(t, p, strings.Join(lines, "\n")+"\n")
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// hostConf returns the lines of a config whose directories are under dir
+// (created) and whose addresses are free: nothing for check to report.
+func hostConf(t *testing.T, dir string) []string {
+	t.Helper()
+	for _, d := range []string{"data", "spool", "failed", "log"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{
+		"receiver.listen = 127.0.0.1:0", "receiver.admin_listen = 127.0.0.1:0", "sender.admin_listen = 127.0.0.1:0",
+		"receiver.data_dir = " + filepath.Join(dir, "data"), "sender.spool_dir = " + filepath.Join(dir, "spool"),
+		"sender.failed_dir = " + filepath.Join(dir, "failed"), "log.dir = " + filepath.Join(dir, "log"),
+		"sender.remote = 127.0.0.1:9",
+	}
+}
+
+// with returns lines with the keys of extra replaced.
+func with(lines []string, extra ...string) []string {
+	var out []string
+	for _, l := range lines {
+		k, _, _ := strings.Cut(l, " =")
+		keep := true
+		for _, e := range extra {
+			if strings.HasPrefix(e, k+" =") {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, l)
+		}
+	}
+	return append(out, extra...)
+}
+
+// listen holds a listener on 127.0.0.1 until the test ends.
+func listen(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// rootNote is the note check adds when run as root.
+const rootNote = "note: checked as root, who may write where the daemons' user may not: run it as that user too (sudo -u spoolgate spoolgate check)\n"
+
+// TestCheckHost: beyond the syntax, check tests this host with real
+// directories and listeners, one line per finding: problems on stderr and
+// exit 2, warnings on stderr and notes on stdout with exit 0.
+func TestCheckHost(t *testing.T) {
+	self := fmt.Sprintf("%s (pid %d)", filepath.Base(os.Args[0]), os.Getpid())
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string, base []string) (lines []string, args []string, env []string)
+		code  int
+		err   []string // stderr lines, in order
+		out   []string // stdout lines other than the root note and the last (ok / N problems)
+	}{
+		{"all well", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return base, nil, nil
+		}, 0, nil, nil},
+		{"directory missing: created by the daemon", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.sent_dir = "+filepath.Join(dir, "archive", "sent")), nil, nil
+		}, 0, nil, []string{"note: sender.sent_dir DIR/archive/sent: does not exist; the daemon creates it in DIR"}},
+		{"not a directory", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			e2e.WriteFile(t, filepath.Join(dir, "file"), "x")
+			return with(base, "receiver.data_dir = "+filepath.Join(dir, "file"), "sender.failed_dir = "+filepath.Join(dir, "file", "failed")), nil, nil
+		}, 2, []string{
+			"receiver.data_dir DIR/file: not a directory",
+			"sender.failed_dir DIR/file/failed: does not exist and cannot be created: DIR/file is not a directory",
+		}, nil},
+		{"listen address held by another program", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "receiver.admin_listen = "+listen(t)), nil, nil
+		}, 2, []string{"receiver.admin_listen ADDR: in use by " + self + ": the receiver cannot listen there"}, nil},
+		{"address of another host", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.admin_listen = 192.0.2.1:9012"), nil, nil
+		}, 2, []string{"sender.admin_listen 192.0.2.1:9012: cannot listen there (cannot assign requested address)"}, nil},
+		{"sender.remote unset", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.remote ="), nil, nil
+		}, 2, []string{`conf.properties: sender.remote = "": required: host:port of the remote receiver (or -daemons receiver when no sender runs here)`}, nil},
+		{"sender.remote unset, no sender here", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			// Nor are the sender's addresses and directories looked at.
+			return with(base, "sender.remote =", "sender.admin_listen = "+listen(t), "sender.spool_dir = /proc/nope"), []string{"-daemons", "receiver"}, nil
+		}, 0, nil, nil},
+		{"only the sender here", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "receiver.admin_listen = "+listen(t), "receiver.data_dir = /proc/nope"), []string{"-daemons", "sender"}, nil
+		}, 0, nil, nil},
+		{"env typo is a warning", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return base, nil, []string{"SPOOLGATE_SENDER_RETRISE=1"}
+		}, 0, []string{"warning: $SPOOLGATE_SENDER_RETRISE is set but is no configuration key: ignored (did you mean SPOOLGATE_SENDER_RETRIES?)"}, nil},
+		{"problems, warnings and notes together", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.remote =", "log.dir = "+filepath.Join(dir, "newlog")), nil, []string{"SPOOLGATE_X=1"}
+		}, 2, []string{
+			`conf.properties: sender.remote = "": required: host:port of the remote receiver (or -daemons receiver when no sender runs here)`,
+			"warning: $SPOOLGATE_X is set but is no configuration key: ignored",
+		}, []string{"note: log.dir DIR/newlog: does not exist; the daemon creates it in DIR"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := hostDir(t)
+			lines, args, env := tt.setup(t, dir, hostConf(t, dir))
+			path := writeConf(t, dir, lines...)
+			cmd := exec.Command(binary, append([]string{"check", "-config", path}, args...)...)
+			cmd.Env = append(os.Environ(), env...)
+			code, out, errs := runTool(t, cmd, "")
+			checkOutput(t, code, out, errs, tt.code, tt.err, tt.out, path, dir)
+		})
+	}
+}
+
+// checkOutput compares check's exit code and output with the wanted lines,
+// in which DIR stands for dir and ADDR for any address.
+func checkOutput(t *testing.T, code int, out, errs string, wantCode int, wantErr, wantOut []string, path, dir string) {
+	t.Helper()
+	last := path + ": ok"
+	if n := len(wantErr) - warnings(wantErr); n == 1 {
+		last = path + ": 1 problem"
+	} else if n > 1 {
+		last = fmt.Sprintf("%s: %d problems", path, n)
+	}
+	out = strings.Replace(out, rootNote, "", 1)
+	match := func(got string, want []string) bool {
+		if len(want) == 0 {
+			return got == ""
+		}
+		re := regexp.QuoteMeta(strings.Join(want, "\n") + "\n")
+		re = strings.ReplaceAll(re, "DIR", regexp.QuoteMeta(dir))
+		re = strings.ReplaceAll(re, "ADDR", `127\.0\.0\.1:\d+`)
+		return regexp.MustCompile(`^` + re + `$`).MatchString(got)
+	}
+	if code != wantCode || !match(errs, wantErr) || !match(out, append(append([]string{}, wantOut...), last)) {
+		t.Fatalf("exit %d, stderr:\n%sstdout:\n%s\nwant exit %d, stderr:\n%s\nstdout:\n%s", code, errs, out,
+			wantCode, strings.Join(wantErr, "\n"), strings.Join(append(wantOut, last), "\n"))
+	}
+}
+
+func warnings(lines []string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "warning: ") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCheckBesideRunningReceiver: the addresses held by the running
+// receiver that reads the same config are notes, not problems: check is
+// run on a live host before a restart.
+func TestCheckBesideRunningReceiver(t *testing.T) {
+	dir := hostDir(t)
+	base := hostConf(t, dir)
+	lines := with(base, "receiver.listen = "+e2e.FreeAddr(t), "receiver.admin_listen = "+e2e.FreeAddr(t), "log.dir =")
+	path := writeConf(t, dir, lines...)
+	rcv := e2e.Start(t, "receiver", exec.Command(receiverBin, "-config", path), nil)
+	e2e.WaitFor(t, 30*time.Second, "the receiver to listen", func() bool {
+		if rcv.Exited() {
+			t.Fatalf("receiver exited:\n%s", rcv.Log)
+		}
+		return rcv.Log.Contains("listening on ") && rcv.Log.Contains("admin listening")
+	})
+	code, out, errs := runTool(t, exec.Command(binary, "check", "-config", path), "")
+	who := fmt.Sprintf("spoolgate-receiver (pid %d)", rcv.Cmd.Process.Pid)
+	checkOutput(t, code, out, errs, 0, nil, []string{
+		"note: receiver.listen ADDR: in use by the running receiver, " + who + " (restart it to apply this config)",
+		"note: receiver.admin_listen ADDR: in use by the running receiver, " + who + " (restart it to apply this config)",
+	}, path, dir)
+	rcv.Signal(t, syscall.SIGTERM)
+	if c := rcv.ExitCode(t, 20*time.Second); c != 0 {
+		t.Fatalf("receiver exit %d", c)
+	}
+}
+
+// TestCheckAsOtherUser: directories are tested for the user who runs the
+// check. Run as nobody when the test runs as root (root may write
+// anywhere), else with directories this user cannot write.
+func TestCheckAsOtherUser(t *testing.T) {
+	dir := hostDir(t)
+	base := hostConf(t, dir)
+	// A directory the user cannot write, and one it cannot create a
+	// directory in.
+	locked := filepath.Join(dir, "locked")
+	if err := os.Mkdir(locked, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "data"), 0o555); err != nil {
+		t.Fatal(err)
+	}
+	held := listen(t)
+	lines := with(base, "log.dir = "+filepath.Join(locked, "log"), "receiver.listen = "+held)
+	path := writeConf(t, dir, lines...)
+	cmd := exec.Command(binary, "check", "-config", path, "-daemons", "receiver")
+	who := currentUser()
+	wantErr := []string{
+		"receiver.data_dir DIR/data: not readable and writable by user WHO (permission denied)",
+		"log.dir DIR/locked/log: does not exist and cannot be created by user WHO: DIR/locked is not writable (permission denied)",
+	}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		who = "uid 65534"
+		if u, err := user.LookupId("65534"); err == nil {
+			who = u.Username
+		}
+		// The binary's directory is 0700 (e2e.Main).
+		if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The listener is this root process's: its owner is hidden from nobody.
+		wantErr = append(wantErr, "warning: receiver.listen ADDR: in use, by a process user WHO cannot see (the running receiver?)")
+	} else {
+		wantErr = append(wantErr, "receiver.listen ADDR: in use by "+fmt.Sprintf("%s (pid %d)", filepath.Base(os.Args[0]), os.Getpid())+": the receiver cannot listen there")
+	}
+	for i := range wantErr {
+		wantErr[i] = strings.ReplaceAll(wantErr[i], "WHO", who)
+	}
+	code, out, errs := runTool(t, cmd, "")
+	checkOutput(t, code, out, errs, 2, wantErr, nil, path, dir)
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
+}
