@@ -64,8 +64,12 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, n := range r.notes {
 		fmt.Fprintln(stdout, "note: "+n)
 	}
-	if n := len(r.problems); n > 0 {
-		fmt.Fprintf(stdout, "%s: %d problem%s\n", conf.Path(*path), n, map[bool]string{true: "s"}[n > 1])
+	switch n := len(r.problems); {
+	case n == 1:
+		fmt.Fprintf(stdout, "%s: 1 problem\n", conf.Path(*path))
+		return 2
+	case n > 1:
+		fmt.Fprintf(stdout, "%s: %d problems\n", conf.Path(*path), n)
 		return 2
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", conf.Path(*path))

@@ -224,24 +224,38 @@ func TestCheckBesideRunningReceiver(t *testing.T) {
 func TestCheckAsOtherUser(t *testing.T) {
 	dir := hostDir(t)
 	base := hostConf(t, dir)
-	// A directory the user cannot write, and one it cannot create a
-	// directory in.
-	locked := filepath.Join(dir, "locked")
-	if err := os.Mkdir(locked, 0o555); err != nil {
-		t.Fatal(err)
+	mkdir := func(name string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+		return p
 	}
+	open, logs := mkdir("open", 0o777), mkdir("logs", 0o777)
+	locked := mkdir("locked", 0o555) // no directory can be made in it
+	hidden := mkdir("hidden", 0o600) // cannot be entered
 	if err := os.Chmod(filepath.Join(dir, "data"), 0o555); err != nil {
 		t.Fatal(err)
 	}
+	e2e.WriteFile(t, filepath.Join(logs, "receiver.log"), "")
+	if err := os.Chmod(filepath.Join(logs, "receiver.log"), 0o444); err != nil {
+		t.Fatal(err)
+	}
 	held := listen(t)
-	lines := with(base, "log.dir = "+filepath.Join(locked, "log"), "receiver.listen = "+held)
-	path := writeConf(t, dir, lines...)
-	cmd := exec.Command(binary, "check", "-config", path, "-daemons", "receiver")
-	who := currentUser()
+	lines := with(base, "sender.spool_dir = "+open, "sender.failed_dir = "+filepath.Join(locked, "failed"),
+		"sender.sent_dir = "+filepath.Join(hidden, "sent"), "log.dir = "+logs, "receiver.listen = "+held)
 	wantErr := []string{
 		"receiver.data_dir DIR/data: not readable and writable by user WHO (permission denied)",
-		"log.dir DIR/locked/log: does not exist and cannot be created by user WHO: DIR/locked is not writable (permission denied)",
+		"sender.failed_dir DIR/locked/failed: does not exist and cannot be created by user WHO: DIR/locked is not writable (permission denied)",
+		"sender.sent_dir DIR/hidden/sent: cannot be reached by user WHO (permission denied)",
+		"log.dir DIR/logs: receiver.log is not writable by user WHO (permission denied)",
 	}
+	cmd := exec.Command(binary, "check", "-config", "CONF")
+	who := currentUser()
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		who = "uid 65534"
@@ -252,14 +266,22 @@ func TestCheckAsOtherUser(t *testing.T) {
 		if err := os.Chmod(filepath.Dir(binary), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		// The listener is this root process's: its owner is hidden from nobody.
-		wantErr = append(wantErr, "warning: receiver.listen ADDR: in use, by a process user WHO cannot see (the running receiver?)")
 	} else {
 		wantErr = append(wantErr, "receiver.listen ADDR: in use by "+fmt.Sprintf("%s (pid %d)", filepath.Base(os.Args[0]), os.Getpid())+": the receiver cannot listen there")
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil && strings.TrimSpace(string(b)) == "1024" {
+		lines = with(lines, "receiver.admin_listen = 127.0.0.1:1")
+		wantErr = append(wantErr, "receiver.admin_listen 127.0.0.1:1: cannot listen there (permission denied): a port below 1024 needs CAP_NET_BIND_SERVICE")
+	}
+	if os.Geteuid() == 0 {
+		// The listener is this root process's: its owner is hidden from nobody.
+		wantErr = append(wantErr, "warning: receiver.listen ADDR: in use, by a process user WHO cannot see (the running receiver?)")
 	}
 	for i := range wantErr {
 		wantErr[i] = strings.ReplaceAll(wantErr[i], "WHO", who)
 	}
+	path := writeConf(t, dir, lines...)
+	cmd.Args[3] = path
 	code, out, errs := runTool(t, cmd, "")
 	checkOutput(t, code, out, errs, 2, wantErr, nil, path, dir)
 }

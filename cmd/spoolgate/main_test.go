@@ -88,6 +88,10 @@ func TestCheck(t *testing.T) {
 	if code, _, errs := spoolgate(t, "", "check", "-config", filepath.Join(t.TempDir(), "missing")); code != 2 || errs == "" {
 		t.Fatalf("missing file: exit %d %q", code, errs)
 	}
+	want := `spoolgate check: -daemons "receiver,proxy": want receiver, sender or receiver,sender` + "\n"
+	if code, _, errs := spoolgate(t, "", "check", "-config", "../../conf/local.properties", "-daemons", "receiver,proxy"); code != 2 || errs != want {
+		t.Fatalf("bad -daemons: exit %d %q", code, errs)
+	}
 }
 
 // peer serves TCP on 127.0.0.1:0 and answers every line with reply(line).
