@@ -158,7 +158,8 @@ done
 # --- configuration: never overwritten -------------------------------------
 if [ -e "$DESTDIR$confdir/conf.properties" ]; then
 	say "kept $confdir/conf.properties (the defaults of this version: $docdir/conf.properties)"
-	if ! out=$("$bin/spoolgate" check -config "$DESTDIR$confdir/conf.properties" 2>&1); then
+	# Under DESTDIR the paths and ports are the target host's: syntax only.
+	if ! out=$("$bin/spoolgate" check ${DESTDIR:+-syntax} -config "$DESTDIR$confdir/conf.properties" 2>&1); then
 		say "WARNING: $confdir/conf.properties does not pass this version's check: $out" >&2
 	fi
 else

@@ -23,15 +23,19 @@ exist or can be created and are writable by the user running the check, the
 listen and admin addresses can be bound (an address held by the running
 daemon is a note), sender.remote is set when the sender runs here.
 
+With -syntax only the configuration is tested, not this host (a tree staged
+under DESTDIR, a config for another host).
+
 Problems go to stderr, one line each, and make the exit code 2; warnings
 ("warning: ...", stderr) and notes ("note: ...", stdout) do not.`
 
 // runCheck is `spoolgate check`: exit 0 when the daemons named by -daemons
 // can start with this config on this host, 2 on any problem.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "[-config PATH] [-daemons receiver,sender]", checkDoc, stderr)
+	fs := newFlags("check", "[-config PATH] [-daemons receiver,sender] [-syntax]", checkDoc, stderr)
 	path := configFlag(fs)
 	daemons := fs.String("daemons", "receiver,sender", "the daemons that run on this host: receiver, sender or receiver,sender")
+	syntax := fs.Bool("syntax", false, "test the configuration only, not this host")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -52,8 +56,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		r.warn("%s", w)
 	}
-	for _, c := range checks {
-		c(cfg, on, r)
+	if *syntax {
+		if err := cfg.RequireSender(); err != nil && on.sender {
+			r.note("the sender will not start until it is set: %v", err)
+		}
+	} else {
+		for _, c := range checks {
+			c(cfg, on, r)
+		}
 	}
 	for _, p := range r.problems {
 		fmt.Fprintln(stderr, p)

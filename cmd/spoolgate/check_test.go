@@ -132,6 +132,9 @@ func TestCheckHost(t *testing.T) {
 		{"only the sender here", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return with(base, "receiver.admin_listen = "+listen(t), "receiver.data_dir = /proc/nope"), []string{"-daemons", "sender"}, nil
 		}, 0, nil, nil},
+		{"-syntax: the config only, not this host", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.remote =", "receiver.data_dir = /proc/nope", "receiver.admin_listen = "+listen(t)), []string{"-syntax"}, nil
+		}, 0, nil, []string{`note: the sender will not start until it is set: conf.properties: sender.remote = "": required: host:port of the remote receiver`}},
 		{"env typo is a warning", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return base, nil, []string{"SPOOLGATE_SENDER_RETRISE=1"}
 		}, 0, []string{"warning: $SPOOLGATE_SENDER_RETRISE is set but is no configuration key: ignored (did you mean SPOOLGATE_SENDER_RETRIES?)"}, nil},

@@ -202,7 +202,7 @@ func TestBenchProbe(t *testing.T) {
 // command's synopsis, with its arguments, and its flags.
 func TestHelp(t *testing.T) {
 	tests := []struct{ cmd, synopsis, flag string }{
-		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender]", "-daemons"},
+		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender] [-syntax]", "-daemons"},
 		{"send", "usage: spoolgate send -addr HOST:PORT [-timeout D] [MESSAGE...]", "-addr"},
 		{"status", "usage: spoolgate status [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
