@@ -56,11 +56,15 @@ func runTool(t *testing.T, cmd *exec.Cmd, stdin string) (int, string, string) {
 
 func TestCheck(t *testing.T) {
 	// The shipped files pass once sender.remote is set; their fixed ports
-	// are moved so that another test's listener cannot fail this one.
+	// and system directories are moved so that neither another test's
+	// listener nor running as a user other than root fails this test.
+	tmp := t.TempDir()
 	for _, f := range []string{"../../conf/conf.properties", "../../conf/local.properties"} {
 		cmd := exec.Command(binary, "check", "-config", f)
 		cmd.Env = append(os.Environ(), "SPOOLGATE_SENDER_REMOTE=127.0.0.1:9010", "SPOOLGATE_RECEIVER_LISTEN=127.0.0.1:0",
-			"SPOOLGATE_RECEIVER_ADMIN_LISTEN=127.0.0.1:0", "SPOOLGATE_SENDER_ADMIN_LISTEN=127.0.0.1:0")
+			"SPOOLGATE_RECEIVER_ADMIN_LISTEN=127.0.0.1:0", "SPOOLGATE_SENDER_ADMIN_LISTEN=127.0.0.1:0",
+			"SPOOLGATE_RECEIVER_DATA_DIR="+filepath.Join(tmp, "data"), "SPOOLGATE_SENDER_SPOOL_DIR="+filepath.Join(tmp, "spool"),
+			"SPOOLGATE_SENDER_FAILED_DIR="+filepath.Join(tmp, "failed"), "SPOOLGATE_SENDER_SENT_DIR=", "SPOOLGATE_LOG_DIR=")
 		if code, out, errs := runTool(t, cmd, ""); code != 0 || errs != "" || !strings.HasSuffix(out, f+": ok\n") {
 			t.Fatalf("check %s: exit %d\n%s%s", f, code, out, errs)
 		}
