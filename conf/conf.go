@@ -77,6 +77,8 @@ type Receiver struct {
 	IdleTimeout     time.Duration
 	WriteTimeout    time.Duration
 	Allow           []netip.Prefix // masked prefixes; empty allows all
+	ProxyProtocol   bool           // receiver.proxy_protocol=on: PROXY headers from ProxyTrusted
+	ProxyTrusted    []netip.Prefix // the load balancers; not empty when ProxyProtocol
 	DedupWindow     time.Duration  // 0 turns deduplication off
 	DedupKey        []string       // fields of the request spec
 	TLS             struct {
@@ -458,6 +460,11 @@ func (l *loader) receiver(c *Config) {
 	r.IdleTimeout = l.duration("receiver.idle_timeout", true)
 	r.WriteTimeout = l.duration("receiver.write_timeout", true)
 	r.Allow = l.prefixes("receiver.allow")
+	r.ProxyProtocol = l.oneOf("receiver.proxy_protocol", "off", "on") == "on"
+	r.ProxyTrusted = l.prefixes("receiver.proxy_trusted")
+	if r.ProxyProtocol && len(r.ProxyTrusted) == 0 {
+		l.fail("receiver.proxy_trusted", l.get("receiver.proxy_trusted"), "required with receiver.proxy_protocol=on: comma-separated CIDRs of the load balancers")
+	}
 	r.DedupWindow = l.duration("receiver.dedup_window", false)
 	r.DedupKey = l.dedupKey(c.Protocol.Request, r.DedupWindow)
 	r.TLS.Cert = l.readable("receiver.tls.cert")

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ var liveKeys = map[string]bool{
 	"receiver.write_timeout":   true,
 	"receiver.max_conns":       true,
 	"receiver.allow":           true,
+	"receiver.proxy_trusted":   true,
 	"receiver.dedup_window":    true,
 	"sender.workers":           true,
 	"sender.timeout":           true,
@@ -30,9 +32,9 @@ var liveKeys = map[string]bool{
 // IsLive reports whether a running daemon applies key on reload; every
 // other key needs a restart. The live keys are log.level,
 // receiver.{read,idle,write}_timeout, receiver.max_conns, receiver.allow,
-// receiver.dedup_window, sender.workers, sender.timeout, sender.retries,
-// sender.connect_timeout, sender.retry_backoff, sender.retry_backoff_max
-// and shutdown_timeout: the log level, timeouts, retries, workers, max_conns
+// receiver.proxy_trusted, receiver.dedup_window, sender.workers,
+// sender.timeout, sender.retries, sender.connect_timeout,
+// sender.retry_backoff, sender.retry_backoff_max and shutdown_timeout: the log level, timeouts, retries, workers, max_conns
 // and allow of SPEC §6.
 func IsLive(key string) bool { return liveKeys[key] }
 
@@ -81,7 +83,9 @@ func (c *Config) values() []keyValue {
 		{"receiver.read_timeout", d(r.ReadTimeout)},
 		{"receiver.idle_timeout", d(r.IdleTimeout)},
 		{"receiver.write_timeout", d(r.WriteTimeout)},
-		{"receiver.allow", prefixList(r)},
+		{"receiver.allow", prefixList(r.Allow)},
+		{"receiver.proxy_protocol", b(r.ProxyProtocol)},
+		{"receiver.proxy_trusted", prefixList(r.ProxyTrusted)},
 		{"receiver.dedup_window", d(r.DedupWindow)},
 		{"receiver.dedup_key", strings.Join(r.DedupKey, ",")},
 		{"receiver.tls.cert", r.TLS.Cert},
@@ -127,9 +131,9 @@ func (c *Config) values() []keyValue {
 	return out
 }
 
-func prefixList(r *Receiver) string {
+func prefixList(ps []netip.Prefix) string {
 	var sb strings.Builder
-	for i, p := range r.Allow {
+	for i, p := range ps {
 		if i > 0 {
 			sb.WriteByte(',')
 		}

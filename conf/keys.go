@@ -21,6 +21,8 @@ var keys = []struct{ name, def string }{
 	{"receiver.idle_timeout", "60s"},
 	{"receiver.write_timeout", "5s"},
 	{"receiver.allow", ""},
+	{"receiver.proxy_protocol", "off"},
+	{"receiver.proxy_trusted", ""},
 	{"receiver.dedup_window", "10m"},
 	{"receiver.dedup_key", "org_code,process_no"},
 	{"receiver.tls.cert", ""},

@@ -76,6 +76,7 @@ func TestCheck(t *testing.T) {
 		{"workers 0", "sender.workers = 0\n", "sender.workers"},
 		{"publish", "receiver.publish = sometimes\n", "receiver.publish"},
 		{"log level", "log.level = loud\n", "log.level"},
+		{"proxy on without trusted", "receiver.proxy_protocol = on\n", `receiver.proxy_trusted = "": required with receiver.proxy_protocol=on`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
