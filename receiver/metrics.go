@@ -19,6 +19,9 @@ type metrics struct {
 	denied       prometheus.Counter
 	storeSeconds prometheus.Histogram
 	syncBatch    prometheus.Histogram
+	// proxy.go: receiver.proxy_protocol=on
+	proxyHealthChecks prometheus.Counter
+	proxyRefused      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -53,11 +56,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Lines made durable by one write and fsync (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 13), // 1 .. 4096
 		}),
+		proxyHealthChecks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spoolgate_receiver_proxy_health_checks_total",
+			Help: "Health checks of a trusted load balancer (a PROXY LOCAL header, or a close before any byte), closed quietly.",
+		}),
+		proxyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spoolgate_receiver_proxy_refused_total",
+			Help: "Connections closed without a reply for their PROXY header: untrusted (a header from outside receiver.proxy_trusted), malformed, missing, timeout.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.messages, m.rejects, m.duplicates, m.connections, m.denied, m.storeSeconds, m.syncBatch} {
+	for _, c := range []prometheus.Collector{m.messages, m.rejects, m.duplicates, m.connections, m.denied, m.storeSeconds, m.syncBatch, m.proxyHealthChecks, m.proxyRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
+	}
+	for _, cause := range proxyCauses {
+		m.proxyRefused.WithLabelValues(cause) // exported as 0 from the start
 	}
 	for i, code := range []string{"200", "400", "500"} {
 		m.byCode[i] = m.messages.WithLabelValues(code)

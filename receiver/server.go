@@ -72,6 +72,7 @@ type live struct {
 	readTimeout, idleTimeout, writeTimeout time.Duration
 	maxMessage                             int
 	allow                                  []netip.Prefix
+	proxyTrusted                           []netip.Prefix
 	dedupWindow                            time.Duration
 }
 
@@ -89,6 +90,8 @@ type Server struct {
 	base    conf.Receiver // the configuration New was given
 	cfg     atomic.Pointer[live]
 	lim     limiter
+	// proxyLog logs refused PROXY headers, once per cause and minute.
+	proxyLog *rateLog
 
 	mu        sync.Mutex
 	draining  bool // guarded by mu; mirrored in drainFlag for the hot path
@@ -171,6 +174,7 @@ func New(opts Options) (*Server, error) {
 		m:           m,
 		tls:         tlsConf,
 		base:        c,
+		proxyLog:    newRateLog(opts.Logger, proxyLogEvery),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*conn]struct{}),
 		stopSummary: make(chan struct{}),
@@ -193,6 +197,7 @@ func liveOf(c conf.Receiver) *live {
 		writeTimeout: c.WriteTimeout,
 		maxMessage:   c.MaxMessageBytes,
 		allow:        slices.Clone(c.Allow),
+		proxyTrusted: slices.Clone(c.ProxyTrusted),
 		dedupWindow:  c.DedupWindow,
 	}
 }
@@ -459,21 +464,24 @@ func (s *Server) serveConn(c *conn) {
 		s.wg.Done()
 	}()
 	cfg := s.cfg.Load()
-	remote := c.nc.RemoteAddr().String()
-	if !allowed(cfg.allow, c.nc.RemoteAddr()) {
+	nc, ok := s.proxied(c, cfg) // the PROXY header names the peer (proxy.go)
+	if !ok {
+		return
+	}
+	remote := nc.RemoteAddr().String()
+	if !allowed(cfg.allow, nc.RemoteAddr()) {
 		s.denied.Add(1)
 		s.m.denied.Inc()
 		s.log.Warn("connection refused: address not in receiver.allow", "remote", remote)
-		c.nc.Close()
+		nc.Close()
 		return
 	}
-	nc := c.nc
 	if s.tls != nil {
-		tc := tls.Server(c.nc, s.tls)
+		tc := tls.Server(nc, s.tls)
 		tc.SetDeadline(time.Now().Add(cfg.readTimeout))
 		if err := tc.Handshake(); err != nil {
 			s.log.Warn("tls handshake failed", "remote", remote, "err", err)
-			c.nc.Close()
+			nc.Close()
 			return
 		}
 		tc.SetDeadline(time.Time{})
