@@ -124,6 +124,10 @@ func (s *Server) proxyHealthCheck(balancer net.Addr, what string) {
 // per cause and proxyLogEvery.
 func (s *Server) proxyRefuse(cause string, from net.Addr, err error, h *proxyproto.Header) {
 	s.m.proxyRefused.WithLabelValues(cause).Inc()
+	ok, suppressed := s.proxyLog.allow(cause)
+	if !ok {
+		return
+	}
 	var msg string
 	switch cause {
 	case proxyUntrusted:
@@ -142,7 +146,10 @@ func (s *Server) proxyRefuse(cause string, from net.Addr, err error, h *proxypro
 	if err != nil {
 		args = append(args, "err", err)
 	}
-	s.proxyLog.Warn(cause, msg, args...)
+	if suppressed > 0 {
+		args = append(args, "not_logged_since_last", suppressed)
+	}
+	s.log.Warn(msg, args...)
 }
 
 func inPrefixes(ps []netip.Prefix, a net.Addr) bool {

@@ -354,3 +354,27 @@ func TestProxyDrain(t *testing.T) {
 	}
 	closedWithoutReply(t, c)
 }
+
+// TestRateLog: one line per cause and interval; the next one carries the
+// count left out.
+func TestRateLog(t *testing.T) {
+	r := newRateLog(50 * time.Millisecond)
+	if ok, n := r.allow("a"); !ok || n != 0 {
+		t.Fatalf("first: %v %d", ok, n)
+	}
+	for range 3 {
+		if ok, _ := r.allow("a"); ok {
+			t.Fatal("a second line within the interval")
+		}
+	}
+	if ok, _ := r.allow("b"); !ok {
+		t.Fatal("another cause held back")
+	}
+	e2e.WaitFor(t, 5*time.Second, "the interval to pass", func() bool {
+		ok, n := r.allow("a")
+		if ok && n < 3 {
+			t.Fatalf("left out %d, want at least 3", n)
+		}
+		return ok
+	})
+}

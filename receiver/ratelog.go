@@ -1,17 +1,16 @@
 package receiver
 
 import (
-	"log/slog"
 	"sync"
 	"time"
 )
 
-// rateLog writes at most one warn line per cause and interval, so a peer
-// that repeats a fault cannot flood the log; the next line for a cause
-// says how many were left out since the last one. The causes are a small
-// fixed set chosen by the caller. Its methods are safe for concurrent use.
+// rateLog lets at most one log line per cause and interval through, so a
+// peer that repeats a fault cannot flood the log; the caller adds the
+// count of the lines left out since the last one to the next. The causes
+// are a small fixed set chosen by the caller. Its methods are safe for
+// concurrent use.
 type rateLog struct {
-	log   *slog.Logger
 	every time.Duration
 
 	mu   sync.Mutex
@@ -23,31 +22,26 @@ type rateEntry struct {
 	suppressed int
 }
 
-func newRateLog(log *slog.Logger, every time.Duration) *rateLog {
-	return &rateLog{log: log, every: every, last: make(map[string]*rateEntry)}
+func newRateLog(every time.Duration) *rateLog {
+	return &rateLog{every: every, last: make(map[string]*rateEntry)}
 }
 
-// Warn logs msg with args at warn unless a line for cause was logged less
-// than the interval ago; then it only counts it. It reports whether it
-// logged.
-func (r *rateLog) Warn(cause, msg string, args ...any) bool {
+// allow reports whether a line for cause may be logged now, and how many
+// were left out since the last one. When it returns false it counts one
+// more left out.
+func (r *rateLog) allow(cause string) (ok bool, suppressed int) {
 	now := time.Now()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e := r.last[cause]
 	if e == nil {
 		e = &rateEntry{}
 		r.last[cause] = e
 	} else if now.Sub(e.at) < r.every {
 		e.suppressed++
-		r.mu.Unlock()
-		return false
+		return false, 0
 	}
-	n := e.suppressed
+	suppressed = e.suppressed
 	e.at, e.suppressed = now, 0
-	r.mu.Unlock()
-	if n > 0 {
-		args = append(args, "suppressed_since_last", n)
-	}
-	r.log.Warn(msg, args...)
-	return true
+	return true, suppressed
 }

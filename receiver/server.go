@@ -174,7 +174,7 @@ func New(opts Options) (*Server, error) {
 		m:           m,
 		tls:         tlsConf,
 		base:        c,
-		proxyLog:    newRateLog(opts.Logger, proxyLogEvery),
+		proxyLog:    newRateLog(proxyLogEvery),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*conn]struct{}),
 		stopSummary: make(chan struct{}),

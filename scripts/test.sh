@@ -18,6 +18,12 @@ if ! need go && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin
 need go || { echo "test.sh: Go is required (https://go.dev/dl/), see go.mod for the version" >&2; exit 1; }
 need flock || apt_install util-linux
 need systemd-analyze || apt_install systemd || true
+# Load balancers for cmd/spoolgate-receiver/lb_test.go (skipped without them).
+need haproxy || apt_install haproxy || true
+need nginx || apt_install nginx-light libnginx-mod-stream || true
+if need nginx && nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' && ! ls /usr/lib/nginx/modules/ngx_stream_module.so >/dev/null 2>&1; then
+	apt_install libnginx-mod-stream || true
+fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
