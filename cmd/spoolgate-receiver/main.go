@@ -47,7 +47,8 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	log.Info("spoolgate-receiver starting", "config", path, "data_dir", rc.DataDir, "publish", rc.Publish,
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
-		"allow", len(rc.Allow), "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "")
+		"allow", len(rc.Allow), "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
+		"proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
