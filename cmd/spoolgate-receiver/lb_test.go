@@ -484,3 +484,40 @@ func TestHAProxyKill9(t *testing.T) {
 	t.Logf("%d acknowledged (%d before the kill), %d on new connections; %d of 16 clients connected again, %d of them served; receiver 1 stored %d lines, receiver 2 %d",
 		len(got), killedAt, after, again, served, len(lines1), len(lines2))
 }
+
+// TestProxyTrustedReload: receiver.proxy_trusted changes live when the
+// config file changes: a header from an address that was not trusted is
+// refused, and used once the address is trusted.
+func TestProxyTrustedReload(t *testing.T) {
+	dir := t.TempDir()
+	keys := func(trusted string) []string {
+		return []string{
+			"receiver.listen = 127.0.0.1:0",
+			"receiver.admin_listen = 127.0.0.1:0",
+			"receiver.data_dir = " + filepath.Join(dir, "data"),
+			"log.dir =",
+			"receiver.proxy_protocol = on",
+			"receiver.proxy_trusted = " + trusted,
+			"receiver.allow = " + partner + "/32",
+		}
+	}
+	path := filepath.Join(dir, "conf.properties")
+	writeConfig(t, path, keys("10.0.0.0/8")...)
+	p := start(t, path, nil)
+	header := []byte("PROXY TCP4 " + partner + " 127.0.0.1 40000 9010\r\n")
+	if !refused(t, "127.0.0.1", p.addr, append(header, msg(t, "000000001", "not trusted yet")...)) {
+		t.Fatal("a header from an untrusted address got a reply")
+	}
+	writeConfig(t, path, keys("127.0.0.1/32")...)
+	e2e.WaitFor(t, 10*time.Second, "the reload", func() bool {
+		return p.Log.Contains("config reloaded") && p.Log.Contains("changed=receiver.proxy_trusted")
+	})
+	c, err := dialFrom("127.0.0.1", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.c.Close()
+	if code, err := c.send(append(header, msg(t, "000000002", "trusted now")...)); err != nil || code != 200 {
+		t.Fatalf("after the reload: %d %v", code, err)
+	}
+}
