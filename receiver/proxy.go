@@ -11,7 +11,7 @@ import (
 	"github.com/pires/go-proxyproto"
 )
 
-// PROXY protocol behind an L4 load balancer (SPEC §9). With
+// PROXY protocol behind an L4 load balancer (PROTOCOL.md §3). With
 // receiver.proxy_protocol=on a connection from receiver.proxy_trusted must
 // start with a PROXY header (v1 or v2), and the address in it is the peer
 // for receiver.allow, the logs and the metrics; the header comes before a
