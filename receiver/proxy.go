@@ -120,11 +120,12 @@ func (s *Server) proxyHealthCheck(balancer net.Addr, what string) {
 	s.log.Debug("health check from a load balancer: closed", "balancer", balancer.String(), "seen", what)
 }
 
-// proxyRefuse counts a connection closed for its header and logs it, once
-// per cause and proxyLogEvery.
+// proxyRefuse counts a connection closed for its header and logs it at
+// warn, once per cause and proxyLogEvery, with the count of refusals the
+// line stands for.
 func (s *Server) proxyRefuse(cause string, from net.Addr, err error, h *proxyproto.Header) {
 	s.m.proxyRefused.WithLabelValues(cause).Inc()
-	ok, suppressed := s.proxyLog.allow(cause)
+	n, ok := s.proxyLog.Event(cause, s.clock())
 	if !ok {
 		return
 	}
@@ -139,15 +140,12 @@ func (s *Server) proxyRefuse(cause string, from net.Addr, err error, h *proxypro
 	default:
 		msg = "connection refused: malformed PROXY header from a trusted load balancer"
 	}
-	args := []any{"remote", from.String()}
+	args := []any{"count", n, "remote", from.String()}
 	if h != nil && h.SourceAddr != nil {
 		args = append(args, "claimed", h.SourceAddr.String())
 	}
 	if err != nil {
 		args = append(args, "err", err)
-	}
-	if suppressed > 0 {
-		args = append(args, "not_logged_since_last", suppressed)
 	}
 	s.log.Warn(msg, args...)
 }

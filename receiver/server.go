@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
+	"spoolgate/internal/logging"
 	"spoolgate/protocol"
 )
 
@@ -90,8 +91,8 @@ type Server struct {
 	base    conf.Receiver // the configuration New was given
 	cfg     atomic.Pointer[live]
 	lim     limiter
-	// proxyLog logs refused PROXY headers, once per cause and minute.
-	proxyLog *rateLog
+	// proxyLog: refused PROXY headers are logged once per cause a minute.
+	proxyLog *logging.Sampler
 
 	mu        sync.Mutex
 	draining  bool // guarded by mu; mirrored in drainFlag for the hot path
@@ -174,7 +175,7 @@ func New(opts Options) (*Server, error) {
 		m:           m,
 		tls:         tlsConf,
 		base:        c,
-		proxyLog:    newRateLog(proxyLogEvery),
+		proxyLog:    logging.NewSampler(proxyLogEvery),
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[*conn]struct{}),
 		stopSummary: make(chan struct{}),
