@@ -25,9 +25,6 @@ const (
 	FsyncNever    = "never"
 )
 
-// LockName is the lock file a Store holds in its data dir.
-const LockName = ".spoolgate-receiver.lock"
-
 const (
 	fileSuffix = "_request.txt"
 	partSuffix = ".part"
@@ -48,7 +45,7 @@ var ErrStoreClosed = errors.New("store closed")
 // Store appends accepted messages to per-minute request files in one
 // directory. One writer goroutine owns the files; Append hands it a line and
 // blocks until the line is durable (group commit: lines queued while a sync
-// runs share the next one). A Store holds a lock file in its directory so a
+// runs share the next one). A Store holds a flock on its directory so a
 // second Store on the same directory fails with fsutil.ErrLocked.
 type Store struct {
 	dir     string
@@ -130,7 +127,7 @@ func openStore(dir, publish, fsync string, clock func() time.Time, log *slog.Log
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	lock, err := fsutil.Lock(dir, LockName)
+	lock, err := fsutil.LockDir(dir)
 	if errors.Is(err, fsutil.ErrLocked) {
 		return nil, fmt.Errorf("data dir %s is in use by another receiver: %w", dir, err)
 	}

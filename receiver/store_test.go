@@ -36,8 +36,8 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// dirFiles returns name -> content of the regular files in dir, lock file
-// excluded.
+// dirFiles returns name -> content of the regular files in dir, hidden
+// ones (the probe) excluded.
 func dirFiles(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
@@ -46,7 +46,7 @@ func dirFiles(t testing.TB, dir string) map[string]string {
 	}
 	out := map[string]string{}
 	for _, e := range ents {
-		if e.Name() == LockName || !e.Type().IsRegular() {
+		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))

@@ -20,25 +20,6 @@ import (
 // InflightDir is the name of the claim directory inside the spool directory.
 const InflightDir = ".inflight"
 
-// lockSpool takes an exclusive flock on the spool directory itself, so
-// that one sender owns a spool and no lock file sits among the spool's
-// files. The error wraps fsutil.ErrLocked when another process holds it.
-// Close the returned file to release the lock.
-func lockSpool(dir string) (*os.File, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("lock spool %s: %w", dir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock spool %s: %w: another spoolgate-sender uses it", dir, fsutil.ErrLocked)
-		}
-		return nil, fmt.Errorf("lock spool %s: %w", dir, err)
-	}
-	return f, nil
-}
-
 // maxFileBytes caps the size of one spool file (it is read whole); a larger
 // file goes to failed_dir with a reason.
 const maxFileBytes = 64 << 20

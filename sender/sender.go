@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
+	"spoolgate/internal/fsutil"
 	"spoolgate/protocol"
 )
 
@@ -244,9 +245,13 @@ func (s *Sender) Run(ctx context.Context) error {
 	if err := s.dirs.ensure(); err != nil {
 		return err
 	}
-	lock, err := lockSpool(s.dirs.spool)
+	// One sender per spool: a flock on the directory itself.
+	lock, err := fsutil.LockDir(s.dirs.spool)
+	if errors.Is(err, fsutil.ErrLocked) {
+		return fmt.Errorf("spool %s is in use by another spoolgate-sender: %w", s.dirs.spool, err)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("spool: %w", err)
 	}
 	defer lock.Close()
 	fw, err := fsnotify.NewBufferedWatcher(4096)

@@ -299,13 +299,28 @@ func takenAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestSecondReceiverExits2: only one receiver owns a data dir.
+// TestSecondReceiverExits2: only one receiver owns a data dir, even when
+// a cleanup removed every dotfile (a lock file) from it: the lock is on the
+// directory itself. The second exits 2 naming the first's pid.
 func TestSecondReceiverExits2(t *testing.T) {
 	dir := t.TempDir()
 	path := config(t, dir)
 	first := start(t, path, nil)
 	if first.addr == "" {
 		t.Fatal("first receiver did not start")
+	}
+	data := filepath.Join(dir, "data")
+	ents, err := os.ReadDir(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			if err := os.Remove(filepath.Join(data, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("removed %s", e.Name())
+		}
 	}
 	second := start(t, path, nil)
 	if code := second.ExitCode(t, 10*time.Second); code != 2 {

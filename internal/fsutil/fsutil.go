@@ -68,34 +68,60 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // ErrLocked reports a lock held by another process.
 var ErrLocked = errors.New("locked by another process")
 
-// DirLock is an exclusive advisory lock on a file in a directory. It is
-// released by Close or when the process dies.
+// DirLock is an exclusive advisory lock on a directory itself (a flock on
+// the directory's file descriptor), so there is no lock file that a cleanup
+// could remove and so open the directory to a second owner. It is released
+// by Close or when the process dies.
 type DirLock struct{ f *os.File }
 
-// Lock takes an exclusive, non-blocking flock on dir/name, creating the
-// file, and writes the pid into it. When another process holds it the error
-// wraps ErrLocked and names the holder's pid.
-func Lock(dir, name string) (*DirLock, error) {
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+// LockDir takes an exclusive, non-blocking flock on dir. When another
+// process (or another open of dir in this process) holds it the error
+// wraps ErrLocked and names the holder's pid when /proc/locks tells it.
+// The receiver (data dir) and the sender (spool) both lock this way.
+func LockDir(dir string) (*DirLock, error) {
+	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("lock %q: %w", path, err)
+		return nil, fmt.Errorf("lock %q: %w", dir, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		pid, _ := os.ReadFile(path)
+		holder := lockHolder(f)
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lock %q: %w (pid %s)", path, ErrLocked, strings.TrimSpace(string(pid)))
+			if holder > 0 {
+				return nil, fmt.Errorf("lock %q: %w (pid %d)", dir, ErrLocked, holder)
+			}
+			return nil, fmt.Errorf("lock %q: %w", dir, ErrLocked)
 		}
-		return nil, fmt.Errorf("lock %q: %w", path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		return nil, fmt.Errorf("lock %q: %w", dir, err)
 	}
 	return &DirLock{f: f}, nil
 }
 
-// Close releases the lock. The lock file stays.
+// lockHolder returns the pid of the process holding a flock on f's inode,
+// from /proc/locks ("1: FLOCK ADVISORY WRITE pid maj:min:ino 0 EOF"), or
+// 0 when it cannot tell.
+func lockHolder(f *os.File) int {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) >= 6 && fs[1] == "FLOCK" && fs[5] == id {
+			if pid, err := strconv.Atoi(fs[4]); err == nil {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// Close releases the lock.
 func (l *DirLock) Close() error {
 	if l == nil || l.f == nil {
 		return nil

@@ -2,9 +2,11 @@ package fsutil
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -32,27 +34,37 @@ func TestWriteFileAtomic(t *testing.T) {
 	}
 }
 
-func TestLock(t *testing.T) {
+// TestLockDir: the lock is on the directory itself: a second open (in
+// this process or another) conflicts, no file in the directory carries it,
+// and another process's holder pid is named.
+func TestLockDir(t *testing.T) {
 	dir := t.TempDir()
-	l, err := Lock(dir, ".lock")
+	l, err := LockDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("lock left files in the dir: %v", ents)
+	}
 	// flock is per open file description: a second open in this process
 	// conflicts just as another process would.
-	if _, err := Lock(dir, ".lock"); !errors.Is(err, ErrLocked) {
-		t.Fatalf("second Lock err = %v, want ErrLocked", err)
+	_, err = LockDir(dir)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second LockDir err = %v, want ErrLocked", err)
+	}
+	if want := fmt.Sprintf("(pid %d)", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not name the holder %s", err, want)
 	}
 	// And another process too.
-	if out, err := exec.Command("flock", "-n", filepath.Join(dir, ".lock"), "true").CombinedOutput(); err == nil {
+	if out, err := exec.Command("flock", "-n", dir, "true").CombinedOutput(); err == nil {
 		t.Fatalf("flock(1) got the lock: %s", out)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := Lock(dir, ".lock")
+	l2, err := LockDir(dir)
 	if err != nil {
-		t.Fatalf("Lock after Close: %v", err)
+		t.Fatalf("LockDir after Close: %v", err)
 	}
 	l2.Close()
 }
