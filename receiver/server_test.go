@@ -863,3 +863,53 @@ func TestGracefulCloseAfterOversized(t *testing.T) {
 		return metric(t, ts.reg, "spoolgate_receiver_connections") == 0
 	})
 }
+
+// TestOpenFileRemovedMidStream: a cleanup removes the open request file
+// (the .part in rename mode) while a client streams on one connection:
+// every message answered 200 after the removal is in a file on disk.
+func TestOpenFileRemovedMidStream(t *testing.T) {
+	for _, publish := range []string{PublishRename, PublishAppend} {
+		t.Run(publish, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Publish = publish
+			cfg.DedupWindow = 0
+			ts := startServer(t, Options{Config: cfg})
+			c := dial(t, ts.addr)
+			br := bufio.NewReader(c)
+			for i := range 10 {
+				if r := roundTrip(t, c, br, req(t, fmt.Sprintf("%09d", i), "before")); r.Code != 200 {
+					t.Fatalf("before the removal: %d", r.Code)
+				}
+			}
+			var removed []string
+			for name := range dirFiles(t, cfg.DataDir) {
+				if err := os.Remove(filepath.Join(cfg.DataDir, name)); err != nil {
+					t.Fatal(err)
+				}
+				removed = append(removed, name)
+			}
+			if len(removed) == 0 {
+				t.Fatal("no request file to remove")
+			}
+			var acked []string
+			for i := range 50 {
+				m := req(t, fmt.Sprintf("%09d", 100+i), "after")
+				if r := roundTrip(t, c, br, m); r.Code == 200 {
+					acked = append(acked, string(m))
+				}
+			}
+			c.Close()
+			ts.stop(t)
+			on := storedLines(t, cfg.DataDir)
+			missing := 0
+			for _, m := range acked {
+				if _, ok := slices.BinarySearch(on, m); !ok {
+					missing++
+				}
+			}
+			if missing > 0 || len(acked) != 50 {
+				t.Fatalf("removed %v; %d of 50 answered 200, %d of them in no file", removed, len(acked), missing)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"spoolgate/internal/fsutil"
@@ -65,12 +66,13 @@ type Store struct {
 
 	// Owned by the writer goroutine.
 	f         *os.File
-	path      string // path of f
-	final     string // final name of f (rename mode)
-	minute    int64  // unix minute of f
-	size      int64  // length of the durable, complete lines in f
-	dirty     bool   // f may hold bytes beyond size (a failed write or sync)
-	newFile   bool   // f was created and its directory entry not yet synced
+	fi        os.FileInfo // of f at open: its device and inode
+	path      string      // path of f
+	final     string      // final name of f (rename mode)
+	minute    int64       // unix minute of f
+	size      int64       // length of the durable, complete lines in f
+	dirty     bool        // f may hold bytes beyond size (a failed write or sync)
+	newFile   bool        // f was created and its directory entry not yet synced
 	buf       []byte
 	batch     []*storeReq
 	unpub     []string // .part files whose publish failed; retried each tick
@@ -338,27 +340,62 @@ func (s *Store) write(batch []*storeReq) error {
 	if s.f != nil && m != s.minute {
 		s.closeFile(true)
 	}
-	if s.f != nil && !s.rename && s.moved() {
-		// In append mode the downstream workflow sees the file; one that
-		// took it away mid-minute gets the next lines in a new file.
-		s.log.Warn("request file moved or removed while open: starting a new one", "file", s.path)
-		s.closeFile(false)
+	s.buf = s.buf[:0]
+	for _, r := range batch {
+		s.buf = append(s.buf, r.line...)
+		s.buf = append(s.buf, '\n')
 	}
-	if s.f == nil {
-		if err := s.openFile(m); err != nil {
+	// The downstream workflow may take the open file away (a cleanup that
+	// removes the .part, a move of the file in append mode). Lines written
+	// to a removed file are in no file, so the path is checked before the
+	// write and again after the sync that the 200s depend on: a batch that
+	// went into a removed file is written again to a new one, once; if that
+	// is removed too the batch is answered 500. Each check is one stat.
+	for try := 0; ; try++ {
+		if s.f != nil {
+			st, err := s.check()
+			if err != nil {
+				return err
+			}
+			if st != fileOK {
+				s.lost(st, "")
+			}
+		}
+		if s.f == nil {
+			if err := s.openFile(m); err != nil {
+				return err
+			}
+		}
+		if err := s.writeSync(); err != nil {
 			return err
 		}
+		st, err := s.check()
+		if err != nil {
+			return err
+		}
+		switch st {
+		case fileOK:
+			return nil
+		case fileMoved: // the lines are in the file under its new name
+			s.lost(st, "")
+			return nil
+		}
+		s.lost(st, "removed during a write: writing the batch again to a new file")
+		if try > 0 {
+			return fmt.Errorf("store: %s removed twice during a write", s.dir)
+		}
 	}
+}
+
+// writeSync appends s.buf to the open file and syncs it (fsync=always).
+// On error no byte of s.buf is left beyond s.size (best effort: if even the
+// truncate fails, s.dirty stays set and later batches fail until it works).
+func (s *Store) writeSync() error {
 	if s.dirty {
 		if err := s.f.Truncate(s.size); err != nil {
 			return fmt.Errorf("store: truncate %s after failed write: %w", s.path, err)
 		}
 		s.dirty = false
-	}
-	s.buf = s.buf[:0]
-	for _, r := range batch {
-		s.buf = append(s.buf, r.line...)
-		s.buf = append(s.buf, '\n')
 	}
 	n, err := s.f.Write(s.buf)
 	if err == nil && s.fsync {
@@ -382,14 +419,47 @@ func (s *Store) write(batch []*storeReq) error {
 	return nil
 }
 
-// moved reports whether s.path no longer names the open file.
-func (s *Store) moved() bool {
+// fileState tells whether the open file is still where it was opened.
+type fileState int
+
+const (
+	fileOK      fileState = iota
+	fileMoved             // renamed away or replaced: still has a name
+	fileRemoved           // no name left: what is written to it is lost
+)
+
+// check compares the open file with what its path names now: one stat in
+// the usual case, an fstat more when they differ.
+func (s *Store) check() (fileState, error) {
 	onDisk, err := os.Stat(s.path)
-	if err != nil {
-		return errors.Is(err, os.ErrNotExist)
+	if err == nil && os.SameFile(onDisk, s.fi) {
+		return fileOK, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fileOK, fmt.Errorf("store: check %s: %w", s.path, err)
 	}
 	open, err := s.f.Stat()
-	return err == nil && !os.SameFile(onDisk, open)
+	if err != nil {
+		return fileOK, fmt.Errorf("store: check %s: %w", s.path, err)
+	}
+	if st, ok := open.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+		return fileRemoved, nil
+	}
+	return fileMoved, nil
+}
+
+// lost logs that the open file was taken away and closes it without
+// publishing, so the next write starts a new file.
+func (s *Store) lost(st fileState, what string) {
+	if st == fileMoved {
+		s.log.Warn("request file moved while open: starting a new one", "file", s.path)
+	} else {
+		if what == "" {
+			what = "removed while open: lines acknowledged in it are gone; starting a new one"
+		}
+		s.log.Error("request file "+what, "file", s.path, "bytes", s.size)
+	}
+	s.closeFile(false)
 }
 
 // openFile opens (creating if needed) the file for unix minute m, cutting
@@ -416,7 +486,7 @@ func (s *Store) openFile(m int64) error {
 		f.Close()
 		return fmt.Errorf("store: open: %w", err)
 	}
-	s.f, s.path, s.final, s.minute, s.size = f, path, final, m, st.Size()
+	s.f, s.fi, s.path, s.final, s.minute, s.size = f, st, path, final, m, st.Size()
 	s.newFile, s.dirty = created, false
 	return nil
 }
@@ -451,16 +521,23 @@ func (s *Store) closeFile(publish bool) {
 		s.unpub = append(s.unpub, path)
 		return
 	}
-	if _, err := fsutil.MoveNoClobber(path, s.dir, s.final); err != nil {
+	if _, err := fsutil.MoveNoClobber(path, s.dir, s.final); errors.Is(err, os.ErrNotExist) {
+		s.log.Error("request file removed before it was published: lines acknowledged in it are gone", "file", path)
+	} else if err != nil {
 		s.log.Error("store: publish", "file", path, "err", err)
 		s.unpub = append(s.unpub, path)
 	}
 }
 
+// retryPublish publishes the .part files whose publish failed; one that no
+// longer exists is dropped with an error.
 func (s *Store) retryPublish() {
 	kept := s.unpub[:0]
 	for _, p := range s.unpub {
-		if err := s.publish(p); err != nil {
+		err := s.publish(p)
+		if errors.Is(err, os.ErrNotExist) {
+			s.log.Error("request file removed before it was published: lines acknowledged in it are gone", "file", p)
+		} else if err != nil {
 			kept = append(kept, p)
 		}
 	}

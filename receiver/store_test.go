@@ -3,6 +3,7 @@ package receiver
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -394,6 +395,105 @@ func TestStoreAppendFileMoved(t *testing.T) {
 			}
 			if b, err := os.ReadFile(name); err != nil || string(b) != "b\n" {
 				t.Fatalf("new file %q, %v", b, err)
+			}
+		})
+	}
+}
+
+// captureLogger logs to the test's output and into the returned Log.
+func captureLogger(t testing.TB) (*slog.Logger, *e2e.Log) {
+	lg := &e2e.Log{}
+	return slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), lg), &slog.HandlerOptions{Level: slog.LevelDebug})), lg
+}
+
+// TestStoreOpenFileRemoved: a cleanup that removes the open file (the
+// .part in rename mode, the file itself in append mode) between batches or
+// during a batch's sync never gets a line acknowledged into the removed
+// inode: the batch goes to a new file (or fails when that is removed too),
+// an error is logged, and Close does not promise to publish a file that is
+// gone.
+func TestStoreOpenFileRemoved(t *testing.T) {
+	for _, publish := range []string{PublishRename, PublishAppend} {
+		name := t0.Format(minuteLayout) + fileSuffix
+		if publish == PublishRename {
+			name += partSuffix
+		}
+		t.Run(publish+"/between batches", func(t *testing.T) {
+			dir := t.TempDir()
+			log, lg := captureLogger(t)
+			s, err := openStore(dir, publish, FsyncAlways, newFakeClock(t0).now, log, storeHooks{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Append([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			var want strings.Builder
+			for i := range 20 {
+				l := fmt.Sprintf("b|%d", i)
+				if err := s.Append([]byte(l)); err != nil {
+					t.Fatal(err)
+				}
+				want.WriteString(l + "\n")
+			}
+			if got := dirFiles(t, dir); fmt.Sprint(got) != fmt.Sprint(map[string]string{name: want.String()}) {
+				t.Fatalf("files %q", got)
+			}
+			if !lg.Contains("level=ERROR") || !lg.Contains("removed while open") {
+				t.Fatal("no error logged for the removed file")
+			}
+		})
+		t.Run(publish+"/during the sync", func(t *testing.T) {
+			dir := t.TempDir()
+			var removals atomic.Int32 // removals still to do, one per sync
+			h := storeHooks{sync: func(f *os.File) error {
+				if removals.Load() > 0 {
+					removals.Add(-1)
+					if err := os.Remove(filepath.Join(dir, name)); err != nil {
+						t.Error(err)
+					}
+				}
+				return f.Sync()
+			}}
+			log, lg := captureLogger(t)
+			s, err := openStore(dir, publish, FsyncAlways, newFakeClock(t0).now, log, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Append([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			removals.Store(1)
+			if err := s.Append([]byte("b")); err != nil {
+				t.Fatalf("removed once during the sync: %v, want the line in a new file", err)
+			}
+			if got := dirFiles(t, dir); fmt.Sprint(got) != fmt.Sprint(map[string]string{name: "b\n"}) {
+				t.Fatalf("after one removal: %q, want only b in a new file", got)
+			}
+			removals.Store(2)
+			if err := s.Append([]byte("c")); err == nil {
+				t.Fatal("removed during both tries: Append returned nil")
+			}
+			if err := s.Append([]byte("d")); err != nil {
+				t.Fatal(err)
+			}
+			if got := dirFiles(t, dir); fmt.Sprint(got) != fmt.Sprint(map[string]string{name: "d\n"}) {
+				t.Fatalf("after two removals: %q, want only d", got)
+			}
+			// Removed after its last line: Close cannot publish it and
+			// must not say it will be published at the next start.
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if lg.Contains("published at the next start") {
+				t.Fatal("Close promised to publish a removed file")
 			}
 		})
 	}
