@@ -644,8 +644,9 @@ func TestShutdown(t *testing.T) {
 }
 
 // TestStoreUnavailable: a full disk or a read-only data dir answers 500,
-// never 200, stores nothing partial, and the server recovers when space or
-// write access returns.
+// never 200, stores nothing partial, and the server is ready again (with
+// no message sent: the store probes) and stores when space or write access
+// returns.
 func TestStoreUnavailable(t *testing.T) {
 	t.Run("disk full", func(t *testing.T) {
 		dir := mountTmpfs(t, "size=256k")
@@ -674,11 +675,12 @@ func TestStoreUnavailable(t *testing.T) {
 			t.Logf("readyz: %v", err)
 		}
 		os.Remove(filler)
+		// Ready again with no traffic: the store probes while failing.
+		e2e.WaitFor(t, 10*time.Second, "ready after freeing space, no message sent", func() bool { return ts.srv.Ready() == nil })
 		ok := req(t, "000000099", "space again")
 		if code := send(t, ts.addr, ok); code != 200 {
 			t.Fatalf("after freeing space: %d", code)
 		}
-		e2e.WaitFor(t, 5*time.Second, "ready", func() bool { return ts.srv.Ready() == nil })
 		ts.stop(t)
 		if got := storedLines(t, dir); !slices.Equal(got, []string{string(ok)}) {
 			t.Fatalf("stored %q", got)
@@ -711,6 +713,7 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 		unmount(t, cfg.DataDir)
 		mounted = false
+		e2e.WaitFor(t, 10*time.Second, "ready when writable again, no message sent", func() bool { return ts.srv.Ready() == nil })
 		if code := send(t, ts.addr, req(t, "000000002", "writable")); code != 200 {
 			t.Fatalf("writable again: code %d", code)
 		}

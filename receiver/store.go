@@ -26,6 +26,10 @@ const (
 	FsyncNever    = "never"
 )
 
+// ProbeName is the file a failing Store writes, syncs and removes in its
+// data dir to find out whether the storage works again.
+const ProbeName = ".spoolgate-receiver.probe"
+
 const (
 	fileSuffix = "_request.txt"
 	partSuffix = ".part"
@@ -58,6 +62,7 @@ type Store struct {
 	onBatch func(lines int)
 	tick    time.Duration
 	lock    *fsutil.DirLock
+	probeCh chan probeResult // results of probes while failing
 
 	mu     sync.RWMutex // guards closed against sends on reqs
 	closed bool
@@ -77,8 +82,14 @@ type Store struct {
 	batch     []*storeReq
 	unpub     []string // .part files whose publish failed; retried each tick
 	failing   bool     // last batch failed; for logging state changes only
+	probing   bool     // a probe runs (while failing)
 	healthMu  sync.Mutex
 	healthErr error
+}
+
+type probeResult struct {
+	err  error
+	took time.Duration
 }
 
 type storeReq struct {
@@ -148,6 +159,7 @@ func openStore(dir, publish, fsync string, clock func() time.Time, log *slog.Log
 		tick:    h.tick,
 		reqs:    make(chan *storeReq, maxBatch),
 		done:    make(chan struct{}),
+		probeCh: make(chan probeResult, 1),
 		minute:  -1,
 	}
 	if err := s.repair(); err != nil {
@@ -184,7 +196,9 @@ func (s *Store) Append(line []byte) error {
 }
 
 // Healthy returns nil unless the last write or sync failed; then it returns
-// that error until a later batch succeeds. Safe for concurrent use.
+// that error until a later batch succeeds or a probe (a write, sync and
+// removal of ProbeName in the data dir, tried every tick while failing)
+// works, so readiness returns without traffic. Safe for concurrent use.
 func (s *Store) Healthy() error {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
@@ -275,6 +289,16 @@ func (s *Store) run() {
 				s.closeFile(true)
 			}
 			s.retryPublish()
+			if s.failing && !s.probing {
+				s.probing = true
+				go func() { s.probeCh <- s.probe() }()
+			}
+		case pr := <-s.probeCh:
+			s.probing = false
+			if pr.err == nil && s.failing {
+				s.log.Info("store probe worked: a write and sync in the data dir succeeded", "dir", s.dir, "took", pr.took)
+				s.setHealth(nil)
+			}
 		}
 	}
 }
@@ -298,6 +322,10 @@ func (s *Store) drainReqs() bool {
 
 // finish runs when reqs is closed and drained.
 func (s *Store) finish() {
+	if s.probing {
+		<-s.probeCh
+		s.probing = false
+	}
 	if s.f != nil {
 		s.closeFile(unixMinute(s.clock()) != s.minute)
 	}
@@ -305,6 +333,26 @@ func (s *Store) finish() {
 	for _, p := range s.unpub {
 		s.log.Warn("left unpublished; it is published at the next start", "file", p)
 	}
+}
+
+// probe writes, syncs and removes ProbeName in the data dir.
+func (s *Store) probe() probeResult {
+	start := time.Now()
+	path := filepath.Join(s.dir, ProbeName)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.Write(make([]byte, 4096))
+		if err == nil {
+			err = s.syncFn(f)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if rerr := os.Remove(path); err == nil {
+			err = rerr
+		}
+	}
+	return probeResult{err: err, took: time.Since(start)}
 }
 
 func (s *Store) commit(batch []*storeReq) {

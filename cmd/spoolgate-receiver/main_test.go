@@ -662,3 +662,65 @@ func TestSpecFromConfig(t *testing.T) {
 		t.Fatalf("stored %v, want only %q", lines, good)
 	}
 }
+
+// TestReadyAfterDiskFull: on a full data dir (a small tmpfs) messages get
+// 500 and /readyz 503; once space is freed /readyz is 200 again within
+// seconds with no message sent, and the next message is stored. Skips
+// without root (mount).
+func TestReadyAfterDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", data, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a tmpfs on the data dir (needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(data, 0); err != nil {
+			t.Errorf("unmount %s: %v", data, err)
+		}
+	})
+	p := start(t, config(t, dir), nil)
+	if p.addr == "" {
+		t.Fatal("receiver did not start")
+	}
+	filler := filepath.Join(data, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	readyz := func() int {
+		code, _, err := e2e.HTTPGet("http://" + p.admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	if code := sendOne(t, p.addr, msg(t, "000000001", strings.Repeat("p", 2000))); code != 500 {
+		t.Fatalf("full disk: code %d, want 500", code)
+	}
+	if code := readyz(); code != 503 {
+		t.Fatalf("full disk: /readyz %d, want 503", code)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WaitFor(t, 10*time.Second, "/readyz 200 after freeing space, no message sent", func() bool { return readyz() == 200 })
+	if code := sendOne(t, p.addr, msg(t, "000000002", "space again")); code != 200 {
+		t.Fatalf("after freeing space: code %d", code)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !p.Log.Contains("store probe worked") {
+		t.Error("no log line for the recovery by probe")
+	}
+}
