@@ -206,7 +206,8 @@ func (s *Store) Healthy() error {
 }
 
 // Close stores the lines already handed over, closes the open file
-// (publishing it if its minute is over) and releases the lock. Later
+// (publishing it in rename mode: its lines are durable, so the downstream
+// gets them now rather than at the next start) and releases the lock. Later
 // Appends return ErrStoreClosed. Close is safe to call more than once.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -320,14 +321,17 @@ func (s *Store) drainReqs() bool {
 	return true
 }
 
-// finish runs when reqs is closed and drained.
+// finish runs when reqs is closed and drained. In rename mode it publishes
+// the open minute too: every line in it was made durable before its 200 (a
+// restart within the minute then starts a .part that is published under a
+// collision suffix).
 func (s *Store) finish() {
 	if s.probing {
 		<-s.probeCh
 		s.probing = false
 	}
 	if s.f != nil {
-		s.closeFile(unixMinute(s.clock()) != s.minute)
+		s.closeFile(true)
 	}
 	s.retryPublish()
 	for _, p := range s.unpub {

@@ -495,6 +495,9 @@ func TestStoreOpenFileRemoved(t *testing.T) {
 			if lg.Contains("published at the next start") {
 				t.Fatal("Close promised to publish a removed file")
 			}
+			if publish == PublishRename && !lg.Contains("removed before it was published") {
+				t.Fatal("no error for the removed file at Close")
+			}
 		})
 	}
 }

@@ -377,7 +377,7 @@ func TestSIGKILLUnderLoad(t *testing.T) {
 }
 
 // TestSIGTERMUnderLoad: a drain under load exits 0 and loses no
-// acknowledged message; the request files are complete.
+// acknowledged message; the request files are complete and published.
 func TestSIGTERMUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, config(t, dir), nil)
@@ -403,6 +403,17 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	t.Logf("%d acknowledged, %d stored", n, len(lines))
 	if !strings.Contains(p.Log.String(), "spoolgate-receiver stopped") {
 		t.Fatal("no stop line in the log")
+	}
+	// The drain published the open minute: the downstream sees every
+	// acknowledged line now, not at the next start.
+	ents, err := os.ReadDir(filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".part") {
+			t.Errorf("%s left unpublished after the drain", e.Name())
+		}
 	}
 }
 
