@@ -3,6 +3,7 @@ package protocol
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -294,6 +295,82 @@ func TestReader(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// stallReader hands out data in chunks of at most chunk bytes and then
+// blocks, as a peer that stops writing without closing, until done closes.
+type stallReader struct {
+	data  []byte
+	chunk int
+	done  chan struct{}
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		<-s.done
+		return 0, io.EOF
+	}
+	n := min(len(p), s.chunk, len(s.data))
+	copy(p, s.data[:n])
+	s.data = s.data[n:]
+	return n, nil
+}
+
+// TestReaderTooLongWithoutLF: once max bytes without a LF have arrived the
+// message cannot fit (its LF or EOF makes it longer), so ErrTooLong comes
+// at once, with the start of the message, whatever the buffer size, the
+// limit and how the bytes arrive; the peer need not send more or close.
+func TestReaderTooLongWithoutLF(t *testing.T) {
+	for _, tc := range []struct {
+		max, n, bufSize, chunk int
+	}{
+		{200, 200, 4096, 4096},
+		{200, 201, 4096, 1},
+		{200, 5000, 4096, 1000},
+		{1000, 1000, 4096, 100},
+		{4096, 4096, 4096, 4096},
+		{4097, 4097, 4096, 4096},
+		{5000, 5000, 4096, 1460},
+		{9999, 9999, 4096, 65536},
+		{9999, 10000, 4096, 65536},
+		{9999, 12287, 4096, 1460},
+		{9999, 12287, 16, 7},
+	} {
+		t.Run(fmt.Sprintf("max=%d/n=%d/buf=%d/chunk=%d", tc.max, tc.n, tc.bufSize, tc.chunk), func(t *testing.T) {
+			data := []byte(strings.Repeat("x", tc.n))
+			copy(data, example)
+			sr := &stallReader{data: data, chunk: tc.chunk, done: make(chan struct{})}
+			r := NewReader(bufio.NewReaderSize(sr, tc.bufSize), tc.max)
+			type result struct {
+				line []byte
+				err  error
+			}
+			got := make(chan result, 1)
+			go func() {
+				line, err := r.ReadMessage()
+				got <- result{append([]byte(nil), line...), err}
+			}()
+			select {
+			case res := <-got:
+				if !errors.Is(res.err, ErrTooLong) {
+					t.Fatalf("err %v, want ErrTooLong", res.err)
+				}
+				if want := example[:min(len(example), tc.n, tc.bufSize, tc.chunk)]; !strings.HasPrefix(string(res.line), want) {
+					t.Fatalf("start %.40q, want it to begin with %.40q", res.line, want)
+				}
+			case <-time.After(10 * time.Second):
+				close(sr.done)
+				<-got
+				t.Fatal("no ErrTooLong while the peer waits")
+			}
+			close(sr.done)
+		})
+	}
+	// One byte under the limit at EOF is a whole message (its LF counted).
+	r := NewReader(bufio.NewReaderSize(strings.NewReader(strings.Repeat("y", 199)), 16), 200)
+	if line, err := r.ReadMessage(); err != nil || len(line) != 199 {
+		t.Fatalf("199 bytes at EOF, max 200: %d bytes, %v", len(line), err)
 	}
 }
 

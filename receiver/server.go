@@ -522,7 +522,10 @@ func (s *Server) serveConn(c *conn) {
 		case err == nil:
 			pno, code = s.handle(line, cfg, debug, remote)
 		case errors.Is(err, protocol.ErrTooLong):
+			// line is the start of the message: its complete fields give
+			// the process_no, as for every other reply.
 			code = protocol.CodeInvalid
+			pno = s.spec.ProcessNo(completeFields(line))
 			s.reject("message: too long", debug, remote, err)
 		default:
 			if debug && !errors.Is(err, io.EOF) {
@@ -558,6 +561,12 @@ func (s *Server) serveConn(c *conn) {
 }
 
 var zeroProcessNo = []byte("000000000")
+
+// completeFields returns b up to and including its last '|': the fields
+// of a message's start that are known to be whole.
+func completeFields(b []byte) []byte {
+	return b[:bytes.LastIndexByte(b, '|')+1]
+}
 
 // completeBuffered reports whether br holds a whole message (an LF), so
 // the next read does not block and replies can wait to go out together.

@@ -263,8 +263,8 @@ func TestFraming(t *testing.T) {
 		{name: "ended by EOF without LF", send: [][]byte{noLF}, want: []reply{ok(m1)}, stored: [][]byte{m1}},
 		{name: "pipelined in one write", send: [][]byte{slices.Concat(m1, m2, m3)}, want: []reply{ok(m1), ok(m2), ok(m3)}, stored: [][]byte{m1, m2, m3}},
 		{name: "slow writer one byte at a time", send: [][]byte{slices.Concat(m1, m2)}, byByte: true, want: []reply{ok(m1), ok(m2)}, stored: [][]byte{m1, m2}},
-		{name: "oversized line then closed", send: [][]byte{slices.Concat(long, m2)}, maxBytes: 128, want: []reply{{400, "000000000"}}, reason: "message: too long"},
-		{name: "oversized without LF at EOF", send: [][]byte{long[:len(long)-1]}, maxBytes: 128, want: []reply{{400, "000000000"}}, reason: "message: too long"},
+		{name: "oversized line then closed", send: [][]byte{slices.Concat(long, m2)}, maxBytes: 128, want: []reply{{400, "000000004"}}, reason: "message: too long"},
+		{name: "oversized without LF at EOF", send: [][]byte{long[:len(long)-1]}, maxBytes: 128, want: []reply{{400, "000000004"}}, reason: "message: too long"},
 		{name: "CRLF", send: [][]byte{crlf}, want: []reply{{400, "000000001"}}, reason: "message: no CR"},
 		{name: "invalid UTF-8", send: [][]byte{frame("REQ|000000007|20261121093000|ORG01|SV01|CUST-000123|bad\xff\xfe|")}, want: []reply{{400, p7}}},
 		{name: "empty line", send: [][]byte{[]byte("\n")}, want: []reply{{400, "000000000"}}},
@@ -912,6 +912,53 @@ func TestOpenFileRemovedMidStream(t *testing.T) {
 			}
 			if missing > 0 || len(acked) != 50 {
 				t.Fatalf("removed %v; %d of 50 answered 200, %d of them in no file", removed, len(acked), missing)
+			}
+		})
+	}
+}
+
+// TestOversizedWithoutLF: a message that passes max_message_bytes without
+// a LF gets its 400 at once, while the peer waits (read_timeout is far
+// away), at small and default limits and sizes around the 4 KiB read
+// buffer; the reply echoes the process_no when field 3 is 9 digits, and
+// the close after it is graceful (the reply, then EOF).
+func TestOversizedWithoutLF(t *testing.T) {
+	head := "0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|"
+	for _, tc := range []struct {
+		max, n int
+		head   string
+		pno    string
+	}{
+		{200, 200, head, "000000123"},
+		{200, 201, head, "000000123"},
+		{200, 4096, head, "000000123"},
+		{1000, 1500, head, "000000123"},
+		{4096, 4096, head, "000000123"},
+		{5000, 5001, head, "000000123"},
+		{9999, 9999, head, "000000123"},
+		{9999, 10000, head, "000000123"},
+		{9999, 12287, head, "000000123"},
+		{9999, 10000, "0078|REQ|12345|", "000000000"},
+		{200, 300, "0078|REQ|0000001234|", "000000000"},
+	} {
+		t.Run(fmt.Sprintf("max=%d/n=%d/pno=%s", tc.max, tc.n, tc.pno), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.MaxMessageBytes = tc.max
+			cfg.ReadTimeout = 60 * time.Second
+			ts := startServer(t, Options{Config: cfg})
+			c := dial(t, ts.addr)
+			msg := []byte(strings.Repeat("x", tc.n))
+			copy(msg, tc.head)
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			r := readReplies(t, c) // 10 s deadline: well before read_timeout
+			if len(r) != 1 || r[0].Code != 400 || r[0].ProcessNo != tc.pno {
+				t.Fatalf("replies %+v after %v, want one 400 echoing %s", r, time.Since(start), tc.pno)
+			}
+			if n := metric(t, ts.reg, "spoolgate_receiver_rejects_total", "reason=message: too long"); n != 1 {
+				t.Fatalf("too-long rejects %v", n)
 			}
 		})
 	}
