@@ -45,6 +45,11 @@ const (
 	freshGrace = time.Second
 	// DefaultSummaryEvery is how often the info summary is logged.
 	DefaultSummaryEvery = time.Minute
+	// rejectLogEvery is how often a reject reason is logged at info, with
+	// a sample message and the count since its last line.
+	rejectLogEvery = time.Minute
+	// maxSample bounds the sample message in that line.
+	maxSample = 200
 )
 
 // Options configure a Server.
@@ -93,6 +98,7 @@ type Server struct {
 	lim     limiter
 	// proxyLog: refused PROXY headers are logged once per cause a minute.
 	proxyLog *logging.Sampler
+	rejects  *logging.Sampler // info lines per reject reason
 
 	mu        sync.Mutex
 	draining  bool // guarded by mu; mirrored in drainFlag for the hot path
@@ -180,6 +186,7 @@ func New(opts Options) (*Server, error) {
 		conns:       make(map[*conn]struct{}),
 		stopSummary: make(chan struct{}),
 		summaryDone: make(chan struct{}),
+		rejects:     logging.NewSampler(rejectLogEvery),
 	}
 	s.lim.init(c.MaxConns)
 	s.cfg.Store(liveOf(c))
@@ -526,7 +533,7 @@ func (s *Server) serveConn(c *conn) {
 			// the process_no, as for every other reply.
 			code = protocol.CodeInvalid
 			pno = s.spec.ProcessNo(completeFields(line))
-			s.reject("message: too long", debug, remote, err)
+			s.reject("message: too long", line, debug, remote, err)
 		default:
 			if debug && !errors.Is(err, io.EOF) {
 				s.log.Debug("connection read end", "remote", remote, "err", err)
@@ -584,7 +591,7 @@ func (s *Server) handle(line []byte, cfg *live, debug bool, remote string) ([]by
 		if pe, ok := err.(*protocol.ParseError); ok {
 			reason = pe.Reason()
 		}
-		s.reject(reason, debug, remote, err)
+		s.reject(reason, line, debug, remote, err)
 		return s.spec.ProcessNo(line), protocol.CodeInvalid
 	}
 	pno := s.spec.ProcessNo(msg.Line())
@@ -619,9 +626,15 @@ func (s *Server) handle(line []byte, cfg *live, debug bool, remote string) ([]by
 	return pno, protocol.CodeOK
 }
 
-func (s *Server) reject(reason string, debug bool, remote string, err error) {
+// reject counts a 400 by reason and logs it: at info once per minute per
+// reason, with this message (its start) as a sample and how many of that
+// reason the line stands for; at debug every one.
+func (s *Server) reject(reason string, line []byte, debug bool, remote string, err error) {
 	s.m.rejects.WithLabelValues(reason).Inc()
-	if debug {
+	if n, ok := s.rejects.Event(reason, s.clock()); ok {
+		s.log.Info("rejected: answered 400 (one line per reason a minute)", "reason", reason, "count", n,
+			"remote", remote, "err", err, "sample", string(line[:min(len(line), maxSample)]))
+	} else if debug {
 		s.log.Debug("rejected: answered 400", "remote", remote, "reason", reason, "err", err)
 	}
 }

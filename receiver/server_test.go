@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -961,5 +962,47 @@ func TestOversizedWithoutLF(t *testing.T) {
 				t.Fatalf("too-long rejects %v", n)
 			}
 		})
+	}
+}
+
+// TestRejectLogSampled: at info a reject reason is logged once a minute
+// with a sample message and the count the line stands for, not once per
+// message; other reasons get their own line.
+func TestRejectLogSampled(t *testing.T) {
+	lg := &e2e.Log{}
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), lg), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	clk := newFakeClock(t0)
+	cfg := testConfig(t)
+	cfg.MaxMessageBytes = 200
+	ts := startServer(t, Options{Config: cfg, Logger: log, Clock: clk.now})
+	badType := frame("XXX|000000009|20261121093000|ORG01|SV01|CUST-000123|payload|")
+	tooLong := []byte("0300|REQ|000000010|" + strings.Repeat("z", 300) + "\n")
+	sendAll := func(m []byte, n int) {
+		for range n {
+			if code := send(t, ts.addr, m); code != 400 {
+				t.Fatalf("code %d, want 400", code)
+			}
+		}
+	}
+	sendAll([]byte("bad|count\n"), 5)
+	sendAll(badType, 3)
+	sendAll(tooLong, 2)
+	const line = "rejected: answered 400"
+	if n := lg.Count(line); n != 3 {
+		t.Fatalf("%d reject lines for 10 rejects of 3 reasons, want 3:\n%s", n, lg)
+	}
+	for _, want := range []string{
+		`reason="message: field count" count=1`, `sample=bad|count`,
+		`reason="message: too long" count=1`, `sample=0300|REQ|000000010|zzz`,
+		"sample=" + string(badType[:20]),
+	} {
+		if !lg.Contains(want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	clk.set(t0.Add(61 * time.Second))
+	sendAll([]byte("bad|count\n"), 1)
+	if !lg.Contains(`reason="message: field count" count=5`) || lg.Count(line) != 4 {
+		t.Fatalf("after a minute: want one more line standing for 5 rejects:\n%s", lg)
 	}
 }

@@ -503,3 +503,35 @@ func TestFileMode(t *testing.T) {
 		}
 	})
 }
+
+// TestSampler: one line per key per interval, each carrying the events it
+// stands for; keys are independent.
+func TestSampler(t *testing.T) {
+	s := NewSampler(time.Minute)
+	t0 := time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
+	type ev struct {
+		key   string
+		at    time.Duration
+		wantN uint64
+		ok    bool
+	}
+	for i, e := range []ev{
+		{"a", 0, 1, true},
+		{"a", time.Second, 0, false},
+		{"b", 2 * time.Second, 1, true},
+		{"a", 59 * time.Second, 0, false},
+		{"a", 60 * time.Second, 3, true},
+		{"b", 61 * time.Second, 0, false},
+		{"a", 61 * time.Second, 0, false},
+		{"b", 62 * time.Second, 2, true},
+		{"a", 10 * time.Minute, 2, true},
+	} {
+		n, ok := s.Event(e.key, t0.Add(e.at))
+		if n != e.wantN || ok != e.ok {
+			t.Fatalf("event %d (%s at %v): n=%d ok=%v, want n=%d ok=%v", i, e.key, e.at, n, ok, e.wantN, e.ok)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { s.Event("a", t0) }); a != 0 {
+		t.Fatalf("Event of a known key allocates %v times", a)
+	}
+}
