@@ -14,6 +14,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"spoolgate/internal/fsutil"
 )
@@ -71,13 +74,15 @@ type Store struct {
 
 	// Owned by the writer goroutine.
 	f         *os.File
-	fi        os.FileInfo // of f at open: its device and inode
-	path      string      // path of f
-	final     string      // final name of f (rename mode)
-	minute    int64       // unix minute of f
-	size      int64       // length of the durable, complete lines in f
-	dirty     bool        // f may hold bytes beyond size (a failed write or sync)
-	newFile   bool        // f was created and its directory entry not yet synced
+	id        fileID // of f at open
+	path      string // path of f
+	cpath     []byte // path, NUL-terminated, for statx
+	noStatx   bool   // statx is not there (ENOSYS): stat, which allocates
+	final     string // final name of f (rename mode)
+	minute    int64  // unix minute of f
+	size      int64  // length of the durable, complete lines in f
+	dirty     bool   // f may hold bytes beyond size (a failed write or sync)
+	newFile   bool   // f was created and its directory entry not yet synced
 	buf       []byte
 	batch     []*storeReq
 	unpub     []string // .part files whose publish failed; retried each tick
@@ -480,11 +485,11 @@ const (
 	fileRemoved           // no name left: what is written to it is lost
 )
 
-// check compares the open file with what its path names now: one stat in
-// the usual case, an fstat more when they differ.
+// check compares the open file with what its path names now: one statx
+// (no allocation) in the usual case, an fstat more when they differ.
 func (s *Store) check() (fileState, error) {
-	onDisk, err := os.Stat(s.path)
-	if err == nil && os.SameFile(onDisk, s.fi) {
+	id, err := s.pathID()
+	if err == nil && id == s.id {
 		return fileOK, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -498,6 +503,46 @@ func (s *Store) check() (fileState, error) {
 		return fileRemoved, nil
 	}
 	return fileMoved, nil
+}
+
+// fileID identifies a file: its device and inode.
+type fileID struct {
+	major, minor uint32
+	ino          uint64
+}
+
+func idOf(fi os.FileInfo) fileID {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}
+	}
+	return fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}
+}
+
+// pathID returns the fileID of what s.path names now. It uses statx on the
+// prepared NUL-terminated path, so the per-batch check allocates nothing
+// (os.Stat and unix.Stat copy the path); where the kernel has no statx
+// (before 4.11) it falls back to os.Stat.
+func (s *Store) pathID() (fileID, error) {
+	if !s.noStatx {
+		var stx unix.Statx_t
+		cwd := unix.AT_FDCWD
+		_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(cwd), uintptr(unsafe.Pointer(&s.cpath[0])), 0,
+			unix.STATX_INO, uintptr(unsafe.Pointer(&stx)), 0)
+		switch e {
+		case 0:
+			return fileID{stx.Dev_major, stx.Dev_minor, stx.Ino}, nil
+		case unix.ENOSYS:
+			s.noStatx = true
+		default:
+			return fileID{}, &os.PathError{Op: "statx", Path: s.path, Err: e}
+		}
+	}
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return fileID{}, err
+	}
+	return idOf(fi), nil
 }
 
 // lost logs that the open file was taken away and closes it without
@@ -538,7 +583,9 @@ func (s *Store) openFile(m int64) error {
 		f.Close()
 		return fmt.Errorf("store: open: %w", err)
 	}
-	s.f, s.fi, s.path, s.final, s.minute, s.size = f, st, path, final, m, st.Size()
+	s.f, s.path, s.final, s.minute, s.size = f, path, final, m, st.Size()
+	s.cpath = append(append(s.cpath[:0], path...), 0)
+	s.id = idOf(st)
 	s.newFile, s.dirty = created, false
 	return nil
 }
