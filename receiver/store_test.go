@@ -450,6 +450,34 @@ func TestStoreOpenFileRemoved(t *testing.T) {
 				}
 			})
 		}
+		t.Run(publish+"/removed at the end of its minute", func(t *testing.T) {
+			dir := t.TempDir()
+			log, lg := captureLogger(t)
+			clk := newFakeClock(t0)
+			s, err := openStore(dir, publish, FsyncAlways, clk.now, log, storeHooks{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Append([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			clk.set(t0.Add(time.Minute))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if lg.Contains("published at the next start") {
+				t.Fatal("Close promised to publish a removed file")
+			}
+			if publish == PublishRename && !lg.Contains("removed before it was published") {
+				t.Fatal("no error for the file removed before its publish")
+			}
+			if got := dirFiles(t, dir); len(got) != 0 {
+				t.Fatalf("files %q", got)
+			}
+		})
 		t.Run(publish+"/during the sync", func(t *testing.T) {
 			dir := t.TempDir()
 			var removals atomic.Int32 // removals still to do, one per sync
