@@ -39,7 +39,7 @@ func (r *Reader) ReadMessage() ([]byte, error) {
 		buf, _ := r.br.Peek(r.br.Buffered())
 		if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 			if len(r.long)+i+1 > r.max {
-				return r.tooLong(buf)
+				return r.tooLong(buf[:i]) // not a byte of the next message
 			}
 			if len(r.long) == 0 {
 				r.br.Discard(i + 1)

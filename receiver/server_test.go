@@ -941,6 +941,9 @@ func TestOversizedWithoutLF(t *testing.T) {
 		{9999, 12287, head, "000000123"},
 		{9999, 10000, "0078|REQ|12345|", "000000000"},
 		{200, 300, "0078|REQ|0000001234|", "000000000"},
+		// Too long at its LF, with no field separator: the next message's
+		// process_no is not echoed.
+		{200, 300, "x", "000000000"},
 	} {
 		t.Run(fmt.Sprintf("max=%d/n=%d/pno=%s", tc.max, tc.n, tc.pno), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -950,6 +953,9 @@ func TestOversizedWithoutLF(t *testing.T) {
 			c := dial(t, ts.addr)
 			msg := []byte(strings.Repeat("x", tc.n))
 			copy(msg, tc.head)
+			if tc.head == "x" {
+				msg = slices.Concat(msg[:250], []byte("\n"), req(t, "000000777", "next"))
+			}
 			if _, err := c.Write(msg); err != nil {
 				t.Fatal(err)
 			}
