@@ -77,7 +77,7 @@ type Store struct {
 	id        fileID // of f at open
 	path      string // path of f
 	cpath     []byte // path, NUL-terminated, for statx
-	noStatx   bool   // statx is not there (ENOSYS): stat, which allocates
+	noStatx   bool   // statx is not there (ENOSYS, EPERM): stat, which allocates
 	final     string // final name of f (rename mode)
 	minute    int64  // unix minute of f
 	size      int64  // length of the durable, complete lines in f
@@ -407,7 +407,7 @@ func (s *Store) write(batch []*storeReq) error {
 	// to a removed file are in no file, so the path is checked before the
 	// write and again after the sync that the 200s depend on: a batch that
 	// went into a removed file is written again to a new one, once; if that
-	// is removed too the batch is answered 500. Each check is one stat.
+	// is removed too the batch is answered 500. Each check is one statx.
 	for try := 0; ; try++ {
 		if s.f != nil {
 			st, err := s.check()
@@ -437,10 +437,11 @@ func (s *Store) write(batch []*storeReq) error {
 			s.lost(st, "")
 			return nil
 		}
-		s.lost(st, "removed during a write: writing the batch again to a new file")
 		if try > 0 {
-			return fmt.Errorf("store: %s removed twice during a write", s.dir)
+			s.lost(st, "removed during the write again: the batch is answered 500")
+			return fmt.Errorf("store: request file in %s removed during two writes of a batch", s.dir)
 		}
+		s.lost(st, "removed during a write: writing the batch again to a new file")
 	}
 }
 
@@ -522,7 +523,8 @@ func idOf(fi os.FileInfo) fileID {
 // pathID returns the fileID of what s.path names now. It uses statx on the
 // prepared NUL-terminated path, so the per-batch check allocates nothing
 // (os.Stat and unix.Stat copy the path); where the kernel has no statx
-// (before 4.11) it falls back to os.Stat.
+// (before 4.11) or a seccomp filter refuses it with EPERM it falls back to
+// os.Stat.
 func (s *Store) pathID() (fileID, error) {
 	if !s.noStatx {
 		var stx unix.Statx_t
@@ -532,7 +534,7 @@ func (s *Store) pathID() (fileID, error) {
 		switch e {
 		case 0:
 			return fileID{stx.Dev_major, stx.Dev_minor, stx.Ino}, nil
-		case unix.ENOSYS:
+		case unix.ENOSYS, unix.EPERM:
 			s.noStatx = true
 		default:
 			return fileID{}, &os.PathError{Op: "statx", Path: s.path, Err: e}
