@@ -3,7 +3,7 @@
 // durably in per-minute request files and answers each with 200, 400 or 500
 // (SPEC §1–3, §6, §7).
 //
-//	spoolgate-receiver [-config PATH]
+//	spoolgate-receiver [-config PATH] [-version]
 //
 // Under systemd socket activation it serves the sockets it is given
 // (LISTEN_FDS), else it listens on receiver.listen. It notifies READY=1
@@ -26,12 +26,11 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"spoolgate/conf"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
+	"spoolgate/internal/version"
 	"spoolgate/receiver"
 )
 
@@ -44,13 +43,13 @@ func main() {
 func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error {
 	log := lg.Logger
 	rc := cfg.Receiver
-	log.Info("spoolgate-receiver starting", "config", path, "data_dir", rc.DataDir, "publish", rc.Publish,
+	v := version.Get()
+	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", path, "data_dir", rc.DataDir, "publish", rc.Publish,
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
 		"allow", len(rc.Allow), "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
 		"proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := daemon.Registry()
 	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
 	if err != nil {
 		return err

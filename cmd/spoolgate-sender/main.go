@@ -3,7 +3,7 @@
 // per-attempt timeout, retries and at most sender.workers sends at once
 // (SPEC §4, §6).
 //
-//	spoolgate-sender [-config PATH]
+//	spoolgate-sender [-config PATH] [-version]
 //
 // SIGTERM or SIGINT drains (a second one exits at once); SIGHUP, or the
 // config file changing, reloads the live keys. Exit codes: 0 after a drain,
@@ -18,12 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"spoolgate/conf"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
+	"spoolgate/internal/version"
 	"spoolgate/protocol"
 	"spoolgate/sender"
 )
@@ -35,8 +33,9 @@ func main() {
 // run serves until ctx is done (the first SIGTERM), then drains.
 func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error {
 	log := lg.Logger
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	v := version.Get()
+	log.Info("spoolgate-sender starting", "version", v.Version, "revision", v.ShortRevision(), "config", path)
+	reg := daemon.Registry()
 	s, err := sender.New(sender.Options{
 		Config:          cfg.Sender,
 		Spec:            cfg.Protocol.Result,

@@ -5,6 +5,7 @@
 //	spoolgate status  [-config PATH] [-json]          pending, oldest pending age, in flight, failed
 //	spoolgate requeue [-config PATH] (-all | FILE…)   move failed files back into the spool
 //	spoolgate bench   -addr HOST:PORT -c N -n COUNT   load generator; -null ADDR serves the reference
+//	spoolgate -version                                version, commit and Go version
 //
 // Exit codes: 0 success, 1 failure (a reply other than 200, a connection
 // error), 2 bad usage or a bad config.
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"spoolgate/internal/version"
 )
 
 func main() {
@@ -29,7 +32,7 @@ commands:
   requeue  [-config PATH] (-all | FILE...)  move failed files back into the spool
   bench    -addr HOST:PORT -c N -n COUNT    load generator (-null ADDR serves the reference)
 
-Run 'spoolgate COMMAND -h' for a command's arguments and flags.
+Run 'spoolgate COMMAND -h' for a command's arguments and flags, 'spoolgate -version' for the version.
 `
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -49,6 +52,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runRequeue(rest, stdout, stderr)
 	case "bench":
 		return runBench(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		version.Print(stdout, "spoolgate")
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

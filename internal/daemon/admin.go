@@ -10,8 +10,19 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"spoolgate/internal/version"
 )
+
+// Registry returns the registry a daemon's /metrics serves, holding the Go
+// runtime and process collectors and spoolgate_build_info.
+func Registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
+	return reg
+}
 
 // AdminServer serves /healthz, /readyz, /metrics and optionally
 // /debug/pprof on the admin address.

@@ -11,6 +11,7 @@ import (
 
 	"spoolgate/conf"
 	"spoolgate/internal/logging"
+	"spoolgate/internal/version"
 )
 
 // RunFunc is a daemon's body: it serves until ctx is done (the first
@@ -40,7 +41,8 @@ func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 	return 0, true
 }
 
-// Main is the whole of a daemon's main: it parses -config, loads the
+// Main is the whole of a daemon's main: it parses -config (-version
+// prints the version and returns 0), loads the
 // config (and checks it with require, when not nil), builds the logger,
 // logs the config's warnings, traps signals, calls run, and returns the
 // exit code for os.Exit: 2 for bad usage or a bad config (printed as one
@@ -50,13 +52,18 @@ func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 func Main(name string, require func(*conf.Config) error, run RunFunc) int {
 	prog := "spoolgate-" + name
 	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
+	showVersion := flag.Bool("version", false, "print the version, commit and Go version, and exit")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [-config PATH]\n\nThe spoolgate %s daemon; it takes no arguments. "+
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [-config PATH] [-version]\n\nThe spoolgate %s daemon; it takes no arguments. "+
 			"Exit codes: 0 after a drain, 2 for a bad configuration, 1 otherwise.\n\n", prog, name)
 		flag.PrintDefaults()
 	}
 	if code, ok := ParseFlags(flag.CommandLine, os.Args[1:], os.Stdout, os.Stderr); !ok {
 		return code
+	}
+	if *showVersion {
+		version.Print(os.Stdout, prog)
+		return 0
 	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", prog, flag.Arg(0))
