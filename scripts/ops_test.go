@@ -284,7 +284,6 @@ func TestSystemdUnits(t *testing.T) {
 	common := map[string]string{
 		"Service.Type":                     "notify",
 		"Service.Restart":                  "on-failure",
-		"Service.EnvironmentFile":          "-/etc/default/spoolgate",
 		"Service.User":                     "spoolgate",
 		"Service.NoNewPrivileges":          "yes",
 		"Service.ProtectSystem":            "strict",
@@ -292,6 +291,9 @@ func TestSystemdUnits(t *testing.T) {
 		"Service.PrivateTmp":               "yes",
 		"Service.ExecReload":               "/bin/kill -HUP $MAINPID",
 		"Service.RestartPreventExitStatus": "2",
+		"Service.CapabilityBoundingSet":    "",
+		"Service.AmbientCapabilities":      "",
+		"Service.UMask":                    "0027",
 	}
 	for _, tc := range []struct {
 		unit      string
@@ -301,14 +303,14 @@ func TestSystemdUnits(t *testing.T) {
 		{
 			unit: "spoolgate-receiver.service",
 			want: map[string]string{
-				"Service.ExecStart": "/usr/local/bin/spoolgate-receiver",
+				"Service.ExecStart": "/usr/bin/spoolgate-receiver",
 				"Unit.Requires":     "spoolgate-receiver.socket",
 			},
 			writeable: []string{def.Receiver.DataDir, def.Log.Dir},
 		},
 		{
 			unit:      "spoolgate-sender.service",
-			want:      map[string]string{"Service.ExecStart": "/usr/local/bin/spoolgate-sender"},
+			want:      map[string]string{"Service.ExecStart": "/usr/bin/spoolgate-sender"},
 			writeable: []string{def.Sender.SpoolDir, def.Sender.FailedDir, def.Log.Dir},
 		},
 		{
@@ -338,6 +340,10 @@ func TestSystemdUnits(t *testing.T) {
 				}
 			}
 			if tc.writeable != nil {
+				// The deb's environment file, then the rpm's; both optional.
+				if got, want := keys["Service.EnvironmentFile"], []string{"-/etc/default/spoolgate", "-/etc/sysconfig/spoolgate"}; !slices.Equal(got, want) {
+					t.Errorf("EnvironmentFile = %q, want %q", got, want)
+				}
 				got := strings.Fields(strings.Join(keys["Service.ReadWritePaths"], " "))
 				if !slices.Equal(got, tc.writeable) {
 					t.Errorf("ReadWritePaths = %q, want exactly the default dirs %q", got, tc.writeable)
@@ -358,34 +364,94 @@ func TestSystemdUnits(t *testing.T) {
 		if err != nil {
 			t.Skip("systemd-analyze not installed: skipping the systemd verification of the unit files (apt-get install systemd)")
 		}
-		// verify checks that ExecStart exists: point it at the built binaries.
-		dir := t.TempDir()
-		var files []string
-		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
-			b, err := os.ReadFile(filepath.Join(unitDir, u))
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = bytes.ReplaceAll(b, []byte("/usr/local/bin/"), []byte(binDir+"/"))
-			p := filepath.Join(dir, u)
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			files = append(files, p)
-		}
 		program(t, "spoolgate-receiver")
 		program(t, "spoolgate-sender")
-		out, err := exec.Command(sa, append([]string{"verify", "--man=no"}, files...)...).CombinedOutput()
-		t.Logf("systemd-analyze verify: err=%v\n%s", err, out)
-		for _, line := range strings.Split(string(out), "\n") {
-			if strings.Contains(line, "spoolgate") {
-				t.Errorf("systemd-analyze verify: %s", line)
+		verifyUnits(t, sa, unitDir, binDir)
+	})
+
+	t.Run("systemd-analyze security", func(t *testing.T) {
+		sa, err := exec.LookPath("systemd-analyze")
+		if err != nil {
+			t.Skip("systemd-analyze not installed: skipping the sandbox rating of the units (apt-get install systemd)")
+		}
+		units := unitCopies(t, unitDir, binDir)
+		for _, u := range []string{"spoolgate-receiver.service", "spoolgate-sender.service"} {
+			if score := exposure(t, sa, filepath.Join(units, u)); score > maxExposure {
+				t.Errorf("%s: systemd-analyze security rates it %.1f, want %.1f or lower", u, score, maxExposure)
 			}
 		}
-		if err != nil {
-			t.Errorf("systemd-analyze verify failed: %v", err)
-		}
 	})
+}
+
+// maxExposure is the highest "overall exposure level" systemd-analyze
+// security may give a shipped service (10 is unprotected, 6.6 was ours
+// before the sandbox of issue 15).
+const maxExposure = 2.5
+
+// unitCopies copies the unit files of dir into a temporary directory with
+// ExecStart pointing into bin (verify checks that the programs exist), and
+// returns that directory.
+func unitCopies(t *testing.T, dir, bin string) string {
+	t.Helper()
+	out := t.TempDir()
+	for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+		b, err := os.ReadFile(filepath.Join(dir, u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = bytes.ReplaceAll(b, []byte("/usr/bin/spoolgate"), []byte(filepath.Join(bin, "spoolgate")))
+		if err := os.WriteFile(filepath.Join(out, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// verifyUnits runs systemd-analyze verify on the units in dir, their
+// programs taken from bin; any complaint about them fails the test.
+func verifyUnits(t *testing.T, sa, dir, bin string) {
+	t.Helper()
+	units := unitCopies(t, dir, bin)
+	var files []string
+	for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+		files = append(files, filepath.Join(units, u))
+	}
+	out, err := exec.Command(sa, append([]string{"verify", "--man=no"}, files...)...).CombinedOutput()
+	t.Logf("systemd-analyze verify: err=%v\n%s", err, out)
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "spoolgate") {
+			t.Errorf("systemd-analyze verify: %s", line)
+		}
+	}
+	if err != nil {
+		t.Errorf("systemd-analyze verify failed: %v", err)
+	}
+}
+
+// exposure returns the overall exposure level systemd-analyze security
+// --offline=true gives the unit file; it skips the test when this
+// systemd-analyze has no offline mode (systemd before 250).
+func exposure(t *testing.T, sa, unit string) float64 {
+	t.Helper()
+	cmd := exec.Command(sa, "security", "--offline=true", "--no-pager", unit)
+	cmd.Dir = filepath.Dir(unit)
+	out, err := cmd.CombinedOutput()
+	if err != nil && bytes.Contains(out, []byte("offline")) && !bytes.Contains(out, []byte("exposure level")) {
+		t.Skipf("systemd-analyze security --offline=true is not supported here (systemd 250 or later has it): %s", bytes.TrimSpace(out))
+	}
+	m := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("systemd-analyze security %s: no exposure level in its output (%v):\n%s", filepath.Base(unit), err, out)
+	}
+	score, perr := strconv.ParseFloat(string(m[1]), 64)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	t.Logf("systemd-analyze security %s: %.1f", filepath.Base(unit), score)
+	if score > maxExposure {
+		t.Logf("%s", out)
+	}
+	return score
 }
 
 // ---- install.sh -------------------------------------------------------------
@@ -423,16 +489,18 @@ func TestInstall(t *testing.T) {
 		path string
 		mode os.FileMode
 	}{
-		{"usr/local/bin/spoolgate", 0o755},
-		{"usr/local/bin/spoolgate-receiver", 0o755},
-		{"usr/local/bin/spoolgate-sender", 0o755},
-		{"usr/local/lib/spoolgate/env.sh", 0o644},
-		{"usr/local/lib/spoolgate/startup.sh", 0o755},
-		{"usr/local/share/doc/spoolgate/README.md", 0o644},
-		{"usr/local/share/doc/spoolgate/conf.properties", 0o644},
-		{"etc/systemd/system/spoolgate-receiver.socket", 0o644},
-		{"etc/systemd/system/spoolgate-receiver.service", 0o644},
-		{"etc/systemd/system/spoolgate-sender.service", 0o644},
+		{"usr/bin/spoolgate", 0o755},
+		{"usr/bin/spoolgate-receiver", 0o755},
+		{"usr/bin/spoolgate-sender", 0o755},
+		{"usr/lib/spoolgate/env.sh", 0o644},
+		{"usr/lib/spoolgate/startup.sh", 0o755},
+		{"usr/share/doc/spoolgate/README.md", 0o644},
+		{"usr/share/doc/spoolgate/conf.properties", 0o644},
+		{"usr/lib/systemd/system/spoolgate-receiver.socket", 0o644},
+		{"usr/lib/systemd/system/spoolgate-receiver.service", 0o644},
+		{"usr/lib/systemd/system/spoolgate-sender.service", 0o644},
+		{"usr/lib/sysusers.d/spoolgate.conf", 0o644},
+		{"usr/lib/tmpfiles.d/spoolgate.conf", 0o644},
 		{"etc/spoolgate", os.ModeDir | 0o750},
 		{"etc/spoolgate/conf.properties", 0o640},
 		{"etc/default/spoolgate", 0o644},
@@ -441,12 +509,13 @@ func TestInstall(t *testing.T) {
 		{"var/spool/spoolgate/failed", os.ModeDir | os.ModeSetgid | 0o770},
 		{"var/log/spoolgate", os.ModeDir | 0o750},
 	}
-	programs := []string{"usr/local/bin/spoolgate", "usr/local/bin/spoolgate-receiver", "usr/local/bin/spoolgate-sender",
-		"usr/local/lib/spoolgate", "etc/systemd/system/spoolgate-receiver.socket",
-		"etc/systemd/system/spoolgate-receiver.service", "etc/systemd/system/spoolgate-sender.service"}
+	programs := []string{"usr/bin/spoolgate", "usr/bin/spoolgate-receiver", "usr/bin/spoolgate-sender",
+		"usr/lib/spoolgate", "usr/lib/systemd/system/spoolgate-receiver.socket",
+		"usr/lib/systemd/system/spoolgate-receiver.service", "usr/lib/systemd/system/spoolgate-sender.service",
+		"usr/lib/sysusers.d/spoolgate.conf", "usr/lib/tmpfiles.d/spoolgate.conf"}
 
 	t.Run("fresh", func(t *testing.T) {
-		out := install(t, "/usr/local")
+		out := install(t, "/usr")
 		if !strings.Contains(out, "not creating user spoolgate") {
 			t.Errorf("install.sh under DESTDIR should say it skips the user")
 		}
@@ -462,11 +531,14 @@ func TestInstall(t *testing.T) {
 		}
 		same(t, "etc/spoolgate/conf.properties", "conf/conf.properties")
 		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
-			same(t, "etc/systemd/system/"+u, "scripts/systemd/"+u)
+			same(t, "usr/lib/systemd/system/"+u, "scripts/systemd/"+u)
 		}
-		same(t, "usr/local/lib/spoolgate/startup.sh", "scripts/startup.sh")
+		same(t, "usr/lib/spoolgate/startup.sh", "scripts/startup.sh")
+		same(t, "usr/lib/sysusers.d/spoolgate.conf", "scripts/systemd/spoolgate.sysusers")
+		same(t, "usr/lib/tmpfiles.d/spoolgate.conf", "scripts/systemd/spoolgate.tmpfiles")
+		same(t, "etc/default/spoolgate", "scripts/spoolgate.env")
 		// -syntax: the paths and ports are the target host's, not this one's.
-		check := exec.Command(filepath.Join(dest, "usr/local/bin/spoolgate"), "check", "-syntax", "-config", filepath.Join(dest, "etc/spoolgate/conf.properties"))
+		check := exec.Command(filepath.Join(dest, "usr/bin/spoolgate"), "check", "-syntax", "-config", filepath.Join(dest, "etc/spoolgate/conf.properties"))
 		check.Env = cleanEnv()
 		if out, err := check.CombinedOutput(); err != nil {
 			t.Errorf("spoolgate check on the installed conf.properties: %v\n%s", err, out)
@@ -475,13 +547,13 @@ func TestInstall(t *testing.T) {
 
 	t.Run("env.sh installed layout", func(t *testing.T) {
 		cmd := exec.Command("bash", "-c", `. "$1"; printf '%s\n' "$SPOOLGATE_BIN" "$SPOOLGATE_CONFIG" "$SPOOLGATE_RUN_DIR" "$SPOOLGATE_HOME"`,
-			"bash", filepath.Join(dest, "usr/local/lib/spoolgate/env.sh"))
+			"bash", filepath.Join(dest, "usr/lib/spoolgate/env.sh"))
 		cmd.Env = cleanEnv("SPOOLGATE_DEFAULTS=" + filepath.Join(dest, "etc/default/spoolgate"))
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("source env.sh: %v\n%s", err, out)
 		}
-		want := filepath.Join(dest, "usr/local/bin") + "\n/etc/spoolgate/conf.properties\n/run/spoolgate\n/\n"
+		want := filepath.Join(dest, "usr/bin") + "\n/etc/spoolgate/conf.properties\n/run/spoolgate\n/\n"
 		if string(out) != want {
 			t.Errorf("installed env.sh:\n%s\nwant\n%s", out, want)
 		}
@@ -495,7 +567,7 @@ func TestInstall(t *testing.T) {
 		e2e.WriteFile(t, filepath.Join(dest, "etc/spoolgate/conf.properties"), edited)
 		defaults := "SPOOLGATE_LOG_LEVEL=debug\n"
 		e2e.WriteFile(t, filepath.Join(dest, "etc/default/spoolgate"), defaults)
-		out := install(t, "/usr/local")
+		out := install(t, "/usr")
 		if got := read(t, "etc/spoolgate/conf.properties"); got != edited {
 			t.Errorf("conf.properties was overwritten:\n%s", got)
 		}
@@ -536,12 +608,40 @@ func TestInstall(t *testing.T) {
 
 	t.Run("prefix", func(t *testing.T) {
 		install(t, "/opt/spoolgate")
-		unit := read(t, "etc/systemd/system/spoolgate-receiver.service")
-		if !strings.Contains(unit, "ExecStart=/opt/spoolgate/bin/spoolgate-receiver\n") {
-			t.Errorf("ExecStart not moved to the prefix:\n%s", unit)
+		unit := read(t, "usr/lib/systemd/system/spoolgate-receiver.service")
+		if !strings.Contains(unit, "ExecStart=/opt/spoolgate/bin/spoolgate-receiver\n") ||
+			!strings.Contains(unit, "Documentation=file:/opt/spoolgate/share/doc/spoolgate/README.md\n") {
+			t.Errorf("ExecStart or Documentation not moved to the prefix:\n%s", unit)
 		}
 		if _, err := os.Stat(filepath.Join(dest, "opt/spoolgate/lib/spoolgate/startup.sh")); err != nil {
 			t.Error(err)
+		}
+	})
+
+	// An older install.sh put programs in /usr/local and units in
+	// /etc/systemd/system, where they would hide the new units.
+	t.Run("older layout removed", func(t *testing.T) {
+		old := []string{"usr/local/bin/spoolgate", "usr/local/bin/spoolgate-sender", "usr/local/lib/spoolgate/startup.sh",
+			"etc/systemd/system/spoolgate-receiver.service", "etc/systemd/system/spoolgate-receiver.socket"}
+		for _, p := range old {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dest, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			e2e.WriteFile(t, filepath.Join(dest, p), "# "+filepath.Base(p)+": from an older install.sh\n")
+		}
+		mine := filepath.Join(dest, "etc/systemd/system/spoolgate-sender.service")
+		e2e.WriteFile(t, mine, "[Service]\nExecStart=/somewhere/else\n") // not ours: kept
+		out := install(t, "/usr")
+		for _, p := range old {
+			if _, err := os.Stat(filepath.Join(dest, p)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s of the older layout still there (%v)", p, err)
+			}
+		}
+		if _, err := os.Stat(mine); err != nil {
+			t.Errorf("a unit install.sh did not write was removed: %v", err)
+		}
+		if !strings.Contains(out, "removed /etc/systemd/system/spoolgate-receiver.service") {
+			t.Errorf("install.sh does not say what it removed")
 		}
 	})
 }
