@@ -16,14 +16,16 @@
 #                       user; empty: as whoever runs startup.sh
 #   SPOOLGATE_START_TIMEOUT  seconds startup.sh waits for /readyz (default 60)
 #   SPOOLGATE_DEFAULTS  a file of NAME=value lines sourced first: the same
-#                       /etc/default/spoolgate systemd reads (EnvironmentFile),
+#                       /etc/default/spoolgate (or /etc/sysconfig/spoolgate)
+#                       systemd reads (EnvironmentFile),
 #                       so both ways of running use one configuration. Any
 #                       SPOOLGATE_<KEY> set there overrides that config key.
 #
 # Two layouts are detected from where this file is:
 #   a checkout (scripts/env.sh beside go.mod): binaries in ./bin, config
 #     conf/local.properties, state under ./var, pid files in ./var/run;
-#   installed by install.sh (PREFIX/lib/spoolgate/env.sh): binaries in
+#   installed by a package or install.sh (PREFIX/lib/spoolgate/env.sh, PREFIX
+#     /usr by default): binaries in
 #     PREFIX/bin, config /etc/spoolgate/conf.properties, pid files in
 #     /run/spoolgate, daemons run as user spoolgate.
 
@@ -52,10 +54,14 @@ if [ -f "$_sg_here/../go.mod" ] && grep -q '^module spoolgate$' "$_sg_here/../go
 	: "${SPOOLGATE_USER:=}"
 	unset _sg_root
 else
-	: "${SPOOLGATE_DEFAULTS:=/etc/default/spoolgate}"
+	# The deb's /etc/default/spoolgate, else the rpm's /etc/sysconfig/spoolgate.
+	if [ -z "$SPOOLGATE_DEFAULTS" ]; then
+		SPOOLGATE_DEFAULTS=/etc/default/spoolgate
+		if [ ! -e /etc/default/spoolgate ] && [ -e /etc/sysconfig/spoolgate ]; then SPOOLGATE_DEFAULTS=/etc/sysconfig/spoolgate; fi
+	fi
 	_sg_defaults
 	: "${SPOOLGATE_HOME:=/}"
-	: "${SPOOLGATE_BIN:=$(cd "$_sg_here/../../bin" 2>/dev/null && pwd || echo /usr/local/bin)}"
+	: "${SPOOLGATE_BIN:=$(cd "$_sg_here/../../bin" 2>/dev/null && pwd || echo /usr/bin)}"
 	: "${SPOOLGATE_CONFIG:=/etc/spoolgate/conf.properties}"
 	: "${SPOOLGATE_RUN_DIR:=/run/spoolgate}"
 	if [ -z "${SPOOLGATE_USER+set}" ]; then

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# install.sh: install spoolgate on this host (run as root), or stage it
-# under DESTDIR for a package.
+# install.sh: install spoolgate on this host from a checkout (run as root), or
+# stage it under DESTDIR. It installs the same paths as the rpm and deb of
+# scripts/package.sh (a test compares them); prefer the packages where you
+# can (README: "Install from a package").
 #
 #   scripts/install.sh                 build with Go and install
 #   scripts/install.sh -bin DIR        install the prebuilt binaries in DIR
@@ -8,36 +10,47 @@
 #                                      config, data, spool, logs and the user
 #   DESTDIR=/tmp/stage scripts/install.sh -bin DIR    stage into a tree
 #
-# What goes where (PREFIX defaults to /usr/local):
+# What goes where (PREFIX defaults to /usr, as in the packages):
 #   PREFIX/bin/spoolgate{,-receiver,-sender}       the programs
 #   PREFIX/lib/spoolgate/{env.sh,startup.sh}       start/stop without systemd
-#   PREFIX/share/doc/spoolgate/                    README.md, conf.properties (all defaults)
-#   /etc/systemd/system/spoolgate-receiver.{socket,service}, spoolgate-sender.service
+#   PREFIX/share/doc/spoolgate/                    README.md, conf.properties (all defaults),
+#                                                  monitoring/ and lb/ examples
+#   /usr/lib/systemd/system/spoolgate-receiver.{socket,service}, spoolgate-sender.service
+#   /usr/lib/sysusers.d/spoolgate.conf             the user and group spoolgate
+#   /usr/lib/tmpfiles.d/spoolgate.conf             the directories below
 #   /etc/spoolgate/conf.properties                 only when absent: yours is never overwritten
-#   /etc/default/spoolgate                         only when absent (environment of the daemons)
+#   /etc/default/spoolgate                         only when absent (environment of the daemons;
+#                                                  /etc/sysconfig/spoolgate on RHEL, or ENV_FILE=)
 #   /var/spool/spoolgate/{request,outbox,failed}   data, spool, failed (setgid group spoolgate)
 #   /var/log/spoolgate                             logs
 # and the system user and group spoolgate. Add the users of the downstream
 # workflow to group spoolgate: they read request files and drop result files.
 #
 # Running it again is safe: it updates the programs and units and keeps
-# everything else. Under DESTDIR no user is created and nothing is chowned
-# (the staging host may not have the user): the package's post-install step
-# must run "useradd --system --user-group spoolgate" and the chown/chmod
-# lines this script prints.
+# everything else. It also removes what an older install.sh put in
+# /usr/local and /etc/systemd/system (units there would hide the new ones).
+# Under DESTDIR no user is created and nothing is chowned (the staging host
+# may not have the user): run the commands it prints on the target host.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DESTDIR=${DESTDIR:-}
-PREFIX=${PREFIX:-/usr/local}
+PREFIX=${PREFIX:-/usr}
 PREFIX=${PREFIX%/}
 SG_USER=spoolgate
 bindir=$PREFIX/bin
 libdir=$PREFIX/lib/spoolgate
 docdir=$PREFIX/share/doc/spoolgate
-unitdir=/etc/systemd/system
+unitdir=/usr/lib/systemd/system
+sysusers=/usr/lib/sysusers.d/spoolgate.conf
+tmpfiles=/usr/lib/tmpfiles.d/spoolgate.conf
 confdir=/etc/spoolgate
-defaults=/etc/default/spoolgate
+# As the packages: /etc/sysconfig/spoolgate in the rpm, /etc/default/spoolgate
+# in the deb.
+if [ -z "${ENV_FILE:-}" ] && [ -e /etc/redhat-release ] && [ ! -e /etc/default/spoolgate ]; then
+	ENV_FILE=/etc/sysconfig/spoolgate
+fi
+defaults=${ENV_FILE:-/etc/default/spoolgate}
 spool=/var/spool/spoolgate
 logdir=/var/log/spoolgate
 programs=(spoolgate spoolgate-receiver spoolgate-sender)
@@ -81,6 +94,7 @@ if [ -n "$uninstall" ]; then
 	fi
 	for p in "${programs[@]}"; do rm -f "$DESTDIR$bindir/$p"; done
 	for u in "${units[@]}"; do rm -f "$DESTDIR$unitdir/$u"; done
+	rm -f "$DESTDIR$sysusers" "$DESTDIR$tmpfiles"
 	rm -rf "$DESTDIR$libdir" "$DESTDIR$docdir"
 	if [ -n "$systemd" ]; then systemctl daemon-reload; fi
 	say "removed the programs, units and scripts."
@@ -106,10 +120,14 @@ done
 # --- user -----------------------------------------------------------------
 if [ -n "$owned" ]; then
 	if ! id "$SG_USER" >/dev/null 2>&1; then
-		nologin=$(command -v nologin || echo /usr/sbin/nologin)
-		[ -x "$nologin" ] || nologin=/sbin/nologin
-		useradd --system --user-group --home-dir "$spool" --no-create-home \
-			--shell "$nologin" --comment "spoolgate gateway" "$SG_USER"
+		if command -v systemd-sysusers >/dev/null; then
+			systemd-sysusers - <"$root/scripts/systemd/spoolgate.sysusers"
+		else
+			nologin=$(command -v nologin || echo /usr/sbin/nologin)
+			[ -x "$nologin" ] || nologin=/sbin/nologin
+			useradd --system --user-group --home-dir "$spool" --no-create-home \
+				--shell "$nologin" --comment "spoolgate gateway" "$SG_USER"
+		fi
 		say "created user and group $SG_USER"
 	fi
 else
@@ -149,11 +167,40 @@ for p in "${programs[@]}"; do file 0755 "$bin/$p" "$bindir/$p"; done
 file 0644 "$root/scripts/env.sh" "$libdir/env.sh"
 file 0755 "$root/scripts/startup.sh" "$libdir/startup.sh"
 file 0644 "$root/README.md" "$docdir/README.md"
+file 0644 "$root/BENCHMARKS.md" "$docdir/BENCHMARKS.md"
 file 0644 "$root/conf/conf.properties" "$docdir/conf.properties"
+for d in monitoring lb; do
+	[ -d "$root/scripts/$d" ] || continue
+	for f in "$root/scripts/$d"/*; do
+		case $f in *.go) continue ;; esac
+		if [ -f "$f" ]; then file 0644 "$f" "$docdir/$d/${f##*/}"; fi
+	done
+done
+file 0644 "$root/scripts/systemd/spoolgate.sysusers" "$sysusers"
+file 0644 "$root/scripts/systemd/spoolgate.tmpfiles" "$tmpfiles"
 for u in "${units[@]}"; do
-	sed "s#/usr/local/#$PREFIX/#g" "$root/scripts/systemd/$u" >"$tmp/$u"
+	sed -e "s#/usr/bin/#$PREFIX/bin/#g" -e "s#/usr/share/doc/#$PREFIX/share/doc/#g" "$root/scripts/systemd/$u" >"$tmp/$u"
 	file 0644 "$tmp/$u" "$unitdir/$u"
 done
+
+# What an older install.sh put elsewhere: its units in /etc/systemd/system
+# would hide the ones above.
+for u in "${units[@]}"; do
+	old=$DESTDIR/etc/systemd/system/$u
+	if [ -f "$old" ] && grep -q "^# $u:" "$old"; then
+		rm -f "$old"
+		say "removed /etc/systemd/system/$u (from an older install.sh; now in $unitdir)"
+	fi
+done
+if [ "$PREFIX" != /usr/local ]; then
+	for p in "${programs[@]}"; do
+		if [ -f "$DESTDIR/usr/local/bin/$p" ]; then
+			rm -f "$DESTDIR/usr/local/bin/$p"
+			say "removed /usr/local/bin/$p (from an older install.sh; now in $bindir)"
+		fi
+	done
+	rm -rf "$DESTDIR/usr/local/lib/spoolgate" "$DESTDIR/usr/local/share/doc/spoolgate"
+fi
 
 # --- configuration: never overwritten -------------------------------------
 if [ -e "$DESTDIR$confdir/conf.properties" ]; then
@@ -170,26 +217,15 @@ fi
 if [ -e "$DESTDIR$defaults" ]; then
 	say "kept $defaults"
 else
-	cat >"$tmp/defaults" <<'EOF'
-# Environment of the spoolgate daemons: read by systemd (EnvironmentFile=) and
-# by startup.sh. One NAME=value a line, no spaces around =.
-#
-# The config file (default /etc/spoolgate/conf.properties):
-#SPOOLGATE_CONFIG=/etc/spoolgate/conf.properties
-#
-# Any config key can be overridden here: SPOOLGATE_ + the key upper-cased
-# with . as _, e.g.
-#SPOOLGATE_SENDER_REMOTE=10.20.30.40:9010
-#SPOOLGATE_LOG_LEVEL=debug
-EOF
-	install -m 0644 "$tmp/defaults" "$DESTDIR$defaults"
+	install -m 0644 "$root/scripts/spoolgate.env" "$DESTDIR$defaults"
 	say "installed $defaults"
 fi
 
 if [ -z "$owned" ]; then
 	cat <<EOF
 staged under $DESTDIR. On the target host, after installing the tree:
-  useradd --system --user-group --home-dir $spool --no-create-home --shell /usr/sbin/nologin $SG_USER
+  systemd-sysusers spoolgate.conf        (no systemd: useradd --system --user-group --home-dir $spool --no-create-home --shell /usr/sbin/nologin $SG_USER)
+  systemd-tmpfiles --create spoolgate.conf
   chown root:$SG_USER $confdir $confdir/conf.properties
   chown $SG_USER:$SG_USER $spool/request $spool/outbox $spool/failed $logdir
   systemctl daemon-reload
