@@ -1,0 +1,463 @@
+package scripts
+
+import (
+	"bytes"
+	"debug/buildinfo"
+	"debug/elf"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"spoolgate/internal/e2e"
+)
+
+// pkgVersion is the version the tests package; any valid one will do.
+const pkgVersion = "9.8.7"
+
+var (
+	pkgOnce          sync.Once
+	pkgRPM, pkgDEB   string
+	pkgErr           error
+	pkgOut, revision string
+)
+
+// packages runs scripts/package.sh once per test binary and returns the
+// paths of the rpm and the deb.
+func packages(t *testing.T) (rpm, deb string) {
+	t.Helper()
+	pkgOnce.Do(func() {
+		dist := filepath.Join(filepath.Dir(binDir), "dist")
+		cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts/package.sh"), pkgVersion)
+		cmd.Env = cleanEnv("DIST="+dist, "ARCH=amd64")
+		out, err := cmd.CombinedOutput()
+		pkgOut = string(out)
+		if err != nil {
+			pkgErr = err
+			return
+		}
+		pkgRPM = filepath.Join(dist, "spoolgate-"+pkgVersion+"-1.x86_64.rpm")
+		pkgDEB = filepath.Join(dist, "spoolgate_"+pkgVersion+"_amd64.deb")
+		rev, err := exec.Command("git", "-C", repoRoot, "rev-parse", "HEAD").Output()
+		if err == nil {
+			revision = strings.TrimSpace(string(rev))
+		}
+	})
+	if pkgErr != nil {
+		t.Fatalf("scripts/package.sh %s: %v\n%s", pkgVersion, pkgErr, pkgOut)
+	}
+	for _, p := range []string{pkgRPM, pkgDEB} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("package.sh did not write %s: %v\n%s", p, err, pkgOut)
+		}
+	}
+	return pkgRPM, pkgDEB
+}
+
+// run runs a command and returns its stdout; a failure fails the test
+// with its output.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Env = cleanEnv()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	if stderr.Len() > 0 {
+		t.Logf("%s %s (stderr): %s", name, strings.Join(args, " "), strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String()
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// docFiles are the files the packages (and install.sh) put under
+// /usr/share/doc/spoolgate, from what is in the checkout, and the
+// directories among them.
+func docFiles(t *testing.T) (files, dirs []string) {
+	t.Helper()
+	const doc = "/usr/share/doc/spoolgate"
+	files = []string{doc + "/README.md", doc + "/BENCHMARKS.md", doc + "/conf.properties"}
+	dirs = []string{doc}
+	for _, d := range []string{"monitoring", "lb"} {
+		des, err := os.ReadDir(filepath.Join(repoRoot, "scripts", d))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, doc+"/"+d)
+		for _, de := range des {
+			if de.Type().IsRegular() && !strings.HasSuffix(de.Name(), ".go") {
+				files = append(files, doc+"/"+d+"/"+de.Name())
+			}
+		}
+	}
+	return files, dirs
+}
+
+// packaged is what both packages hold besides the docs and the
+// environment file.
+var packaged = []string{
+	"/etc/spoolgate/conf.properties",
+	"/usr/bin/spoolgate",
+	"/usr/bin/spoolgate-receiver",
+	"/usr/bin/spoolgate-sender",
+	"/usr/lib/spoolgate/env.sh",
+	"/usr/lib/spoolgate/startup.sh",
+	"/usr/lib/systemd/system/spoolgate-receiver.service",
+	"/usr/lib/systemd/system/spoolgate-receiver.socket",
+	"/usr/lib/systemd/system/spoolgate-sender.service",
+	"/usr/lib/sysusers.d/spoolgate.conf",
+	"/usr/lib/tmpfiles.d/spoolgate.conf",
+}
+
+// maintainer scripts: the package's name for each, and the file it is.
+var maintainerScripts = []struct{ rpm, deb, file string }{
+	{"preinstall", "preinst", "scripts/package/preinstall.sh"},
+	{"postinstall", "postinst", "scripts/package/postinstall.sh"},
+	{"preuninstall", "prerm", "scripts/package/preremove.sh"},
+	{"postuninstall", "postrm", "scripts/package/postremove.sh"},
+}
+
+func readRepo(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// checkBinary checks that an installed program is the package's build:
+// static, stripped, -trimpath, and -version names the version and commit.
+func checkBinary(t *testing.T, path string) {
+	t.Helper()
+	out := run(t, path, "-version")
+	want := filepath.Base(path) + " " + pkgVersion + " (revision "
+	if revision != "" {
+		want += revision[:12]
+	}
+	if !strings.HasPrefix(out, want) {
+		t.Errorf("%s -version = %q, want it to start with %q", path, out, want)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Section(".symtab") != nil {
+		t.Errorf("%s is not stripped (has .symtab)", path)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s is dynamically linked (has an ELF interpreter)", path)
+		}
+	}
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if settings["-trimpath"] != "true" || settings["CGO_ENABLED"] != "0" || settings["GOARCH"] != "amd64" {
+		t.Errorf("%s: build settings %v, want -trimpath, CGO_ENABLED=0, GOARCH=amd64", path, settings)
+	}
+}
+
+func TestPackageRPM(t *testing.T) {
+	if _, err := exec.LookPath("rpm"); err != nil {
+		t.Skip("rpm not installed: skipping the checks of the rpm (apt-get install rpm)")
+	}
+	rpm, _ := packages(t)
+
+	t.Run("files", func(t *testing.T) {
+		docs, docDirs := docFiles(t)
+		want := append(slices.Clone(packaged), "/etc/sysconfig/spoolgate", "/etc/spoolgate", "/usr/lib/spoolgate")
+		want = append(append(want, docs...), docDirs...)
+		slices.Sort(want)
+		got := lines(run(t, "rpm", "-qpl", rpm))
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("rpm -qpl:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+
+	t.Run("config files", func(t *testing.T) {
+		got := lines(run(t, "rpm", "-qpc", rpm))
+		if want := []string{"/etc/spoolgate/conf.properties", "/etc/sysconfig/spoolgate"}; !slices.Equal(got, want) {
+			t.Errorf("rpm -qpc = %q, want %q", got, want)
+		}
+		// Flags (c config, n noreplace), modes and owners.
+		attrs := map[string]string{}
+		for _, l := range lines(run(t, "rpm", "-qp", "--qf", `[%{FILENAMES} %{FILEFLAGS:fflags} %{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME}\n]`, rpm)) {
+			name, rest, _ := strings.Cut(l, " ")
+			attrs[name] = rest
+		}
+		for path, want := range map[string]string{
+			"/etc/spoolgate/conf.properties": "cn -rw-r----- root:spoolgate",
+			"/etc/sysconfig/spoolgate":       "cn -rw-r--r-- root:root",
+			"/etc/spoolgate":                 " drwxr-x--- root:spoolgate",
+			"/usr/bin/spoolgate-receiver":    " -rwxr-xr-x root:root",
+			"/usr/lib/spoolgate/startup.sh":  " -rwxr-xr-x root:root",
+		} {
+			if got := attrs[path]; got != want {
+				t.Errorf("%s: %q, want %q", path, got, want)
+			}
+		}
+	})
+
+	t.Run("scripts", func(t *testing.T) {
+		out := run(t, "rpm", "-qp", "--scripts", rpm)
+		for _, s := range maintainerScripts {
+			if !strings.Contains(out, s.rpm+" scriptlet (using /bin/sh):\n"+readRepo(t, s.file)) {
+				t.Errorf("rpm --scripts: no %s scriptlet, or it is not %s:\n%s", s.rpm, s.file, out)
+			}
+		}
+	})
+
+	// rpm runs the scriptlets chrooted into the new root, which has no
+	// shell: --noscripts (the scripts run in the deb test), and --nodeps
+	// (nothing in the empty root provides /bin/sh).
+	t.Run("rpm --root", func(t *testing.T) {
+		root := t.TempDir()
+		run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "--initdb")
+		run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--nodeps", "--noscripts", rpm)
+		if got := strings.TrimSpace(run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-q", "spoolgate")); got != "spoolgate-"+pkgVersion+"-1.x86_64" {
+			t.Errorf("rpm -q spoolgate in the root: %q", got)
+		}
+		for _, p := range []string{"spoolgate", "spoolgate-receiver", "spoolgate-sender"} {
+			checkBinary(t, filepath.Join(root, "usr/bin", p))
+		}
+		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+			if got := readFile(t, filepath.Join(root, "usr/lib/systemd/system", u)); got != readRepo(t, "scripts/systemd/"+u) {
+				t.Errorf("installed %s differs from scripts/systemd/%s", u, u)
+			}
+		}
+		if got := readFile(t, filepath.Join(root, "etc/sysconfig/spoolgate")); got != readRepo(t, "scripts/spoolgate.env") {
+			t.Errorf("/etc/sysconfig/spoolgate differs from scripts/spoolgate.env")
+		}
+	})
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dpkgRoot is an empty root for dpkg --root.
+func dpkgRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	admin := filepath.Join(root, "var/lib/dpkg")
+	for _, d := range []string{"info", "updates", "triggers"} {
+		if err := os.MkdirAll(filepath.Join(admin, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"status", "available"} {
+		e2e.WriteFile(t, filepath.Join(admin, f), "")
+	}
+	return root
+}
+
+// passwdID returns the uid and gid of name in root's /etc/passwd.
+func passwdID(t *testing.T, root, name string) (uid, gid string) {
+	t.Helper()
+	for _, l := range strings.Split(readFile(t, filepath.Join(root, "etc/passwd")), "\n") {
+		f := strings.Split(l, ":")
+		if len(f) >= 7 && f[0] == name {
+			return f[2], f[3]
+		}
+	}
+	t.Fatalf("no user %s in the root's /etc/passwd", name)
+	return "", ""
+}
+
+func TestPackageDEB(t *testing.T) {
+	for _, tool := range []string{"dpkg", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: skipping the checks of the deb (apt-get install dpkg)", tool)
+		}
+	}
+	_, deb := packages(t)
+
+	t.Run("control", func(t *testing.T) {
+		for field, want := range map[string]string{"Package": "spoolgate", "Version": pkgVersion + "-1", "Architecture": "amd64"} {
+			if got := strings.TrimSpace(run(t, "dpkg-deb", "-f", deb, field)); got != want {
+				t.Errorf("%s: %q, want %q", field, got, want)
+			}
+		}
+		ctrl := t.TempDir()
+		run(t, "dpkg-deb", "-e", deb, ctrl)
+		if got, want := lines(readFile(t, filepath.Join(ctrl, "conffiles"))), []string{"/etc/default/spoolgate", "/etc/spoolgate/conf.properties"}; !slices.Equal(got, want) {
+			t.Errorf("conffiles = %q, want %q", got, want)
+		}
+		for _, s := range maintainerScripts {
+			if got := readFile(t, filepath.Join(ctrl, s.deb)); got != readRepo(t, s.file) {
+				t.Errorf("%s is not %s:\n%s", s.deb, s.file, got)
+			}
+		}
+		// The user line the preinst creates is the sysusers.d line.
+		var sysusers string
+		for _, l := range lines(readRepo(t, "scripts/systemd/spoolgate.sysusers")) {
+			if !strings.HasPrefix(l, "#") {
+				sysusers = l
+			}
+		}
+		if !strings.Contains(readRepo(t, "scripts/package/preinstall.sh"), "echo '"+sysusers+"'") {
+			t.Errorf("preinstall.sh does not create the user of spoolgate.sysusers (%q)", sysusers)
+		}
+	})
+
+	// The same paths as install.sh: the deb's files against a DESTDIR
+	// install's (the spool and log directories come from tmpfiles.d in the
+	// packages, so only files are compared).
+	t.Run("same paths as install.sh", func(t *testing.T) {
+		var inDeb []string
+		out := run(t, "dpkg-deb", "-c", deb)
+		for _, l := range lines(out) {
+			f := strings.Fields(l)
+			name := strings.TrimPrefix(f[len(f)-1], ".")
+			if !strings.HasSuffix(name, "/") && strings.HasPrefix(f[0], "-") {
+				inDeb = append(inDeb, name)
+			}
+		}
+		dest := t.TempDir()
+		if out, code := script(t, cleanEnv("DESTDIR="+dest), "install.sh", "-bin", binDir); code != 0 {
+			t.Fatalf("install.sh: exit %d\n%s", code, out)
+		}
+		var installed []string
+		err := filepath.WalkDir(dest, func(p string, de fs.DirEntry, err error) error {
+			if err == nil && de.Type().IsRegular() {
+				installed = append(installed, strings.TrimPrefix(p, dest))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(inDeb)
+		slices.Sort(installed)
+		if !slices.Equal(inDeb, installed) {
+			t.Errorf("the deb holds\n%s\ninstall.sh installs\n%s", strings.Join(inDeb, "\n"), strings.Join(installed, "\n"))
+		}
+	})
+
+	// dpkg installs into a throwaway root, running the maintainer scripts
+	// outside a chroot with DPKG_ROOT set (the root has no shell); the
+	// real system is not touched.
+	t.Run("dpkg --root", func(t *testing.T) {
+		root := dpkgRoot(t)
+		dpkg := func(t *testing.T, args ...string) string {
+			t.Helper()
+			return run(t, "dpkg", append([]string{"--root=" + root, "--force-script-chrootless", "--force-confold"}, args...)...)
+		}
+		at := func(p string) string { return filepath.Join(root, p) }
+		exists := func(t *testing.T, p string, want bool) {
+			t.Helper()
+			_, err := os.Stat(at(p))
+			if got := err == nil; got != want {
+				t.Errorf("%s exists: %v, want %v (%v)", p, got, want, err)
+			}
+		}
+		dpkg(t, "-i", deb)
+		uid, gid := passwdID(t, root, "spoolgate")
+		for _, d := range []struct {
+			path, owner string
+			mode        os.FileMode
+		}{
+			{"var/spool/spoolgate/request", uid + ":" + gid, os.ModeDir | os.ModeSetgid | 0o770},
+			{"var/spool/spoolgate/outbox", uid + ":" + gid, os.ModeDir | os.ModeSetgid | 0o770},
+			{"var/spool/spoolgate/failed", uid + ":" + gid, os.ModeDir | os.ModeSetgid | 0o770},
+			{"var/log/spoolgate", uid + ":" + gid, os.ModeDir | 0o750},
+		} {
+			fi, err := os.Stat(at(d.path))
+			if err != nil {
+				t.Errorf("%s: %v", d.path, err)
+				continue
+			}
+			if got := fi.Mode() & (os.ModeDir | os.ModeSetgid | os.ModePerm); got != d.mode {
+				t.Errorf("%s: mode %v, want %v", d.path, got, d.mode)
+			}
+			if got := ownerOf(fi); got != d.owner {
+				t.Errorf("%s: owner %s, want %s (spoolgate in the root)", d.path, got, d.owner)
+			}
+		}
+		for _, p := range []string{"spoolgate", "spoolgate-receiver", "spoolgate-sender"} {
+			checkBinary(t, at("usr/bin/"+p))
+		}
+		if sa, err := exec.LookPath("systemd-analyze"); err == nil {
+			verifyUnits(t, sa, at("usr/lib/systemd/system"), at("usr/bin"))
+			for _, u := range []string{"spoolgate-receiver.service", "spoolgate-sender.service"} {
+				if score := exposure(t, sa, filepath.Join(unitCopies(t, at("usr/lib/systemd/system"), at("usr/bin")), u)); score > maxExposure {
+					t.Errorf("installed %s: exposure %.1f, want %.1f or lower", u, score, maxExposure)
+				}
+			}
+		} else {
+			t.Log("systemd-analyze not installed: the installed units are not verified (apt-get install systemd)")
+		}
+		if out, err := exec.Command(at("usr/bin/spoolgate"), "check", "-config", at("etc/spoolgate/conf.properties")).CombinedOutput(); err != nil {
+			t.Errorf("spoolgate check on the installed conf.properties: %v\n%s", err, out)
+		}
+
+		// Upgrade (the same version again: preinst upgrade, postinst
+		// configure OLD): the edited config and the data stay.
+		edited := strings.Replace(readFile(t, at("etc/spoolgate/conf.properties")), "\nsender.remote =\n", "\nsender.remote = 10.1.2.3:9010\n", 1)
+		e2e.WriteFile(t, at("etc/spoolgate/conf.properties"), edited)
+		e2e.WriteFile(t, at("var/spool/spoolgate/request/202611210930_request.txt"), "0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|\n")
+		dpkg(t, "-i", deb)
+		if got := readFile(t, at("etc/spoolgate/conf.properties")); got != edited {
+			t.Errorf("the upgrade overwrote the edited conf.properties")
+		}
+
+		// Remove keeps config, data and the user; purge drops the config
+		// files (Debian's rule) and keeps data, logs and the user.
+		dpkg(t, "--remove", "spoolgate")
+		exists(t, "usr/bin/spoolgate-receiver", false)
+		exists(t, "usr/lib/systemd/system/spoolgate-receiver.service", false)
+		exists(t, "etc/spoolgate/conf.properties", true)
+		exists(t, "etc/default/spoolgate", true)
+		exists(t, "var/spool/spoolgate/request/202611210930_request.txt", true)
+		dpkg(t, "--purge", "spoolgate")
+		exists(t, "etc/spoolgate/conf.properties", false)
+		exists(t, "var/spool/spoolgate/request/202611210930_request.txt", true)
+		exists(t, "var/log/spoolgate", true)
+		passwdID(t, root, "spoolgate")
+	})
+}
+
+// ownerOf returns "uid:gid" of a file.
+func ownerOf(fi os.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "?"
+	}
+	return strconv.FormatUint(uint64(st.Uid), 10) + ":" + strconv.FormatUint(uint64(st.Gid), 10)
+}
