@@ -54,6 +54,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(daemon.ReadyGauge(srv.Ready))
 	lns, err := listeners(rc.Listen, log)
 	if err != nil {
 		_ = srv.Close()

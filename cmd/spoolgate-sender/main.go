@@ -46,6 +46,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(daemon.ReadyGauge(s.Ready))
 	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, log)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", cfg.Sender.AdminListen, err)

@@ -24,6 +24,21 @@ func Registry() *prometheus.Registry {
 	return reg
 }
 
+// ReadyGauge returns the spoolgate_ready gauge: 1 while ready returns nil
+// (what /readyz answers 200 to), else 0, so an alert rule can see a
+// daemon that runs but is not ready.
+func ReadyGauge(ready func() error) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_ready",
+		Help: "1 when the daemon is ready (/readyz answers 200), else 0.",
+	}, func() float64 {
+		if ready() != nil {
+			return 0
+		}
+		return 1
+	})
+}
+
 // AdminServer serves /healthz, /readyz, /metrics and optionally
 // /debug/pprof on the admin address.
 type AdminServer struct {

@@ -199,3 +199,22 @@ func loadErr(t *testing.T, path string) error {
 	}
 	return err
 }
+
+func TestReadyGauge(t *testing.T) {
+	notReady := errors.New("circuit open")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(ReadyGauge(func() error { return notReady }))
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{{notReady, "spoolgate_ready 0"}, {nil, "spoolgate_ready 1"}} {
+		notReady = tt.err
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 1 {
+			t.Fatalf("gather: %v %v", mfs, err)
+		}
+		if got := fmt.Sprintf("%s %g", mfs[0].GetName(), mfs[0].GetMetric()[0].GetGauge().GetValue()); got != tt.want {
+			t.Errorf("ready() = %v: %s, want %s", tt.err, got, tt.want)
+		}
+	}
+}
