@@ -24,6 +24,10 @@ need nginx || apt_install nginx-light libnginx-mod-stream || true
 if need nginx && nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' && ! ls /usr/lib/nginx/modules/ngx_stream_module.so >/dev/null 2>&1; then
 	apt_install libnginx-mod-stream || true
 fi
+# promtool (Debian's prometheus; its service is not started here) tests the
+# alert rules; rpm checks the rpm of scripts/package.sh.
+need promtool || apt_install --no-install-recommends prometheus || true
+need rpm || apt_install --no-install-recommends rpm || true
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
