@@ -225,6 +225,27 @@ func TestMonitoringMetricNames(t *testing.T) {
 			}
 		}
 	}
+	// The build in the start-up line and in spoolgate_build_info.
+	for _, p := range []*e2e.Proc{r, s} {
+		if !regexp.MustCompile(`spoolgate-(receiver|sender) starting version=\S+ revision=\S+`).MatchString(p.Log.String()) {
+			t.Errorf("no start-up line with the version in the log:\n%s", p.Log.String())
+		}
+	}
 	r.Kill()
 	s.Kill()
+}
+
+// TestVersionFlag: -version of every program of a plain build prints its
+// name, a version, a revision, the Go version and the platform, and exits 0
+// (the package test checks the version and commit package.sh links in).
+func TestVersionFlag(t *testing.T) {
+	want := regexp.MustCompile(`^(spoolgate|spoolgate-receiver|spoolgate-sender) \S+ \(revision \S+, go[0-9.]+\S*, linux/\w+\)\n$`)
+	for _, p := range []string{"spoolgate", "spoolgate-receiver", "spoolgate-sender"} {
+		cmd := exec.Command(program(t, p), "-version")
+		cmd.Env = cleanEnv("SPOOLGATE_CONFIG=/nonexistent/conf.properties") // -version reads no config
+		out, err := cmd.CombinedOutput()
+		if err != nil || !want.Match(out) || !strings.HasPrefix(string(out), p+" ") {
+			t.Errorf("%s -version: %q, %v", p, out, err)
+		}
+	}
 }

@@ -461,3 +461,124 @@ func ownerOf(fi os.FileInfo) string {
 	}
 	return strconv.FormatUint(uint64(st.Uid), 10) + ":" + strconv.FormatUint(uint64(st.Gid), 10)
 }
+
+// TestPackageScripts runs the maintainer scripts as rpm and dpkg call them
+// on a host, with systemctl, systemd-tmpfiles, systemd-sysusers and useradd
+// replaced by stand-ins that log their arguments, in a mount namespace
+// whose /run is empty or holds /run/systemd/system (booted with systemd).
+// It proves what the packages do on install, upgrade and removal without
+// touching this machine's services or users.
+func TestPackageScripts(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare not installed: skipping the maintainer script runs (apt-get install util-linux)")
+	}
+	if out, err := exec.Command(unshare, "-m", "true").CombinedOutput(); err != nil {
+		t.Skipf("no mount namespace here (unshare -m: %v %s): skipping the maintainer script runs", err, bytes.TrimSpace(out))
+	}
+	// fakes is a PATH directory: the stand-ins, and (when withSystemd is
+	// false) only the host tools the scripts need, so that
+	// systemd-sysusers and systemd-tmpfiles are missing.
+	fakes := func(t *testing.T, withSystemd bool) (dir, logFile string) {
+		dir = t.TempDir()
+		logFile = filepath.Join(t.TempDir(), "calls")
+		fake := "#!/bin/sh\necho \"${0##*/} $*\" >>\"$FAKE_LOG\"\n"
+		stand := map[string]string{"systemctl": fake, "useradd": fake}
+		if withSystemd {
+			stand["systemd-tmpfiles"] = fake
+			stand["systemd-sysusers"] = fake + "cat >>\"$FAKE_LOG\"\n"
+		}
+		for name, text := range stand {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tool := range []string{"sh", "grep", "getent", "id", "cat", "mkdir", "mount", "chown", "chmod"} {
+			p, err := exec.LookPath(tool)
+			if err != nil {
+				t.Fatalf("%s: %v", tool, err)
+			}
+			if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir, logFile
+	}
+	// run runs a maintainer script and returns the stand-ins' calls and
+	// the script's output.
+	run := func(t *testing.T, booted, withSystemd bool, script string, args ...string) (calls, out string) {
+		t.Helper()
+		dir, logFile := fakes(t, withSystemd)
+		setup := "mount -t tmpfs tmpfs /run"
+		if booted {
+			setup += " && mkdir -p /run/systemd/system"
+		}
+		cmd := exec.Command(unshare, append([]string{"-m", filepath.Join(dir, "sh"), "-c", setup + ` && exec sh "$0" "$@"`,
+			filepath.Join(repoRoot, "scripts/package", script)}, args...)...)
+		cmd.Env = []string{"PATH=" + dir, "FAKE_LOG=" + logFile, "LC_ALL=C"}
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", script, args, err, b)
+		}
+		c, _ := os.ReadFile(logFile)
+		return string(c), string(b)
+	}
+	const (
+		reload  = "systemctl daemon-reload\n"
+		restart = "systemctl try-restart spoolgate-receiver.service spoolgate-sender.service\n"
+		tmpfile = "systemd-tmpfiles --create spoolgate.conf\n"
+		disable = "systemctl disable --now spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service\n"
+	)
+	for _, tc := range []struct {
+		name, script string
+		args         []string
+		booted       bool
+		calls        string
+		out          string // in the output ("" for anything)
+	}{
+		{"deb install", "postinstall.sh", []string{"configure", ""}, true, tmpfile + reload, "systemctl enable --now"},
+		{"rpm install", "postinstall.sh", []string{"1"}, true, tmpfile + reload, "systemctl enable --now"},
+		// An upgrade restarts what runs; the socket stays, the port open.
+		{"deb upgrade", "postinstall.sh", []string{"configure", "1.0.0-1"}, true, tmpfile + reload + restart, ""},
+		{"rpm upgrade", "postinstall.sh", []string{"2"}, true, tmpfile + reload + restart, ""},
+		{"upgrade without systemd", "postinstall.sh", []string{"configure", "1.0.0-1"}, false, tmpfile, ""},
+		{"deb abort-upgrade", "postinstall.sh", []string{"abort-upgrade", "1.0.0-1"}, true, "", ""},
+		{"deb remove", "preremove.sh", []string{"remove"}, true, disable, ""},
+		{"rpm erase", "preremove.sh", []string{"0"}, true, disable, ""},
+		{"deb upgrade: old prerm", "preremove.sh", []string{"upgrade", "9.8.7-1"}, true, "", ""},
+		{"rpm upgrade: old preun", "preremove.sh", []string{"1"}, true, "", ""},
+		{"remove without systemd", "preremove.sh", []string{"remove"}, false,
+			"systemctl --no-reload disable spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service\n", ""},
+		{"deb purge", "postremove.sh", []string{"purge"}, true, reload, "kept /var/spool/spoolgate"},
+		{"rpm erase: postun", "postremove.sh", []string{"0"}, true, reload, "kept /var/spool/spoolgate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls, out := run(t, tc.booted, true, tc.script, tc.args...)
+			if calls != tc.calls {
+				t.Errorf("%s %q called\n%s\nwant\n%s", tc.script, tc.args, calls, tc.calls)
+			}
+			if !strings.Contains(out, tc.out) {
+				t.Errorf("%s %q printed %q, want %q in it", tc.script, tc.args, out, tc.out)
+			}
+		})
+	}
+
+	// preinstall creates the user unless it exists: with systemd-sysusers
+	// (the line of spoolgate.sysusers on its stdin), else with useradd.
+	t.Run("preinstall", func(t *testing.T) {
+		if exec.Command("id", "spoolgate").Run() == nil {
+			t.Skip("this machine has a user spoolgate: preinstall would (rightly) create none")
+		}
+		calls, _ := run(t, true, true, "preinstall.sh", "install")
+		want := "systemd-sysusers --replace=/usr/lib/sysusers.d/spoolgate.conf -\n" +
+			`u spoolgate - "spoolgate gateway" /var/spool/spoolgate /usr/sbin/nologin` + "\n"
+		if calls != want {
+			t.Errorf("with systemd-sysusers: %q, want %q", calls, want)
+		}
+		calls, _ = run(t, false, false, "preinstall.sh", "1")
+		want = "useradd --system --user-group --home-dir /var/spool/spoolgate --no-create-home --shell /usr/sbin/nologin --comment spoolgate gateway spoolgate\n"
+		if calls != want {
+			t.Errorf("without systemd-sysusers: %q, want %q", calls, want)
+		}
+	})
+}
