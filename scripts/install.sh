@@ -169,6 +169,9 @@ file 0755 "$root/scripts/startup.sh" "$libdir/startup.sh"
 file 0644 "$root/README.md" "$docdir/README.md"
 file 0644 "$root/BENCHMARKS.md" "$docdir/BENCHMARKS.md"
 file 0644 "$root/conf/conf.properties" "$docdir/conf.properties"
+for f in "$root"/docs/*.md; do
+	if [ -f "$f" ]; then file 0644 "$f" "$docdir/${f##*/}"; fi
+done
 for d in monitoring lb; do
 	[ -d "$root/scripts/$d" ] || continue
 	for f in "$root/scripts/$d"/*; do

@@ -61,10 +61,13 @@ echo "$prog: building spoolgate $version ($revision) for linux/$ARCH"
 ldflags="-s -w -X spoolgate/internal/version.Version=$version -X spoolgate/internal/version.Revision=$revision"
 CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$stage/bin/" ./cmd/...
 
-# /usr/share/doc/spoolgate: README, the defaults, the shipped examples.
+# /usr/share/doc/spoolgate: README, docs/*.md, the defaults, the shipped examples.
 install -m 0644 README.md "$stage/doc/README.md"
 [ ! -f BENCHMARKS.md ] || install -m 0644 BENCHMARKS.md "$stage/doc/BENCHMARKS.md"
 install -m 0644 conf/conf.properties "$stage/doc/conf.properties"
+for f in docs/*.md; do
+	[ ! -f "$f" ] || install -m 0644 "$f" "$stage/doc/"
+done
 for d in monitoring lb; do
 	[ -d "scripts/$d" ] || continue
 	mkdir -p "$stage/doc/$d"

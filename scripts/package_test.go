@@ -96,6 +96,13 @@ func docFiles(t *testing.T) (files, dirs []string) {
 	const doc = "/usr/share/doc/spoolgate"
 	files = []string{doc + "/README.md", doc + "/BENCHMARKS.md", doc + "/conf.properties"}
 	dirs = []string{doc}
+	mds, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, md := range mds {
+		files = append(files, doc+"/"+filepath.Base(md))
+	}
 	for _, d := range []string{"monitoring", "lb"} {
 		des, err := os.ReadDir(filepath.Join(repoRoot, "scripts", d))
 		if errors.Is(err, fs.ErrNotExist) {
