@@ -357,7 +357,7 @@ func TestPackageDEB(t *testing.T) {
 			}
 		}
 		dest := t.TempDir()
-		if out, code := script(t, cleanEnv("DESTDIR="+dest), "install.sh", "-bin", binDir); code != 0 {
+		if out, code := script(t, cleanEnv("DESTDIR="+dest, "ENV_FILE=/etc/default/spoolgate"), "install.sh", "-bin", binDir); code != 0 {
 			t.Fatalf("install.sh: exit %d\n%s", code, out)
 		}
 		var installed []string
