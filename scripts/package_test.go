@@ -430,7 +430,7 @@ func TestPackageDEB(t *testing.T) {
 		} else {
 			t.Log("systemd-analyze not installed: the installed units are not verified (apt-get install systemd)")
 		}
-		if out, err := exec.Command(at("usr/bin/spoolgate"), "check", "-config", at("etc/spoolgate/conf.properties")).CombinedOutput(); err != nil {
+		if out, err := exec.Command(at("usr/bin/spoolgate"), "check", "-syntax", "-config", at("etc/spoolgate/conf.properties")).CombinedOutput(); err != nil {
 			t.Errorf("spoolgate check on the installed conf.properties: %v\n%s", err, out)
 		}
 
