@@ -54,7 +54,7 @@ func Main(name string, require func(*conf.Config) error, run RunFunc) int {
 	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
 	showVersion := flag.Bool("version", false, "print the version, commit and Go version, and exit")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [-config PATH] [-version]\n\nThe spoolgate %s daemon; it takes no arguments. "+
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [-config PATH]\n\nThe spoolgate %s daemon; it takes no arguments. "+
 			"Exit codes: 0 after a drain, 2 for a bad configuration, 1 otherwise.\n\n", prog, name)
 		flag.PrintDefaults()
 	}
