@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -192,20 +193,24 @@ func copyTemp(src, dir string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("copy %s: not a regular file", src)
 	}
-	return writeTemp(dir, fi.ModTime(), func(w io.Writer) error {
+	return writeTemp(dir, fi.ModTime(), fi.Mode().Perm(), func(w io.Writer) error {
 		_, err := io.Copy(w, in)
 		return err
 	})
 }
 
-// writeTemp writes a new dotfile in dir with fill, sets its modification
-// time to mtime (unless zero), syncs it and returns its path.
-func writeTemp(dir string, mtime time.Time, fill func(io.Writer) error) (string, error) {
+// writeTemp writes a new dotfile in dir with fill and permission bits perm
+// (exactly, whatever the umask), sets its modification time to mtime
+// (unless zero), syncs it and returns its path.
+func writeTemp(dir string, mtime time.Time, perm fs.FileMode, fill func(io.Writer) error) (string, error) {
 	f, err := os.CreateTemp(dir, ".spoolgate-*")
 	if err != nil {
 		return "", fmt.Errorf("create temp file: %w", err)
 	}
 	err = fill(f)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
 	if err == nil && !mtime.IsZero() {
 		err = os.Chtimes(f.Name(), mtime, mtime)
 	}
@@ -226,7 +231,7 @@ func writeTemp(dir string, mtime time.Time, fill func(io.Writer) error) (string,
 // file beside them.
 type failure struct {
 	file     string // the spool file name
-	lines    string // line numbers: "3" or "3-9"
+	lines    string // line numbers in file, from 1: "3" or "3-9"; "all", or "-" (never opened)
 	remote   string // "" when the line never left (invalid, or local)
 	code     int    // the remote's reply code, 0 if none
 	reason   string
@@ -235,7 +240,7 @@ type failure struct {
 
 func (f failure) text(now time.Time) []byte {
 	var b strings.Builder
-	fmt.Fprintf(&b, "time: %s\nfile: %s\nlines: %s\n", now.Format(time.RFC3339), f.file, f.lines)
+	fmt.Fprintf(&b, "time: %s\nfile: %s\nlines: %s (%s)\n", now.Format(time.RFC3339), f.file, f.lines, linesNote(f.lines))
 	remote := f.remote
 	if remote == "" {
 		remote = "-"
@@ -248,33 +253,57 @@ func (f failure) text(now time.Time) []byte {
 	return []byte(b.String())
 }
 
+// linesNote says what the lines: value of a .reason file counts. The value
+// itself is the first word of the field, so that a tool can read it with
+// strings.Fields.
+func linesNote(lines string) string {
+	switch {
+	case lines == "all":
+		return "the whole file"
+	case lines == "-":
+		return "never opened"
+	case strings.Contains(lines, "-"):
+		return "line numbers in file, counted from 1"
+	}
+	return "line number in file, counted from 1"
+}
+
+// reasonPerm is the mode of the .reason file beside a failed file of mode
+// perm: the same read and write bits, so that whoever may read the failed
+// file may read why, and no execute bits.
+func reasonPerm(perm fs.FileMode) fs.FileMode { return perm.Perm() &^ 0o111 }
+
+// specialReasonPerm is the mode of the .reason file beside a non-regular
+// file, whose own mode says nothing about who may read it.
+const specialReasonPerm fs.FileMode = 0o640
+
 // ReasonSuffix ends the name of the file that explains a failed file.
 const ReasonSuffix = ".reason"
 
 // fail moves src into failed_dir under name (suffixed when taken) and
-// writes its .reason file. It returns the final path.
-func (d dirs) fail(src, name string, f failure) (string, error) {
+// writes its .reason file with mode rperm. It returns the final path.
+func (d dirs) fail(src, name string, f failure, rperm fs.FileMode) (string, error) {
 	final, err := moveInto(src, d.failed, name)
 	if err != nil {
 		return "", fmt.Errorf("move %s to %s: %w", src, d.failed, err)
 	}
-	if err := fsutil.WriteFileAtomic(final+ReasonSuffix, f.text(time.Now()), 0o640); err != nil {
+	if err := fsutil.WriteFileAtomic(final+ReasonSuffix, f.text(time.Now()), rperm); err != nil {
 		return final, fmt.Errorf("write reason for %s: %w", final, err)
 	}
 	return final, nil
 }
 
-// failData writes data as a new file in failed_dir named name (suffixed
-// when taken) with its .reason file.
-func (d dirs) failData(data []byte, name string, f failure) (string, error) {
-	tmp, err := writeTemp(d.inflight, time.Time{}, func(w io.Writer) error {
+// failData writes data as a new file of mode perm (the spool file's) in
+// failed_dir named name (suffixed when taken) with its .reason file.
+func (d dirs) failData(data []byte, name string, f failure, perm fs.FileMode) (string, error) {
+	tmp, err := writeTemp(d.inflight, time.Time{}, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
-	final, err := d.fail(tmp, name, f)
+	final, err := d.fail(tmp, name, f, reasonPerm(perm))
 	if err != nil && final == "" {
 		_ = os.Remove(tmp)
 	}
@@ -317,9 +346,10 @@ func (d dirs) finish(name string, sidecar bool) error {
 
 // putBack returns an unfinished claim to the spool. With nothing done it
 // moves the file back; otherwise only the lines from offset on go back, as a
-// new file with the claim's modification time, so that no acknowledged line
-// is sent again. A file of the same name in the spool is never replaced.
-func (d dirs) putBack(name string, data []byte, offset int, mtime time.Time) (string, error) {
+// new file with the claim's modification time and mode perm, so that no
+// acknowledged line is sent again. A file of the same name in the spool is
+// never replaced.
+func (d dirs) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) (string, error) {
 	path := filepath.Join(d.inflight, name)
 	if offset == 0 {
 		final, err := moveInto(path, d.spool, name)
@@ -328,7 +358,7 @@ func (d dirs) putBack(name string, data []byte, offset int, mtime time.Time) (st
 		}
 		return final, d.removeAck(name)
 	}
-	tmp, err := writeTemp(d.inflight, mtime, func(w io.Writer) error {
+	tmp, err := writeTemp(d.inflight, mtime, perm, func(w io.Writer) error {
 		_, err := w.Write(data[offset:])
 		return err
 	})
@@ -349,20 +379,42 @@ func (d dirs) putBack(name string, data []byte, offset int, mtime time.Time) (st
 // readClaim reads a claimed file whole, never following a symlink and
 // never blocking on a FIFO. A non-regular file is reported with its mode.
 func readClaim(path string, buf []byte) ([]byte, fs.FileInfo, error) {
+	cf, data, err := openClaim(path, buf)
+	if cf != nil {
+		cf.close()
+		return data, cf.fi, err
+	}
+	return data, nil, err
+}
+
+// claimFile is a claimed file kept open while it is sent, so that what it
+// holds at the end can be compared with what was read, on the file itself
+// (a writer that still holds it open writes to it wherever it was renamed).
+type claimFile struct {
+	f     *os.File
+	fi    fs.FileInfo // fstat at the last read: len(data) == fi.Size()
+	lease bool        // a read lease is held (see writerState)
+}
+
+// openClaim opens a claimed file and reads it whole, like readClaim, and
+// keeps it open: close it. On an error other than a non-regular or too
+// large file it returns a nil claimFile.
+func openClaim(path string, buf []byte) (*claimFile, []byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return buf, nil, err
+		return nil, buf, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return buf, nil, err
+		f.Close()
+		return nil, buf, err
 	}
+	cf := &claimFile{f: f, fi: fi}
 	if !fi.Mode().IsRegular() {
-		return buf, fi, errNotRegular
+		return cf, buf, errNotRegular
 	}
 	if fi.Size() > maxFileBytes {
-		return buf, fi, errTooLarge
+		return cf, buf, errTooLarge
 	}
 	// The file settled before it was claimed: read the size fstat gave.
 	n := int(fi.Size())
@@ -374,7 +426,122 @@ func readClaim(path string, buf []byte) ([]byte, fs.FileInfo, error) {
 	if err == io.ErrUnexpectedEOF { // shrank meanwhile: what is there
 		err = nil
 	}
-	return buf[:m], fi, err
+	if err != nil {
+		f.Close()
+		return nil, buf[:m], err
+	}
+	if m < n { // what was read is what the next fstat is compared with
+		cf.fi = shrunk{cf.fi, int64(m)}
+	}
+	return cf, buf[:m], nil
+}
+
+// shrunk is a FileInfo whose size is what could be read.
+type shrunk struct {
+	fs.FileInfo
+	size int64
+}
+
+func (s shrunk) Size() int64 { return s.size }
+
+// close releases the lease, if held, and closes the file.
+func (cf *claimFile) close() {
+	cf.release()
+	cf.f.Close()
+}
+
+// Results of claimFile.refresh.
+const (
+	fileSame    = iota // size and modification time as read
+	fileGrew           // longer: the new bytes were read
+	fileChanged        // shorter, or rewritten in place (same size, new mtime)
+)
+
+// refresh compares the open file (fstat) with what was read into data. When
+// it grew, the bytes beyond len(data) are read and appended, and the new
+// data is returned with fileGrew.
+func (cf *claimFile) refresh(data []byte) ([]byte, int, error) {
+	fi, err := cf.f.Stat()
+	if err != nil {
+		return data, fileSame, err
+	}
+	have := int64(len(data))
+	switch {
+	case fi.Size() == have && fi.ModTime().Equal(cf.fi.ModTime()):
+		return data, fileSame, nil
+	case fi.Size() < have, fi.Size() == have:
+		return data, fileChanged, nil
+	case fi.Size() > maxFileBytes:
+		return data, fileSame, errTooLarge
+	}
+	n := int(fi.Size() - have)
+	data = slices.Grow(data, n)
+	m, err := io.ReadFull(io.NewSectionReader(cf.f, have, int64(n)), data[len(data):len(data)+n])
+	if err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	if err != nil {
+		return data, fileSame, err
+	}
+	data = data[:len(data)+m]
+	if m < n {
+		fi = shrunk{fi, int64(len(data))}
+	}
+	cf.fi = fi
+	if m == 0 {
+		return data, fileChanged, nil
+	}
+	return data, fileGrew, nil
+}
+
+// Results of claimFile.writerState.
+const (
+	noWriter      = iota // no process holds the file open for writing; a lease is held until release
+	writerOpen           // some process holds it open for writing
+	writerUnknown        // cannot tell (not the file's owner, no CAP_LEASE, or no leases on this file system)
+)
+
+// writerState (with leases false: writerUnknown, as for a file the sender
+// does not own) asks the kernel whether another process still holds the file
+// open for writing: a read lease (fcntl F_SETLEASE) is refused with EAGAIN
+// exactly then. The lease, when granted, is kept until release: while it is
+// held, a process that opens the file for writing waits (the kernel tells
+// the sender with SIGIO, which Go ignores, and gives it lease-break-time),
+// so nothing can be appended between this check and the file's disposal.
+func (cf *claimFile) writerState(leases bool) int {
+	if cf.lease {
+		return noWriter
+	}
+	if !leases {
+		return writerUnknown
+	}
+	rc, err := cf.f.SyscallConn()
+	if err != nil {
+		return writerUnknown
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { _, lerr = unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_RDLCK) }); err != nil {
+		return writerUnknown
+	}
+	switch {
+	case lerr == nil:
+		cf.lease = true
+		return noWriter
+	case errors.Is(lerr, unix.EAGAIN):
+		return writerOpen
+	}
+	return writerUnknown
+}
+
+// release gives up the lease, if held.
+func (cf *claimFile) release() {
+	if !cf.lease {
+		return
+	}
+	cf.lease = false
+	if rc, err := cf.f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_UNLCK) })
+	}
 }
 
 var (

@@ -53,6 +53,8 @@ type Options struct {
 	ShutdownTimeout time.Duration         // to finish in-flight attempts once Run's context is done; 0: 30s
 	Logger          *slog.Logger          // nil: discard
 	Registerer      prometheus.Registerer // nil: metrics are not registered
+
+	noLeases bool // tests: never ask the kernel whether a writer holds a claim open
 }
 
 // tunables are the keys that change on Reload.
@@ -81,6 +83,7 @@ type Sender struct {
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	dirs            dirs
+	noLeases        bool
 
 	q       *queue
 	w       *watcher
@@ -119,6 +122,7 @@ func New(o Options) (*Sender, error) {
 		spec:            o.Spec,
 		log:             o.Logger,
 		shutdownTimeout: o.ShutdownTimeout,
+		noLeases:        o.noLeases,
 		dirs:            newDirs(c.SpoolDir, c.FailedDir, c.SentDir),
 		q:               newQueue(c.Settle),
 		slots:           newLimiter(c.Workers),
@@ -425,7 +429,7 @@ func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
 	why := describeMode(fi.Mode())
 	final, err := s.dirs.fail(filepath.Join(dir, name), name, failure{
 		file: name, lines: "-", reason: "not a regular file: " + why + "; never opened",
-	})
+	}, specialReasonPerm)
 	if err != nil {
 		s.log.Error("move non-regular file to failed_dir", "name", name, "err", err)
 		return
@@ -434,8 +438,8 @@ func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
 }
 
 // putBack returns an unfinished claim to the spool (see dirs.putBack).
-func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time) {
-	final, err := s.dirs.putBack(name, data, offset, mtime)
+func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) {
+	final, err := s.dirs.putBack(name, data, offset, mtime, perm)
 	if err != nil {
 		s.log.Error("put claim back into the spool; it stays in .inflight and is sent at the next start", "name", name, "err", err)
 		return

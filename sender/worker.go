@@ -42,8 +42,125 @@ type lineResult struct {
 	attempts int
 }
 
+// Progress of a multi-line file is recorded in its sidecar (writeAck,
+// two fsyncs) at most once per ackEveryLines lines or ackEvery, whichever
+// comes first, and at once after a line went to failed_dir (so that a
+// restart never saves it twice) and before a worker waits for a file's
+// writer. So a crash (kill -9, power loss) makes the next start resend, of
+// each file in flight, at most the ackEveryLines-1 lines acknowledged since
+// the last record plus the line in flight: ackEveryLines lines. (With a
+// send window of W lines in flight, the record would come once per window
+// and the bound be max(ackEveryLines, W).)
+const (
+	ackEveryLines = 100
+	ackEvery      = time.Second
+)
+
+// progress decides when a claim's progress is recorded.
+type progress struct {
+	recorded int       // lines done at the last record (or restore)
+	at       time.Time // of the last record
+	sidecar  bool      // whether .inflight may hold a sidecar for the file
+}
+
+// record writes the sidecar saying that lines lines (offset bytes) of the
+// file fi are done, when force or a record is due.
+func (s *Sender) record(p *progress, name string, lines, offset int, fi fs.FileInfo, force bool) {
+	if lines == p.recorded || (!force && lines-p.recorded < ackEveryLines && time.Since(p.at) < ackEvery) {
+		return
+	}
+	a := ack{lines: lines, offset: int64(offset), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	p.sidecar = true
+	if err := s.dirs.writeAck(name, a); err != nil {
+		s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
+		return
+	}
+	p.recorded, p.at = lines, time.Now()
+}
+
+// How awaitEnd ended.
+const (
+	endDone    = iota // unchanged since read and no writer holds it open (or cannot tell)
+	endGrew           // it grew: the new bytes are in data
+	endChanged        // shorter, or rewritten in place
+	endStopped        // ctx done while a writer still holds it open
+	endError          // fstat or read failed
+)
+
+// writerPoll is how often a worker looks at a file whose writer still
+// holds it open.
+func writerPoll(settle time.Duration) time.Duration {
+	return min(max(settle/2, 20*time.Millisecond), 500*time.Millisecond)
+}
+
+// awaitEnd checks, on the open file, whether the claim still is what was
+// read into *data: it returns endGrew (the new bytes appended to *data) as
+// soon as it grew, and endDone once it is unchanged and no other process
+// holds it open for writing. While one does (the kernel tells, when the
+// sender owns the file or has CAP_LEASE), it polls; before it waits the
+// first time it calls beforeWait. With endDone a read lease may be held,
+// so that no writer opens the file until cf.release or cf.close.
+func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func()) int {
+	warned := false
+	for {
+		d, st, err := cf.refresh(*data)
+		*data = d
+		switch {
+		case err != nil:
+			s.log.Error("check claimed file", "name", name, "err", err)
+			return endError
+		case st == fileGrew:
+			cf.release()
+			return endGrew
+		case st == fileChanged:
+			cf.release()
+			return endChanged
+		}
+		ws := cf.writerState(!s.noLeases)
+		if ws != writerOpen {
+			if cf.lease { // granted after the fstat: look once more
+				if _, st, err := cf.refresh(*data); err == nil && st != fileSame {
+					cf.release()
+					continue
+				}
+			}
+			return endDone
+		}
+		if !warned {
+			warned = true
+			s.log.Warn("file still open for writing by another process: waiting for its writer before disposing of it",
+				"name", name, "bytes_read", len(*data))
+			if beforeWait != nil {
+				beforeWait()
+			}
+		}
+		if !sleep(ctx, writerPoll(s.live.Load().settle)) {
+			return endStopped
+		}
+	}
+}
+
+// awaitAll is awaitEnd until the file no longer grows.
+func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func()) int {
+	for {
+		if r := s.awaitEnd(ctx, cf, data, name, beforeWait); r != endGrew {
+			return r
+		}
+		s.log.Warn("file grew after it was claimed: its new lines are included", "name", name, "bytes", len(*data))
+	}
+}
+
 // process sends one claimed file, line by line, and disposes of it. A
 // spool file that changed since it settled goes back to settle again.
+//
+// Settling is a heuristic: a writer may pause longer than sender.settle and
+// go on appending to the file it holds open, wherever it was renamed. So
+// the file is kept open while it is sent, and before it is disposed of it
+// is compared (fstat) with what was read: lines appended meanwhile are sent
+// too, and while another process still holds it open for writing (when the
+// kernel can tell: a read lease) the worker waits for it. A last line
+// without LF is sent only once the file is complete. A file rewritten in
+// place goes back to the spool whole.
 func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 	name := e.name
 	path := filepath.Join(s.dirs.inflight, name)
@@ -54,8 +171,14 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 		}
 		s.bufs.Put(wb)
 	}()
-	data, fi, err := readClaim(path, wb.data)
-	wb.data = data
+	cf, data, err := openClaim(path, wb.data)
+	var fi fs.FileInfo
+	if cf != nil {
+		defer func() { wb.data = data; cf.close() }()
+		fi = cf.fi
+	} else {
+		wb.data = data
+	}
 	switch {
 	case errors.Is(err, syscall.ELOOP), errors.Is(err, errNotRegular):
 		if lfi, lerr := os.Lstat(path); lerr == nil {
@@ -63,104 +186,190 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 		}
 		return
 	case errors.Is(err, errTooLarge):
-		s.failWhole(name, failure{file: name, lines: "all", reason: err.Error() + "; split it"})
+		s.failWhole(name, fi.Mode(), failure{file: name, lines: "all", reason: err.Error() + "; split it"})
 		return
 	case errors.Is(err, fs.ErrNotExist):
 		s.log.Warn("claimed file vanished", "name", name)
 		return
 	case err != nil:
 		s.log.Error("read claimed file; putting it back", "name", name, "err", err)
-		s.putBack(name, nil, 0, time.Time{})
+		s.putBack(name, nil, 0, time.Time{}, 0)
 		return
 	case !restored && (fi.Size() != e.size || fi.ModTime().UnixNano() != e.mtime):
 		s.log.Debug("changed since it settled: back to the spool", "name", name)
-		s.putBack(name, nil, 0, time.Time{})
+		s.putBack(name, nil, 0, time.Time{}, 0)
 		return
 	}
+	perm, mtime := fi.Mode().Perm(), fi.ModTime()
 	off, lineNo := 0, 1
-	sidecar := false // whether .inflight may hold a sidecar for name
+	p := progress{at: time.Now()}
 	if restored {
-		sidecar = true
+		p.sidecar = true
 		a, err := s.dirs.readAck(name, fi)
 		if err != nil {
 			s.log.Warn("restored claim", "name", name, "err", err)
 		} else if a.lines > 0 {
 			off, lineNo = int(a.offset), a.lines+1
+			p.recorded = a.lines
 			s.log.Debug("resuming claim", "name", name, "from_line", lineNo)
 		}
 	}
-	first := firstContent(data)
-	for off < len(data) {
-		end, next := lineEnd(data, off)
-		if end == off { // empty line
-			off, lineNo = next, lineNo+1
-			continue
-		}
-		r := s.sendLine(ctx, hard, data[off:end], wb)
-		more := hasContent(data[next:])
-		switch r.kind {
-		case lineAborted:
-			if off <= first {
-				off = 0 // nothing done: the file goes back as it is
-			}
-			s.putBack(name, data, off, fi.ModTime())
-			return
-		case lineDelivered:
-			s.delivered.Add(1)
-			s.m.delivered.Inc()
-			if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments escape: no cost per line at info
-				s.log.Debug("delivered", "name", name, "line", lineNo, "remote", r.remote, "attempts", r.attempts)
-			}
-		case lineRejected:
-			s.rejected.Add(1)
-			s.m.rejected.Inc()
-			f := failure{file: name, lines: strconv.Itoa(lineNo), remote: r.remote, code: r.code, reason: r.reason, attempts: r.attempts}
-			if off == first && !more {
-				s.failWhole(name, f)
-				return
-			}
-			final, err := s.dirs.failData(data[off:next], name+".line-"+f.lines, f)
-			if err != nil {
-				s.log.Error("save rejected line; the file stays in .inflight and is resumed at the next start", "name", name, "line", lineNo, "err", err)
-				return
-			}
-			s.log.Warn("line rejected", "name", name, "line", lineNo, "to", final, "reason", r.reason)
-		case lineExhausted:
-			last := lineNo + bytes.Count(bytes.TrimRight(data[off:], "\n"), []byte{'\n'})
-			n := int64(1 + countContent(data[next:]))
-			s.failed.Add(n)
-			s.m.failed.Add(float64(n))
-			f := failure{file: name, lines: strconv.Itoa(lineNo), remote: r.remote, code: r.code, reason: r.reason, attempts: r.attempts}
-			if last != lineNo {
-				f.lines += "-" + strconv.Itoa(last)
-			}
-			if off == first {
-				s.failWhole(name, f)
-				return
-			}
-			suffix := ".line-"
-			if last != lineNo {
-				suffix = ".lines-"
-			}
-			final, err := s.dirs.failData(data[off:], name+suffix+f.lines, f)
-			if err != nil {
-				s.log.Error("save unsent lines; the file stays in .inflight and is resumed at the next start", "name", name, "line", lineNo, "err", err)
-				return
-			}
-			s.log.Warn("lines failed after retries", "name", name, "lines", f.lines, "to", final, "reason", r.reason)
-			s.finish(name, sidecar)
-			return
-		}
-		off, lineNo = next, lineNo+1
-		if more {
-			a := ack{lines: lineNo - 1, offset: int64(off), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-			sidecar = true
-			if err := s.dirs.writeAck(name, a); err != nil {
-				s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
-			}
+	flush := func() { s.record(&p, name, lineNo-1, off, cf.fi, true) }
+	// other ends a claim whose file changed in place, or that is stopped
+	// while its writer holds it open, or cannot be checked.
+	other := func(r int) {
+		switch r {
+		case endChanged:
+			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
+			s.putBack(name, nil, 0, time.Time{}, 0)
+		case endStopped:
+			flush()
+			s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
+				"name", name, "done_lines", lineNo-1)
+		default:
+			flush()
 		}
 	}
-	s.finish(name, sidecar)
+	first := firstContent(data)
+	final := false // the file is complete: a last line without LF may be sent
+	for {
+		for off < len(data) {
+			end, next := lineEnd(data, off)
+			if end == len(data) && !final { // a writer may be in the middle of it
+				break
+			}
+			if end == off { // empty line
+				off, lineNo = next, lineNo+1
+				continue
+			}
+			r := s.sendLine(ctx, hard, data[off:end], wb)
+			more := hasContent(data[next:])
+			switch r.kind {
+			case lineAborted:
+				s.abort(name, cf, data, off, lineNo, first, mtime, perm, &p)
+				return
+			case lineDelivered:
+				s.delivered.Add(1)
+				s.m.delivered.Inc()
+				if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments escape: no cost per line at info
+					s.log.Debug("delivered", "name", name, "line", lineNo, "remote", r.remote, "attempts", r.attempts)
+				}
+			case lineRejected:
+				s.rejected.Add(1)
+				s.m.rejected.Inc()
+				f := failure{file: name, lines: strconv.Itoa(lineNo), remote: r.remote, code: r.code, reason: r.reason, attempts: r.attempts}
+				if off == first && !more {
+					// The only line so far: the file fails whole, unless
+					// its writer appends more.
+					switch res := s.awaitAll(ctx, cf, &data, name, flush); {
+					case res == endDone && !hasContent(data[next:]):
+						s.failWhole(name, perm, f)
+						return
+					case res != endDone:
+						other(res)
+						return
+					}
+					more = true
+				}
+				to, err := s.dirs.failData(data[off:next], name+".line-"+f.lines, f, perm)
+				if err != nil {
+					s.log.Error("save rejected line; the file stays in .inflight and is resumed at the next start", "name", name, "line", lineNo, "err", err)
+					flush()
+					return
+				}
+				s.log.Warn("line rejected", "name", name, "line", lineNo, "to", to, "reason", r.reason)
+			case lineExhausted:
+				// The unsent lines go to failed_dir: all of them, once the
+				// file is complete.
+				if res := s.awaitAll(ctx, cf, &data, name, flush); res != endDone {
+					other(res)
+					return
+				}
+				last := lineNo + bytes.Count(bytes.TrimRight(data[off:], "\n"), []byte{'\n'})
+				n := int64(1 + countContent(data[next:]))
+				s.failed.Add(n)
+				s.m.failed.Add(float64(n))
+				f := failure{file: name, lines: strconv.Itoa(lineNo), remote: r.remote, code: r.code, reason: r.reason, attempts: r.attempts}
+				if last != lineNo {
+					f.lines += "-" + strconv.Itoa(last)
+				}
+				if off == first {
+					s.failWhole(name, perm, f)
+					return
+				}
+				suffix := ".line-"
+				if last != lineNo {
+					suffix = ".lines-"
+				}
+				to, err := s.dirs.failData(data[off:], name+suffix+f.lines, f, perm)
+				if err != nil {
+					s.log.Error("save unsent lines; the file stays in .inflight and is resumed at the next start", "name", name, "line", lineNo, "err", err)
+					flush()
+					return
+				}
+				s.log.Warn("lines failed after retries", "name", name, "lines", f.lines, "to", to, "reason", r.reason)
+				s.finish(name, p.sidecar)
+				return
+			}
+			off, lineNo = next, lineNo+1
+			if more {
+				s.record(&p, name, lineNo-1, off, cf.fi, r.kind == lineRejected)
+			}
+		}
+		// Every line read is done, but for a last line without LF.
+		switch res := s.awaitEnd(ctx, cf, &data, name, flush); res {
+		case endGrew:
+			s.log.Warn("file grew after it was claimed: sending its new lines too", "name", name, "bytes", len(data), "from_line", lineNo)
+			final = false
+			if first < 0 {
+				first = firstContent(data)
+			}
+			continue
+		case endDone:
+			if off < len(data) && !final {
+				// Complete: its last line lacks only the LF. Send it, and
+				// look again before disposing of the file.
+				final = true
+				cf.release()
+				if first < 0 {
+					first = firstContent(data)
+				}
+				continue
+			}
+		default:
+			other(res)
+			return
+		}
+		break
+	}
+	s.finish(name, p.sidecar)
+}
+
+// abort ends a claim that a drain stopped before line lineNo (at off): it
+// goes back to the spool holding its unsent lines (all of it when nothing
+// was done), or stays in .inflight with its progress recorded while another
+// process still holds it open for writing, since a copy of the unsent lines
+// would miss what that writer appends.
+func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, first int, mtime time.Time, perm fs.FileMode, p *progress) {
+	if off <= first {
+		s.putBack(name, nil, 0, time.Time{}, 0) // nothing done: the file goes back as it is
+		return
+	}
+	data, st, err := cf.refresh(data)
+	switch {
+	case err != nil:
+		s.log.Error("check claimed file", "name", name, "err", err)
+	case st == fileChanged:
+		s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
+		s.putBack(name, nil, 0, time.Time{}, 0)
+		return
+	case cf.writerState(!s.noLeases) != writerOpen:
+		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
+		return
+	}
+	s.record(p, name, lineNo-1, off, cf.fi, true)
+	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
+		"name", name, "done_lines", lineNo-1)
 }
 
 // finish disposes of a claim whose every line is done.
@@ -170,9 +379,10 @@ func (s *Sender) finish(name string, sidecar bool) {
 	}
 }
 
-// failWhole moves a claimed file to failed_dir under its own name.
-func (s *Sender) failWhole(name string, f failure) {
-	final, err := s.dirs.fail(filepath.Join(s.dirs.inflight, name), name, f)
+// failWhole moves a claimed file of mode perm to failed_dir under its own
+// name.
+func (s *Sender) failWhole(name string, perm fs.FileMode, f failure) {
+	final, err := s.dirs.fail(filepath.Join(s.dirs.inflight, name), name, f, reasonPerm(perm))
 	if err != nil {
 		s.log.Error("move file to failed_dir; it stays in .inflight and is retried at the next start", "name", name, "err", err)
 		return
@@ -192,14 +402,14 @@ func (s *Sender) putBackClaim(name string) {
 	data, fi, err := readClaim(path, wb.data)
 	wb.data = data
 	if err != nil {
-		s.putBack(name, nil, 0, time.Time{})
+		s.putBack(name, nil, 0, time.Time{}, 0)
 		return
 	}
 	if a, err := s.dirs.readAck(name, fi); err == nil && a.lines > 0 {
-		s.putBack(name, data, int(a.offset), fi.ModTime())
+		s.putBack(name, data, int(a.offset), fi.ModTime(), fi.Mode().Perm())
 		return
 	}
-	s.putBack(name, nil, 0, time.Time{})
+	s.putBack(name, nil, 0, time.Time{}, 0)
 }
 
 // sendLine sends one spool line (a message without its length field) until

@@ -1,0 +1,101 @@
+package sender
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"spoolgate/internal/e2e"
+	"spoolgate/protocol"
+)
+
+// TestFileGrowsAfterClaim writes a file in place into the spool (as scp and
+// sftp do) and pauses, holding it open, until the sender has claimed it and
+// sent what was there: the lines the writer appends afterwards must be sent
+// too, each exactly once and whole, before the file is disposed of
+// (issue 10, defect 1: the tail was lost, the file deleted).
+func TestFileGrowsAfterClaim(t *testing.T) {
+	lines := make([]string, 10)
+	for i := range lines {
+		lines[i] = body(i+1) + "FILLER" + strings.Repeat("x", i) // a cut in the filler is still a valid message
+	}
+	all := strings.Join(lines, "\n") + "\n"
+	cut3 := len(strings.Join(lines[:3], "\n")) + 1 // after line 3's LF
+	cut4 := cut3 + len(body(4)) + len("FIL")       // inside line 4's filler
+	for _, tc := range []struct {
+		name     string
+		cut      int    // bytes written before the pause
+		seen     int    // messages the remote has before the writer goes on
+		noLeases bool   // as for a file the sender does not own
+		sentDir  bool   // archive delivered files
+		block    string // the remote holds its reply to this process_no until the writer went on
+	}{
+		{name: "pause after a line", cut: cut3, seen: 3},
+		{name: "pause inside a line", cut: cut4, seen: 3},
+		{name: "archived to sent_dir", cut: cut3, seen: 3, sentDir: true},
+		// Without leases the kernel cannot say whether a writer holds the
+		// file open: what it appends while lines are being sent is caught by
+		// the fstat before disposal.
+		{name: "no leases, appended while sending", cut: cut3, seen: 3, noLeases: true, block: "000000003"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wentOn := make(chan struct{})
+			r := startRemote(t, func(r *remote) {
+				r.answer = func(line []byte) int {
+					if tc.block != "" && processNo(string(line)) == tc.block {
+						select {
+						case <-wentOn:
+						case <-time.After(20 * time.Second):
+						}
+					}
+					return protocol.CodeOK
+				}
+			})
+			c := testConf(t, r.addr())
+			if tc.sentDir {
+				c.SentDir = filepath.Join(t.TempDir(), "sent")
+			}
+			runSender(t, c, func(o *Options) { o.noLeases = tc.noLeases })
+			f, err := os.OpenFile(filepath.Join(c.SpoolDir, "upload.txt"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteString(all[:tc.cut]); err != nil {
+				t.Fatal(err)
+			}
+			// The pause: longer than settle, since the sender has sent what
+			// was there.
+			e2e.WaitFor(t, 10*time.Second, "first lines sent", func() bool { return len(r.messages()) >= tc.seen })
+			if _, err := f.WriteString(all[tc.cut:]); err != nil {
+				t.Fatal(err)
+			}
+			close(wentOn)
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			inflight := filepath.Join(c.SpoolDir, InflightDir)
+			e2e.WaitFor(t, 10*time.Second, "file disposed of", func() bool {
+				return len(listDir(t, inflight)) == 0 && len(visible(t, c.SpoolDir)) == 0
+			})
+			var want []string
+			for _, l := range lines {
+				want = append(want, string(must(protocol.AppendFrame(nil, []byte(l))))[:len(l)+5])
+			}
+			if got := r.messages(); !slices.Equal(got, want) {
+				t.Fatalf("remote got %d messages:\n%s\nwant each of the 10 lines once, whole", len(got), strings.Join(got, "\n"))
+			}
+			if l := listDir(t, c.FailedDir); len(l) != 0 {
+				t.Fatalf("failed_dir: %v", l)
+			}
+			if tc.sentDir {
+				if b, _ := os.ReadFile(filepath.Join(c.SentDir, "upload.txt")); string(b) != all {
+					t.Fatalf("archived %q, want %q", b, all)
+				}
+			}
+		})
+	}
+}
