@@ -416,15 +416,12 @@ func (s *Sender) putBackClaim(name string) {
 // it is answered 200 or 400, its retries are used up, or ctx (drain) stops
 // it before an attempt. hard cuts off an attempt in progress.
 func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) lineResult {
-	frame, err := protocol.AppendFrame(wb.frame[:0], body)
+	frame, err := s.frame(wb.frame[:0], body)
+	wb.frame = frame
 	if err != nil {
 		return lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
 	}
-	wb.frame = frame
 	msg := frame[:len(frame)-1]
-	if _, err := s.spec.Parse(msg); err != nil {
-		return lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
-	}
 	pno := s.spec.ProcessNo(msg)
 	var r lineResult
 	for {
@@ -500,6 +497,49 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 			return lineResult{kind: lineAborted}
 		}
 	}
+}
+
+// frame appends to dst the message to send for a spool line and its LF:
+// the line prefixed with its length field (SPEC §4), or the line as it is
+// when it already starts with a correct length field (as request files and
+// `spoolgate send` hold messages) and is valid so. The error says why the
+// line is not a valid message either way.
+func (s *Sender) frame(dst, body []byte) ([]byte, error) {
+	frame, err := protocol.AppendFrame(dst, body)
+	if err == nil {
+		if _, err = s.spec.Parse(frame[:len(frame)-1]); err == nil {
+			return frame, nil
+		}
+	}
+	n, ok := lengthField(body)
+	if !ok {
+		return frame, err
+	}
+	if n != len(body)+1 {
+		return frame, fmt.Errorf("the line starts with %q, a length field that does not match its %d bytes with LF: "+
+			"a spool file holds one message per line without the length field (the sender adds it), "+
+			"or with the correct one (as a line without it: %w)", body[:4], len(body)+1, err)
+	}
+	frame = append(append(frame[:0], body...), '\n')
+	if _, err := s.spec.Parse(frame[:len(frame)-1]); err != nil {
+		return frame, fmt.Errorf("%w (the line carries its length field; checked as it is)", err)
+	}
+	return frame, nil
+}
+
+// lengthField returns the value of a leading 4-digit field of line.
+func lengthField(line []byte) (int, bool) {
+	if len(line) < 5 || line[4] != '|' {
+		return 0, false
+	}
+	n := 0
+	for _, c := range line[:4] {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // sleep waits d; false when ctx is done first.
