@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -450,6 +451,10 @@ func (cf *claimFile) close() {
 	cf.f.Close()
 }
 
+// tailCheck is how many of the last bytes read refresh compares with the
+// file when it grew.
+const tailCheck = 256
+
 // Results of claimFile.refresh.
 const (
 	fileSame    = iota // size and modification time as read
@@ -473,6 +478,17 @@ func (cf *claimFile) refresh(data []byte) ([]byte, int, error) {
 		return data, fileChanged, nil
 	case fi.Size() > maxFileBytes:
 		return data, fileSame, errTooLarge
+	}
+	// A file rewritten from the start (truncated, then written longer) looks
+	// like one that grew: the last bytes read must still be there.
+	k := min(have, tailCheck)
+	if k > 0 {
+		tail := make([]byte, k)
+		if _, err := cf.f.ReadAt(tail, have-k); err != nil && err != io.EOF {
+			return data, fileSame, err
+		} else if !bytes.Equal(tail, data[have-k:]) {
+			return data, fileChanged, nil
+		}
 	}
 	n := int(fi.Size() - have)
 	data = slices.Grow(data, n)

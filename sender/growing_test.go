@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,5 +98,88 @@ func TestFileGrowsAfterClaim(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFileRewrittenAfterClaim: a writer that truncates the claimed file it
+// holds open and writes it anew (longer) is not mistaken for one that
+// appended: the file goes back to the spool whole and its new content is
+// sent, never a piece of a line.
+func TestFileRewrittenAfterClaim(t *testing.T) {
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	runSender(t, c, nil)
+	f, err := os.OpenFile(filepath.Join(c.SpoolDir, "upload.txt"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(body(1) + "\n" + body(2) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WaitFor(t, 10*time.Second, "first lines sent", func() bool { return len(r.messages()) >= 2 })
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(body(11)+"\n"+body(12)+"\n"+body(13)+"\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WaitFor(t, 10*time.Second, "file done", func() bool {
+		return len(r.messages()) >= 5 && len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0 && len(visible(t, c.SpoolDir)) == 0
+	})
+	var got []string
+	for _, m := range r.messages() {
+		got = append(got, processNo(m))
+	}
+	if want := []string{"000000001", "000000002", "000000011", "000000012", "000000013"}; !slices.Equal(got, want) {
+		t.Fatalf("sent %v, want %v", got, want)
+	}
+}
+
+// TestDrainWhileWriterHoldsFile: a drain that finds a claim's writer still
+// holding it open leaves the claim in .inflight (a copy of its unsent
+// lines would miss what the writer appends); the next start sends what the
+// writer wrote meanwhile.
+func TestDrainWhileWriterHoldsFile(t *testing.T) {
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	_, stop := runSender(t, c, nil)
+	f, err := os.OpenFile(filepath.Join(c.SpoolDir, "upload.txt"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(body(1) + "\n" + body(2) + "\n" + body(3) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WaitFor(t, 10*time.Second, "first lines sent", func() bool { return len(r.messages()) >= 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	inflight := filepath.Join(c.SpoolDir, InflightDir)
+	if got := listDir(t, inflight); !slices.Equal(got, []string{".upload.txt.ack", "upload.txt"}) {
+		t.Fatalf(".inflight after the drain = %v, want the claim and its progress", got)
+	}
+	if _, err := f.WriteString(body(4) + "\n" + body(5) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	runSender(t, c, nil)
+	e2e.WaitFor(t, 10*time.Second, "file done", func() bool {
+		return len(listDir(t, inflight)) == 0 && len(visible(t, c.SpoolDir)) == 0
+	})
+	seen := map[string]int{}
+	for _, m := range r.messages() {
+		seen[processNo(m)]++
+	}
+	for i := 1; i <= 5; i++ {
+		if seen[fmt.Sprintf("%09d", i)] == 0 {
+			t.Errorf("line %d never sent (sent: %v)", i, seen)
+		}
 	}
 }
