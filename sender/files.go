@@ -524,29 +524,30 @@ const (
 // held, a process that opens the file for writing waits (the kernel tells
 // the sender with SIGIO, which Go ignores, and gives it lease-break-time),
 // so nothing can be appended between this check and the file's disposal.
-func (cf *claimFile) writerState(leases bool) int {
+// With writerUnknown it returns why the kernel cannot tell.
+func (cf *claimFile) writerState(leases bool) (int, error) {
 	if cf.lease {
-		return noWriter
+		return noWriter, nil
 	}
 	if !leases {
-		return writerUnknown
+		return writerUnknown, nil
 	}
 	rc, err := cf.f.SyscallConn()
 	if err != nil {
-		return writerUnknown
+		return writerUnknown, err
 	}
 	var lerr error
 	if err := rc.Control(func(fd uintptr) { _, lerr = unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_RDLCK) }); err != nil {
-		return writerUnknown
+		return writerUnknown, err
 	}
 	switch {
 	case lerr == nil:
 		cf.lease = true
-		return noWriter
+		return noWriter, nil
 	case errors.Is(lerr, unix.EAGAIN):
-		return writerOpen
+		return writerOpen, nil
 	}
-	return writerUnknown
+	return writerUnknown, lerr
 }
 
 // release gives up the lease, if held.

@@ -99,6 +99,7 @@ type Sender struct {
 
 	delivered, rejected, failed atomic.Int64 // for the periodic summary
 	putBacks                    atomic.Int64 // claims returned to the spool at drain
+	leaseWarned                 atomic.Bool  // the kernel could not tell whether a claim had a writer
 }
 
 // New checks the configuration and builds a Sender; it touches no file.

@@ -116,7 +116,12 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 			cf.release()
 			return endChanged
 		}
-		ws := cf.writerState(!s.noLeases)
+		ws, werr := cf.writerState(!s.noLeases)
+		if werr != nil && s.leaseWarned.CompareAndSwap(false, true) {
+			s.log.Warn("cannot tell whether a writer still holds spool files open (needs the file's owner or CAP_LEASE, and leases on the file system): "+
+				"a file written in place whose writer pauses longer than sender.settle may lose what it appends after the file was sent",
+				"name", name, "err", werr)
+		}
 		if ws != writerOpen {
 			if cf.lease { // granted after the fstat: look once more
 				if _, st, err := cf.refresh(*data); err == nil && st != fileSame {
@@ -345,6 +350,12 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 	s.finish(name, p.sidecar)
 }
 
+// writerOf is cf.writerState without the reason.
+func writerOf(cf *claimFile, leases bool) int {
+	ws, _ := cf.writerState(leases)
+	return ws
+}
+
 // abort ends a claim that a drain stopped before line lineNo (at off): it
 // goes back to the spool holding its unsent lines (all of it when nothing
 // was done), or stays in .inflight with its progress recorded while another
@@ -363,7 +374,7 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 		s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
 		s.putBack(name, nil, 0, time.Time{}, 0)
 		return
-	case cf.writerState(!s.noLeases) != writerOpen:
+	case writerOf(cf, !s.noLeases) != writerOpen:
 		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
 		return
 	}
