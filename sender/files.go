@@ -395,6 +395,8 @@ type claimFile struct {
 	f     *os.File
 	fi    fs.FileInfo // fstat at the last read: len(data) == fi.Size()
 	lease bool        // a read lease is held (see writerState)
+
+	waitLogged, growLogged bool // the worker said so at warn once
 }
 
 // openClaim opens a claimed file and reads it whole, like readClaim, and
@@ -459,7 +461,7 @@ const tailCheck = 256
 const (
 	fileSame    = iota // size and modification time as read
 	fileGrew           // longer: the new bytes were read
-	fileChanged        // shorter, or rewritten in place (same size, new mtime)
+	fileChanged        // shorter, or rewritten in place (its last bytes read differ)
 )
 
 // refresh compares the open file (fstat) with what was read into data. When
@@ -474,13 +476,16 @@ func (cf *claimFile) refresh(data []byte) ([]byte, int, error) {
 	switch {
 	case fi.Size() == have && fi.ModTime().Equal(cf.fi.ModTime()):
 		return data, fileSame, nil
-	case fi.Size() < have, fi.Size() == have:
+	case fi.Size() < have:
 		return data, fileChanged, nil
 	case fi.Size() > maxFileBytes:
 		return data, fileSame, errTooLarge
 	}
 	// A file rewritten from the start (truncated, then written longer) looks
-	// like one that grew: the last bytes read must still be there.
+	// like one that grew: the last bytes read must still be there. The same
+	// size with a new mtime is what an append in progress looks like (the
+	// kernel updates the mtime before the size), or a touch: the same unless
+	// the last bytes differ.
 	k := min(have, tailCheck)
 	if k > 0 {
 		tail := make([]byte, k)
@@ -489,6 +494,10 @@ func (cf *claimFile) refresh(data []byte) ([]byte, int, error) {
 		} else if !bytes.Equal(tail, data[have-k:]) {
 			return data, fileChanged, nil
 		}
+	}
+	if fi.Size() == have {
+		cf.fi = fi
+		return data, fileSame, nil
 	}
 	n := int(fi.Size() - have)
 	data = slices.Grow(data, n)

@@ -2,10 +2,13 @@ package sender
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,6 +183,75 @@ func TestDrainWhileWriterHoldsFile(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		if seen[fmt.Sprintf("%09d", i)] == 0 {
 			t.Errorf("line %d never sent (sent: %v)", i, seen)
+		}
+	}
+}
+
+// lockedLog is a log sink for a test to read while the sender writes it.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestSlowWriter: a file written in place a line at a time, slower than
+// the sender sends, grows many times after its claim: every line is sent
+// once, and the log says so at warn once, not per growth.
+func TestSlowWriter(t *testing.T) {
+	const n = 20
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	var log lockedLog
+	runSender(t, c, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&log, t.Output()), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	f, err := os.OpenFile(filepath.Join(c.SpoolDir, "slow.txt"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 1; i <= n; i++ {
+		if _, err := f.WriteString(body(i) + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			e2e.WaitFor(t, 10*time.Second, "first line sent", func() bool { return len(r.messages()) == 1 })
+		}
+		time.Sleep(30 * time.Millisecond) // the writer's pace, not synchronisation
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2e.WaitFor(t, 10*time.Second, "file done", func() bool {
+		return len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0 && len(visible(t, c.SpoolDir)) == 0
+	})
+	var got []string
+	for _, m := range r.messages() {
+		got = append(got, processNo(m))
+	}
+	for i := 1; i <= n; i++ {
+		if c := slices.Index(got, fmt.Sprintf("%09d", i)); c != i-1 {
+			t.Fatalf("sent %v, want lines 1 to %d once each, in order", got, n)
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("sent %v, want %d lines", got, n)
+	}
+	logs := log.String()
+	for _, msg := range []string{"file still open for writing", "file grew after it was claimed"} {
+		if k := strings.Count(logs, msg); k != 1 {
+			t.Errorf("%q logged %d times, want once:\n%s", msg, k, logs)
 		}
 	}
 }

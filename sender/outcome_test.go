@@ -129,3 +129,21 @@ func TestWrittenFilesKeepMode(t *testing.T) {
 		}
 	}
 }
+
+// TestLastLineWithoutLF: a complete file (renamed in) whose last line lacks
+// its LF is sent whole, that line included, and disposed of.
+func TestLastLineWithoutLF(t *testing.T) {
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	runSender(t, c, nil)
+	drop(t, c.SpoolDir, "one.txt", body(1), time.Time{})
+	drop(t, c.SpoolDir, "two.txt", body(2)+"\n"+body(3), time.Time{})
+	e2e.WaitFor(t, 10*time.Second, "both files done", func() bool {
+		return len(r.messages()) >= 3 && len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0 && len(visible(t, c.SpoolDir)) == 0
+	})
+	got := r.messages()
+	slices.Sort(got)
+	if want := []string{framed(1, true), framed(2, true), framed(3, true)}; !slices.Equal(got, want) {
+		t.Fatalf("remote got\n%s", strings.Join(got, "\n"))
+	}
+}

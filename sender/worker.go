@@ -101,7 +101,7 @@ func writerPoll(settle time.Duration) time.Duration {
 // first time it calls beforeWait. With endDone a read lease may be held,
 // so that no writer opens the file until cf.release or cf.close.
 func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func()) int {
-	warned := false
+	waited := false
 	for {
 		d, st, err := cf.refresh(*data)
 		*data = d
@@ -124,16 +124,18 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 		}
 		if ws != writerOpen {
 			if cf.lease { // granted after the fstat: look once more
-				if _, st, err := cf.refresh(*data); err == nil && st != fileSame {
+				d, st, err := cf.refresh(*data)
+				*data = d
+				if err == nil && st != fileSame {
 					cf.release()
 					continue
 				}
 			}
 			return endDone
 		}
-		if !warned {
-			warned = true
-			s.log.Warn("file still open for writing by another process: waiting for its writer before disposing of it",
+		if !waited {
+			waited = true
+			s.logOnce(&cf.waitLogged, "file still open for writing by another process: waiting for its writer before disposing of it",
 				"name", name, "bytes_read", len(*data))
 			if beforeWait != nil {
 				beforeWait()
@@ -151,8 +153,19 @@ func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name
 		if r := s.awaitEnd(ctx, cf, data, name, beforeWait); r != endGrew {
 			return r
 		}
-		s.log.Warn("file grew after it was claimed: its new lines are included", "name", name, "bytes", len(*data))
+		s.logOnce(&cf.growLogged, "file grew after it was claimed: its new lines are included", "name", name, "bytes", len(*data))
 	}
+}
+
+// logOnce logs msg at warn the first time for a claim (*done false), at
+// debug after that: a file written slowly grows many times.
+func (s *Sender) logOnce(done *bool, msg string, args ...any) {
+	if *done {
+		s.log.Debug(msg, args...)
+		return
+	}
+	*done = true
+	s.log.Warn(msg, args...)
 }
 
 // process sends one claimed file, line by line, and disposes of it. A
@@ -324,7 +337,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 		// Every line read is done, but for a last line without LF.
 		switch res := s.awaitEnd(ctx, cf, &data, name, flush); res {
 		case endGrew:
-			s.log.Warn("file grew after it was claimed: sending its new lines too", "name", name, "bytes", len(data), "from_line", lineNo)
+			s.logOnce(&cf.growLogged, "file grew after it was claimed: sending its new lines too", "name", name, "bytes", len(data), "from_line", lineNo)
 			final = false
 			if first < 0 {
 				first = firstContent(data)
