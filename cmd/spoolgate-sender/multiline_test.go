@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -146,5 +147,68 @@ func TestKillMidFile(t *testing.T) {
 	}
 	if f := count(t, e.failed); f != 0 {
 		t.Fatalf("%d files failed", f)
+	}
+}
+
+// TestNotOwnerOfSpoolFiles runs the sender as an unprivileged user on files
+// another user owns, as in production (producers drop files; the sender
+// runs as spoolgate without CAP_LEASE): the kernel will not say whether a
+// writer holds a file open, the sender says so once at warn, and files are
+// still delivered (the fstat comparison is what is left).
+func TestNotOwnerOfSpoolFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the sender as nobody on files root owns")
+	}
+	const uid, gid = 65534, 65534 // nobody
+	r := startSink(t, "")
+	e := newEnv(t, r.addr(), nil)
+	for _, d := range []string{filepath.Dir(e.dir), e.dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{e.spool, e.failed} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(e.dir, "spoolgate-sender")
+	src, err := os.ReadFile(senderBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", e.conf)
+	cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+	p := e2e.Start(t, "spoolgate-sender (nobody)", cmd, t.Output())
+	e2e.WaitFor(t, 20*time.Second, "sender started", func() bool {
+		if p.Exited() {
+			t.Fatalf("sender exited: %v", p.Err())
+		}
+		return e.ready() == 200
+	})
+	for i := 1; i <= 2; i++ {
+		tmp := filepath.Join(e.spool, fmt.Sprintf(".f%d.tmp", i))
+		if err := os.WriteFile(tmp, []byte(body(2*i)+"\n"+body(2*i+1)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(e.spool, fmt.Sprintf("f%d.txt", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e2e.WaitFor(t, 20*time.Second, "both files done", func() bool {
+		return len(r.messages(t)) >= 4 && count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+	})
+	if n := len(r.messages(t)); n != 4 {
+		t.Fatalf("%d messages stored, want 4", n)
+	}
+	if n := p.Log.Count("cannot tell whether a writer still holds spool files open"); n != 1 {
+		t.Fatalf("the warning about leases was logged %d times, want once", n)
 	}
 }
