@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"spoolgate/internal/bench"
 	"spoolgate/internal/e2e"
 )
 
@@ -210,5 +212,75 @@ func TestNotOwnerOfSpoolFiles(t *testing.T) {
 	}
 	if n := p.Log.Count("cannot tell whether a writer still holds spool files open"); n != 1 {
 		t.Fatalf("the warning about leases was logged %d times, want once", n)
+	}
+}
+
+// TestMultiLineRate measures how long the sender takes over one file of
+// many lines into the receiver (fsync=never, so that the sender's own
+// syncs show) and into the null reference. It is a measurement, not part of
+// the default run:
+//
+//	SPOOLGATE_MULTILINE_LINES=100000 go test -run MultiLineRate -v ./cmd/spoolgate-sender
+func TestMultiLineRate(t *testing.T) {
+	spec := os.Getenv("SPOOLGATE_MULTILINE_LINES")
+	if spec == "" {
+		t.Skip("set SPOOLGATE_MULTILINE_LINES=100000 to measure")
+	}
+	var n int
+	if _, err := fmt.Sscan(spec, &n); err != nil || n < 1 {
+		t.Fatalf("SPOOLGATE_MULTILINE_LINES=%q: want a number of lines", spec)
+	}
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(body(i) + "\n")
+	}
+	for _, target := range []string{"receiver", "null"} {
+		t.Run(target, func(t *testing.T) {
+			addr := e2e.FreeAddr(t)
+			switch {
+			case target == "null":
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- bench.ServeNull(ctx, ln) }()
+				t.Cleanup(func() { cancel(); <-done })
+			case receiverBin == "":
+				t.Skip("needs cmd/spoolgate-receiver")
+			default:
+				dir := t.TempDir()
+				conf := filepath.Join(dir, "receiver.properties")
+				writeProps(t, conf, map[string]string{
+					"receiver.listen": addr, "receiver.admin_listen": "", "receiver.data_dir": filepath.Join(dir, "request"),
+					"receiver.fsync": "never", "receiver.dedup_window": "0s", "log.dir": "", "log.level": "warn",
+				})
+				start(t, receiverBin, "-config", conf)
+				e2e.WaitFor(t, 20*time.Second, "receiver listening", func() bool {
+					c, err := net.Dial("tcp", addr)
+					if err == nil {
+						c.Close()
+					}
+					return err == nil
+				})
+			}
+			e := newEnv(t, addr, map[string]string{"log.level": "warn"})
+			tmp := filepath.Join(e.spool, ".big.txt.tmp")
+			e2e.WriteFile(t, tmp, b.String())
+			if err := os.Rename(tmp, filepath.Join(e.spool, "big.txt")); err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Now()
+			p := e.startSender(t)
+			e2e.WaitFor(t, 30*time.Minute, "file delivered", func() bool {
+				time.Sleep(50 * time.Millisecond) // polling interval
+				return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+			})
+			d := time.Since(t0)
+			t.Logf("%d lines into %s in %s: %.0f lines/s", n, target, d.Round(time.Millisecond), float64(n)/d.Seconds())
+			p.Signal(t, syscall.SIGTERM)
+			p.ExitCode(t, 30*time.Second)
+		})
 	}
 }
