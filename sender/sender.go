@@ -17,7 +17,10 @@
 // taken gets .1, .2, …; each failed file has <its name>.reason beside it.
 // At a drain a claim goes back into the spool under its name (suffixed if
 // a new file of that name arrived meanwhile); a partly sent file goes back
-// holding only its unsent lines, with its original modification time.
+// holding only its unsent lines, with its original modification time and
+// mode. A claim stays open while it is sent: what its writer appends after
+// the claim is sent too before the file is disposed of, and a claim whose
+// writer still holds it open waits for it (see process).
 //
 // The package also reads the state of a spool from its directories alone
 // (ReadStatus) and moves failed files back (Requeue), for the operator's
