@@ -2,6 +2,7 @@ package sender
 
 import (
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -144,8 +145,9 @@ func TestFileRewrittenAfterClaim(t *testing.T) {
 
 // TestDrainWhileWriterHoldsFile: a drain that finds a claim's writer still
 // holding it open leaves the claim in .inflight (a copy of its unsent
-// lines would miss what the writer appends); the next start sends what the
-// writer wrote meanwhile.
+// lines would miss what the writer appends) with its progress; the next
+// start sends what the writer wrote meanwhile, and only that: the record
+// still matches the grown file by the CRC of what was done.
 func TestDrainWhileWriterHoldsFile(t *testing.T) {
 	r := startRemote(t, nil)
 	c := testConf(t, r.addr())
@@ -181,8 +183,8 @@ func TestDrainWhileWriterHoldsFile(t *testing.T) {
 		seen[processNo(m)]++
 	}
 	for i := 1; i <= 5; i++ {
-		if seen[fmt.Sprintf("%09d", i)] == 0 {
-			t.Errorf("line %d never sent (sent: %v)", i, seen)
+		if seen[fmt.Sprintf("%09d", i)] != 1 {
+			t.Errorf("line %d sent %d times, want once (the progress record covers lines 1-3 of the grown file)", i, seen[fmt.Sprintf("%09d", i)])
 		}
 	}
 }
@@ -253,5 +255,39 @@ func TestSlowWriter(t *testing.T) {
 		if k := strings.Count(logs, msg); k != 1 {
 			t.Errorf("%q logged %d times, want once:\n%s", msg, k, logs)
 		}
+	}
+}
+
+// TestSidecarOfGrownFile: a claim restored at start whose file grew since
+// its progress record (size and mtime differ) resumes after the recorded
+// lines when the CRC of what they covered matches, and is sent whole when
+// it does not.
+func TestSidecarOfGrownFile(t *testing.T) {
+	l1, l2, l3 := body(1)+"\n", body(2)+"\n", body(3)+"\n"
+	for _, tc := range []struct {
+		name string
+		crc  uint32
+		want []string
+	}{
+		{"crc matches", crc32.Checksum([]byte(l1+l2), crcTable), []string{"000000003"}},
+		{"crc differs", crc32.Checksum([]byte(l1+l1), crcTable), []string{"000000001", "000000002", "000000003"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startRemote(t, nil)
+			c := testConf(t, r.addr())
+			inflight := filepath.Join(c.SpoolDir, InflightDir)
+			writeFile(t, filepath.Join(inflight, "m.txt"), l1+l2+l3, time.Time{})
+			a := ack{lines: 2, offset: int64(len(l1 + l2)), size: int64(len(l1 + l2)), mtime: 1, crc: tc.crc, hasCRC: true}
+			writeFile(t, filepath.Join(inflight, ackName("m.txt")), a.String(), time.Time{})
+			runSender(t, c, nil)
+			e2e.WaitFor(t, 10*time.Second, ".inflight empty", func() bool { return len(listDir(t, inflight)) == 0 })
+			var got []string
+			for _, m := range r.messages() {
+				got = append(got, processNo(m))
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("sent %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

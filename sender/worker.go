@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -61,15 +62,19 @@ type progress struct {
 	recorded int       // lines done at the last record (or restore)
 	at       time.Time // of the last record
 	sidecar  bool      // whether .inflight may hold a sidecar for the file
+	crc      uint32    // CRC-32C of the file's first crcAt bytes
+	crcAt    int
 }
 
 // record writes the sidecar saying that lines lines (offset bytes) of the
-// file fi are done, when force or a record is due.
-func (s *Sender) record(p *progress, name string, lines, offset int, fi fs.FileInfo, force bool) {
+// file fi, whose content is data, are done, when force or a record is due.
+func (s *Sender) record(p *progress, name string, lines, offset int, fi fs.FileInfo, data []byte, force bool) {
 	if lines == p.recorded || (!force && lines-p.recorded < ackEveryLines && time.Since(p.at) < ackEvery) {
 		return
 	}
-	a := ack{lines: lines, offset: int64(offset), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	p.crc = crc32.Update(p.crc, crcTable, data[p.crcAt:offset])
+	p.crcAt = offset
+	a := ack{lines: lines, offset: int64(offset), size: fi.Size(), mtime: fi.ModTime().UnixNano(), crc: p.crc, hasCRC: true}
 	p.sidecar = true
 	if err := s.dirs.writeAck(name, a); err != nil {
 		s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
@@ -223,16 +228,17 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 	p := progress{at: time.Now()}
 	if restored {
 		p.sidecar = true
-		a, err := s.dirs.readAck(name, fi)
+		a, err := s.dirs.readAck(name, fi, data)
 		if err != nil {
 			s.log.Warn("restored claim", "name", name, "err", err)
 		} else if a.lines > 0 {
 			off, lineNo = int(a.offset), a.lines+1
 			p.recorded = a.lines
+			p.crc, p.crcAt = crc32.Checksum(data[:off], crcTable), off
 			s.log.Debug("resuming claim", "name", name, "from_line", lineNo)
 		}
 	}
-	flush := func() { s.record(&p, name, lineNo-1, off, cf.fi, true) }
+	flush := func() { s.record(&p, name, lineNo-1, off, cf.fi, data, true) }
 	// other ends a claim whose file changed in place, or that is stopped
 	// while its writer holds it open, or cannot be checked.
 	other := func(r int) {
@@ -331,7 +337,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 			}
 			off, lineNo = next, lineNo+1
 			if more {
-				s.record(&p, name, lineNo-1, off, cf.fi, r.kind == lineRejected)
+				s.record(&p, name, lineNo-1, off, cf.fi, data, r.kind == lineRejected)
 			}
 		}
 		// Every line read is done, but for a last line without LF.
@@ -391,7 +397,7 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
 		return
 	}
-	s.record(p, name, lineNo-1, off, cf.fi, true)
+	s.record(p, name, lineNo-1, off, cf.fi, data, true)
 	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
 		"name", name, "done_lines", lineNo-1)
 }
@@ -429,7 +435,7 @@ func (s *Sender) putBackClaim(name string) {
 		s.putBack(name, nil, 0, time.Time{}, 0)
 		return
 	}
-	if a, err := s.dirs.readAck(name, fi); err == nil && a.lines > 0 {
+	if a, err := s.dirs.readAck(name, fi, data); err == nil && a.lines > 0 {
 		s.putBack(name, data, int(a.offset), fi.ModTime(), fi.Mode().Perm())
 		return
 	}
