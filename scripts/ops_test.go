@@ -291,8 +291,6 @@ func TestSystemdUnits(t *testing.T) {
 		"Service.PrivateTmp":               "yes",
 		"Service.ExecReload":               "/bin/kill -HUP $MAINPID",
 		"Service.RestartPreventExitStatus": "2",
-		"Service.CapabilityBoundingSet":    "",
-		"Service.AmbientCapabilities":      "",
 		"Service.UMask":                    "0027",
 	}
 	for _, tc := range []struct {
@@ -303,14 +301,22 @@ func TestSystemdUnits(t *testing.T) {
 		{
 			unit: "spoolgate-receiver.service",
 			want: map[string]string{
-				"Service.ExecStart": "/usr/bin/spoolgate-receiver",
-				"Unit.Requires":     "spoolgate-receiver.socket",
+				"Service.ExecStart":             "/usr/bin/spoolgate-receiver",
+				"Unit.Requires":                 "spoolgate-receiver.socket",
+				"Service.CapabilityBoundingSet": "",
+				"Service.AmbientCapabilities":   "",
 			},
 			writeable: []string{def.Receiver.DataDir, def.Log.Dir},
 		},
 		{
-			unit:      "spoolgate-sender.service",
-			want:      map[string]string{"Service.ExecStart": "/usr/bin/spoolgate-sender"},
+			unit: "spoolgate-sender.service",
+			want: map[string]string{
+				"Service.ExecStart": "/usr/bin/spoolgate-sender",
+				// A read lease tells whether a spool file's writer still
+				// holds it open (sender/files.go).
+				"Service.CapabilityBoundingSet": "CAP_LEASE",
+				"Service.AmbientCapabilities":   "CAP_LEASE",
+			},
 			writeable: []string{def.Sender.SpoolDir, def.Sender.FailedDir, def.Log.Dir},
 		},
 		{
