@@ -39,7 +39,7 @@ func TestDeliversOldestFirstExactlyOnce(t *testing.T) {
 			t.Fatalf("message %d has process_no %s, want %s", i, processNo(m), want)
 		}
 	}
-	e2e.WaitFor(t, 5*time.Second, "spool empty", func() bool {
+	e2e.WaitFor(t, 20*time.Second, "spool empty", func() bool {
 		return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 	})
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
@@ -75,7 +75,7 @@ func TestIneligibleFiles(t *testing.T) {
 	runSender(t, c, nil)
 
 	t.Run("symlink and FIFO go to failed_dir unopened", func(t *testing.T) {
-		e2e.WaitFor(t, 5*time.Second, "special files in failed_dir", func() bool {
+		e2e.WaitFor(t, 20*time.Second, "special files in failed_dir", func() bool {
 			return len(visible(t, c.FailedDir)) == 4
 		})
 		if got, want := listDir(t, c.FailedDir), []string{"link.txt", "link.txt.reason", "pipe.txt", "pipe.txt.reason"}; !slices.Equal(got, want) {
@@ -112,7 +112,7 @@ func TestIneligibleFiles(t *testing.T) {
 		}
 		tick.Stop()
 		f.Close()
-		e2e.WaitFor(t, 5*time.Second, "slow.txt delivered", func() bool { return len(r.messages()) == 1 })
+		e2e.WaitFor(t, 20*time.Second, "slow.txt delivered", func() bool { return len(r.messages()) == 1 })
 		if got := r.messages()[0]; got != strings.TrimSuffix(string(must(protocol.AppendFrame(nil, []byte(body(3))))), "\n") {
 			t.Fatalf("got %q", got)
 		}
@@ -122,7 +122,7 @@ func TestIneligibleFiles(t *testing.T) {
 		if err := os.Rename(filepath.Join(c.SpoolDir, "upload.tmp"), filepath.Join(c.SpoolDir, "upload.txt")); err != nil {
 			t.Fatal(err)
 		}
-		e2e.WaitFor(t, 5*time.Second, "upload.txt delivered", func() bool { return len(r.messages()) == 2 })
+		e2e.WaitFor(t, 20*time.Second, "upload.txt delivered", func() bool { return len(r.messages()) == 2 })
 		if p := processNo(r.messages()[1]); p != "000000002" {
 			t.Fatalf("got process_no %s", p)
 		}
@@ -203,7 +203,7 @@ func TestRejectOneLineOfThree(t *testing.T) {
 	c := testConf(t, r.addr())
 	runSender(t, c, nil)
 	drop(t, c.SpoolDir, "multi.txt", body(1)+"\n"+body(2)+"\n\n"+body(3)+"\n", time.Time{})
-	e2e.WaitFor(t, 5*time.Second, "file done", func() bool {
+	e2e.WaitFor(t, 20*time.Second, "file done", func() bool {
 		return len(r.messages()) == 3 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 	})
 	if got, want := listDir(t, c.FailedDir), []string{"multi.txt.line-2", "multi.txt.line-2.reason"}; !slices.Equal(got, want) {
@@ -257,7 +257,7 @@ func TestReplies(t *testing.T) {
 			c.Retries = 2
 			_, stop := runSender(t, c, nil)
 			drop(t, c.SpoolDir, "one.txt", body(7)+"\n", time.Time{})
-			e2e.WaitFor(t, 5*time.Second, "file done", func() bool {
+			e2e.WaitFor(t, 20*time.Second, "file done", func() bool {
 				return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 			})
 			if err := stop(); err != nil {
@@ -311,7 +311,7 @@ func TestInvalidLineIsNotSent(t *testing.T) {
 	c := testConf(t, r.addr())
 	runSender(t, c, nil)
 	drop(t, c.SpoolDir, "bad.txt", "REQ|12345678|20261121093000|ORG01|SV01|K|p|\n", time.Time{})
-	e2e.WaitFor(t, 5*time.Second, "bad.txt failed", func() bool { return len(visible(t, c.FailedDir)) == 2 })
+	e2e.WaitFor(t, 20*time.Second, "bad.txt failed", func() bool { return len(visible(t, c.FailedDir)) == 2 })
 	reason, _ := os.ReadFile(filepath.Join(c.FailedDir, "bad.txt.reason"))
 	if !strings.Contains(string(reason), "process_no: digits 9") || !strings.Contains(string(reason), "remote: -") {
 		t.Fatalf("reason:\n%s", reason)
@@ -392,13 +392,13 @@ func TestRemoteDownThenUp(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 	}
-	e2e.WaitFor(t, 5*time.Second, "circuit open", func() bool { return s.Ready() != nil })
+	e2e.WaitFor(t, 20*time.Second, "circuit open", func() bool { return s.Ready() != nil })
 	if got := value(s.m.circuit); got != 1 {
 		t.Fatalf("circuit_open = %v", got)
 	}
 	// Down for well over timeout × (retries+1).
 	down := time.Now()
-	e2e.WaitFor(t, 5*time.Second, "down long enough", func() bool {
+	e2e.WaitFor(t, 20*time.Second, "down long enough", func() bool {
 		return time.Since(down) > 5*c.Timeout*time.Duration(c.Retries+1)
 	})
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
@@ -410,7 +410,7 @@ func TestRemoteDownThenUp(t *testing.T) {
 	}
 	r := serveRemote(t, ln2, nil)
 	e2e.WaitFor(t, 10*time.Second, "all delivered", func() bool { return len(r.messages()) == 5 })
-	e2e.WaitFor(t, 5*time.Second, "ready", func() bool { return s.Ready() == nil })
+	e2e.WaitFor(t, 20*time.Second, "ready", func() bool { return s.Ready() == nil })
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
 		t.Fatalf("failed: %v", f)
 	}
@@ -432,7 +432,7 @@ func TestFailoverToBackup(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 	}
-	e2e.WaitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(r.messages()) == 5 })
+	e2e.WaitFor(t, 20*time.Second, "delivered via the backup", func() bool { return len(r.messages()) == 5 })
 	if got := value(s.m.circuit); got != 0 {
 		t.Fatalf("circuit opened although the backup answered")
 	}
@@ -447,8 +447,8 @@ func TestStaleKeepaliveIsNotAnAttempt(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		drop(t, c.SpoolDir, fmt.Sprintf("f%d", i), body(i)+"\n", time.Time{})
 	}
-	e2e.WaitFor(t, 5*time.Second, "delivered", func() bool { return len(r.messages()) == 5 })
-	e2e.WaitFor(t, 5*time.Second, "spool empty", func() bool {
+	e2e.WaitFor(t, 20*time.Second, "delivered", func() bool { return len(r.messages()) == 5 })
+	e2e.WaitFor(t, 20*time.Second, "spool empty", func() bool {
 		return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
 	})
 	if f := listDir(t, c.FailedDir); len(f) != 0 {
@@ -480,7 +480,7 @@ func TestFailbackToPrimary(t *testing.T) {
 	c.RetryBackoffMax = 100 * time.Millisecond
 	runSender(t, c, nil)
 	drop(t, c.SpoolDir, "f0", body(0)+"\n", time.Time{})
-	e2e.WaitFor(t, 5*time.Second, "delivered via the backup", func() bool { return len(backup.messages()) == 1 })
+	e2e.WaitFor(t, 20*time.Second, "delivered via the backup", func() bool { return len(backup.messages()) == 1 })
 	ln2, err := net.Listen("tcp", primary)
 	if err != nil {
 		t.Skipf("port %s taken meanwhile: %v", primary, err)
@@ -562,6 +562,6 @@ func TestEventPickup(t *testing.T) {
 	s, _ := runSender(t, c, nil)
 	<-s.Started()
 	drop(t, c.SpoolDir, "late.txt", body(7)+"\n", time.Time{})
-	e2e.WaitFor(t, 5*time.Second, "the file delivered", func() bool { return len(r.messages()) == 1 })
-	e2e.WaitFor(t, 5*time.Second, "the spool empty", func() bool { return len(visible(t, c.SpoolDir)) == 0 })
+	e2e.WaitFor(t, 20*time.Second, "the file delivered", func() bool { return len(r.messages()) == 1 })
+	e2e.WaitFor(t, 20*time.Second, "the spool empty", func() bool { return len(visible(t, c.SpoolDir)) == 0 })
 }
