@@ -58,6 +58,9 @@ type Config struct {
 	Protocol        Protocol
 	ShutdownTimeout time.Duration // graceful drain on SIGTERM
 	AdminPprof      bool          // serve /debug/pprof on the admin addresses
+	// AdminToken, when set, enables the console's actions (requeue); a
+	// request must carry it. A secret: never log or print it.
+	AdminToken string
 
 	// Warnings are one-line messages about the environment that do not
 	// stop start-up: a SPOOLGATE_* variable that sets no key (a typo of an
@@ -231,6 +234,7 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 	l.log(c)
 	c.ShutdownTimeout = l.duration("shutdown_timeout", true)
 	c.AdminPprof = l.boolean("admin.pprof")
+	c.AdminToken = l.token("admin.token")
 	l.distinctPorts(c)
 	if l.err != nil {
 		return nil, l.err
@@ -293,6 +297,23 @@ func (l *loader) fail(key, value, want string) {
 }
 
 func (l *loader) str(key string) string { return l.get(key) }
+
+// minTokenLen is the shortest admin.token accepted: a guessable token is
+// worse than none, because it looks like protection.
+const minTokenLen = 16
+
+// token returns a secret; a bad one is reported without its value.
+func (l *loader) token(key string) string {
+	v := l.get(key)
+	switch {
+	case v == "":
+	case len(v) < minTokenLen:
+		l.fail(key, "(hidden)", fmt.Sprintf("at least %d characters (got %d), e.g. from: head -c 24 /dev/urandom | base64", minTokenLen, len(v)))
+	case strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		l.fail(key, "(hidden)", "no spaces or control characters")
+	}
+	return v
+}
 
 // dir returns a cleaned directory path; required ones may not be empty.
 func (l *loader) dir(key string, required bool) string {

@@ -265,6 +265,8 @@ func TestBadFiles(t *testing.T) {
 		{"bad_remote_port_zero", `sender.remote = "10.1.2.3:0": host:port with a port from 1 to 65535, e.g. 10.1.2.3:9010`},
 		{"bad_backoff_order", `sender.retry_backoff = "2m": at most sender.retry_backoff_max (1m0s)`},
 		{"bad_tls_half", `receiver.tls.key = "": set together with receiver.tls.cert`},
+		{"bad_admin_token_short", `admin.token = "(hidden)": at least 16 characters (got 12), e.g. from: head -c 24 /dev/urandom | base64`},
+		{"bad_admin_token_space", `admin.token = "(hidden)": no spaces or control characters`},
 		{"bad_tls_client_ca_alone", `receiver.tls.cert = "": required with receiver.tls.client_ca (mutual TLS needs TLS)`},
 		{"bad_tls_missing_file", `sender.tls.ca = "testdata/tls/nope.pem": a readable file (no such file or directory)`},
 		{"bad_tls_key_mismatch", `receiver.tls.key = "testdata/tls/other_key.pem": the PEM private key of receiver.tls.cert (tls: private key does not match public key)`},

@@ -120,6 +120,7 @@ func (c *Config) values() []keyValue {
 		{"log.rotate_daily", b(g.RotateDaily)},
 		{"shutdown_timeout", d(cc.ShutdownTimeout)},
 		{"admin.pprof", b(cc.AdminPprof)},
+		{"admin.token", cc.AdminToken},
 		{"protocol.request.*", specText(cc.Protocol.Request)},
 		{"protocol.result.*", specText(cc.Protocol.Result)},
 	}
