@@ -43,9 +43,10 @@ type client struct {
 
 	mu       sync.Mutex
 	idle     []*conn
-	open     int       // connections open, idle or in use
-	cur      int       // index in remotes of the address in use
-	switched time.Time // when cur last moved off the primary
+	open     int          // connections open, idle or in use
+	cur      int          // index in remotes of the address in use
+	switched time.Time    // when cur last moved off the primary
+	notes    []remoteNote // per remote: the last dial outcome, for the console
 }
 
 // tlsConfig builds the client TLS configuration from sender.tls.*; nil
@@ -113,8 +114,14 @@ func (c *client) dial(ctx context.Context) (*conn, error) {
 	for i := range c.remotes {
 		idx := (start + i) % len(c.remotes)
 		cn, err := c.dialOne(ctx, c.remotes[idx])
+		if err != nil && ctx.Err() == nil {
+			c.mu.Lock()
+			c.note(idx, err)
+			c.mu.Unlock()
+		}
 		if err == nil {
 			c.mu.Lock()
+			c.note(idx, nil)
 			if idx != c.cur {
 				c.cur = idx
 				if idx != 0 {

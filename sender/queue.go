@@ -232,16 +232,7 @@ func (q *queue) next(now time.Time) (e *entry, restored bool, wait time.Duration
 		e.where = inNone
 		return e, true, 0
 	}
-	for q.settling.Len() > 0 {
-		s := q.settling.items[0]
-		if d := s.seen.Add(q.settle).Sub(now); d > 0 {
-			wait = d
-			break
-		}
-		heap.Pop(&q.settling)
-		s.where = inReady
-		heap.Push(&q.ready, s)
-	}
+	wait = q.promote(now)
 	for q.ready.Len() > 0 {
 		e = heap.Pop(&q.ready).(*entry)
 		if _, busy := q.inflight[e.name]; busy {

@@ -101,6 +101,8 @@ type Sender struct {
 	started chan struct{}
 
 	delivered, rejected, failed atomic.Int64 // for the periodic summary
+	lastErr                     atomic.Pointer[ErrorEvent]
+	failedIdx                   *failedIndex
 	putBacks                    atomic.Int64 // claims returned to the spool at drain
 	leaseWarned                 atomic.Bool  // the kernel could not tell whether a claim had a writer
 }
@@ -132,6 +134,7 @@ func New(o Options) (*Sender, error) {
 		q:               newQueue(c.Settle),
 		slots:           newLimiter(c.Workers),
 		started:         make(chan struct{}),
+		failedIdx:       &failedIndex{dir: c.FailedDir},
 	}
 	if s.spec == nil {
 		s.spec = protocol.DefaultRequestSpec()
@@ -144,6 +147,13 @@ func New(o Options) (*Sender, error) {
 	}
 	s.live.Store(tunablesOf(c))
 	s.m = newMetrics(s.q)
+	s.m.collectors = append(s.m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_sender_failed_files",
+		Help: "Files in sender.failed_dir (not counting .reason files), listed at most once a second.",
+	}, func() float64 {
+		n, _ := s.failedIdx.count()
+		return float64(n)
+	}))
 	s.circuit = &circuit{
 		log: s.log,
 		backoff: func() (time.Duration, time.Duration) {

@@ -509,6 +509,9 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 			}
 		}
 		s.m.attempts[result].Inc()
+		if result != resultOK {
+			s.noteError(r.remote, r.reason)
+		}
 		switch result {
 		case resultOK:
 			r.kind = lineDelivered
