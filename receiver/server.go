@@ -114,6 +114,9 @@ type Server struct {
 	accepted atomic.Uint64
 	denied   atomic.Uint64
 
+	rejectStats rejectStats // for the console
+	lineCache   lineCache
+
 	stopSummary chan struct{}
 	summaryDone chan struct{}
 	closeOnce   sync.Once
@@ -631,6 +634,7 @@ func (s *Server) handle(line []byte, cfg *live, debug bool, remote string) ([]by
 // reason the line stands for; at debug every one.
 func (s *Server) reject(reason string, line []byte, debug bool, remote string, err error) {
 	s.m.rejects.WithLabelValues(reason).Inc()
+	s.rejectStats.note(reason, line, s.clock())
 	if n, ok := s.rejects.Event(reason, s.clock()); ok {
 		s.log.Info("rejected: answered 400 (one line per reason a minute)", "reason", reason, "count", n,
 			"remote", remote, "err", err, "sample", string(line[:min(len(line), maxSample)]))
