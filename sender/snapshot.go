@@ -107,7 +107,7 @@ func (s *Sender) Snapshot(now time.Time, oldest int) Snapshot {
 	if om != 0 {
 		sn.OldestPendingSeconds = max(0, now.Sub(time.Unix(0, om)).Seconds())
 	}
-	sn.InFlight = s.slots.inUse()
+	sn.InFlight = s.q.claims()
 	sn.Delivered, sn.Rejected, sn.Failed = s.delivered.Load(), s.rejected.Load(), s.failed.Load()
 	return sn
 }
@@ -224,6 +224,14 @@ func (q *queue) oldest(k int, now time.Time) ([]PendingFile, int, int64) {
 		return strings.Compare(a.Name, b.Name)
 	})
 	return out[:min(len(out), k)], pending, om
+}
+
+// claims returns the number of files claimed and being sent (not the
+// restored claims still waiting for a worker).
+func (q *queue) claims() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.inflight) - len(q.restored)
 }
 
 // topK returns the k first entries of h in its order without changing h:
@@ -464,4 +472,11 @@ func RequeueAll(c conf.Sender) ([]RequeueResult, error) {
 		return nil, err
 	}
 	return Requeue(c, names), nil
+}
+
+// Counts returns the messages delivered, rejected and failed since start:
+// the console samples them for its per-minute chart. Safe for concurrent
+// use.
+func (s *Sender) Counts() [3]uint64 {
+	return [3]uint64{uint64(s.delivered.Load()), uint64(s.rejected.Load()), uint64(s.failed.Load())}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 
 	"spoolgate/conf"
+	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
@@ -60,7 +61,8 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		_ = srv.Close()
 		return err
 	}
-	admin, err := daemon.Admin(rc.AdminListen, reg, srv.Ready, cfg.AdminPprof, log)
+	con := console.NewReceiver(srv, log)
+	admin, err := daemon.Admin(rc.AdminListen, reg, srv.Ready, cfg.AdminPprof, log, con.Routes()...)
 	if err != nil {
 		for _, ln := range lns {
 			ln.Close()
@@ -85,6 +87,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	var shutdownTimeout atomic.Int64
 	shutdownTimeout.Store(int64(cfg.ShutdownTimeout))
 	bg, stopBg := context.WithCancel(context.Background())
+	go con.Run(bg)
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"spoolgate/conf"
+	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
@@ -47,7 +48,8 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		return err
 	}
 	reg.MustRegister(daemon.ReadyGauge(s.Ready))
-	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, log)
+	con := console.NewSender(s, cfg.AdminToken, log)
+	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, log, con.Routes()...)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", cfg.Sender.AdminListen, err)
 	}
@@ -58,6 +60,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	}()
 
 	bg, stopBg := context.WithCancel(context.Background())
+	go con.Run(bg)
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)

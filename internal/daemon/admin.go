@@ -47,10 +47,18 @@ type AdminServer struct {
 	done chan struct{}
 }
 
+// Route is one more handler of the admin server, e.g. the web console's
+// "GET /{$}"; Pattern is a net/http ServeMux pattern.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
 // Admin starts the admin HTTP server on addr. /readyz answers 200 when
-// ready returns nil, else 503 with the error text. addr "" disables it and
-// returns (nil, nil); the methods of a nil *AdminServer do nothing.
-func Admin(addr string, reg *prometheus.Registry, ready func() error, withPprof bool, log *slog.Logger) (*AdminServer, error) {
+// ready returns nil, else 503 with the error text; routes add handlers.
+// addr "" disables it and returns (nil, nil); the methods of a nil
+// *AdminServer do nothing.
+func Admin(addr string, reg *prometheus.Registry, ready func() error, withPprof bool, log *slog.Logger, routes ...Route) (*AdminServer, error) {
 	if addr == "" {
 		return nil, nil
 	}
@@ -70,6 +78,9 @@ func Admin(addr string, reg *prometheus.Registry, ready func() error, withPprof 
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

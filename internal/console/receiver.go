@@ -1,0 +1,62 @@
+package console
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"spoolgate/internal/daemon"
+	"spoolgate/receiver"
+)
+
+// Receiver is the console of a receiver (read-only). Create it with
+// NewReceiver; its handlers are safe for concurrent use.
+type Receiver struct {
+	s    *receiver.Server
+	log  *slog.Logger
+	hist History
+}
+
+// NewReceiver returns the console of s; log defaults to a discard logger.
+func NewReceiver(s *receiver.Server, log *slog.Logger) *Receiver {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Receiver{s: s, log: log}
+}
+
+// Run samples the counters for the per-minute chart until ctx is done.
+func (c *Receiver) Run(ctx context.Context) { c.hist.Run(ctx, c.s.Counts) }
+
+// Routes are the console's admin routes: GET / and GET /api/status.
+func (c *Receiver) Routes() []daemon.Route { return routes(c.index, c.status) }
+
+// ReceiverStatus is the JSON of the receiver's GET /api/status (field
+// names documented in the README's runbook).
+type ReceiverStatus struct {
+	Daemon string    `json:"daemon"`
+	Time   time.Time `json:"time"`
+	receiver.Status
+	History Series `json:"history"` // replies by code per minute: 200, 400, 500
+}
+
+func (c *Receiver) collect(now time.Time) ReceiverStatus {
+	c.hist.Observe(now, c.s.Counts()) // the current minute up to now
+	return ReceiverStatus{Daemon: "receiver", Time: now, Status: c.s.Status(now),
+		History: c.hist.PerMinute(now, []string{"200", "400", "500"})}
+}
+
+func (c *Receiver) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, c.collect(time.Now()))
+}
+
+type receiverPage struct {
+	common
+	ReceiverStatus
+}
+
+func (c *Receiver) index(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	render(w, "receiver", receiverPage{common: newCommon(r, "receiver", now), ReceiverStatus: c.collect(now)}, c.log)
+}
