@@ -57,7 +57,7 @@ var keys = []struct{ name, def string }{
 	{"log.rotate_daily", "true"},
 	{"shutdown_timeout", "30s"},
 	{"admin.pprof", "false"},
-	{"admin.token", ""}, // empty: the web console is read-only
+	{"admin.token", ""},             // empty: the web console is read-only
 	{"protocol.request.fields", ""}, // empty: the default spec of SPEC §1
 	{"protocol.result.fields", ""},  // empty: the request spec
 }

@@ -56,7 +56,9 @@ var funcs = template.FuncMap{
 	"f1":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 	"add":   func(a, b int) int { return a + b },
 	"ago":   func(t, now time.Time) string { return fmtAge(now.Sub(t)) },
-	"chart": func(title string, s Series, l map[string]string) chartData { return chartData{Title: title, S: s, L: l} },
+	"chart": func(title string, s Series, l map[string]string) chartData {
+		return chartData{Title: title, S: s, L: l}
+	},
 }
 
 type chartData struct {
