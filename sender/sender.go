@@ -149,7 +149,7 @@ func New(o Options) (*Sender, error) {
 	s.m = newMetrics(s.q)
 	s.m.collectors = append(s.m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spoolgate_sender_failed_files",
-		Help: "Files in sender.failed_dir (not counting .reason files), listed at most once a second.",
+		Help: "Files in sender.failed_dir (not counting .reason files).",
 	}, func() float64 {
 		n, _ := s.failedIdx.count()
 		return float64(n)

@@ -374,19 +374,21 @@ func (f *FailedFile) readReason(dir string) {
 }
 
 // failedIndex caches the listing of failed_dir for the console and the
-// failed-files gauge: it is read again when older than failedTTL or after
-// a requeue by this process. Reasons are read once per file and time.
+// failed-files gauge: it is read again when the directory's modification
+// time changed (an entry came or went), after a requeue by this process,
+// and at least every failedTTL. Reasons are read once per file and time.
 type failedIndex struct {
 	dir string
 
 	mu      sync.Mutex
 	at      time.Time
+	dirTime time.Time
 	files   []FailedFile // oldest first
 	err     error
 	reasons map[string]cachedReason // parsed .reason files by name
 }
 
-const failedTTL = time.Second
+const failedTTL = 10 * time.Second
 
 func (x *failedIndex) invalidate() {
 	x.mu.Lock()
@@ -396,11 +398,17 @@ func (x *failedIndex) invalidate() {
 
 // refresh re-reads the listing when stale; x.mu must be held.
 func (x *failedIndex) refresh(now time.Time) {
-	if !x.at.IsZero() && now.Sub(x.at) < failedTTL {
+	var mt time.Time
+	if fi, err := os.Stat(x.dir); err == nil {
+		mt = fi.ModTime()
+	}
+	// A directory's time has the kernel's tick as its resolution: a listing
+	// taken within a second of a change is not trusted to have seen it all.
+	if !x.at.IsZero() && now.Sub(x.at) < failedTTL && mt.Equal(x.dirTime) && x.at.Sub(mt) > time.Second {
 		return
 	}
 	x.files, x.err = listFailed(x.dir)
-	x.at = now
+	x.at, x.dirTime = now, mt
 }
 
 // count returns the number of failed files.
@@ -445,7 +453,8 @@ type cachedReason struct {
 }
 
 // Failed returns a page of the failed files, newest first: at most n from
-// the off-th, and how many there are. The listing is cached for a second.
+// the off-th, and how many there are. The listing is cached while
+// failed_dir's modification time stays the same.
 // It is safe for concurrent use.
 func (s *Sender) Failed(off, n int) ([]FailedFile, int, error) {
 	return s.failedIdx.page(off, n)
@@ -479,4 +488,33 @@ func RequeueAll(c conf.Sender) ([]RequeueResult, error) {
 // use.
 func (s *Sender) Counts() [3]uint64 {
 	return [3]uint64{uint64(s.delivered.Load()), uint64(s.rejected.Load()), uint64(s.failed.Load())}
+}
+
+// Ages returns the modification times of the files pending in the spool
+// and .inflight, and the failure times of the files in failed_dir (the
+// .reason file's time), read from the directories alone, for `spoolgate
+// status -age`.
+func Ages(c conf.Sender) (pending, failed []time.Time, err error) {
+	d := newDirs(c.SpoolDir, c.FailedDir, c.SentDir)
+	err = eachEntry(d.spool, func(name string, fi fs.FileInfo) {
+		if eligibleName(name) && fi.Mode().IsRegular() {
+			pending = append(pending, fi.ModTime())
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = eachEntry(d.inflight, func(name string, fi fs.FileInfo) {
+		if name[0] != '.' && fi.Mode().IsRegular() {
+			pending = append(pending, fi.ModTime())
+		}
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
+	fs, err := listFailed(d.failed)
+	for _, f := range fs {
+		failed = append(failed, f.Time)
+	}
+	return pending, failed, err
 }
