@@ -2,7 +2,8 @@
 //
 //	spoolgate check   [-config PATH] [-daemons LIST]  test the config and this host, like nginx -t; exit 0 or 2
 //	spoolgate send    -addr HOST:PORT [MESSAGE…]      send messages (or stdin lines), print each reply
-//	spoolgate status  [-config PATH] [-json]          pending, oldest pending age, in flight, failed
+//	spoolgate status  [-config PATH] [-json] [-age]   the running sender's state, else the directories'
+//	spoolgate failed  [-config PATH] [-json]          failed files with reason, code, attempts, time
 //	spoolgate requeue [-config PATH] (-all | FILE…)   move failed files back into the spool
 //	spoolgate bench   -addr HOST:PORT -c N -n COUNT   load generator; -null ADDR serves the reference
 //	spoolgate -version                                version, commit and Go version
@@ -28,7 +29,8 @@ const usage = `usage: spoolgate COMMAND [flags]
 commands:
   check    [-config PATH] [-daemons LIST]   test the config and this host like nginx -t (exit 0, or 2: one line a problem)
   send     -addr HOST:PORT [MESSAGE...]     send messages (or stdin lines), print each reply
-  status   [-config PATH] [-json]           spool: pending, oldest pending age, in flight, failed
+  status   [-config PATH] [-json] [-age]    the running sender's state (circuit, remotes, pending, failed), else the directories'
+  failed   [-config PATH] [-json]           failed files with reason, code, attempts and time, newest last
   requeue  [-config PATH] (-all | FILE...)  move failed files back into the spool
   bench    -addr HOST:PORT -c N -n COUNT    load generator (-null ADDR serves the reference)
 
@@ -48,6 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runSend(rest, stdin, stdout, stderr)
 	case "status":
 		return runStatus(rest, stdout, stderr)
+	case "failed":
+		return runFailed(rest, stdout, stderr)
 	case "requeue":
 		return runRequeue(rest, stdout, stderr)
 	case "bench":

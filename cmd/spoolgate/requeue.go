@@ -38,15 +38,16 @@ func runRequeue(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	names := fs.Args()
-	var err error
+	var res []sender.RequeueResult
 	if *all {
-		if names, err = sender.FailedFiles(cfg.Sender); err != nil {
+		var err error
+		if res, err = sender.RequeueAll(cfg.Sender); err != nil {
 			fmt.Fprintln(stderr, "spoolgate requeue:", err)
 			return 1
 		}
+	} else {
+		res = sender.Requeue(cfg.Sender, fs.Args())
 	}
-	res := sender.Requeue(cfg.Sender, names)
 	code := 0
 	type result struct {
 		File  string `json:"file"`
