@@ -12,7 +12,7 @@
 #   scripts/run-local.sh -once      deliver the samples, check them, stop (exit 0 when all arrived)
 #   RUN_LOCAL_ONCE=1 scripts/run-local.sh   the same
 #
-# Ports 9010 (messages), 9011 and 9012 (admin: /readyz, /metrics) on
+# Ports 9010 (messages), 9011 and 9012 (admin: the web consoles, /readyz, /metrics) on
 # 127.0.0.1; SPOOLGATE_<KEY> variables override any key of
 # conf/local.properties, e.g. SPOOLGATE_RECEIVER_LISTEN and
 # SPOOLGATE_SENDER_REMOTE to use another port. RUN_LOCAL_DIR moves ./bin and
@@ -98,6 +98,9 @@ for ((i = 1; i <= samples; i++)); do
 	mv "var/outbox/.sample-$pno.tmp" "var/outbox/sample-$pno.txt"
 done
 echo "== dropped $samples sample files into var/outbox (process_no ${pnos[0]}..${pnos[${#pnos[@]} - 1]})"
+radmin=${SPOOLGATE_RECEIVER_ADMIN_LISTEN:-127.0.0.1:9011}
+sadmin=${SPOOLGATE_SENDER_ADMIN_LISTEN:-127.0.0.1:9012}
+echo "== web consoles: receiver http://$radmin/  sender http://$sadmin/  (JSON: /api/status; requeue buttons need SPOOLGATE_ADMIN_TOKEN)"
 
 count_files() { find "$1" -maxdepth 1 -type f ! -name '.*' 2>/dev/null | wc -l | tr -d ' '; }
 request_lines() { cat var/request/*_request.txt* 2>/dev/null | wc -l | tr -d ' '; }
@@ -137,6 +140,8 @@ cat <<EOF
    tail -f var/log/receiver.log var/log/sender.log
    echo 'REQ|000000042|$now|ORG01|SV01|BY-HAND|hi|' > var/outbox/.x.tmp && mv var/outbox/.x.tmp var/outbox/by-hand.txt
    bin/spoolgate status -config conf/local.properties
+   bin/spoolgate failed -config conf/local.properties
+   open http://$sadmin/ (sender console) and http://$radmin/ (receiver console)
    curl -s 127.0.0.1:9011/metrics | grep ^spoolgate_
 == Ctrl-C stops both.
 EOF

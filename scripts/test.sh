@@ -28,6 +28,8 @@ fi
 # alert rules; rpm checks the rpm of scripts/package.sh.
 need promtool || apt_install --no-install-recommends prometheus || true
 need rpm || apt_install --no-install-recommends rpm || true
+# The console's browser test drives Debian's chromium; it skips without it.
+[ -x /usr/bin/chromium ] || apt_install chromium || echo "test.sh: chromium not installed: the console's browser test will skip" >&2
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
