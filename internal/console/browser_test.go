@@ -197,6 +197,18 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("requeued file not in the spool: %v", err1)
 		}
 
+		// The page refreshes itself in place (under its CSP): a file that
+		// fails now shows up without a reload.
+		eval[int](t, ctx, `window.spoolgateMarker = 7`)
+		failed := filepath.Join(filepath.Dir(spool), "failed")
+		e2e.WriteFile(t, filepath.Join(failed, "late.txt"), message(9)+"\n")
+		e2e.WaitFor(t, 30*time.Second, "the page to show late.txt by itself", func() bool {
+			return eval[int](t, ctx, `document.querySelectorAll("tr.failed[data-name='late.txt']").length`) == 1
+		})
+		if eval[int](t, ctx, `window.spoolgateMarker || 0`) != 7 {
+			t.Errorf("the page reloaded instead of refreshing in place")
+		}
+
 		do(t, ctx, chromedp.Navigate("http://"+withToken+"/?lang=ko"))
 		if label, circuit := text(t, ctx, "#s-failed-wrap h2"), text(t, ctx, "#circuit .big"); label != "실패 파일 (최신순)" || circuit != "열림: 전송 중지" {
 			t.Errorf("Korean labels: %q, %q", label, circuit)

@@ -395,12 +395,11 @@ func BenchmarkSenderPage(b *testing.B) {
 	c.SpoolDir, c.FailedDir = filepath.Join(dir, "spool"), filepath.Join(dir, "failed")
 	c.Settle = 0
 	spoolSetup(b, c.SpoolDir, c.FailedDir, 0)
+	line := []byte(message(1) + "\n")
 	for i := range 100_000 {
-		f, err := os.Create(filepath.Join(c.SpoolDir, fmt.Sprintf("r%06d.txt", i)))
-		if err != nil {
+		if err := os.WriteFile(filepath.Join(c.SpoolDir, fmt.Sprintf("r%06d.txt", i)), line, 0o640); err != nil {
 			b.Fatal(err)
 		}
-		f.Close()
 	}
 	for i := range 49 {
 		name := fmt.Sprintf("f%02d.txt", i)
@@ -410,6 +409,10 @@ func BenchmarkSenderPage(b *testing.B) {
 		if err := os.WriteFile(filepath.Join(c.FailedDir, name+sender.ReasonSuffix), []byte(reasonText(name, "conn_error: reset (after 4 attempts)", 0, 4, time.Now())), 0o640); err != nil {
 			b.Fatal(err)
 		}
+	}
+	old := time.Now().Add(-time.Minute) // failed_dir settled: its listing is cached
+	if err := os.Chtimes(c.FailedDir, old, old); err != nil {
+		b.Fatal(err)
 	}
 	s, err := sender.New(sender.Options{Config: c})
 	if err != nil {

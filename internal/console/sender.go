@@ -3,6 +3,8 @@ package console
 import (
 	"context"
 	"crypto/subtle"
+	"html"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -82,29 +84,106 @@ func (c *Sender) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c.collect(r, time.Now()))
 }
 
-type senderPage struct {
+// senderView is the sender page with every value resolved to what is
+// shown: the template only copies (and escapes) fields of flat structs,
+// which keeps a page well under a millisecond.
+type senderView struct {
 	common
-	SenderStatus
-	Prev, Next int // failed-list offsets; -1: none
+	Ready                  bool
+	NotReady               string
+	Open                   bool
+	Since, SinceAgo, Cause string
+	LastError              string
+	Pending, InFlight      int
+	OldestAge              string
+	FailedCount            int
+	FailedError            string
+	Remotes                []remoteRow
+	Chart                  chartData
+	Oldest, Failed         int           // rows listed
+	OldestRows, FailedRows template.HTML // the table rows, escaped by rows()
+	Actions                bool
+	From, To, Prev, Next   int // failed-list rows shown and the offsets of the pages around; -1: none
+}
+
+type remoteRow struct{ Addr, State, Label, LastOK, LastError string }
+
+// rows writes the rows of the two long tables (up to 50 each) with
+// html.EscapeString on every value: the same escaping html/template applies
+// to text and to quoted attribute values, without its per-value reflection,
+// which would cost most of the page's time budget.
+func rows(v *senderView, st *SenderStatus, L map[string]string) {
+	var b strings.Builder
+	b.Grow(len(st.Oldest) * 120)
+	for _, f := range st.Oldest {
+		b.WriteString(`<tr class="pending"><td class="name">`)
+		b.WriteString(html.EscapeString(f.Name))
+		if f.Restored {
+			b.WriteString(` <small>(` + html.EscapeString(L["restored"]) + `)</small>`)
+		}
+		b.WriteString(`</td><td>` + fmtAge(time.Duration(f.AgeSeconds*float64(time.Second))) + `</td><td>` + fmtBytes(f.Size) + "</td></tr>\n")
+	}
+	v.OldestRows = template.HTML(b.String())
+	b.Reset()
+	b.Grow(len(st.FailedFiles) * 300)
+	label := html.EscapeString(L["requeue"])
+	for _, f := range st.FailedFiles {
+		name := html.EscapeString(f.Name)
+		code := "-"
+		if f.Code != 0 {
+			code = strconv.Itoa(f.Code)
+		}
+		b.WriteString(`<tr class="failed" data-name="` + name + `"><td class="name">` + name + `</td><td class="reason">` +
+			html.EscapeString(f.Reason) + `</td><td>` + code + `</td><td>` + strconv.Itoa(f.Attempts) + `</td><td>` + fmtTime(f.Time) + `</td>`)
+		if v.Actions {
+			b.WriteString(`<td><button form="act" type="submit" name="file" value="` + name + `" class="requeue">` + label + `</button></td>`)
+		}
+		b.WriteString("</tr>\n")
+	}
+	v.FailedRows = template.HTML(b.String())
 }
 
 func (c *Sender) index(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	p := senderPage{common: newCommon(r, "sender", now), SenderStatus: c.collect(r, now), Prev: -1, Next: -1}
-	if p.FailedOffset > 0 {
-		p.Prev = max(0, p.FailedOffset-failedPage)
+	st := c.collect(r, now)
+	v := senderView{common: newCommon(r, "sender", now), Ready: st.Ready, NotReady: st.NotReady, Open: st.Circuit.Open,
+		Cause: st.Circuit.Cause, Pending: st.Pending, InFlight: st.InFlight, OldestAge: "-", FailedCount: st.FailedCount,
+		FailedError: st.FailedError, Actions: st.Actions, Prev: -1, Next: -1}
+	L := v.L
+	if st.Circuit.Open {
+		v.Since, v.SinceAgo = fmtTime(st.Circuit.Since), fmtAge(now.Sub(st.Circuit.Since))
 	}
-	if p.FailedOffset+failedPage < p.FailedCount {
-		p.Next = p.FailedOffset + failedPage
+	if e := st.LastError; e != nil {
+		v.LastError = fmtTime(e.At) + " " + e.Remote + " " + e.Text
+	}
+	if st.OldestPendingSeconds > 0 {
+		v.OldestAge = fmtAge(time.Duration(st.OldestPendingSeconds * float64(time.Second)))
+	}
+	for _, rm := range st.Remotes {
+		row := remoteRow{Addr: rm.Addr, State: rm.State, Label: L["remote_"+rm.State], LastOK: fmtTime(rm.LastOK)}
+		if rm.LastError != "" {
+			row.LastError = fmtTime(rm.ErrorAt) + " " + rm.LastError
+		}
+		v.Remotes = append(v.Remotes, row)
+	}
+	v.Chart = newChart(L["chart_sender"], st.History, L)
+	v.Oldest, v.Failed = len(st.Oldest), len(st.FailedFiles)
+	rows(&v, &st, L)
+	v.From, v.To = st.FailedOffset+1, st.FailedOffset+len(st.FailedFiles)
+	if st.FailedOffset > 0 {
+		v.Prev = max(0, st.FailedOffset-failedPage)
+	}
+	if st.FailedOffset+failedPage < st.FailedCount {
+		v.Next = st.FailedOffset + failedPage
 	}
 	q := r.URL.Query()
 	if n, err := strconv.Atoi(q.Get("requeued")); err == nil {
-		p.Flash = strings.ReplaceAll(p.L["flash_requeued"], "{n}", strconv.Itoa(n))
+		v.Flash = strings.ReplaceAll(L["flash_requeued"], "{n}", strconv.Itoa(n))
 		if e, _ := strconv.Atoi(q.Get("errors")); e > 0 {
-			p.Flash += " " + strings.ReplaceAll(p.L["flash_errors"], "{n}", strconv.Itoa(e))
+			v.Flash += " " + strings.ReplaceAll(L["flash_errors"], "{n}", strconv.Itoa(e))
 		}
 	}
-	render(w, "sender", p, c.log)
+	render(w, "sender", &v, c.log)
 }
 
 // requeue moves failed files back into the spool: POST, same origin, with
