@@ -70,9 +70,9 @@ func TestStatusLiveAndFailed(t *testing.T) {
 		}
 	}
 	var st struct {
-		Source  string
-		Circuit struct{ Open bool }
-		Pending int
+		Source   string
+		Circuit  struct{ Open bool }
+		Pending  int
 		InFlight int `json:"in_flight"`
 	}
 	if err := json.Unmarshal([]byte(tool("status", "-json")), &st); err != nil || st.Source != "sender" || !st.Circuit.Open || st.Pending+st.InFlight != 1 {

@@ -209,7 +209,8 @@ func TestHelp(t *testing.T) {
 	tests := []struct{ cmd, synopsis, flag string }{
 		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender] [-syntax]", "-daemons"},
 		{"send", "usage: spoolgate send -addr HOST:PORT [-timeout D] [MESSAGE...]", "-addr"},
-		{"status", "usage: spoolgate status [-config PATH] [-json]", "-json"},
+		{"status", "usage: spoolgate status [-config PATH] [-json] [-age]", "-age"},
+		{"failed", "usage: spoolgate failed [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
 		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-json] | -null ADDR | -make-spool DIR | -probe DIR", "-keepalive"},
 	}
