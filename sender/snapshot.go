@@ -289,11 +289,11 @@ type FailedFile struct {
 // oldest first (newest last, as `spoolgate failed` prints them). A missing
 // failed_dir is empty. It reads only, and is safe while the daemon runs.
 func ReadFailed(c conf.Sender) ([]FailedFile, error) {
-	fs, err := listFailed(c.FailedDir)
-	for i := range fs {
-		fs[i].readReason(c.FailedDir)
+	list, err := listFailed(c.FailedDir)
+	for i := range list {
+		list[i].readReason(c.FailedDir)
 	}
-	return fs, err
+	return list, err
 }
 
 // listFailed lists failed_dir without reading the .reason files, sorted
@@ -512,8 +512,8 @@ func Ages(c conf.Sender) (pending, failed []time.Time, err error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, err
 	}
-	fs, err := listFailed(d.failed)
-	for _, f := range fs {
+	list, err := listFailed(d.failed)
+	for _, f := range list {
 		failed = append(failed, f.Time)
 	}
 	return pending, failed, err
