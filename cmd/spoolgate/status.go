@@ -112,7 +112,7 @@ func printLive(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now time
 	if !st.Ready {
 		state = "NOT READY: " + st.NotReady
 	}
-	fmt.Fprintf(w, "sender:         running (admin %s), %s\n", cfg.Sender.AdminListen, state)
+	fmt.Fprintf(w, "sender:         running (admin %s); %s\n", cfg.Sender.AdminListen, state)
 	if st.Circuit.Open {
 		fmt.Fprintf(w, "circuit:        OPEN since %s (%s): %s\n", st.Circuit.Since.Local().Format("2006-01-02 15:04:05"),
 			now.Sub(st.Circuit.Since).Round(time.Second), st.Circuit.Cause)
