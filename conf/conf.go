@@ -75,6 +75,7 @@ type Receiver struct {
 	Publish         string // "rename" or "append"
 	Fsync           string // "always" or "never"
 	MaxConns        int    // connections served at once, >= 1
+	MaxConnsPerIP   int    // connections open at once from one address; 0: no limit
 	MaxMessageBytes int    // longest message incl. LF, 16..9999
 	ReadTimeout     time.Duration
 	IdleTimeout     time.Duration
@@ -86,6 +87,10 @@ type Receiver struct {
 	DedupKey        []string       // fields of the request spec
 	TLS             struct {
 		Cert, Key, ClientCA string // all empty: plain TCP
+		// ClientNames are the identities (DNS SAN, else CN) mutual TLS
+		// serves; empty: any certificate the client CA signed.
+		ClientNames      []string
+		HandshakeTimeout time.Duration // > 0
 	}
 	AdminListen string // "" disables the admin server
 }
@@ -476,6 +481,7 @@ func (l *loader) receiver(c *Config) {
 	r.Publish = l.oneOf("receiver.publish", "rename", "append")
 	r.Fsync = l.oneOf("receiver.fsync", "always", "never")
 	r.MaxConns = l.integer("receiver.max_conns", 1, -1)
+	r.MaxConnsPerIP = l.integer("receiver.max_conns_per_ip", 0, -1)
 	r.MaxMessageBytes = l.integer("receiver.max_message_bytes", 16, protocol.MaxMessageBytes)
 	r.ReadTimeout = l.duration("receiver.read_timeout", true)
 	r.IdleTimeout = l.duration("receiver.idle_timeout", true)
@@ -491,7 +497,11 @@ func (l *loader) receiver(c *Config) {
 	r.TLS.Cert = l.readable("receiver.tls.cert")
 	r.TLS.Key = l.readable("receiver.tls.key")
 	r.TLS.ClientCA = l.readable("receiver.tls.client_ca")
+	r.TLS.ClientNames = list(l.get("receiver.tls.client_names"))
+	r.TLS.HandshakeTimeout = l.duration("receiver.tls.handshake_timeout", true)
 	switch {
+	case len(r.TLS.ClientNames) > 0 && r.TLS.ClientCA == "":
+		l.fail("receiver.tls.client_names", strings.Join(r.TLS.ClientNames, ","), "set only with receiver.tls.client_ca (names are checked on client certificates)")
 	case r.TLS.Cert != "" && r.TLS.Key == "":
 		l.fail("receiver.tls.key", "", "set together with receiver.tls.cert")
 	case r.TLS.Key != "" && r.TLS.Cert == "":

@@ -12,21 +12,31 @@ import (
 // liveKeys are the keys a running daemon applies on reload without a
 // restart (SPEC §6).
 var liveKeys = map[string]bool{
-	"log.level":                true,
-	"receiver.read_timeout":    true,
-	"receiver.idle_timeout":    true,
-	"receiver.write_timeout":   true,
-	"receiver.max_conns":       true,
-	"receiver.allow":           true,
-	"receiver.proxy_trusted":   true,
-	"receiver.dedup_window":    true,
-	"sender.workers":           true,
-	"sender.timeout":           true,
-	"sender.retries":           true,
-	"sender.connect_timeout":   true,
-	"sender.retry_backoff":     true,
-	"sender.retry_backoff_max": true,
-	"shutdown_timeout":         true,
+	"log.level":                      true,
+	"receiver.read_timeout":          true,
+	"receiver.idle_timeout":          true,
+	"receiver.write_timeout":         true,
+	"receiver.max_conns":             true,
+	"receiver.max_conns_per_ip":      true,
+	"receiver.tls.cert":              true,
+	"receiver.tls.key":               true,
+	"receiver.tls.client_ca":         true,
+	"receiver.tls.client_names":      true,
+	"receiver.tls.handshake_timeout": true,
+	"sender.tls.ca":                  true,
+	"sender.tls.cert":                true,
+	"sender.tls.key":                 true,
+	"sender.tls.server_name":         true,
+	"receiver.allow":                 true,
+	"receiver.proxy_trusted":         true,
+	"receiver.dedup_window":          true,
+	"sender.workers":                 true,
+	"sender.timeout":                 true,
+	"sender.retries":                 true,
+	"sender.connect_timeout":         true,
+	"sender.retry_backoff":           true,
+	"sender.retry_backoff_max":       true,
+	"shutdown_timeout":               true,
 }
 
 // IsLive reports whether a running daemon applies key on reload; every
@@ -34,8 +44,11 @@ var liveKeys = map[string]bool{
 // receiver.{read,idle,write}_timeout, receiver.max_conns, receiver.allow,
 // receiver.proxy_trusted, receiver.dedup_window, sender.workers,
 // sender.timeout, sender.retries, sender.connect_timeout,
-// sender.retry_backoff, sender.retry_backoff_max and shutdown_timeout: the log level, timeouts, retries, workers, max_conns
-// and allow of SPEC §6.
+// sender.retry_backoff, sender.retry_backoff_max and shutdown_timeout: the
+// log level, timeouts, retries, workers, max_conns and allow of SPEC §6;
+// also receiver.max_conns_per_ip and the TLS files and names
+// (receiver.tls.*, sender.tls.*), which reload without dropping
+// connections (switching between plain TCP and TLS still needs a restart).
 func IsLive(key string) bool { return liveKeys[key] }
 
 // LiveDiff compares c, a newly loaded config, with old, the running one,
@@ -79,6 +92,7 @@ func (c *Config) values() []keyValue {
 		{"receiver.publish", r.Publish},
 		{"receiver.fsync", r.Fsync},
 		{"receiver.max_conns", i(r.MaxConns)},
+		{"receiver.max_conns_per_ip", i(r.MaxConnsPerIP)},
 		{"receiver.max_message_bytes", i(r.MaxMessageBytes)},
 		{"receiver.read_timeout", d(r.ReadTimeout)},
 		{"receiver.idle_timeout", d(r.IdleTimeout)},
@@ -91,6 +105,8 @@ func (c *Config) values() []keyValue {
 		{"receiver.tls.cert", r.TLS.Cert},
 		{"receiver.tls.key", r.TLS.Key},
 		{"receiver.tls.client_ca", r.TLS.ClientCA},
+		{"receiver.tls.client_names", strings.Join(r.TLS.ClientNames, ",")},
+		{"receiver.tls.handshake_timeout", d(r.TLS.HandshakeTimeout)},
 		{"receiver.admin_listen", r.AdminListen},
 		{"sender.remote", strings.Join(s.Remote, ",")},
 		{"sender.spool_dir", s.SpoolDir},
