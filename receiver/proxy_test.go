@@ -17,6 +17,7 @@ import (
 
 	"spoolgate/conf"
 	"spoolgate/internal/e2e"
+	"spoolgate/internal/tlsutil/tlstest"
 )
 
 // proxyConfig is testConfig with receiver.proxy_protocol=on and the given
@@ -304,9 +305,10 @@ func TestProxyUntrusted(t *testing.T) {
 // TestProxyTLS: the PROXY header comes before the TLS handshake, and the
 // header's address is the peer for allow.
 func TestProxyTLS(t *testing.T) {
-	pki := newTestPKI(t)
+	ca := tlstest.NewCA(t, "partner")
+	srvLeaf := ca.Issue(t, "server", tlstest.Opts{})
 	cfg := proxyConfig(t, "127.0.0.1/32")
-	cfg.TLS.Cert, cfg.TLS.Key = pki.serverCert, pki.serverKey
+	cfg.TLS.Cert, cfg.TLS.Key = srvLeaf.CertFile, srvLeaf.KeyFile
 	cfg.Allow = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32")}
 	ts := startServer(t, Options{Config: cfg})
 	try := func(src string) error {
@@ -315,7 +317,7 @@ func TestProxyTLS(t *testing.T) {
 		if _, err := raw.Write(v2(t, src)); err != nil {
 			return err
 		}
-		c := tls.Client(raw, &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"})
+		c := tls.Client(raw, &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1"})
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := c.Write(req(t, "000000001", "tls behind a balancer")); err != nil {
 			return err

@@ -10,14 +10,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,6 +26,7 @@ import (
 
 	"spoolgate/conf"
 	"spoolgate/internal/logging"
+	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
 
@@ -50,6 +49,9 @@ const (
 	rejectLogEvery = time.Minute
 	// maxSample bounds the sample message in that line.
 	maxSample = 200
+	// DefaultRefusedLogEvery is how often each cause of refused
+	// connections is logged (with the count the line stands for).
+	DefaultRefusedLogEvery = time.Minute
 )
 
 // Options configure a Server.
@@ -69,6 +71,9 @@ type Options struct {
 	// SummaryEvery is the interval of the info summary log line; 0 means
 	// DefaultSummaryEvery, negative turns it off.
 	SummaryEvery time.Duration
+	// RefusedLogEvery is the interval of the rate-limited log of refused
+	// connections, per cause; 0 means DefaultRefusedLogEvery.
+	RefusedLogEvery time.Duration
 
 	storeHooks storeHooks // tests
 }
@@ -80,6 +85,8 @@ type live struct {
 	allow                                  []netip.Prefix
 	proxyTrusted                           []netip.Prefix
 	dedupWindow                            time.Duration
+	maxConns, maxPerIP                     int
+	handshakeTimeout                       time.Duration
 }
 
 // Server answers messages on the listeners given to Serve. Create it with
@@ -92,8 +99,8 @@ type Server struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	m       *metrics
-	tls     *tls.Config
-	base    conf.Receiver // the configuration New was given
+	tls     *tlsutil.Server // nil: plain TCP
+	base    conf.Receiver   // the configuration New was given
 	cfg     atomic.Pointer[live]
 	lim     limiter
 	// proxyLog: refused PROXY headers are logged once per cause a minute.
@@ -104,8 +111,10 @@ type Server struct {
 	draining  bool // guarded by mu; mirrored in drainFlag for the hot path
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	wg        sync.WaitGroup // connection goroutines
-	loops     sync.WaitGroup // Serve's accept loops
+	waiting   int                // connections without a first message yet; guarded by mu
+	perIP     map[netip.Addr]int // open connections by address; guarded by mu
+	wg        sync.WaitGroup     // connection goroutines
+	loops     sync.WaitGroup     // Serve's accept loops
 	drainFlag atomic.Bool
 	serving   atomic.Int32
 
@@ -114,8 +123,11 @@ type Server struct {
 	accepted atomic.Uint64
 	denied   atomic.Uint64
 
-	rejectStats rejectStats // for the console
-	lineCache   lineCache
+	rejectStats  rejectStats // for the console
+	lineCache    lineCache
+	refusedLog   *logging.Sampler // refused connections: one line per cause and interval
+	refusedEvery time.Duration
+	refusedM     *prometheus.CounterVec
 
 	stopSummary chan struct{}
 	summaryDone chan struct{}
@@ -144,6 +156,9 @@ func New(opts Options) (*Server, error) {
 	if opts.SummaryEvery == 0 {
 		opts.SummaryEvery = DefaultSummaryEvery
 	}
+	if opts.RefusedLogEvery <= 0 {
+		opts.RefusedLogEvery = DefaultRefusedLogEvery
+	}
 	if c.MaxConns < 1 || c.MaxMessageBytes < 1 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0 || c.WriteTimeout <= 0 {
 		return nil, errors.New("new receiver: max_conns, max_message_bytes and the timeouts must be positive")
 	}
@@ -158,13 +173,20 @@ func New(opts Options) (*Server, error) {
 	if len(idx) == 0 && c.DedupWindow > 0 {
 		return nil, errors.New("new receiver: dedup_window needs a dedup_key")
 	}
-	tlsConf, err := tlsConfig(c)
+	if c.TLS.HandshakeTimeout <= 0 {
+		c.TLS.HandshakeTimeout = 5 * time.Second
+	}
+	tlsConf, err := newTLS(c, opts.Registerer)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("new receiver: %w", err)
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, err
+	}
+	refusedM, err := newRefusedMetric(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	h := opts.storeHooks
 	if h.onBatch == nil {
@@ -175,24 +197,29 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("new receiver: %w", err)
 	}
 	s := &Server{
-		spec:        opts.Spec,
-		nfields:     len(opts.Spec.Names()),
-		store:       st,
-		dedup:       newDedup(idx, c.DedupWindow),
-		log:         opts.Logger,
-		clock:       opts.Clock,
-		m:           m,
-		tls:         tlsConf,
-		base:        c,
-		proxyLog:    logging.NewSampler(proxyLogEvery),
-		listeners:   make(map[net.Listener]struct{}),
-		conns:       make(map[*conn]struct{}),
-		stopSummary: make(chan struct{}),
-		summaryDone: make(chan struct{}),
-		rejects:     logging.NewSampler(rejectLogEvery),
+		spec:         opts.Spec,
+		nfields:      len(opts.Spec.Names()),
+		store:        st,
+		dedup:        newDedup(idx, c.DedupWindow),
+		log:          opts.Logger,
+		clock:        opts.Clock,
+		m:            m,
+		tls:          tlsConf,
+		base:         c,
+		proxyLog:     logging.NewSampler(proxyLogEvery),
+		listeners:    make(map[net.Listener]struct{}),
+		conns:        make(map[*conn]struct{}),
+		perIP:        make(map[netip.Addr]int),
+		refusedLog:   logging.NewSampler(opts.RefusedLogEvery),
+		refusedEvery: opts.RefusedLogEvery,
+		refusedM:     refusedM,
+		stopSummary:  make(chan struct{}),
+		summaryDone:  make(chan struct{}),
+		rejects:      logging.NewSampler(rejectLogEvery),
 	}
 	s.lim.init(c.MaxConns)
 	s.cfg.Store(liveOf(c))
+	s.tlsWarnings()
 	if err := s.rebuildDedup(c.DedupWindow); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("new receiver: %w", err)
@@ -203,38 +230,17 @@ func New(opts Options) (*Server, error) {
 
 func liveOf(c conf.Receiver) *live {
 	return &live{
-		readTimeout:  c.ReadTimeout,
-		idleTimeout:  c.IdleTimeout,
-		writeTimeout: c.WriteTimeout,
-		maxMessage:   c.MaxMessageBytes,
-		allow:        slices.Clone(c.Allow),
-		proxyTrusted: slices.Clone(c.ProxyTrusted),
-		dedupWindow:  c.DedupWindow,
+		readTimeout:      c.ReadTimeout,
+		idleTimeout:      c.IdleTimeout,
+		writeTimeout:     c.WriteTimeout,
+		maxMessage:       c.MaxMessageBytes,
+		allow:            slices.Clone(c.Allow),
+		proxyTrusted:     slices.Clone(c.ProxyTrusted),
+		dedupWindow:      c.DedupWindow,
+		maxConns:         c.MaxConns,
+		maxPerIP:         c.MaxConnsPerIP,
+		handshakeTimeout: c.TLS.HandshakeTimeout,
 	}
-}
-
-func tlsConfig(c conf.Receiver) (*tls.Config, error) {
-	if c.TLS.Cert == "" && c.TLS.Key == "" {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key)
-	if err != nil {
-		return nil, fmt.Errorf("new receiver: tls: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.TLS.ClientCA != "" {
-		pem, err := os.ReadFile(c.TLS.ClientCA)
-		if err != nil {
-			return nil, fmt.Errorf("new receiver: tls client_ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("new receiver: tls client_ca %s: no PEM certificate", c.TLS.ClientCA)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 // rebuildDedup loads the keys of the lines stored within the window.
@@ -257,13 +263,20 @@ func (s *Server) rebuildDedup(window time.Duration) error {
 }
 
 // Reload applies the live keys of c: read_timeout, idle_timeout and
-// write_timeout (from the next message on), max_conns, allow (for new
-// connections) and dedup_window. Other keys need a restart and are
-// ignored here (conf.LiveDiff tells which changed).
+// write_timeout (from the next message on), max_conns, max_conns_per_ip,
+// allow, the TLS files, client_names and handshake_timeout (for new
+// connections) and dedup_window. The TLS files are read again even when
+// their paths did not change; a pair that does not load is logged and the
+// running one stays. Other keys need a restart and are ignored here
+// (conf.LiveDiff tells which changed).
 func (s *Server) Reload(c conf.Receiver) {
+	if c.TLS.HandshakeTimeout <= 0 {
+		c.TLS.HandshakeTimeout = 5 * time.Second
+	}
 	l := liveOf(c)
 	l.maxMessage = s.base.MaxMessageBytes
 	s.cfg.Store(l)
+	s.reloadTLS(serverFiles(c))
 	s.lim.setLimit(c.MaxConns)
 	s.dedup.setWindow(c.DedupWindow)
 }
@@ -290,9 +303,11 @@ func (s *Server) Ready() error {
 // Serve accepts connections on ln until Shutdown or Close (it then returns
 // ErrServerClosed) or ctx is done (it then closes ln and returns ctx.Err();
 // connections already accepted continue until Shutdown or Close). At most
-// max_conns connections are served at once across all listeners; while
-// that many are open Serve does not accept, so the rest wait in the
-// kernel's backlog. Serve closes ln.
+// max_conns connections are served at once across all listeners, counted
+// from their first complete message; a connection with a message waits for
+// a slot. Connections that have not sent one yet are bounded apart (see
+// Admission in tlsadmit.go), so they cannot keep others out. Serve closes
+// ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.draining {
@@ -316,15 +331,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	var backoff time.Duration
 	for {
-		if !s.lim.acquire(ctx, &s.drainFlag) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return ErrServerClosed
-		}
 		nc, err := ln.Accept()
 		if err != nil {
-			s.lim.release()
 			switch {
 			case s.drainFlag.Load():
 				return ErrServerClosed
@@ -348,10 +356,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// closing it would reset it and destroy the message the peer sent.
 		// Shutdown waits for this loop before it waits for connections.
 		c := &conn{nc: nc, fresh: true}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
 		s.wg.Add(1)
-		s.mu.Unlock()
+		s.track(c, s.cfg.Load().maxConns)
 		s.accepted.Add(1)
 		s.m.connections.Inc()
 		go s.serveConn(c)
@@ -423,6 +429,14 @@ type conn struct {
 	mu    sync.Mutex // orders idle with kicks
 	idle  bool       // waiting for a message to start
 	fresh bool       // no message started yet: the first one is on its way
+
+	// Admission, guarded by Server.mu (see tlsadmit.go).
+	ip      netip.Addr // the peer's address once known
+	since   time.Time  // accepted at
+	waiting bool       // no complete first message yet: no max_conns slot
+	evicted bool       // closed to make room for a newer connection
+	counted bool       // counted in perIP
+	active  bool       // holds a max_conns slot (set by its own goroutine)
 }
 
 // setIdle marks c idle (waiting for the start of a message) with the idle
@@ -467,11 +481,8 @@ func (c *conn) kickIfIdle(grace time.Duration) {
 
 func (s *Server) serveConn(c *conn) {
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.untrack(c)
 		s.m.connections.Dec()
-		s.lim.release()
 		s.wg.Done()
 	}()
 	cfg := s.cfg.Load()
@@ -479,20 +490,29 @@ func (s *Server) serveConn(c *conn) {
 	if !ok {
 		return
 	}
-	remote := nc.RemoteAddr().String()
-	if !allowed(cfg.allow, nc.RemoteAddr()) {
-		s.denied.Add(1)
-		s.m.denied.Inc()
-		s.log.Warn("connection refused: address not in receiver.allow", "remote", remote)
-		nc.Close()
+	ra := nc.RemoteAddr()
+	remote := ra.String()
+	if !allowed(cfg.allow, ra) {
+		s.refuse(c, remote, refusedAllow, "connection refused: address not in receiver.allow")
+		return
+	}
+	if !s.admit(c, addrOf(ra), cfg.maxPerIP) {
+		if s.evictedNow(c) {
+			s.refuse(c, remote, refusedEvicted, evictedMsg)
+		} else {
+			s.refuse(c, remote, refusedPerIP, "connection refused: receiver.max_conns_per_ip reached", "max_conns_per_ip", cfg.maxPerIP)
+		}
 		return
 	}
 	if s.tls != nil {
-		tc := tls.Server(nc, s.tls)
-		tc.SetDeadline(time.Now().Add(cfg.readTimeout))
+		tc := tls.Server(nc, s.tls.Config())
+		tc.SetDeadline(time.Now().Add(cfg.handshakeTimeout))
 		if err := tc.Handshake(); err != nil {
-			s.log.Warn("tls handshake failed", "remote", remote, "err", err)
-			nc.Close()
+			cause, msg, attrs := handshakeRefusal(err)
+			if s.evictedNow(c) {
+				cause, msg, attrs = refusedEvicted, evictedMsg, nil
+			}
+			s.refuse(c, remote, cause, msg, attrs...)
 			return
 		}
 		tc.SetDeadline(time.Time{})
@@ -517,6 +537,10 @@ func (s *Server) serveConn(c *conn) {
 			_, err := br.Peek(1)
 			c.setBusy()
 			if err != nil {
+				if s.evictedNow(c) {
+					s.refuse(c, remote, refusedEvicted, evictedMsg)
+					return
+				}
 				if debug && !errors.Is(err, io.EOF) {
 					s.log.Debug("connection idle end", "remote", remote, "err", err)
 				}
@@ -526,6 +550,10 @@ func (s *Server) serveConn(c *conn) {
 		}
 		nc.SetReadDeadline(time.Now().Add(cfg.readTimeout))
 		line, err := rd.ReadMessage()
+		if c.waiting && (err == nil || errors.Is(err, protocol.ErrTooLong)) && !s.activate(c) {
+			s.refuse(c, remote, refusedEvicted, evictedMsg)
+			return
+		}
 		var code int
 		pno := zeroProcessNo
 		switch {
@@ -712,7 +740,7 @@ func (s *Server) summary(every time.Duration) {
 }
 
 // limiter counts served connections against a limit that a reload may
-// change; acquire blocks while the limit is reached.
+// change; take (tlsadmit.go) blocks while the limit is reached.
 type limiter struct {
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -723,24 +751,6 @@ type limiter struct {
 func (l *limiter) init(n int) {
 	l.cond.L = &l.mu
 	l.limit = n
-}
-
-// acquire waits for a free slot; it returns false when ctx is done or
-// stop is set (call wake after changing them).
-func (l *limiter) acquire(ctx context.Context, stop *atomic.Bool) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.active >= l.limit {
-		if ctx.Err() != nil || stop.Load() {
-			return false
-		}
-		l.cond.Wait()
-	}
-	if ctx.Err() != nil || stop.Load() {
-		return false
-	}
-	l.active++
-	return true
 }
 
 func (l *limiter) release() {

@@ -404,13 +404,22 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
-// TestMaxConns: with max_conns connections open the server does not
-// accept; a waiting client is served once a slot frees.
+// TestMaxConns: with max_conns connections served (each sent a message
+// and is kept alive), a third client's message is not answered; it is
+// once a slot frees. Connections that sent nothing take no slot (see
+// TestSilentFlood).
 func TestMaxConns(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.MaxConns = 2
 	ts := startServer(t, Options{Config: cfg})
-	idle1, idle2 := dial(t, ts.addr), dial(t, ts.addr)
+	served := func(pno string) net.Conn {
+		c := dial(t, ts.addr)
+		if code := roundTrip(t, c, bufio.NewReader(c), req(t, pno, "served")).Code; code != 200 {
+			t.Fatalf("served connection: %d", code)
+		}
+		return c
+	}
+	idle1, idle2 := served("000000101"), served("000000102")
 	_ = idle2
 	e2e.WaitFor(t, 5*time.Second, "2 connections", func() bool {
 		return metric(t, ts.reg, "spoolgate_receiver_connections") == 2
@@ -423,24 +432,28 @@ func TestMaxConns(t *testing.T) {
 	if n, err := c.Read(make([]byte, 64)); n != 0 || !isTimeout(err) {
 		t.Fatalf("third connection answered while 2 were open: n=%d err=%v", n, err)
 	}
-	if got := metric(t, ts.reg, "spoolgate_receiver_connections"); got != 2 {
-		t.Fatalf("connections %v", got)
-	}
 	idle1.Close()
 	c.CloseWrite()
 	if r := readReplies(t, c); len(r) != 1 || r[0].Code != 200 {
 		t.Fatalf("after a slot freed: %v", r)
 	}
 	// A reload raises the limit for the waiting ones at once.
-	c3, c4 := dial(t, ts.addr), dial(t, ts.addr) // c3 takes the free slot, c4 waits
+	c3 := served("000000103") // takes the free slot
 	_ = c3
-	e2e.WaitFor(t, 5*time.Second, "2 connections", func() bool {
-		return metric(t, ts.reg, "spoolgate_receiver_connections") == 2
-	})
+	c4 := dial(t, ts.addr) // its message waits
+	if _, err := c4.Write(req(t, "000000002", "x")); err != nil {
+		t.Fatal(err)
+	}
+	c4.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c4.Read(make([]byte, 64)); n != 0 || !isTimeout(err) {
+		t.Fatalf("answered while 2 were served: n=%d err=%v", n, err)
+	}
 	cfg.MaxConns = 3
 	ts.srv.Reload(cfg)
-	if code := roundTrip(t, c4, bufio.NewReader(c4), req(t, "000000002", "x")).Code; code != 200 {
-		t.Fatalf("after reload: %d", code)
+	c4.SetReadDeadline(time.Time{})
+	c4.CloseWrite()
+	if r := readReplies(t, c4); len(r) != 1 || r[0].Code != 200 {
+		t.Fatalf("after reload: %v", r)
 	}
 }
 

@@ -48,8 +48,8 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", path, "data_dir", rc.DataDir, "publish", rc.Publish,
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
-		"allow", len(rc.Allow), "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
-		"proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
+		"allow", len(rc.Allow), "max_conns_per_ip", rc.MaxConnsPerIP, "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
+		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
 	reg := daemon.Registry()
 	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
 	if err != nil {
@@ -88,6 +88,8 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	shutdownTimeout.Store(int64(cfg.ShutdownTimeout))
 	bg, stopBg := context.WithCancel(context.Background())
 	go con.Run(bg)
+	tlsWatch := daemon.WatchFiles(bg, "tls files", srv.TLSFiles(), log, srv.ReloadTLS)
+	defer tlsWatch.Close()
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -96,6 +98,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 			if next := reload(path, cfg, prev, lg, srv); next != nil {
 				prev = next
 				shutdownTimeout.Store(int64(next.ShutdownTimeout))
+				tlsWatch.Set(srv.TLSFiles())
 			}
 		})
 		if err != nil {

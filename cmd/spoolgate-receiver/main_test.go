@@ -513,7 +513,7 @@ func TestAdmin(t *testing.T) {
 // client from being served once idle_timeout frees their slots, and the
 // receiver's memory stays bounded.
 func TestIdleFlood(t *testing.T) {
-	p := start(t, config(t, t.TempDir(), "receiver.idle_timeout = 1s", "receiver.max_conns = 512"), nil)
+	p := start(t, config(t, t.TempDir(), "receiver.idle_timeout = 1s", "receiver.max_conns = 512", "receiver.max_conns_per_ip = 0"), nil)
 	rss0 := rssKB(t, p.Cmd.Process.Pid, "VmRSS")
 	var idle []net.Conn
 	t.Cleanup(func() {

@@ -1,0 +1,264 @@
+package receiver
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"spoolgate/conf"
+	"spoolgate/internal/tlsutil"
+)
+
+// Admission (SPEC §2, §9 "TLS lifecycle"). A connection is *waiting* from
+// its accept until its first complete message: it holds no max_conns slot,
+// so a flood of sockets that never send (or never finish a TLS handshake)
+// cannot keep anyone else out. Waiting connections are bounded on their
+// own: at most max_conns of them; one more evicts the oldest waiting
+// connection of the address with the most waiting ones, so the flooding
+// address pays, not the others. Once its first message is complete a
+// connection takes a max_conns slot (waiting for one if all are taken) and
+// keeps it until it closes. max_conns_per_ip bounds the connections of one
+// address, waiting or served, and the TLS handshake has its own deadline
+// (receiver.tls.handshake_timeout).
+
+// Causes of a refused connection, the label of
+// spoolgate_receiver_refused_connections_total and of the rate-limited log.
+const (
+	refusedAllow       = "allow"        // not in receiver.allow
+	refusedPerIP       = "per_ip"       // over receiver.max_conns_per_ip
+	refusedHandshake   = "handshake"    // TLS handshake failed or timed out
+	refusedClientNames = "client_names" // mTLS identity not in receiver.tls.client_names
+	refusedEvicted     = "evicted"      // waiting, evicted for a newer connection
+)
+
+const evictedMsg = "connection closed: it had sent no message yet when the waiting connections were full (the busiest address loses its oldest)"
+
+func newRefusedMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolgate_receiver_refused_connections_total",
+		Help: "Connections closed before a message was served, by cause: allow, per_ip, handshake, client_names, evicted.",
+	}, []string{"cause"})
+	for _, c := range []string{refusedAllow, refusedPerIP, refusedHandshake, refusedClientNames, refusedEvicted} {
+		v.WithLabelValues(c)
+	}
+	return v, reg.Register(v)
+}
+
+// refuse closes c (whose peer is remote) without a reply, counts it, and
+// logs it once per cause and interval, with the count of refusals the line
+// stands for and this one's address as the sample. After a failed
+// handshake it closes gracefully (half-close, then discard for a moment):
+// the peer's data arriving on a closed socket would make the kernel reset
+// the connection, and the reset can destroy the TLS alert that tells a
+// client why (a sender then knows its certificate is rejected, rather than
+// seeing a reset).
+func (s *Server) refuse(c *conn, remote, cause, msg string, attrs ...any) {
+	if cause == refusedAllow {
+		s.denied.Add(1)
+		s.m.denied.Inc()
+	}
+	s.refusedM.WithLabelValues(cause).Inc()
+	if n, ok := s.refusedLog.Event(cause, time.Now()); ok {
+		s.log.Warn(msg, append([]any{"remote", remote, "cause", cause, "count", n, "interval", s.refusedEvery}, attrs...)...)
+	}
+	if cause == refusedHandshake || cause == refusedClientNames {
+		s.closeConn(c.nc, true)
+		return
+	}
+	c.nc.Close()
+}
+
+// addrOf returns the IP of a, unmapped; the zero Addr when a is not TCP.
+func addrOf(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// track registers a newly accepted connection as waiting; when more than
+// max_conns are waiting it evicts one (see Admission).
+func (s *Server) track(c *conn, limit int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns[c] = struct{}{}
+	c.waiting = true
+	c.since = time.Now()
+	s.waiting++
+	if s.waiting <= limit {
+		return
+	}
+	count := make(map[netip.Addr]int)
+	for o := range s.conns {
+		if o.waiting && !o.evicted && o != c {
+			count[o.ip]++
+		}
+	}
+	var victim *conn
+	for o := range s.conns {
+		if !o.waiting || o.evicted || o == c {
+			continue
+		}
+		if victim == nil || count[o.ip] > count[victim.ip] ||
+			(count[o.ip] == count[victim.ip] && o.since.Before(victim.since)) {
+			victim = o
+		}
+	}
+	if victim != nil {
+		victim.evicted = true
+		victim.nc.Close() // its goroutine sees the error and refuses it
+	}
+}
+
+// admit records c's address; false when the address is at
+// max_conns_per_ip (0: no limit) or c was evicted meanwhile.
+func (s *Server) admit(c *conn, ip netip.Addr, perIP int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.evicted {
+		return false
+	}
+	c.ip = ip // the eviction counts by address from now on
+	if perIP > 0 && s.perIP[ip] >= perIP {
+		return false
+	}
+	s.perIP[ip]++
+	c.counted = true
+	return true
+}
+
+// activate ends c's wait after its first complete message: false when it
+// was evicted first (it is closed); else it takes a max_conns slot,
+// waiting while all are taken (not during a drain, which accepts nobody).
+func (s *Server) activate(c *conn) bool {
+	s.mu.Lock()
+	if c.evicted {
+		s.mu.Unlock()
+		return false
+	}
+	c.waiting = false
+	s.waiting--
+	s.mu.Unlock()
+	s.lim.take(&s.drainFlag)
+	c.active = true
+	return true
+}
+
+// untrack forgets c when it closes.
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if c.waiting {
+		s.waiting--
+	}
+	if c.counted {
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
+	}
+	s.mu.Unlock()
+	if c.active {
+		s.lim.release()
+	}
+}
+
+// take waits for a free slot, or for stop (a drain) and then takes one
+// beyond the limit.
+func (l *limiter) take(stop interface{ Load() bool }) {
+	l.mu.Lock()
+	for l.active >= l.limit && !stop.Load() {
+		l.cond.Wait()
+	}
+	l.active++
+	l.mu.Unlock()
+}
+
+// handshakeRefusal names the cause and attributes of a failed handshake.
+func handshakeRefusal(err error) (cause, msg string, attrs []any) {
+	var ne *tlsutil.NameError
+	if errors.As(err, &ne) {
+		return refusedClientNames, "connection refused: client certificate name not in receiver.tls.client_names", []any{"name", ne.Name(), "cn", ne.CN}
+	}
+	return refusedHandshake, "tls handshake failed", []any{"err", err}
+}
+
+func serverFiles(c conf.Receiver) tlsutil.ServerFiles {
+	return tlsutil.ServerFiles{Cert: c.TLS.Cert, Key: c.TLS.Key, ClientCA: c.TLS.ClientCA, ClientNames: c.TLS.ClientNames}
+}
+
+// newTLS loads the TLS files of c (nil when TLS is off) and logs what
+// needs attention (expiry within 30 days, a key others can read).
+func newTLS(c conf.Receiver, reg prometheus.Registerer) (*tlsutil.Server, error) {
+	if c.TLS.Cert == "" && c.TLS.Key == "" {
+		return nil, nil
+	}
+	ts, err := tlsutil.NewServer(serverFiles(c))
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.Register(tlsutil.ExpiryCollector(ts.Expiry)); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+func (s *Server) tlsWarnings() {
+	if s.tls == nil {
+		return
+	}
+	for _, w := range s.tls.Warnings(time.Now()) {
+		s.log.Warn("tls: " + w)
+	}
+}
+
+// reloadTLS loads the TLS files f; a pair that does not load is rejected
+// with an error and the running one stays. It logs what was applied.
+func (s *Server) reloadTLS(f tlsutil.ServerFiles) {
+	if s.tls == nil {
+		if f.Cert != "" {
+			s.log.Warn("configuration change needs a restart to take effect: TLS was off at start", "key", "receiver.tls.cert")
+		}
+		return
+	}
+	if f.Cert == "" {
+		s.log.Warn("configuration change needs a restart to take effect: turning TLS off", "key", "receiver.tls.cert")
+		return
+	}
+	ch, err := s.tls.Reload(f)
+	switch {
+	case err != nil:
+		s.log.Error("tls reload rejected: the certificates in use stay", "err", err)
+	case len(ch) == 0:
+		s.log.Debug("tls files unchanged")
+	default:
+		s.log.Info("tls reloaded: new connections use it, open ones keep theirs", "applied", strings.Join(ch, "; "))
+		s.tlsWarnings()
+	}
+}
+
+// ReloadTLS loads the TLS files in use again (after they changed on
+// disk); see Reload for the rest.
+func (s *Server) ReloadTLS() {
+	if s.tls != nil {
+		s.reloadTLS(s.tls.Settings())
+	}
+}
+
+// TLSFiles returns the TLS files in use, to watch; nil without TLS.
+func (s *Server) TLSFiles() []string {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Files()
+}
+
+// evictedNow reports whether c was evicted (its I/O error is then ours).
+func (s *Server) evictedNow(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.evicted
+}
