@@ -2,10 +2,13 @@ package sender
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"spoolgate/internal/tlsutil"
 )
 
 // circuit pauses all sends while the remote refuses or cannot be reached
@@ -70,7 +73,11 @@ func (c *circuit) trip(cause error) {
 	c.open, c.since, c.cause = true, time.Now(), cause
 	c.closed = make(chan struct{})
 	c.setOpen(true)
-	c.log.Warn("circuit open: remote unreachable, sends paused", "err", cause)
+	if re := (*tlsutil.RejectedError)(nil); errors.As(cause, &re) {
+		c.log.Warn("circuit open: "+re.Error()+"; sends paused until it is accepted (nothing is failed)", "err", cause)
+	} else {
+		c.log.Warn("circuit open: remote unreachable, sends paused", "err", cause)
+	}
 	ctx := c.ctx
 	c.wg.Go(func() { c.probeLoop(ctx) })
 }
@@ -102,6 +109,9 @@ func (c *circuit) probeLoop(ctx context.Context) {
 		}
 		c.log.Debug("probe failed", "err", err)
 		c.mu.Lock()
+		if rejectedNow, rejectedBefore := isRejected(err), isRejected(c.cause); rejectedNow != rejectedBefore {
+			c.log.Warn("circuit still open, for another reason", "err", err)
+		}
 		c.cause = err
 		c.mu.Unlock()
 		first, max = c.backoff()
@@ -126,4 +136,9 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2+1)
+}
+
+func isRejected(err error) bool {
+	var re *tlsutil.RejectedError
+	return errors.As(err, &re)
 }

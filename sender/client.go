@@ -4,16 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"syscall"
 	"time"
 
+	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
 
@@ -24,6 +22,7 @@ const maxIdle = 30 * time.Second
 // conn is one connection to the remote.
 type conn struct {
 	nc     net.Conn
+	br     *bufio.Reader
 	rd     *protocol.Reader
 	addr   string
 	born   time.Time // when it was dialled
@@ -36,7 +35,7 @@ type conn struct {
 // can be reached. It is safe for concurrent use.
 type client struct {
 	remotes   []string
-	tls       *tls.Config
+	tls       *tlsutil.Client // nil: plain TCP
 	keepalive bool
 	live      func() *tunables
 	circuit   *circuit
@@ -49,32 +48,12 @@ type client struct {
 	notes    []remoteNote // per remote: the last dial outcome, for the console
 }
 
-// tlsConfig builds the client TLS configuration from sender.tls.*; nil
-// when none is set (plain TCP).
-func tlsConfig(ca, cert, key, serverName string) (*tls.Config, error) {
+// newTLS loads sender.tls.*; nil when none is set (plain TCP).
+func newTLS(ca, cert, key, serverName string) (*tlsutil.Client, error) {
 	if ca == "" && cert == "" && key == "" && serverName == "" {
 		return nil, nil
 	}
-	cfg := &tls.Config{ServerName: serverName, MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("sender.tls.ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("sender.tls.ca: no certificate in %s", ca)
-		}
-		cfg.RootCAs = pool
-	}
-	if cert != "" || key != "" {
-		kp, err := tls.LoadX509KeyPair(cert, key)
-		if err != nil {
-			return nil, fmt.Errorf("sender.tls.cert/key: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{kp}
-	}
-	return cfg, nil
+	return tlsutil.NewClient(tlsutil.ClientFiles{CA: ca, Cert: cert, Key: key, ServerName: serverName})
 }
 
 // dialOne connects to addr within connect_timeout.
@@ -85,20 +64,15 @@ func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
 	var nc net.Conn
 	var err error
 	if c.tls != nil {
-		cfg := c.tls
-		if cfg.ServerName == "" {
-			host, _, _ := net.SplitHostPort(addr)
-			cfg = cfg.Clone()
-			cfg.ServerName = host
-		}
-		nc, err = (&tls.Dialer{NetDialer: d, Config: cfg}).DialContext(ctx, "tcp", addr)
+		nc, err = (&tls.Dialer{NetDialer: d, Config: c.tls.Config(addr)}).DialContext(ctx, "tcp", addr)
 	} else {
 		nc, err = d.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, tlsutil.AsRejected(err)
 	}
-	return &conn{nc: nc, rd: protocol.NewReader(bufio.NewReaderSize(nc, 512), protocol.MaxMessageBytes), addr: addr, born: time.Now()}, nil
+	br := bufio.NewReaderSize(nc, 512)
+	return &conn{nc: nc, br: br, rd: protocol.NewReader(br, protocol.MaxMessageBytes), addr: addr, born: time.Now()}, nil
 }
 
 // dial tries the address in use, then the others in order; the primary is
@@ -165,6 +139,8 @@ func (c *client) get(ctx context.Context, onDialError func()) (*conn, error) {
 }
 
 // probe dials the remote once for the circuit; a success is kept for reuse.
+// Over TLS it also waits a moment for an alert: with TLS 1.3 a remote
+// that rejects our client certificate says so only after the dial.
 func (c *client) probe(ctx context.Context) error {
 	c.mu.Lock()
 	c.cur = 0
@@ -173,8 +149,34 @@ func (c *client) probe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.tls != nil {
+		if err := cn.awaitAlert(min(c.live().connectTimeout, alertWait)); err != nil {
+			c.discard(cn)
+			return err
+		}
+	}
 	c.put(cn)
 	return nil
+}
+
+// alertWait bounds how long a probe waits for a TLS alert after the dial.
+const alertWait = time.Second
+
+// awaitAlert reads for d: a TLS alert about our certificate (or a close)
+// that arrives is returned; a timeout, the usual case, returns nil and
+// leaves the connection usable (crypto/tls read timeouts are temporary).
+func (cn *conn) awaitAlert(d time.Duration) error {
+	if err := cn.nc.SetReadDeadline(time.Now().Add(d)); err != nil {
+		return err
+	}
+	_, err := cn.br.Peek(1)
+	if err == nil {
+		return nil // data before a request: roundTrip will see what it is
+	}
+	if isTimeout(err) {
+		return nil
+	}
+	return tlsutil.AsRejected(err)
 }
 
 func (c *client) takeIdle() *conn {
@@ -267,6 +269,9 @@ func (cn *conn) roundTrip(hard context.Context, frame []byte, timeout time.Durat
 	line, err := cn.rd.ReadMessage()
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		err = tlsutil.AsRejected(err)
 	}
 	return line, err
 }

@@ -47,6 +47,7 @@ import (
 
 	"spoolgate/conf"
 	"spoolgate/internal/fsutil"
+	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
 
@@ -120,7 +121,7 @@ func New(o Options) (*Sender, error) {
 	case c.Workers < 1:
 		return nil, fmt.Errorf("sender.workers = %d: must be at least 1", c.Workers)
 	}
-	tc, err := tlsConfig(c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName)
+	tc, err := newTLS(c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +191,13 @@ func New(o Options) (*Sender, error) {
 		if err := s.m.register(o.Registerer); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
+		if tc != nil {
+			if err := o.Registerer.Register(tlsutil.ExpiryCollector(tc.Expiry)); err != nil {
+				return nil, fmt.Errorf("register metrics: %w", err)
+			}
+		}
 	}
+	s.tlsWarnings()
 	return s, nil
 }
 
@@ -207,6 +214,9 @@ func (s *Sender) Ready() error {
 		return errors.New("starting")
 	}
 	if open, since, cause := s.circuit.isOpen(); open {
+		if re := (*tlsutil.RejectedError)(nil); errors.As(cause, &re) {
+			return fmt.Errorf("circuit open since %s: %v", since.Format(time.RFC3339), re)
+		}
 		return fmt.Errorf("circuit open since %s: remote unreachable: %v", since.Format(time.RFC3339), cause)
 	}
 	if p := s.w.scanErr.Load(); p != nil {
@@ -216,10 +226,13 @@ func (s *Sender) Ready() error {
 }
 
 // Reload applies the live keys of c: workers, timeout, retries,
-// connect_timeout, retry_backoff(_max), settle and scan_interval. Lowering
-// workers takes effect as claims finish. Other keys that changed are
-// logged as needing a restart. It is safe to call while Run runs.
+// connect_timeout, retry_backoff(_max), settle and scan_interval, and
+// sender.tls.* (the files are read again, for the next dial; a pair that
+// does not load is logged and the running one stays). Lowering workers
+// takes effect as claims finish. Other keys that changed are logged as
+// needing a restart. It is safe to call while Run runs.
 func (s *Sender) Reload(c conf.Sender) {
+	s.reloadTLS(c)
 	old := s.live.Load()
 	t := tunablesOf(c)
 	if t.workers < 1 {
@@ -243,7 +256,7 @@ func (s *Sender) Reload(c conf.Sender) {
 		{"sender.failed_dir", c.FailedDir != s.cfg.FailedDir},
 		{"sender.sent_dir", c.SentDir != s.cfg.SentDir},
 		{"sender.keepalive", c.Keepalive != s.cfg.Keepalive},
-		{"sender.tls", c.TLS != s.cfg.TLS},
+		{"sender.tls (plain TCP or TLS)", (c.TLS == tlsOff) != (s.client.tls == nil)},
 		{"sender.admin_listen", c.AdminListen != s.cfg.AdminListen},
 	} {
 		if k.changed {
@@ -539,4 +552,52 @@ func (l *limiter) signal() {
 	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+var tlsOff = conf.Sender{}.TLS
+
+func (s *Sender) tlsWarnings() {
+	if s.client.tls == nil {
+		return
+	}
+	for _, w := range s.client.tls.Warnings(time.Now()) {
+		s.log.Warn("tls: " + w)
+	}
+}
+
+func (s *Sender) reloadTLS(c conf.Sender) {
+	if s.client.tls == nil || c.TLS == tlsOff {
+		return // a switch between plain TCP and TLS needs a restart
+	}
+	s.applyTLS(tlsutil.ClientFiles{CA: c.TLS.CA, Cert: c.TLS.Cert, Key: c.TLS.Key, ServerName: c.TLS.ServerName})
+}
+
+func (s *Sender) applyTLS(f tlsutil.ClientFiles) {
+	ch, err := s.client.tls.Reload(f)
+	switch {
+	case err != nil:
+		s.log.Error("tls reload rejected: the certificates in use stay", "err", err)
+	case len(ch) == 0:
+		s.log.Debug("tls files unchanged")
+	default:
+		s.log.Info("tls reloaded: new connections use it", "applied", strings.Join(ch, "; "))
+		s.client.closeIdle() // so the next send presents the new certificate
+		s.tlsWarnings()
+	}
+}
+
+// ReloadTLS reads the TLS files in use again (after they changed on disk).
+// Safe to call while Run runs.
+func (s *Sender) ReloadTLS() {
+	if s.client.tls != nil {
+		s.applyTLS(s.client.tls.Settings())
+	}
+}
+
+// TLSFiles returns the TLS files in use, to watch; nil without TLS.
+func (s *Sender) TLSFiles() []string {
+	if s.client.tls == nil {
+		return nil
+	}
+	return s.client.tls.Files()
 }

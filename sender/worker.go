@@ -474,6 +474,16 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 			if hard.Err() != nil {
 				return lineResult{kind: lineAborted}
 			}
+			if isRejected(err) {
+				// The remote refuses our client certificate (a TLS 1.3
+				// alert after the dial): like a refused connect, this
+				// opens the circuit and counts against no file.
+				r.attempts--
+				s.m.attempts[resultConnect].Inc()
+				s.client.closeIdle()
+				s.circuit.trip(err)
+				continue
+			}
 			if cn.reused && staleConn(err) {
 				r.attempts-- // closed while idle: not an attempt
 				continue

@@ -61,10 +61,12 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 
 	bg, stopBg := context.WithCancel(context.Background())
 	go con.Run(bg)
+	tlsWatch := daemon.WatchFiles(bg, "tls files", s.TLSFiles(), log, s.ReloadTLS)
+	defer tlsWatch.Close()
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if err := daemon.WatchConfig(bg, path, log, func() { reload(path, cfg, lg, s) }); err != nil {
+		if err := daemon.WatchConfig(bg, path, log, func() { reload(path, cfg, lg, s); tlsWatch.Set(s.TLSFiles()) }); err != nil {
 			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
 		}
 	}()
