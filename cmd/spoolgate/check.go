@@ -130,6 +130,7 @@ var checks = []func(cfg *conf.Config, on daemons, r *report){
 	checkRemote,
 	checkDirs,
 	checkAddrs,
+	checkTLS, // checktls.go
 }
 
 // checkRemote: the sender does not start without sender.remote.
