@@ -167,7 +167,6 @@ func mustRead(t *testing.T, path string) []byte {
 	return b
 }
 
-
 func grep(s, sub string) string {
 	var b strings.Builder
 	for _, l := range strings.Split(s, "\n") {
