@@ -73,6 +73,8 @@ receiver.data_dir = $work/request
 receiver.fsync = always
 receiver.publish = rename
 receiver.max_conns = $((IDLE + 512))
+# every client and idle connection of the benchmark comes from 127.0.0.1
+receiver.max_conns_per_ip = 0
 sender.remote = 127.0.0.1:$rport
 sender.admin_listen = 127.0.0.1:$sport
 sender.spool_dir = $work/outbox
