@@ -17,7 +17,7 @@ import (
 // its accept until its first complete message: it holds no max_conns slot,
 // so a flood of sockets that never send (or never finish a TLS handshake)
 // cannot keep anyone else out. Waiting connections are bounded on their
-// own: at most max_conns of them; one more evicts the oldest waiting
+// own: at most max(max_conns, minWaiting) of them; one more evicts the oldest waiting
 // connection of the address with the most waiting ones, so the flooding
 // address pays, not the others. Once its first message is complete a
 // connection takes a max_conns slot (waiting for one if all are taken) and
@@ -80,9 +80,14 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
+// minWaiting is the least number of waiting connections allowed, so that a
+// small max_conns does not make partners evict each other's connects.
+const minWaiting = 64
+
 // track registers a newly accepted connection as waiting; when more than
-// max_conns are waiting it evicts one (see Admission).
+// max(limit, minWaiting) are waiting it evicts one (see Admission).
 func (s *Server) track(c *conn, limit int) {
+	limit = max(limit, minWaiting)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.conns[c] = struct{}{}

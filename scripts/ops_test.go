@@ -1019,22 +1019,45 @@ func TestHotReload(t *testing.T) {
 		p := startProc(t, "receiver", daemonCmd(t, "spoolgate-receiver", c.path))
 		e2e.WaitFor(t, 30*time.Second, "receiver ready", func() bool { return ready(c.rAdmin) })
 
-		// Three idle connections: one is served, two wait for a slot.
-		for range 3 {
+		// Three connections each send a message: one is served (and kept
+		// alive), two wait for a slot without a reply. (Connections that
+		// have sent nothing hold no slot.)
+		var conns []net.Conn
+		for i := range 3 {
 			nc, err := net.Dial("tcp", c.listen)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer nc.Close()
+			conns = append(conns, nc)
+			if _, err := nc.Write(encode(i+1, "HOT-RELOAD")); err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 { // served before the others arrive
+				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, err := bufio.NewReader(nc).ReadBytes('\n'); err != nil {
+					t.Fatalf("first connection: %v", err)
+				}
+			}
 		}
-		conns := func() float64 { return metric(t, c.rAdmin, "spoolgate_receiver_connections") }
-		e2e.WaitFor(t, 10*time.Second, "1 connection served", func() bool { return conns() == 1 })
+		for _, nc := range conns[1:] {
+			nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, err := nc.Read(make([]byte, 64)); err == nil {
+				t.Fatalf("answered (%d bytes) with max_conns 1 taken", n)
+			}
+		}
 
 		// Edit in place, as vi or echo >> would.
 		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = 3")), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		e2e.WaitFor(t, 10*time.Second, "max_conns 3 to take effect", func() bool { return conns() == 3 })
+		for _, nc := range conns[1:] { // max_conns 3 takes effect: both are answered
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := bufio.NewReader(nc).ReadBytes('\n'); err != nil {
+				t.Fatalf("after max_conns 3: %v", err)
+			}
+		}
+		served := func() float64 { return metric(t, c.rAdmin, "spoolgate_receiver_connections") }
 
 		// An invalid edit is logged and ignored.
 		rejected := p.Log.Count("reload rejected")
@@ -1045,7 +1068,7 @@ func TestHotReload(t *testing.T) {
 		if !strings.Contains(p.Log.String(), "receiver.max_conns") {
 			t.Errorf("the rejection does not name the key")
 		}
-		if got := conns(); got != 3 || !ready(c.rAdmin) || p.Exited() {
+		if got := served(); got != 3 || !ready(c.rAdmin) || p.Exited() {
 			t.Errorf("after a bad edit: %v connections, ready %v, running %v; want 3, true, true", got, ready(c.rAdmin), !p.Exited())
 		}
 		p.Signal(t, syscall.SIGTERM)

@@ -110,7 +110,11 @@ func (c *circuit) probeLoop(ctx context.Context) {
 		c.log.Debug("probe failed", "err", err)
 		c.mu.Lock()
 		if rejectedNow, rejectedBefore := isRejected(err), isRejected(c.cause); rejectedNow != rejectedBefore {
-			c.log.Warn("circuit still open, for another reason", "err", err)
+			if re := (*tlsutil.RejectedError)(nil); errors.As(err, &re) {
+				c.log.Warn("circuit still open: "+re.Error()+"; sends paused until it is accepted (nothing is failed)", "err", err)
+			} else {
+				c.log.Warn("circuit still open: remote unreachable", "err", err)
+			}
 		}
 		c.cause = err
 		c.mu.Unlock()
