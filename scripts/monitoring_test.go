@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"spoolgate/internal/e2e"
+	"spoolgate/internal/tlsutil/tlstest"
 )
 
 // The shipped monitoring files (SPEC §9: scripts/monitoring/).
@@ -162,7 +163,9 @@ const pendingMetric = "spoolgate_sender_failed_files"
 // monitoring files follow.
 func TestMonitoringMetricNames(t *testing.T) {
 	dir := t.TempDir()
-	c := newConfig(t, dir)
+	// A sender CA, so spoolgate_tls_cert_expiry_seconds is on /metrics (the
+	// sender dials nothing while its spool is empty).
+	c := newConfig(t, dir, "sender.tls.ca = "+tlstest.NewCA(t, "monitoring").File)
 	r := startProc(t, "receiver", daemonCmd(t, "spoolgate-receiver", c.path))
 	s := startProc(t, "sender", daemonCmd(t, "spoolgate-sender", c.path))
 	e2e.WaitFor(t, 30*time.Second, "both daemons ready", func() bool { return ready(c.rAdmin) && ready(c.sAdmin) })
