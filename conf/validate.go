@@ -3,13 +3,14 @@ package conf
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"io/fs"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+
+	"spoolgate/internal/tlsutil"
 )
 
 // This file holds the checks that look beyond one value: the TLS files
@@ -70,24 +71,10 @@ func (l *loader) readTLS(key, file string) ([]byte, bool) {
 }
 
 // certProblem returns what is wrong with a PEM certificate chain, or "".
+// It parses the chain as the daemons do (tlsutil.ParseCerts).
 func certProblem(data []byte) string {
-	n := 0
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		n++
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return "a PEM certificate (" + err.Error() + ")"
-		}
-	}
-	if n == 0 {
-		return "a PEM certificate (no CERTIFICATE block found)"
+	if _, err := tlsutil.ParseCerts(data); err != nil {
+		return "a PEM certificate (" + err.Error() + ")"
 	}
 	return ""
 }

@@ -88,7 +88,7 @@ func load(certKey, cert, keyKey, key, caKey, ca, certRole, caRole string) (*mate
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", caKey, err)
 		}
-		cas, err := parseCerts(b)
+		cas, err := ParseCerts(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", caKey, ca, err)
 		}
@@ -106,9 +106,10 @@ func load(certKey, cert, keyKey, key, caKey, ca, certRole, caRole string) (*mate
 	return m, nil
 }
 
-// parseCerts returns the certificates of a PEM bundle; an error when it
-// holds none or one does not parse.
-func parseCerts(b []byte) ([]*x509.Certificate, error) {
+// ParseCerts returns the certificates of a PEM bundle; an error when it
+// holds none or one does not parse. conf uses it to validate the files the
+// daemons will load.
+func ParseCerts(b []byte) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for {
 		var blk *pem.Block
@@ -126,7 +127,7 @@ func parseCerts(b []byte) ([]*x509.Certificate, error) {
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate")
+		return nil, errors.New("no CERTIFICATE block found")
 	}
 	return out, nil
 }
