@@ -34,6 +34,10 @@ const DefaultPath = "/etc/spoolgate/conf.properties"
 // EnvConfig names the environment variable holding the config file path.
 const EnvConfig = "SPOOLGATE_CONFIG"
 
+// MaxWindow is the largest sender.window: lines of one file in flight on
+// one connection.
+const MaxWindow = 1024
+
 // Path returns the config file to load: flagValue when not empty, else
 // $SPOOLGATE_CONFIG when not empty, else DefaultPath.
 func Path(flagValue string) string {
@@ -104,6 +108,7 @@ type Sender struct {
 	Workers         int    // sends in flight at most, >= 1
 	Timeout         time.Duration
 	Retries         int // retries after the first attempt, >= 0
+	Window          int // lines of one file in flight on a connection, 1 to MaxWindow
 	ConnectTimeout  time.Duration
 	RetryBackoff    time.Duration // first backoff, <= RetryBackoffMax
 	RetryBackoffMax time.Duration
@@ -574,6 +579,7 @@ func (l *loader) sender(c *Config) {
 	s.Workers = l.integer("sender.workers", 1, -1)
 	s.Timeout = l.duration("sender.timeout", true)
 	s.Retries = l.integer("sender.retries", 0, -1)
+	s.Window = l.integer("sender.window", 1, MaxWindow)
 	s.ConnectTimeout = l.duration("sender.connect_timeout", true)
 	s.RetryBackoff = l.duration("sender.retry_backoff", true)
 	s.RetryBackoffMax = l.duration("sender.retry_backoff_max", true)

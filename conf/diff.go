@@ -33,6 +33,7 @@ var liveKeys = map[string]bool{
 	"sender.workers":                 true,
 	"sender.timeout":                 true,
 	"sender.retries":                 true,
+	"sender.window":                  true,
 	"sender.connect_timeout":         true,
 	"sender.retry_backoff":           true,
 	"sender.retry_backoff_max":       true,
@@ -43,7 +44,7 @@ var liveKeys = map[string]bool{
 // other key needs a restart. The live keys are log.level,
 // receiver.{read,idle,write}_timeout, receiver.max_conns, receiver.allow,
 // receiver.proxy_trusted, receiver.dedup_window, sender.workers,
-// sender.timeout, sender.retries, sender.connect_timeout,
+// sender.timeout, sender.retries, sender.window, sender.connect_timeout,
 // sender.retry_backoff, sender.retry_backoff_max and shutdown_timeout: the
 // log level, timeouts, retries, workers, max_conns and allow of SPEC §6;
 // also receiver.max_conns_per_ip and the TLS files and names
@@ -115,6 +116,7 @@ func (c *Config) values() []keyValue {
 		{"sender.workers", i(s.Workers)},
 		{"sender.timeout", d(s.Timeout)},
 		{"sender.retries", i(s.Retries)},
+		{"sender.window", i(s.Window)},
 		{"sender.connect_timeout", d(s.ConnectTimeout)},
 		{"sender.retry_backoff", d(s.RetryBackoff)},
 		{"sender.retry_backoff_max", d(s.RetryBackoffMax)},

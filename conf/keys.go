@@ -39,6 +39,7 @@ var keys = []struct{ name, def string }{
 	{"sender.workers", "8"},
 	{"sender.timeout", "5s"},
 	{"sender.retries", "3"},
+	{"sender.window", "1"},
 	{"sender.connect_timeout", "3s"},
 	{"sender.retry_backoff", "1s"},
 	{"sender.retry_backoff_max", "60s"},
