@@ -65,6 +65,7 @@ type Options struct {
 // tunables are the keys that change on Reload.
 type tunables struct {
 	workers, retries        int
+	window                  int // lines of one file in flight on a connection
 	timeout, connectTimeout time.Duration
 	backoff, backoffMax     time.Duration
 	settle, scanInterval    time.Duration
@@ -72,7 +73,7 @@ type tunables struct {
 
 func tunablesOf(c conf.Sender) *tunables {
 	return &tunables{
-		workers: c.Workers, retries: c.Retries,
+		workers: c.Workers, retries: c.Retries, window: max(c.Window, 1),
 		timeout: c.Timeout, connectTimeout: c.ConnectTimeout,
 		backoff: c.RetryBackoff, backoffMax: c.RetryBackoffMax,
 		settle: c.Settle, scanInterval: c.ScanInterval,
@@ -225,7 +226,7 @@ func (s *Sender) Ready() error {
 	return nil
 }
 
-// Reload applies the live keys of c: workers, timeout, retries,
+// Reload applies the live keys of c: workers, timeout, retries, window,
 // connect_timeout, retry_backoff(_max), settle and scan_interval, and
 // sender.tls.* (the files are read again, for the next dial; a pair that
 // does not load is logged and the running one stays). Lowering workers
@@ -243,7 +244,7 @@ func (s *Sender) Reload(c conf.Sender) {
 	s.client.trim()
 	s.q.setSettle(t.settle)
 	if *old != *t {
-		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries,
+		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window,
 			"connect_timeout", t.connectTimeout, "retry_backoff", t.backoff, "retry_backoff_max", t.backoffMax,
 			"settle", t.settle, "scan_interval", t.scanInterval)
 	}
@@ -304,7 +305,7 @@ func (s *Sender) Run(ctx context.Context) error {
 	pending, _ := s.q.stats()
 	t := s.live.Load()
 	s.log.Info("sender started", "spool", s.dirs.spool, "remote", strings.Join(s.cfg.Remote, ","),
-		"pending", pending, "restored", restored, "workers", t.workers, "timeout", t.timeout, "retries", t.retries)
+		"pending", pending, "restored", restored, "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window)
 	close(s.started)
 
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))

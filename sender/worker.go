@@ -49,9 +49,10 @@ type lineResult struct {
 // restart never saves it twice) and before a worker waits for a file's
 // writer. So a crash (kill -9, power loss) makes the next start resend, of
 // each file in flight, at most the ackEveryLines-1 lines acknowledged since
-// the last record plus the line in flight: ackEveryLines lines. (With a
-// send window of W lines in flight, the record would come once per window
-// and the bound be max(ackEveryLines, W).)
+// the last record plus the line in flight: ackEveryLines lines. With a
+// send window of W > 1 lines (sender.window) no line is written more than
+// W lines past the last record (the window records first when it would
+// be), so the bound is W lines.
 const (
 	ackEveryLines = 100
 	ackEvery      = time.Second
@@ -254,6 +255,15 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 			flush()
 		}
 	}
+	// With sender.window > 1 (now, or after a reload) the lines go through a
+	// send window; it is bounded by the progress recorded (see window).
+	var win *window
+	defer func() {
+		if win != nil {
+			win.close()
+		}
+	}()
+	since := func() int { return lineNo - 1 - p.recorded }
 	first := firstContent(data)
 	final := false // the file is complete: a last line without LF may be sent
 	for {
@@ -266,7 +276,15 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 				off, lineNo = next, lineNo+1
 				continue
 			}
-			r := s.sendLine(ctx, hard, data[off:end], wb)
+			if win == nil && s.live.Load().window > 1 {
+				win = s.newWindow(ctx, hard, wb, since, flush)
+			}
+			var r lineResult
+			if win != nil {
+				r = win.result(data, off, final)
+			} else {
+				r = s.sendLine(ctx, hard, data[off:end], wb)
+			}
 			more := hasContent(data[next:])
 			switch r.kind {
 			case lineAborted:

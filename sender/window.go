@@ -1,0 +1,368 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"spoolgate/protocol"
+)
+
+// A send window (sender.window W > 1, SPEC §9): a worker writes up to W
+// lines of one file on its connection before it reads their replies, and
+// matches each reply to its line in order, checking the echoed process_no.
+// The lines done always form a prefix of the file, as with W = 1, so the
+// progress record and a drain work as before:
+//
+//   - 200 delivers the first line in flight, 400 rejects it (process saves
+//     it to failed_dir), and the lines behind it go on;
+//   - a timeout, reset, close, unreadable reply, wrong process_no or 500
+//     fails the attempt of the first line in flight: the connection is
+//     closed (its other replies are not waited for) and, after the
+//     backoff, every line not yet answered is written again on a new one.
+//     A line behind the first may so be stored twice; the receiver's
+//     duplicate window (receiver.dedup_window) answers the copy 200
+//     without storing it. Only the first line's attempts count (each
+//     failure is one attempt of one line, as with W = 1): when its
+//     retries are used up, it and the lines after it go to failed_dir;
+//   - while draining no new line is written: the lines in flight are
+//     answered (or cut off by the shutdown timeout), the rest go back.
+//
+// The window is bounded by the progress record too: no line is written
+// more than W lines past the last line recorded done, so that a crash
+// (kill -9, power loss) resends at most W lines of each file in flight.
+// When a refill would go past that, the progress is recorded first
+// (process's flush); it is so recorded about once per W/2 replies.
+// The window is read live: a reload changes it for the file being sent.
+
+// pending is a line of the file in the window.
+type pending struct {
+	off, end, next int       // the line in the file's data: [off, end) without its LF
+	pno            [9]byte   // the process_no its reply must echo
+	sent           bool      // written on the window's connection, not yet answered
+	at             time.Time // when it was written
+	attempts       int       // attempts that failed
+	done           bool      // res is its outcome: an invalid line, never sent
+	res            lineResult
+}
+
+// window sends the lines of one claimed file W at a time on one
+// connection. It is used by one worker goroutine.
+type window struct {
+	s         *Sender
+	ctx, hard context.Context
+	wb        *workBuf
+	since     func() int // lines done since the progress was last recorded
+	flush     func()     // record the progress now
+
+	cn       *conn
+	answered int // replies read on cn
+	fl       []pending
+	out      []byte // frames to write
+}
+
+// errAborted reports that ctx ended while the circuit was open.
+var errAborted = errors.New("aborted")
+
+func (s *Sender) newWindow(ctx, hard context.Context, wb *workBuf, since func() int, flush func()) *window {
+	return &window{s: s, ctx: ctx, hard: hard, wb: wb, since: since, flush: flush}
+}
+
+// result returns the outcome of the line at off, the first line not done
+// (process asks for the lines in order, skipping empty ones). It writes the
+// lines after it that are complete (a last line without LF only when
+// final) as the window allows.
+func (w *window) result(data []byte, off int, final bool) lineResult {
+	if len(w.fl) > 0 && w.fl[0].off != off { // not the line expected: start over
+		w.close()
+		w.fl = w.fl[:0]
+	}
+	for {
+		if len(w.fl) > 0 && w.fl[0].done {
+			return w.pop()
+		}
+		t := w.s.live.Load()
+		waiting := len(w.fl) > 0 && w.fl[0].sent
+		// Refill when the first line is not written yet, or when no reply
+		// is buffered and at most half the window is in flight: the lines
+		// answered in one read are replaced in one write.
+		if !waiting || (w.cn.br.Buffered() == 0 && w.unanswered() <= t.window/2) {
+			if w.ctx.Err() == nil {
+				w.fill(data, off, final, t.window)
+			}
+			switch {
+			case len(w.fl) == 0 || (!w.fl[0].sent && w.ctx.Err() != nil):
+				return lineResult{kind: lineAborted} // draining: nothing more is written
+			case w.fl[0].done:
+				continue
+			}
+			if err := w.send(data, t.timeout); err != nil {
+				if errors.Is(err, errAborted) {
+					return lineResult{kind: lineAborted}
+				}
+				if r, end := w.failed(err, t); end {
+					return r
+				}
+				continue
+			}
+		}
+		line, err := w.read(t.timeout)
+		if err != nil {
+			if r, end := w.failed(err, t); end {
+				return r
+			}
+			continue
+		}
+		e := &w.fl[0]
+		rep, perr := protocol.ParseReply(line)
+		var result, reason string
+		switch {
+		case perr != nil:
+			result, reason = resultBadReply, "bad_reply: "+perr.Error()
+		case rep.ProcessNo != string(e.pno[:]):
+			result, reason = resultBadReply, fmt.Sprintf("bad_reply: process_no %s answered for %s", rep.ProcessNo, e.pno[:])
+		case rep.Code == protocol.CodeOK:
+			result = resultOK
+		case rep.Code == protocol.CodeInvalid:
+			result, reason = resultRejected, "rejected by the remote (400)"
+		case rep.Code == protocol.CodeUnavailable:
+			result, reason = resultUnavailable, "remote unavailable (500)"
+		default:
+			result, reason = resultBadReply, fmt.Sprintf("bad_reply: unknown code %d", rep.Code)
+		}
+		if result != resultBadReply {
+			w.s.m.send.Observe(time.Since(e.at).Seconds())
+		}
+		switch result {
+		case resultOK, resultRejected:
+			w.s.m.attempts[result].Inc()
+			w.answered++
+			e.sent = false
+			e.done = true
+			e.res = lineResult{kind: lineDelivered, code: rep.Code, remote: w.cn.addr, attempts: e.attempts + 1}
+			if result == resultRejected {
+				e.res.kind, e.res.reason = lineRejected, reason
+			}
+			continue
+		}
+		remote := w.cn.addr
+		if result == resultUnavailable {
+			e.sent = false
+			if w.unanswered() == 0 { // in step, nothing else in flight: keep it
+				w.s.client.put(w.cn)
+				w.cn = nil
+			}
+		}
+		if r, end := w.retry(result, reason, rep.Code, remote, t); end {
+			return r
+		}
+	}
+}
+
+// fill adds to the window the complete lines after the last one in it (or
+// from off), up to size lines in the window and at most size lines past
+// the progress recorded (recording it first when that is what holds the
+// window back). An invalid line is done at once: rejected, never sent.
+func (w *window) fill(data []byte, off int, final bool, size int) {
+	room := size - len(w.fl)
+	if room <= 0 {
+		return
+	}
+	budget := size - w.since() - len(w.fl)
+	if budget < room && w.since() > 0 {
+		w.flush()
+		budget = size - w.since() - len(w.fl)
+	}
+	n := min(room, budget)
+	if n <= 0 && len(w.fl) == 0 {
+		n = 1 // the progress could not be recorded (logged): go on
+	}
+	pos := off
+	if len(w.fl) > 0 {
+		pos = w.fl[len(w.fl)-1].next
+	}
+	for n > 0 && pos < len(data) {
+		end, next := lineEnd(data, pos)
+		if end == len(data) && !final { // a writer may be in the middle of it
+			break
+		}
+		if end == pos { // empty line
+			pos = next
+			continue
+		}
+		e := pending{off: pos, end: end, next: next}
+		frame, err := w.s.frame(w.wb.frame[:0], data[pos:end])
+		w.wb.frame = frame
+		if err != nil {
+			e.done = true
+			e.res = lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
+		} else {
+			copy(e.pno[:], w.s.spec.ProcessNo(frame[:len(frame)-1]))
+		}
+		w.fl = append(w.fl, e)
+		n--
+		pos = next
+	}
+}
+
+// send writes the lines of the window not written yet, in one write, on
+// the window's connection (taken from the client when it has none: that
+// waits while the circuit is open, and fails with errAborted when ctx ends
+// meanwhile).
+func (w *window) send(data []byte, timeout time.Duration) error {
+	if w.cn == nil {
+		cn, err := w.s.client.get(w.ctx, w.s.m.attempts[resultConnect].Inc)
+		if err != nil {
+			return errAborted
+		}
+		w.cn, w.answered = cn, 0
+	}
+	out := w.out[:0]
+	now := time.Now()
+	for i := range w.fl {
+		e := &w.fl[i]
+		if e.done || e.sent {
+			continue
+		}
+		frame, _ := w.s.frame(w.wb.frame[:0], data[e.off:e.end]) // valid: fill checked it
+		w.wb.frame = frame
+		out = append(out, frame...)
+		e.sent, e.at = true, now
+	}
+	w.out = out
+	if len(out) == 0 {
+		return nil
+	}
+	if err := w.cn.nc.SetWriteDeadline(now.Add(timeout)); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(w.hard, func() { _ = w.cn.nc.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	_, err := w.cn.nc.Write(out)
+	return err
+}
+
+// read reads the reply to the first line in the window, due timeout after
+// it was written.
+func (w *window) read(timeout time.Duration) ([]byte, error) {
+	if err := w.cn.nc.SetReadDeadline(w.fl[0].at.Add(timeout)); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(w.hard, func() { _ = w.cn.nc.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	line, err := w.cn.rd.ReadMessage()
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return line, err
+}
+
+// failed handles an error writing the window or reading the first line's
+// reply: the connection is closed and the lines in flight are to be
+// written again. A connection from the idle pool that fails before its
+// first reply was closed by the remote while idle: not an attempt. With
+// end, r is the first line's outcome.
+func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
+	stale := w.cn.reused && w.answered == 0 && staleConn(err)
+	remote := w.cn.addr
+	w.drop()
+	if w.hard.Err() != nil {
+		return lineResult{kind: lineAborted}, true
+	}
+	if stale {
+		return lineResult{}, false
+	}
+	result := resultConnError
+	switch {
+	case isTimeout(err):
+		result = resultTimeout
+		err = fmt.Errorf("no reply within %s", t.timeout)
+	case errors.Is(err, protocol.ErrTooLong):
+		result = resultBadReply
+	}
+	return w.retry(result, result+": "+err.Error(), 0, remote, t)
+}
+
+// retry counts a failed attempt of the first line in the window: with its
+// retries used up it is exhausted (end); else retry waits the backoff (a
+// drain ends that: aborted). A connection out of step is closed first.
+func (w *window) retry(result, reason string, code int, remote string, t *tunables) (r lineResult, end bool) {
+	if result == resultBadReply || w.unanswered() > 0 {
+		w.drop()
+	}
+	e := &w.fl[0]
+	w.s.m.attempts[result].Inc()
+	e.attempts++
+	e.res = lineResult{code: code, reason: reason, attempts: e.attempts, remote: remote}
+	if e.attempts > t.retries {
+		r := e.res
+		r.kind = lineExhausted
+		r.reason += fmt.Sprintf(" (after %d attempts)", e.attempts)
+		w.popFront()
+		return r, true
+	}
+	w.s.log.Debug("attempt failed; retrying", "attempt", e.attempts, "remote", e.res.remote, "reason", reason, "window", len(w.fl))
+	if !sleep(w.ctx, backoffFor(e.attempts, t.backoff, t.backoffMax)) {
+		return lineResult{kind: lineAborted}, true
+	}
+	return lineResult{}, false
+}
+
+// drop closes the window's connection after an error; every line in
+// flight is to be written again.
+func (w *window) drop() {
+	if w.cn == nil {
+		return
+	}
+	for i := range w.fl {
+		w.fl[i].sent = false
+	}
+	w.s.client.discard(w.cn)
+	w.cn = nil
+}
+
+// pop returns the outcome of the first line, done, and removes it; the
+// connection goes back to the client when nothing is in flight any more.
+func (w *window) pop() lineResult {
+	r := w.fl[0].res
+	w.popFront()
+	if len(w.fl) == 0 && w.cn != nil {
+		w.s.client.put(w.cn)
+		w.cn = nil
+	}
+	return r
+}
+
+func (w *window) popFront() {
+	n := copy(w.fl, w.fl[1:])
+	w.fl = w.fl[:n]
+}
+
+// unanswered counts the lines written and not answered.
+func (w *window) unanswered() int {
+	n := 0
+	for i := range w.fl {
+		if w.fl[i].sent {
+			n++
+		}
+	}
+	return n
+}
+
+// close gives the connection back (closed when replies are still due).
+func (w *window) close() {
+	if w.cn == nil {
+		return
+	}
+	if w.unanswered() > 0 {
+		w.s.client.discard(w.cn)
+	} else {
+		w.s.client.put(w.cn)
+	}
+	w.cn = nil
+	for i := range w.fl {
+		w.fl[i].sent = false
+	}
+}

@@ -1,0 +1,276 @@
+package sender
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"spoolgate/internal/e2e"
+	"spoolgate/protocol"
+)
+
+// pipeRemote is a remote that reads each connection's messages as they
+// arrive (so that it sees how far ahead the sender writes) and answers
+// them in order as script says: a code, or -1 to close the connection
+// instead. Lines are numbered by their process_no.
+type pipeRemote struct {
+	ln     net.Listener
+	script func(conn, line int) int
+
+	mu      sync.Mutex
+	ok      map[int]int // 200s sent per line
+	maxRead int         // highest line read
+	maxOut  int         // most lines read and not answered on a connection
+	conns   int
+	open    map[net.Conn]bool
+	wg      sync.WaitGroup
+}
+
+func startPipeRemote(t *testing.T, script func(conn, line int) int) *pipeRemote {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &pipeRemote{ln: ln, script: script, ok: map[int]int{}, open: map[net.Conn]bool{}}
+	r.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.mu.Lock()
+			r.conns++
+			no := r.conns
+			r.open[c] = true
+			r.mu.Unlock()
+			r.wg.Go(func() { r.serve(c, no) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for c := range r.open {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *pipeRemote) serve(c net.Conn, no int) {
+	defer func() {
+		c.Close()
+		r.mu.Lock()
+		delete(r.open, c)
+		r.mu.Unlock()
+	}()
+	spec := protocol.DefaultRequestSpec()
+	lines := make(chan int, 4096)
+	var out atomic.Int32 // read and not answered
+	r.wg.Go(func() {
+		defer close(lines)
+		rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
+		for {
+			line, err := rd.ReadMessage()
+			if err != nil {
+				return
+			}
+			n, _ := strconv.Atoi(string(spec.ProcessNo(line)))
+			o := int(out.Add(1))
+			r.mu.Lock()
+			r.maxRead = max(r.maxRead, n)
+			r.maxOut = max(r.maxOut, o)
+			r.mu.Unlock()
+			lines <- n
+		}
+	})
+	for n := range lines {
+		code := r.script(no, n)
+		if code < 0 {
+			c.Close() // drops what is in flight
+			for range lines {
+			}
+			return
+		}
+		if _, err := c.Write(protocol.AppendReply(nil, fmt.Appendf(nil, "%09d", n), time.Now(), code)); err != nil {
+			continue
+		}
+		out.Add(-1)
+		if code == protocol.CodeOK {
+			r.mu.Lock()
+			r.ok[n]++
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *pipeRemote) stats() (maxRead, maxOut, conns int, ok map[int]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxRead, r.maxOut, r.conns, maps(r.ok)
+}
+
+func maps(m map[int]int) map[int]int {
+	c := make(map[int]int, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// TestWindow: sender.window = 8 against a remote that answers the 3rd line
+// 400, drops the connection when the 6th line's turn comes (after the 5th
+// reply; the lines written behind it are lost), and answers the rest, but
+// holds the 14th line's first reply until the test has looked at the
+// progress record. Every line ends answered 200 exactly once or in
+// failed_dir with its reason; the sender never had more than 8 lines
+// unanswered on a connection, nor wrote a line more than 8 past the
+// progress recorded, which never claims an unanswered line.
+func TestWindow(t *testing.T) {
+	const n, w = 40, 8
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	var held atomic.Bool
+	r := startPipeRemote(t, func(conn, line int) int {
+		switch {
+		case line == 3:
+			return protocol.CodeInvalid
+		case conn == 1 && line == 6:
+			return -1
+		case line == 14 && held.CompareAndSwap(false, true):
+			<-release
+		}
+		return protocol.CodeOK
+	})
+	c := testConf(t, r.addr())
+	c.Window = w
+	c.Workers = 1
+	c.Timeout = 60 * time.Second // the hold is not a timeout
+	s, _ := runSender(t, c, nil)
+	var b strings.Builder
+	starts := []int{0} // byte offset of each line, from line 1
+	for i := 1; i <= n; i++ {
+		b.WriteString(body(i) + "\n")
+		starts = append(starts, b.Len())
+	}
+	drop(t, c.SpoolDir, "multi.txt", b.String(), time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "the 14th line held", func() bool {
+		maxRead, _, _, _ := r.stats()
+		return held.Load() && maxRead >= 14
+	})
+	// The sender may still be writing: what the remote has read is read
+	// before the record, which only moves on.
+	maxRead, _, _, _ := r.stats()
+	side, err := os.ReadFile(filepath.Join(c.SpoolDir, InflightDir, ackName("multi.txt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := parseAck(side)
+	t.Logf("held at line 14: the remote has read up to line %d; progress record %q", maxRead, strings.TrimSpace(string(side)))
+	switch {
+	case !ok:
+		t.Fatalf("progress record %q unreadable", side)
+	case a.lines > 13:
+		t.Fatalf("progress record claims %d lines done; line 14 is unanswered", a.lines)
+	case int(a.offset) != starts[a.lines]:
+		t.Fatalf("progress record: %d lines at offset %d, want offset %d", a.lines, a.offset, starts[a.lines])
+	case maxRead > a.lines+w:
+		t.Fatalf("line %d written with the progress at %d lines: more than %d past it", maxRead, a.lines, w)
+	}
+	once.Do(func() { close(release) })
+	e2e.WaitFor(t, 20*time.Second, "file done", func() bool {
+		return len(visible(t, c.SpoolDir)) == 0 && len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
+	})
+	_, maxOut, conns, answered := r.stats()
+	for i := 1; i <= n; i++ {
+		want := 1
+		if i == 3 {
+			want = 0
+		}
+		if answered[i] != want {
+			t.Errorf("line %d answered 200 %d times, want %d", i, answered[i], want)
+		}
+	}
+	if maxOut > w || maxOut < 2 {
+		t.Errorf("at most %d lines unanswered on a connection, want 2 to %d", maxOut, w)
+	}
+	if conns < 2 {
+		t.Errorf("%d connections: the dropped one was not replaced", conns)
+	}
+	if got, want := listDir(t, c.FailedDir), []string{"multi.txt.line-3", "multi.txt.line-3.reason"}; !slices.Equal(got, want) {
+		t.Fatalf("failed_dir = %v, want %v", got, want)
+	}
+	if got, _ := os.ReadFile(filepath.Join(c.FailedDir, "multi.txt.line-3")); string(got) != body(3)+"\n" {
+		t.Fatalf("failed line holds %q", got)
+	}
+	reason, _ := os.ReadFile(filepath.Join(c.FailedDir, "multi.txt.line-3.reason"))
+	for _, want := range []string{"code: 400", "lines: 3 ", "attempts: 1"} {
+		if !strings.Contains(string(reason), want) {
+			t.Errorf("reason lacks %q:\n%s", want, reason)
+		}
+	}
+	if d, rj, ce := value(s.m.delivered), value(s.m.rejected), value(s.m.attempts[resultConnError]); d != n-1 || rj != 1 || ce != 1 {
+		t.Errorf("delivered %v, rejected %v, conn_error attempts %v; want %d, 1, 1", d, rj, ce, n-1)
+	}
+}
+
+// TestWindowOneAgainstOneMessagePerConnection: with sender.window = 1 (the
+// default) a remote that reads one message, answers it and closes gets a
+// multi-line file one line per connection, as before windows existed:
+// every line delivered once, no attempt failed (a kept-alive connection
+// the remote closed is not an attempt), one connection per line.
+func TestWindowOneAgainstOneMessagePerConnection(t *testing.T) {
+	const n = 20
+	r := startRemote(t, func(r *remote) { r.closeAfterEach = true })
+	c := testConf(t, r.addr())
+	c.Window = 1
+	c.Workers = 1
+	c.Retries = 0 // any failed attempt fails a line
+	s, _ := runSender(t, c, nil)
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(body(i) + "\n")
+	}
+	drop(t, c.SpoolDir, "multi.txt", b.String(), time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "file done", func() bool {
+		return len(visible(t, c.SpoolDir)) == 0 && len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
+	})
+	got := r.messages()
+	if len(got) != n {
+		t.Fatalf("the remote read %d messages, want %d", len(got), n)
+	}
+	for i, m := range got {
+		if want := fmt.Sprintf("%09d", i+1); processNo(m) != want {
+			t.Fatalf("message %d has process_no %s, want %s (in order)", i, processNo(m), want)
+		}
+	}
+	if f := listDir(t, c.FailedDir); len(f) != 0 {
+		t.Fatalf("failed: %v", f)
+	}
+	_, maxBusy, accepted := r.stats()
+	if accepted < n || maxBusy != 1 {
+		t.Errorf("%d connections, at most %d messages at once; want %d or more, 1", accepted, maxBusy, n)
+	}
+	for _, res := range []string{resultConnError, resultTimeout, resultBadReply} {
+		if v := value(s.m.attempts[res]); v != 0 {
+			t.Errorf("%v %s attempts, want none", v, res)
+		}
+	}
+	if v := value(s.m.attempts[resultOK]); v != n {
+		t.Errorf("%v ok attempts, want %d", v, n)
+	}
+}
+
+func (r *pipeRemote) addr() string { return r.ln.Addr().String() }
