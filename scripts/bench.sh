@@ -206,3 +206,60 @@ printf '| %-58s | %12s | %10s | %8s |\n' "sender drain $SMALL files, workers=16,
 printf '| %-58s | %12s | %10s | %8s |\n' "sender drain $BIG files, files/s" "$f100" "$f10" "$(ratio "$f100" "$f10")"
 printf '| %-58s | %12s | %10s | %8s |\n' "sender peak RSS MB ($SMALL / $BIG files)" "$h10 / $h100" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB, whole run" "$recv_hwm_all" "" ""
+
+# One result file of many lines through the sender (issue 12): sender.window
+# = 1 against a window of $ML_WINDOW, into the receiver above (fsync=always)
+# and into a second one with fsync=never. SKIP_MULTILINE=1 skips it.
+ML_LINES=${ML_LINES:-20000}; ML_WINDOW=${ML_WINDOW:-32}; ML_ROUNDS=${ML_ROUNDS:-3}
+if [ -z "${SKIP_MULTILINE:-}" ]; then
+	mport=$(free_port); maport=$(free_port)
+	mkdir -p "$work/request-never"
+	sed -e "s/^receiver.listen = .*/receiver.listen = 127.0.0.1:$mport/" -e "s/^receiver.admin_listen = .*/receiver.admin_listen = 127.0.0.1:$maport/" \
+		-e "s#^receiver.data_dir = .*#receiver.data_dir = $work/request-never#" -e "s/^receiver.fsync = .*/receiver.fsync = never/" \
+		-e "s#^log.dir = .*#log.dir = $work/log-never#" "$work/conf.properties" >"$work/conf-never.properties"
+	mkdir -p "$work/log-never"
+	"$work/bin/spoolgate-receiver" -config "$work/conf-never.properties" &
+	pids+=("$!")
+	wait_port "$mport"
+	ml_base=500000000 # process_no of the first line; every run sends new ones (no duplicates)
+	mlrun() { # mlrun PORT WINDOW: one $ML_LINES-line file through the sender; prints lines/s
+		local port=$1 win=$2 spid t0 t1 done=0
+		sed -e "s/^sender.remote = .*/sender.remote = 127.0.0.1:$port/" "$work/conf.properties" >"$work/conf-ml.properties"
+		echo "sender.window = $win" >>"$work/conf-ml.properties"
+		awk -v n="$ML_LINES" -v b="$ml_base" 'BEGIN { for (i = 0; i < n; i++) printf "REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|\n", b+i, b+i, i }' >"$work/outbox/.big.tmp"
+		ml_base=$((ml_base + ML_LINES))
+		touch -d '-1 min' "$work/outbox/.big.tmp"; mv "$work/outbox/.big.tmp" "$work/outbox/big.txt"; sync
+		t0=$(date +%s.%N)
+		"$work/bin/spoolgate-sender" -config "$work/conf-ml.properties" &
+		spid=$!; pids+=("$spid")
+		local deadline=$((SECONDS + 300))
+		while :; do
+			done=$(metric "$sport" 'spoolgate_sender_messages_total{outcome="delivered"}')
+			[ "${done:-0}" = "$ML_LINES" ] && break
+			if [ $SECONDS -gt $deadline ] || ! kill -0 "$spid" 2>/dev/null; then
+				echo "bench.sh: multi-line file stopped with ${done:-0} lines delivered" >&2
+				break
+			fi
+			sleep 0.02
+		done
+		t1=$(date +%s.%N)
+		kill -TERM "$spid" 2>/dev/null || true
+		wait "$spid" 2>/dev/null || true
+		rm -rf "$work/outbox" "$work/failed"; mkdir -p "$work/outbox" "$work/failed"
+		awk -v n="${done:-0}" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.0f\n", n/(b-a)}'
+	}
+	declare -A ml
+	for r in $(seq 1 "$ML_ROUNDS"); do
+		echo "round $r/$ML_ROUNDS: one $ML_LINES-line file, window 1 and $ML_WINDOW, fsync=always and never" >&2
+		for f in always never; do
+			port=$rport; [ $f = never ] && port=$mport
+			ml[$f-1]+="$(mlrun "$port" 1) "
+			ml[$f-w]+="$(mlrun "$port" "$ML_WINDOW") "
+		done
+	done
+	mlmed() { echo "${ml[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", $1}'; }
+	for f in always never; do
+		w1=$(mlmed "$f-1"); ww=$(mlmed "$f-w")
+		printf '| %-58s | %12s | %10s | %8s |\n' "sender, $ML_LINES-line file, window $ML_WINDOW vs 1, lines/s, fsync=$f" "$ww" "$w1" "$(ratio "$ww" "$w1")"
+	done
+fi

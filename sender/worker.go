@@ -51,8 +51,8 @@ type lineResult struct {
 // each file in flight, at most the ackEveryLines-1 lines acknowledged since
 // the last record plus the line in flight: ackEveryLines lines. With a
 // send window of W > 1 lines (sender.window) no line is written more than
-// W lines past the last record (the window records first when it would
-// be), so the bound is W lines.
+// max(ackEveryLines, W) lines past the last record (the window records
+// first when it would be), so that is the bound.
 const (
 	ackEveryLines = 100
 	ackEvery      = time.Second
