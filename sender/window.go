@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
 
@@ -265,13 +266,17 @@ func (w *window) read(timeout time.Duration) ([]byte, error) {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
+	if err != nil {
+		err = tlsutil.AsRejected(err)
+	}
 	return line, err
 }
 
 // failed handles an error writing the window or reading the first line's
 // reply: the connection is closed and the lines in flight are to be
 // written again. A connection from the idle pool that fails before its
-// first reply was closed by the remote while idle: not an attempt. With
+// first reply was closed by the remote while idle: not an attempt; nor is
+// a TLS alert rejecting our certificate, which opens the circuit. With
 // end, r is the first line's outcome.
 func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	stale := w.cn.reused && w.answered == 0 && staleConn(err)
@@ -279,6 +284,15 @@ func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	w.drop()
 	if w.hard.Err() != nil {
 		return lineResult{kind: lineAborted}, true
+	}
+	if isRejected(err) {
+		// The remote refuses our client certificate (a TLS 1.3 alert
+		// after the dial): like a refused connect, this opens the circuit
+		// and counts against no line (as in sendLine).
+		w.s.m.attempts[resultConnect].Inc()
+		w.s.client.closeIdle()
+		w.s.circuit.trip(err)
+		return lineResult{}, false
 	}
 	if stale {
 		return lineResult{}, false

@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"spoolgate/internal/e2e"
+	"spoolgate/internal/tlsutil/tlstest"
 	"spoolgate/protocol"
 )
 
@@ -275,3 +277,40 @@ func TestWindowOneAgainstOneMessagePerConnection(t *testing.T) {
 }
 
 func (r *pipeRemote) addr() string { return r.ln.Addr().String() }
+
+// TestWindowRejectedClientCert: with a window the TLS 1.3 alert rejecting
+// our certificate, read after the lines were written, opens the circuit
+// and fails no line, as at window 1.
+func TestWindowRejectedClientCert(t *testing.T) {
+	ca := tlstest.NewCA(t, "partner")
+	srv := ca.Issue(t, "server", tlstest.Opts{})
+	expired := ca.Issue(t, "client", tlstest.Opts{Client: true, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tln := tls.NewListener(ln, &tls.Config{
+		Certificates: []tls.Certificate{srv.Pair},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    ca.Pool,
+		MinVersion:   tls.VersionTLS13,
+	})
+	r := serveRemote(t, tln, nil)
+	c := testConf(t, r.addr())
+	c.Window = 8
+	c.TLS.CA, c.TLS.Cert, c.TLS.Key = ca.File, expired.CertFile, expired.KeyFile
+	s, _ := runSender(t, c, nil)
+	drop(t, c.SpoolDir, "multi.txt", body(1)+"\n"+body(2)+"\n"+body(3)+"\n", time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "circuit open, saying why", func() bool {
+		err := s.Ready()
+		return err != nil && strings.Contains(err.Error(), "the remote rejects our client certificate")
+	})
+	if len(r.messages()) != 0 || len(visible(t, c.FailedDir)) != 0 {
+		t.Fatalf("messages %v, failed %v", r.messages(), visible(t, c.FailedDir))
+	}
+	for _, res := range []string{resultConnError, resultTimeout, resultBadReply} {
+		if v := value(s.m.attempts[res]); v != 0 {
+			t.Errorf("%v %s attempts, want none", v, res)
+		}
+	}
+}
