@@ -314,3 +314,57 @@ func TestWindowRejectedClientCert(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowDrain: a drain with lines in flight in a window lets them be
+// answered, writes no new line, and puts the file back holding exactly the
+// lines the remote never got.
+func TestWindowDrain(t *testing.T) {
+	const n = 30
+	r := startRemote(t, func(r *remote) {
+		r.answer = func(line []byte) int {
+			if processNo(string(line)) == "000000005" {
+				time.Sleep(300 * time.Millisecond) // a slow remote, not synchronisation
+			}
+			return protocol.CodeOK
+		}
+	})
+	c := testConf(t, r.addr())
+	c.Window = 8
+	c.Workers = 1
+	c.Timeout = 10 * time.Second
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(body(i) + "\n")
+	}
+	drop(t, c.SpoolDir, "multi.txt", b.String(), time.Now().Add(-time.Hour))
+	_, stop := runSender(t, c, func(o *Options) { o.ShutdownTimeout = 5 * time.Second })
+	e2e.WaitFor(t, 20*time.Second, "line 5 in flight", func() bool { return len(r.messages()) >= 5 })
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("drain took %s", d)
+	}
+	got := r.messages()
+	back, err := os.ReadFile(filepath.Join(c.SpoolDir, "multi.txt"))
+	if err != nil {
+		t.Fatalf("file not put back: %v (got %d lines)", err, len(got))
+	}
+	var want strings.Builder
+	for i := len(got) + 1; i <= n; i++ {
+		want.WriteString(body(i) + "\n")
+	}
+	for i, m := range got {
+		if p := fmt.Sprintf("%09d", i+1); processNo(m) != p {
+			t.Fatalf("message %d is %s, want %s", i, processNo(m), p)
+		}
+	}
+	t.Logf("%d lines delivered before the drain ended, %d put back", len(got), n-len(got))
+	if len(got) < 5 || len(got) > 5+8 || string(back) != want.String() {
+		t.Fatalf("%d lines delivered; put back %q, want %q", len(got), back, want.String())
+	}
+	if l := listDir(t, filepath.Join(c.SpoolDir, InflightDir)); len(l) != 0 {
+		t.Fatalf(".inflight after drain: %v", l)
+	}
+}
