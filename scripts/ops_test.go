@@ -1152,7 +1152,7 @@ func TestHotReload(t *testing.T) {
 func TestBenchScript(t *testing.T) {
 	tmp := t.TempDir()
 	env := append(os.Environ(), "TMPDIR="+tmp, "ROUNDS=1", "DURATION=200ms", "IDLE=50", "IDLE_HOLD=1s",
-		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400")
+		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400", "ML_LINES=500", "ML_ROUNDS=1")
 	out, code := script(t, env, "bench.sh")
 	if code != 0 {
 		t.Fatalf("bench.sh exit %d", code)
@@ -1171,6 +1171,8 @@ func TestBenchScript(t *testing.T) {
 		`sender drain 200 files, workers=16, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`sender drain 400 files, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`sender peak RSS MB \(200 / 400 files\) +\| +` + num + ` / ` + num + ` +\|`,
+		`sender, 500-line file, window 32 vs 1, lines/s, fsync=always +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`sender, 500-line file, window 32 vs 1, lines/s, fsync=never +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 	} {
 		if !regexp.MustCompile(row).MatchString(out) {
 			t.Errorf("no row matching %q", row)
