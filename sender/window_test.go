@@ -368,3 +368,49 @@ func TestWindowDrain(t *testing.T) {
 		t.Fatalf(".inflight after drain: %v", l)
 	}
 }
+
+// TestWindowReload: sender.window is live: raised by a reload in the
+// middle of a file, the rest of the file goes through a window.
+func TestWindowReload(t *testing.T) {
+	const n = 40
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	r := startPipeRemote(t, func(conn, line int) int {
+		if line == 3 {
+			<-release
+		}
+		return protocol.CodeOK
+	})
+	c := testConf(t, r.addr())
+	c.Workers = 1
+	c.Timeout = 60 * time.Second
+	s, _ := runSender(t, c, nil)
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(body(i) + "\n")
+	}
+	drop(t, c.SpoolDir, "multi.txt", b.String(), time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "line 3 held", func() bool {
+		maxRead, _, _, _ := r.stats()
+		return maxRead >= 3
+	})
+	if maxRead, maxOut, _, _ := r.stats(); maxRead != 3 || maxOut != 1 {
+		t.Fatalf("at window 1: read up to line %d, %d unanswered at most; want 3, 1", maxRead, maxOut)
+	}
+	c.Window = 8
+	s.Reload(c)
+	once.Do(func() { close(release) })
+	e2e.WaitFor(t, 20*time.Second, "file done", func() bool {
+		return len(visible(t, c.SpoolDir)) == 0 && len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0
+	})
+	_, maxOut, _, answered := r.stats()
+	if maxOut < 2 || maxOut > 8 {
+		t.Errorf("after the reload at most %d lines unanswered, want 2 to 8", maxOut)
+	}
+	for i := 1; i <= n; i++ {
+		if answered[i] != 1 {
+			t.Errorf("line %d answered %d times, want once", i, answered[i])
+		}
+	}
+}
