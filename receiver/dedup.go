@@ -110,19 +110,17 @@ func fieldAt(line []byte, i, n int) ([]byte, bool) {
 // begin returns true when k was stored within the window (the message is
 // a duplicate: answer 200, do not store). Otherwise it marks k in flight
 // and returns false: the caller stores the message and must call end.
+// While another caller has k in flight it waits for that outcome, so a
+// caller must not hold keys of its own in flight while it calls begin
+// (two callers could wait for each other): see tryBegin.
 func (d *dedup) begin(k dedupKey, now time.Time) (dup bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for {
-		if d.window <= 0 {
-			return false
-		}
-		d.expire(now)
-		if at, ok := d.seen[k]; ok && now.UnixNano()-at < int64(d.window) {
+		switch d.beginLocked(k, now) {
+		case beginDup:
 			return true
-		}
-		if _, busy := d.inflight[k]; !busy {
-			d.inflight[k] = struct{}{}
+		case beginStore:
 			return false
 		}
 		d.waiting++
@@ -131,12 +129,58 @@ func (d *dedup) begin(k dedupKey, now time.Time) (dup bool) {
 	}
 }
 
+// beginResult is what tryBegin found.
+type beginResult int
+
+const (
+	beginStore beginResult = iota // k is now in flight: store, then end
+	beginDup                      // a duplicate: answer 200, do not store
+	beginBusy                     // another caller has k in flight: nothing marked
+)
+
+// tryBegin is begin without the wait: when another caller has k in flight
+// it returns beginBusy and marks nothing. A caller that holds keys in
+// flight (a pipeline batch) ends them before it calls begin for a busy key.
+func (d *dedup) tryBegin(k dedupKey, now time.Time) beginResult {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.beginLocked(k, now)
+}
+
+func (d *dedup) beginLocked(k dedupKey, now time.Time) beginResult {
+	if d.window <= 0 {
+		return beginStore
+	}
+	d.expire(now)
+	if at, ok := d.seen[k]; ok && now.UnixNano()-at < int64(d.window) {
+		return beginDup
+	}
+	if _, busy := d.inflight[k]; busy {
+		return beginBusy
+	}
+	d.inflight[k] = struct{}{}
+	return beginStore
+}
+
 // end ends begin's in-flight mark and records k when it was stored.
 func (d *dedup) end(k dedupKey, stored bool, now time.Time) {
 	d.mu.Lock()
 	delete(d.inflight, k)
 	if stored {
 		d.addLocked(k, now)
+	}
+	d.mu.Unlock()
+	d.cond.Broadcast()
+}
+
+// endAll is end for each of keys, under one lock.
+func (d *dedup) endAll(keys []dedupKey, stored bool, now time.Time) {
+	d.mu.Lock()
+	for _, k := range keys {
+		delete(d.inflight, k)
+		if stored {
+			d.addLocked(k, now)
+		}
 	}
 	d.mu.Unlock()
 	d.cond.Broadcast()

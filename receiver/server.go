@@ -34,8 +34,8 @@ import (
 var ErrServerClosed = errors.New("receiver: server closed")
 
 const (
-	readBufSize  = 4096 // longer messages are assembled by protocol.Reader
-	writeBufSize = 1024
+	// readBufSize also bounds the bytes of a pipelined batch (pipeline.go).
+	readBufSize = 4096 // longer messages are assembled by protocol.Reader
 	// lingerTime and lingerBytes bound the discard after a half-close.
 	lingerTime  = time.Second
 	lingerBytes = 64 << 10
@@ -519,9 +519,8 @@ func (s *Server) serveConn(c *conn) {
 		nc = tc
 	}
 	br := bufio.NewReaderSize(nc, readBufSize)
-	bw := bufio.NewWriterSize(nc, writeBufSize)
 	rd := protocol.NewReader(br, cfg.maxMessage)
-	var reply []byte
+	p := &pipe{s: s, remote: remote}
 	wrote := false // a reply went out: close gracefully so it is not reset
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("connection accepted", "remote", remote)
@@ -554,38 +553,36 @@ func (s *Server) serveConn(c *conn) {
 			s.refuse(c, remote, refusedEvicted, evictedMsg)
 			return
 		}
-		var code int
-		pno := zeroProcessNo
-		switch {
-		case err == nil:
-			pno, code = s.handle(line, cfg, debug, remote)
-		case errors.Is(err, protocol.ErrTooLong):
-			// line is the start of the message: its complete fields give
-			// the process_no, as for every other reply.
-			code = protocol.CodeInvalid
-			pno = s.spec.ProcessNo(completeFields(line))
-			s.reject("message: too long", line, debug, remote, err)
-		default:
+		if err != nil && !errors.Is(err, protocol.ErrTooLong) {
 			if debug && !errors.Is(err, io.EOF) {
 				s.log.Debug("connection read end", "remote", remote, "err", err)
 			}
 			s.closeConn(nc, wrote)
 			return
 		}
-		s.counts[codeIndex(code)].Add(1)
-		s.m.byCode[codeIndex(code)].Inc()
-		reply = protocol.AppendReply(reply[:0], pno, s.clock(), code)
-		bw.Write(reply)
-		wrote = true
-		if err != nil || !completeBuffered(br) {
-			nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
-			if werr := bw.Flush(); werr != nil {
-				if debug {
-					s.log.Debug("write reply", "remote", remote, "err", werr)
-				}
-				nc.Close()
-				return
+		// The messages already whole in the read buffer join this one in
+		// a batch (pipeline.go): reading them does not block, and their
+		// lines stay where they are (nothing refills the buffer) until
+		// the batch is answered. A message too long ends the batch: the
+		// next message boundary is lost.
+		p.reset(cfg, debug)
+		p.add(line, err)
+		for err == nil && p.len() < maxPipeline && completeBuffered(br) {
+			if line, err = rd.ReadMessage(); err != nil && !errors.Is(err, protocol.ErrTooLong) {
+				break // not expected with a whole message buffered; ends the connection
 			}
+			p.add(line, err)
+		}
+		p.commit()
+		nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
+		_, werr := nc.Write(p.replies(s.clock()))
+		wrote = true
+		if werr != nil {
+			if debug {
+				s.log.Debug("write reply", "remote", remote, "err", werr)
+			}
+			nc.Close()
+			return
 		}
 		if err != nil { // too long: the next message boundary is lost
 			s.closeConn(nc, true)
@@ -611,50 +608,6 @@ func completeFields(b []byte) []byte {
 func completeBuffered(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
 	return bytes.IndexByte(b, '\n') >= 0
-}
-
-// handle validates and stores one message and returns the reply's
-// process_no and code.
-func (s *Server) handle(line []byte, cfg *live, debug bool, remote string) ([]byte, int) {
-	msg, err := s.spec.Parse(line)
-	if err != nil {
-		reason := "invalid"
-		if pe, ok := err.(*protocol.ParseError); ok {
-			reason = pe.Reason()
-		}
-		s.reject(reason, line, debug, remote, err)
-		return s.spec.ProcessNo(line), protocol.CodeInvalid
-	}
-	pno := s.spec.ProcessNo(msg.Line())
-	start := time.Now()
-	var k dedupKey
-	useDedup := false
-	if cfg.dedupWindow > 0 {
-		k, useDedup = s.dedup.key(line, s.nfields)
-	}
-	if useDedup && s.dedup.begin(k, s.clock()) {
-		s.dups.Add(1)
-		s.m.duplicates.Inc()
-		if debug {
-			s.log.Debug("duplicate answered 200, not stored again", "remote", remote, "process_no", string(pno))
-		}
-		return pno, protocol.CodeOK
-	}
-	err = s.store.Append(line)
-	if useDedup {
-		s.dedup.end(k, err == nil, s.clock())
-	}
-	if err != nil {
-		if debug {
-			s.log.Debug("not stored: answered 500", "remote", remote, "process_no", string(pno), "err", err)
-		}
-		return pno, protocol.CodeUnavailable
-	}
-	s.m.storeSeconds.Observe(time.Since(start).Seconds())
-	if debug {
-		s.log.Debug("stored", "remote", remote, "process_no", string(pno))
-	}
-	return pno, protocol.CodeOK
 }
 
 // reject counts a 400 by reason and logs it: at info once per minute per

@@ -753,13 +753,15 @@ func mountTmpfs(t *testing.T, opts string) string {
 	return dir
 }
 
-// TestHandleAllocs: validating, storing and counting a message allocates
-// nothing (fsync off so the disk does not dominate).
+// TestHandleAllocs: validating, storing, counting and answering a message
+// allocates nothing, alone or in a pipelined batch (fsync off so the disk
+// does not dominate).
 func TestHandleAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		window time.Duration
-	}{{"dedup off", 0}, {"dedup on", 10 * time.Minute}} {
+		batch  int
+	}{{"dedup off", 0, 1}, {"dedup on", 10 * time.Minute, 1}, {"dedup on, batches of 16", 10 * time.Minute, 16}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Fsync = FsyncNever
@@ -769,20 +771,31 @@ func TestHandleAllocs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			line := req(t, "000000000", "allocs")
-			line = line[:len(line)-1]
-			pno := line[9:18]
+			lines := make([][]byte, tc.batch)
+			for j := range lines {
+				l := req(t, "000000000", "allocs")
+				lines[j] = l[:len(l)-1]
+			}
 			live := srv.cfg.Load()
+			p := &pipe{s: srv}
+			want := []byte(fmt.Sprintf("|%03d\n", protocol.CodeOK))
 			i := 0
-			allocs := testing.AllocsPerRun(2000, func() {
-				i++
-				for j, k := 8, i; j >= 0; j, k = j-1, k/10 {
-					pno[j] = byte('0' + k%10) // a new key each time
+			allocs := testing.AllocsPerRun(2000/tc.batch, func() {
+				p.reset(live, false)
+				for _, line := range lines {
+					i++
+					pno := line[9:18]
+					for j, k := 8, i; j >= 0; j, k = j-1, k/10 {
+						pno[j] = byte('0' + k%10) // a new key each time
+					}
+					p.add(line, nil)
 				}
-				if _, code := srv.handle(line, live, false, ""); code != 200 {
-					t.Fatalf("code %d", code)
+				p.commit()
+				out := p.replies(time.Now())
+				if !bytes.HasSuffix(out, want) {
+					t.Fatalf("replies %q", out)
 				}
-			})
+			}) / float64(tc.batch)
 			t.Logf("%.2f allocations per message", allocs)
 			if allocs > 0.5 {
 				t.Fatalf("%.2f allocations per message", allocs)

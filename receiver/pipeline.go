@@ -1,0 +1,197 @@
+package receiver
+
+import (
+	"time"
+
+	"spoolgate/protocol"
+)
+
+// maxPipeline bounds the messages of one connection answered together (one
+// store wait, one write of their replies), so that one connection cannot
+// hold the writer for long. Their bytes are bounded by the read buffer: the
+// messages after the first of a batch are only those already whole in it
+// (a 4 KiB buffer holds about 50 messages of 80 bytes; 256 leaves room for
+// short invalid lines).
+const maxPipeline = 256
+
+// pipe answers a connection's pipeline in batches (SPEC §9): the messages
+// the connection has already sent are validated one by one, the valid ones
+// handed to the store together (one wait for their sync), and the replies
+// written in order in one write. A 400 or a duplicate in the middle is
+// answered in its place; a 200 goes out only after the sync that covers
+// its line; a failed sync answers 500 for every line it covered. A pipe is
+// reused for the batches of one connection and is not safe for concurrent
+// use.
+type pipe struct {
+	s      *Server
+	cfg    *live
+	debug  bool
+	remote string
+
+	ents    []pipeEnt
+	lines   [][]byte    // valid lines to store, in order; they alias the read buffer
+	start   []time.Time // when each line was read, for store_seconds
+	ok      []bool      // outcome of each committed line
+	done    int         // lines[:done] are committed
+	keys    []dedupKey  // dedup keys in flight for lines[done:]
+	keyLine []int       // the line of each of keys
+	out     []byte      // the replies of the batch
+}
+
+// pipeEnt is one message of a batch, in arrival order.
+type pipeEnt struct {
+	pno  [9]byte // the reply's process_no
+	code int     // the reply's code, when line < 0
+	line int     // else the index of the line whose outcome is the code (200 or 500)
+	dup  bool    // a copy of lines[line] within the batch: not stored again
+}
+
+// reset starts a batch under cfg.
+func (p *pipe) reset(cfg *live, debug bool) {
+	p.cfg, p.debug = cfg, debug
+	p.ents, p.lines, p.start, p.ok = p.ents[:0], p.lines[:0], p.start[:0], p.ok[:0]
+	p.keys, p.keyLine = p.keys[:0], p.keyLine[:0]
+	p.done = 0
+}
+
+// len returns the number of messages in the batch.
+func (p *pipe) len() int { return len(p.ents) }
+
+// add validates one message of the batch (rerr is ErrTooLong or nil, from
+// protocol.Reader) and queues its line for the store when it is valid and
+// not a duplicate. line must stay valid until the batch is answered.
+func (p *pipe) add(line []byte, rerr error) {
+	s := p.s
+	e := pipeEnt{line: -1, code: protocol.CodeInvalid}
+	if rerr != nil {
+		// line is the start of the message: its complete fields give the
+		// process_no, as for every other reply.
+		copy(e.pno[:], s.spec.ProcessNo(completeFields(line)))
+		s.reject("message: too long", line, p.debug, p.remote, rerr)
+		p.ents = append(p.ents, e)
+		return
+	}
+	msg, err := s.spec.Parse(line)
+	if err != nil {
+		reason := "invalid"
+		if pe, ok := err.(*protocol.ParseError); ok {
+			reason = pe.Reason()
+		}
+		s.reject(reason, line, p.debug, p.remote, err)
+		copy(e.pno[:], s.spec.ProcessNo(line))
+		p.ents = append(p.ents, e)
+		return
+	}
+	copy(e.pno[:], s.spec.ProcessNo(msg.Line()))
+	start := time.Now()
+	if p.cfg.dedupWindow > 0 {
+		if k, ok := s.dedup.key(line, s.nfields); ok {
+			if j := p.pending(k); j >= 0 {
+				// The same key earlier in this batch: stored once, both
+				// answered by its outcome.
+				e.line, e.dup = j, true
+				p.ents = append(p.ents, e)
+				return
+			}
+			res := s.dedup.tryBegin(k, s.clock())
+			if res == beginBusy {
+				// Another connection stores this key. Commit what this
+				// batch holds in flight before waiting for it, so that two
+				// connections never wait for each other's keys.
+				p.commit()
+				if s.dedup.begin(k, s.clock()) {
+					res = beginDup
+				} else {
+					res = beginStore
+				}
+			}
+			if res == beginDup {
+				s.dups.Add(1)
+				s.m.duplicates.Inc()
+				if p.debug {
+					s.log.Debug("duplicate answered 200, not stored again", "remote", p.remote, "process_no", string(e.pno[:]))
+				}
+				e.code = protocol.CodeOK
+				p.ents = append(p.ents, e)
+				return
+			}
+			p.keys = append(p.keys, k)
+			p.keyLine = append(p.keyLine, len(p.lines))
+		}
+	}
+	e.line = len(p.lines)
+	p.lines = append(p.lines, line)
+	p.start = append(p.start, start)
+	p.ents = append(p.ents, e)
+}
+
+// pending returns the line of this batch not yet committed whose key is k,
+// or -1.
+func (p *pipe) pending(k dedupKey) int {
+	for i, pk := range p.keys {
+		if pk == k {
+			return p.keyLine[i]
+		}
+	}
+	return -1
+}
+
+// commit hands the lines not yet committed to the store in one batch and
+// waits for their outcome: all durable, or none acknowledged.
+func (p *pipe) commit() {
+	lines := p.lines[p.done:]
+	if len(lines) == 0 {
+		return
+	}
+	s := p.s
+	err := s.store.AppendBatch(lines)
+	if len(p.keys) > 0 {
+		s.dedup.endAll(p.keys, err == nil, s.clock())
+		p.keys, p.keyLine = p.keys[:0], p.keyLine[:0]
+	}
+	if err == nil {
+		now := time.Now()
+		for _, t := range p.start[p.done:] {
+			s.m.storeSeconds.Observe(now.Sub(t).Seconds())
+		}
+	}
+	if p.debug {
+		for i := p.done; i < len(p.lines); i++ {
+			pno := s.spec.ProcessNo(p.lines[i])
+			if err != nil {
+				s.log.Debug("not stored: answered 500", "remote", p.remote, "process_no", string(pno), "err", err)
+			} else {
+				s.log.Debug("stored", "remote", p.remote, "process_no", string(pno))
+			}
+		}
+	}
+	for range lines {
+		p.ok = append(p.ok, err == nil)
+	}
+	p.done = len(p.lines)
+}
+
+// replies counts the batch's codes and returns its replies, in order,
+// stamped now. Call it after commit.
+func (p *pipe) replies(now time.Time) []byte {
+	s := p.s
+	p.out = p.out[:0]
+	for i := range p.ents {
+		e := &p.ents[i]
+		code := e.code
+		if e.line >= 0 {
+			code = protocol.CodeUnavailable
+			if p.ok[e.line] {
+				code = protocol.CodeOK
+				if e.dup {
+					s.dups.Add(1)
+					s.m.duplicates.Inc()
+				}
+			}
+		}
+		s.counts[codeIndex(code)].Add(1)
+		s.m.byCode[codeIndex(code)].Inc()
+		p.out = protocol.AppendReply(p.out, e.pno[:], now, code)
+	}
+	return p.out
+}
