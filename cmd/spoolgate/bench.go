@@ -13,7 +13,7 @@ import (
 )
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-json] | -null ADDR | -make-spool DIR | -probe DIR",
+	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR",
 		"Load generator: sends valid messages (or every Nth invalid) to a receiver and prints messages/s,\n"+
 			"p50/p99/max latency and the reply codes. -null serves the reference that answers 200 and stores\n"+
 			"nothing; -make-spool writes result files; -probe measures this machine. Takes no arguments.", stderr)
@@ -22,7 +22,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.Clients, "c", 16, "concurrent clients")
 	fs.IntVar(&o.Count, "n", 10000, "messages in all (ignored with -d)")
 	fs.DurationVar(&o.Duration, "d", 0, "run for this long instead of -n messages")
-	fs.BoolVar(&o.KeepAlive, "keepalive", false, "one connection per client (default: one per message)")
+	fs.BoolVar(&o.KeepAlive, "keepalive", false, "one connection per client (default: one per message, or per window with -pipeline)")
+	fs.IntVar(&o.Pipeline, "pipeline", 0, "write N messages per connection before reading their replies (0, 1: one at a time)")
 	fs.IntVar(&o.Payload, "payload", 20, "payload bytes per message (0..8000)")
 	fs.IntVar(&o.InvalidEvery, "invalid-every", 0, "make every Nth message invalid (0: none)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per message: connect, write and reply")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -188,6 +189,54 @@ func TestBenchAgainstPeer(t *testing.T) {
 	}
 }
 
+// TestBenchPipeline: with -pipeline N the tool writes N messages before it
+// reads a reply: the peer here answers nothing until it has read a whole
+// window of N lines (a client sending one at a time would wait for ever),
+// then answers them all, in order. Kept alive or a connection per window.
+func TestBenchPipeline(t *testing.T) {
+	const window = 25
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				var out []byte
+				for n := 1; sc.Scan(); n++ {
+					pno := strings.Split(sc.Text(), "|")[2]
+					out = append(out, "0038|RES|"+pno+"|20261121093001|200\n"...)
+					if n%window == 0 {
+						if _, err := c.Write(out); err != nil {
+							return
+						}
+						out = out[:0]
+					}
+				}
+			}()
+		}
+	}()
+	addr := ln.Addr().String()
+	for _, keep := range []string{"-keepalive", "-keepalive=false"} {
+		code, out, errs := spoolgate(t, "", "bench", "-addr", addr, "-c", "2", "-n", "200", "-pipeline", fmt.Sprint(window), keep, "-timeout", "20s")
+		if code != 0 || !strings.Contains(out, "200=200") || !strings.Contains(out, "errors 0") {
+			t.Fatalf("%s: exit %d out %q err %q", keep, code, out, errs)
+		}
+	}
+}
+
 func TestBenchProbe(t *testing.T) {
 	dir := t.TempDir()
 	code, out, errs := spoolgate(t, "", "bench", "-probe", dir, "-d", "50ms")
@@ -212,7 +261,7 @@ func TestHelp(t *testing.T) {
 		{"status", "usage: spoolgate status [-config PATH] [-json] [-age]", "-age"},
 		{"failed", "usage: spoolgate failed [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
-		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-json] | -null ADDR | -make-spool DIR | -probe DIR", "-keepalive"},
+		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR", "-keepalive"},
 	}
 	for _, tt := range tests {
 		for _, h := range []string{"-h", "-help", "--help"} {

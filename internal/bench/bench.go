@@ -24,13 +24,18 @@ type Options struct {
 	Clients      int           // concurrent clients
 	Count        int           // messages in all; 0 with Duration set means until Duration
 	Duration     time.Duration // stop sending after this long (0: until Count)
-	KeepAlive    bool          // one connection per client, else one per message
+	KeepAlive    bool          // one connection per client, else one per message (or window)
 	Payload      int           // payload bytes per message
 	InvalidEvery int           // every Nth message is invalid (bad process_no); 0 never
-	Timeout      time.Duration // per message: connect, write and reply
+	Timeout      time.Duration // per message (per window when pipelining): connect, write and reply
 	// Base is added to every process_no so that runs against the same
 	// receiver do not collide in its duplicate window.
 	Base int
+	// Pipeline is how many messages a client writes on its connection
+	// before it reads their replies (a window; the replies are read while
+	// the window is written); 0 or 1 sends one message at a time. Without
+	// KeepAlive each window has a connection of its own.
+	Pipeline int
 }
 
 // Result is what a run measured.
@@ -66,8 +71,8 @@ func (r Result) String() string {
 // Run generates the load and returns what it measured. It returns an error
 // only for bad options; failed messages are counted in Result.Errors.
 func Run(ctx context.Context, o Options) (Result, error) {
-	if o.Clients < 1 || (o.Count < 1 && o.Duration <= 0) || o.Payload < 0 || o.Payload > 8000 {
-		return Result{}, errors.New("bench: need clients >= 1, a count or a duration, payload 0..8000")
+	if o.Clients < 1 || (o.Count < 1 && o.Duration <= 0) || o.Payload < 0 || o.Payload > 8000 || o.Pipeline < 0 {
+		return Result{}, errors.New("bench: need clients >= 1, a count or a duration, payload 0..8000, pipeline >= 0")
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
@@ -85,12 +90,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		i := int(next.Add(1)) - 1
 		return i, o.Count <= 0 || i < o.Count
 	}
-	type local struct {
-		lat   []time.Duration
-		codes map[string]int
-		errs  int
-		first string
-	}
 	locals := make([]local, o.Clients)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -102,6 +101,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			l.codes = map[string]int{}
 			c := client{o: o}
 			defer c.close()
+			if o.Pipeline > 1 {
+				c.pipeline(take, l.add)
+				return
+			}
 			for {
 				i, ok := take()
 				if !ok {
@@ -109,15 +112,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				}
 				t0 := time.Now()
 				code, err := c.send(message(o, i))
-				if err != nil {
-					l.errs++
-					if l.first == "" {
-						l.first = err.Error()
-					}
-					continue
-				}
-				l.lat = append(l.lat, time.Since(t0))
-				l.codes[code]++
+				l.add(code, time.Since(t0), err)
 			}
 		}()
 	}
@@ -147,17 +142,56 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	return r, nil
 }
 
+// local is what one client measured.
+type local struct {
+	lat   []time.Duration
+	codes map[string]int
+	errs  int
+	first string
+}
+
+// add records one message: its reply code and latency, or its error.
+func (l *local) add(code string, lat time.Duration, err error) {
+	if err != nil {
+		l.errs++
+		if l.first == "" {
+			l.first = err.Error()
+		}
+		return
+	}
+	l.lat = append(l.lat, lat)
+	l.codes[code]++
+}
+
 // message builds message i of a run: valid under the default request spec,
 // unless i is picked by InvalidEvery.
 func message(o Options, i int) []byte {
-	pno := fmt.Sprintf("%09d", (o.Base+i)%1_000_000_000)
-	if o.InvalidEvery > 0 && (i+1)%o.InvalidEvery == 0 {
-		pno = pno[:8] + "x"
+	return appendMessage(nil, o, i, time.Now().Format("20060102150405"))
+}
+
+// appendMessage appends message i, sent at stamp (yyyyMMddHHmmss), to dst;
+// cheap enough that a pipelining client is not the bottleneck.
+func appendMessage(dst []byte, o Options, i int, stamp string) []byte {
+	var pno [9]byte
+	for j, k := 8, (o.Base+i)%1_000_000_000; j >= 0; j, k = j-1, k/10 {
+		pno[j] = byte('0' + k%10)
 	}
-	now := time.Now().Format("20060102150405")
-	body := "REQ|" + pno + "|" + now + "|BENCH|SV01|K-" + pno + "|" + strings.Repeat("p", o.Payload) + "|"
-	out, _ := protocol.AppendFrame(nil, []byte(body))
-	return out
+	if o.InvalidEvery > 0 && (i+1)%o.InvalidEvery == 0 {
+		pno[8] = 'x'
+	}
+	n := len("REQ||") + 9 + len(stamp) + len("|BENCH|SV01|K-") + 9 + 1 + o.Payload + 1 + 6
+	dst = append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10), '|')
+	dst = append(dst, "REQ|"...)
+	dst = append(dst, pno[:]...)
+	dst = append(dst, '|')
+	dst = append(dst, stamp...)
+	dst = append(dst, "|BENCH|SV01|K-"...)
+	dst = append(dst, pno[:]...)
+	dst = append(dst, '|')
+	for range o.Payload {
+		dst = append(dst, 'p')
+	}
+	return append(dst, '|', '\n')
 }
 
 // client sends messages one at a time, on one connection (keep-alive) or a
@@ -191,9 +225,97 @@ func (c *client) send(msg []byte) (string, error) {
 	}
 	code := "unreadable"
 	if r, err := protocol.ParseReply(line); err == nil {
-		code = fmt.Sprintf("%03d", r.Code)
+		code = codeString(r.Code)
 	}
 	return code, nil
+}
+
+// pipeline sends windows of up to o.Pipeline messages until take says
+// stop: it writes a window in one go from a second goroutine while it
+// reads the window's replies, so that neither side's socket buffer can
+// hold up the other, and records each message's latency from the start of
+// its window's write. The messages of a window that got no reply are
+// counted as errors and the connection is dropped.
+func (c *client) pipeline(take func() (int, bool), add func(string, time.Duration, error)) {
+	var buf []byte
+	more := true
+	for more {
+		buf = buf[:0]
+		n := 0
+		stamp := time.Now().Format("20060102150405")
+		for n < c.o.Pipeline {
+			i, ok := take()
+			if !ok {
+				more = false
+				break
+			}
+			buf = appendMessage(buf, c.o, i, stamp)
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		got, err := c.window(buf, n, add)
+		for ; got < n; got++ {
+			add("", 0, err)
+		}
+		if err != nil || !c.o.KeepAlive {
+			c.close()
+		}
+	}
+}
+
+// window writes buf (n messages) and reads n replies; it returns how many
+// replies it read and the error that stopped it.
+func (c *client) window(buf []byte, n int, add func(string, time.Duration, error)) (int, error) {
+	if c.conn == nil {
+		conn, err := net.DialTimeout("tcp", c.o.Addr, c.o.Timeout)
+		if err != nil {
+			return 0, err
+		}
+		c.conn, c.br = conn, bufio.NewReaderSize(conn, 64<<10)
+	}
+	_ = c.conn.SetDeadline(time.Now().Add(c.o.Timeout))
+	t0 := time.Now()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.conn.Write(buf)
+		werr <- err
+	}()
+	got := 0
+	var err error
+	for ; got < n; got++ {
+		var line []byte
+		if line, err = c.br.ReadSlice('\n'); err != nil {
+			break
+		}
+		code := "unreadable"
+		if r, perr := protocol.ParseReply(line); perr == nil {
+			code = codeString(r.Code)
+		}
+		add(code, time.Since(t0), nil)
+	}
+	if err != nil {
+		c.conn.Close() // ends the write too
+	}
+	if e := <-werr; err == nil && e != nil {
+		err = e
+	}
+	return got, err
+}
+
+// codeString is fmt.Sprintf("%03d", code) without the allocation for the
+// usual codes.
+func codeString(code int) string {
+	switch code {
+	case protocol.CodeOK:
+		return "200"
+	case protocol.CodeInvalid:
+		return "400"
+	case protocol.CodeUnavailable:
+		return "500"
+	}
+	return fmt.Sprintf("%03d", code)
 }
 
 func (c *client) close() {

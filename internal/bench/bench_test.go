@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -145,5 +146,60 @@ func TestProbe(t *testing.T) {
 	}
 	if _, err := Probe(context.Background(), filepath.Join(dir, "missing"), time.Millisecond); err == nil {
 		t.Fatal("probe of a missing directory worked")
+	}
+}
+
+// TestPipelineAgainstNull: with Pipeline, every message of every window
+// gets its reply, kept alive or with a connection per window.
+func TestPipelineAgainstNull(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- ServeNull(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, keep := range []bool{true, false} {
+		r, err := Run(context.Background(), Options{Addr: ln.Addr().String(), Clients: 3, Count: 1000, KeepAlive: keep, Pipeline: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("keepalive=%v: %s", keep, r)
+		if r.Messages != 1000 || r.Codes["200"] != 1000 || r.Errors != 0 || r.P50 <= 0 || r.Max < r.P99 {
+			t.Fatalf("keepalive=%v: %+v", keep, r)
+		}
+	}
+	if _, err := Run(context.Background(), Options{Addr: ln.Addr().String(), Clients: 1, Count: 1, Pipeline: -1}); err == nil {
+		t.Fatal("negative pipeline accepted")
+	}
+}
+
+// TestAppendMessage: the pipelined client's cheap builder makes the
+// messages the one-at-a-time client used to build with fmt.
+func TestAppendMessage(t *testing.T) {
+	spec := protocol.DefaultRequestSpec()
+	o := Options{Payload: 17, Base: 999_999_990, InvalidEvery: 4}
+	stamp := "20261121093000"
+	for i := range 20 {
+		got := appendMessage(nil, o, i, stamp)
+		pno := fmt.Sprintf("%09d", (o.Base+i)%1_000_000_000)
+		invalid := (i+1)%4 == 0
+		if invalid {
+			pno = pno[:8] + "x"
+		}
+		body := "REQ|" + pno + "|" + stamp + "|BENCH|SV01|K-" + pno + "|" + strings.Repeat("p", o.Payload) + "|"
+		want, _ := protocol.AppendFrame(nil, []byte(body))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %q, want %q", i, got, want)
+		}
+		if _, err := spec.Parse(got[:len(got)-1]); (err != nil) != invalid {
+			t.Fatalf("message %d %q: %v", i, got, err)
+		}
 	}
 }
