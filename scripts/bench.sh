@@ -7,6 +7,7 @@
 #   ROUNDS=5 DURATION=5s DRAIN_ROUNDS=3 scripts/bench.sh
 #   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
+#   PIPE_WINDOW=10000 PIPE_ONE=5000 scripts/bench.sh  # the pipelining rows' windows (the defaults)
 #   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ DRAIN_ROUNDS=${DRAIN_ROUNDS:-2}
 SMALL=${DRAIN_FILES:-10000}     # the drain run DRAIN_ROUNDS times, into the receiver and the null reference
 BIG=${BIG_DRAIN_FILES:-100000}  # the drain run once, into the receiver
 IDLE_HOLD=${IDLE_HOLD:-5s}
+PIPE_WINDOW=${PIPE_WINDOW:-10000} # messages each of the CLIENTS connections writes before reading replies
+PIPE_ONE=${PIPE_ONE:-5000}        # messages pipelined on one connection
 
 if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then export PATH="/usr/local/go/bin:$PATH"; fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -123,6 +126,16 @@ per_sync() { # per_sync VAR: set VAR to the receiver's lines per fsync since the
 }
 last_sum=0; last_cnt=0
 per_sync bench_per_sync
+for r in $(seq 1 "$ROUNDS"); do
+	echo "round $r/$ROUNDS: pipelining, $CLIENTS connections x $PIPE_WINDOW and $PIPE_ONE on one connection; receiver and null alternately" >&2
+	run recv_pipe "127.0.0.1:$rport" -keepalive -pipeline "$PIPE_WINDOW"
+	run null_pipe "127.0.0.1:$nport" -keepalive -pipeline "$PIPE_WINDOW"
+	for _ in 1 2 3; do
+		run recv_one "127.0.0.1:$rport" -c 1 -d 0 -n "$PIPE_ONE" -keepalive -pipeline "$PIPE_ONE"
+		run null_one "127.0.0.1:$nport" -c 1 -d 0 -n "$PIPE_ONE" -keepalive -pipeline "$PIPE_ONE"
+	done
+done
+per_sync pipe_per_sync
 med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", $1}'; }
 medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
 
@@ -182,6 +195,7 @@ fi
 recv_hwm_all=$(hwm_mb "$rpid")
 
 rc=$(med recv_conn); nc=$(med null_conn); rk=$(med recv_keep); nk=$(med null_keep)
+rp=$(med recv_pipe); np=$(med null_pipe); ro=$(med recv_one); no=$(med null_one)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a/b; else print "-" }'; }
 medv() { printf '%s\n' "$@" | grep . | median | awk '{printf "%.0f", $1}' || echo "-"; }
 f10=$(medv "${drain_rate[@]}"); n10=$(medv "${null_rate[@]}")
@@ -198,7 +212,9 @@ printf '| %-58s | %12s | %10s | %8s |\n' "machine pauses (1 ms sleeps back >= 20
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, msg/s (fsync=always)" "$rc" "$nc" "$(ratio "$rc" "$nc")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s (fsync=always)" "$rk" "$nk" "$(ratio "$rk" "$nk")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s, against the fsync ceiling" "$rk" "$ceiling" "$(ratio "$rk" "$ceiling")"
-printf '| %-58s | %12s | %10s | %8s |\n' "receiver lines per fsync: under bench / under the sender" "$bench_per_sync / $drain_per_sync" "" ""
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, $CLIENTS connections pipelining $PIPE_WINDOW, msg/s" "$rp" "$np" "$(ratio "$rp" "$np")"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver, $PIPE_ONE pipelined on one connection, msg/s" "$ro" "$no" "$(ratio "$ro" "$no")"
+printf '| %-58s | %12s | %10s | %8s |\n' "receiver lines per fsync: bench / pipelining / the sender" "$bench_per_sync / $pipe_per_sync / $drain_per_sync" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, p99 ms" "$(medp recv_conn)" "$(medp null_conn)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB after $idle_held idle connections" "$recv_hwm" "" ""

@@ -1152,7 +1152,7 @@ func TestHotReload(t *testing.T) {
 func TestBenchScript(t *testing.T) {
 	tmp := t.TempDir()
 	env := append(os.Environ(), "TMPDIR="+tmp, "ROUNDS=1", "DURATION=200ms", "IDLE=50", "IDLE_HOLD=1s",
-		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400", "ML_LINES=500", "ML_ROUNDS=1")
+		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400", "ML_LINES=500", "ML_ROUNDS=1", "PIPE_WINDOW=200", "PIPE_ONE=500")
 	out, code := script(t, env, "bench.sh")
 	if code != 0 {
 		t.Fatalf("bench.sh exit %d", code)
@@ -1166,7 +1166,9 @@ func TestBenchScript(t *testing.T) {
 		`fsync ceiling at 16 clients, msg/s .*\| +` + num + ` +\|`,
 		`receiver, one connection per message, msg/s \(fsync=always\) +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`receiver, keep-alive, msg/s \(fsync=always\) +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
-		`receiver lines per fsync: under bench / under the sender +\| +` + num + ` / ` + num + ` +\|`,
+		`receiver, 16 connections pipelining 200, msg/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`receiver, 500 pipelined on one connection, msg/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`receiver lines per fsync: bench / pipelining / the sender +\| +` + num + ` / ` + num + ` / ` + num + ` +\|`,
 		`receiver peak RSS MB after 50 idle connections +\| +` + num + ` +\|`,
 		`sender drain 200 files, workers=16, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`sender drain 400 files, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
