@@ -1038,3 +1038,38 @@ func TestRejectLogSampled(t *testing.T) {
 		t.Fatalf("after a minute: want one more line standing for 5 rejects:\n%s", lg)
 	}
 }
+
+// TestProbeFollowsNoSymlink: the probe that runs while the store fails
+// removes whatever stands under its name and creates its file with O_EXCL,
+// so a symlink planted there neither gets its target overwritten nor makes
+// the store report a recovery of a disk the probe did not write to.
+func TestProbeFollowsNoSymlink(t *testing.T) {
+	var fail atomic.Bool
+	cfg := testConfig(t)
+	victim := filepath.Join(t.TempDir(), "victim.txt")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(cfg.DataDir, ProbeName)); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, Options{Config: cfg, storeHooks: storeHooks{sync: func(f *os.File) error {
+		if fail.Load() {
+			return errors.New("injected: disk gone")
+		}
+		return f.Sync()
+	}}})
+	fail.Store(true)
+	if code := send(t, ts.addr, req(t, "000000001", "lost")); code != 500 {
+		t.Fatalf("code %d, want 500", code)
+	}
+	fail.Store(false)
+	e2e.WaitFor(t, 20*time.Second, "ready again through the probe", func() bool { return ts.srv.Ready() == nil })
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "precious\n" {
+		t.Fatalf("the symlink's target holds %d bytes starting %q (%v), want it untouched", len(b), b[:min(len(b), 16)], err)
+	}
+	if _, err := os.Lstat(filepath.Join(cfg.DataDir, ProbeName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("probe name left in the data dir: %v", err)
+	}
+	ts.stop(t)
+}

@@ -376,11 +376,22 @@ func (s *Store) finish() {
 	}
 }
 
-// probe writes, syncs and removes ProbeName in the data dir.
+// probe writes, syncs and removes ProbeName in the data dir. Whatever
+// stands under that name is removed first (a symlink itself, never its
+// target) and the file is created with O_EXCL, which follows no symlink:
+// a link planted there cannot make the probe overwrite another file or
+// report a recovery of a disk it did not write to.
 func (s *Store) probe() probeResult {
 	start := time.Now()
 	path := filepath.Join(s.dir, ProbeName)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	err := os.Remove(path)
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	var f *os.File
+	if err == nil {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	}
 	if err == nil {
 		_, err = f.Write(make([]byte, 4096))
 		if err == nil {
@@ -612,7 +623,9 @@ func (s *Store) openFile(m int64) error {
 	if errors.Is(err, os.ErrExist) {
 		created = false
 		if _, err = repairTail(path, s.log); err == nil {
-			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+			// O_NOFOLLOW: a symlink planted under a request file's name
+			// is refused (ELOOP), not written through.
+			f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 		}
 	}
 	if err != nil {
@@ -815,7 +828,7 @@ func readLines(path string, br *bufio.Reader, fn func([]byte)) error {
 // repairTail cuts path back to its last LF and syncs it when it had to.
 // It returns the number of bytes cut.
 func repairTail(path string, log *slog.Logger) (int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return 0, err
 	}
