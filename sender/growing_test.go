@@ -45,6 +45,9 @@ func TestFileGrowsAfterClaim(t *testing.T) {
 		// file open: what it appends while lines are being sent is caught by
 		// the fstat before disposal.
 		{name: "no leases, appended while sending", cut: cut3, seen: 3, noLeases: true, block: "000000003"},
+		// Without leases a pause inside the last line must not get that
+		// line sent cut: a last line without LF waits for tailQuiet.
+		{name: "no leases, pause inside a line", cut: cut4, seen: 3, noLeases: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wentOn := make(chan struct{})

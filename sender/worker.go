@@ -128,6 +128,25 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 				"a file written in place whose writer pauses longer than sender.settle may lose what it appends after the file was sent",
 				"name", name, "err", werr)
 		}
+		if ws == writerUnknown && unterminated(*data) {
+			// Without a lease nothing tells whether a writer is in the
+			// middle of the last line: send a last line without LF only
+			// once the file has not changed for tailQuiet.
+			if wait := tailQuiet(s.live.Load().settle) - time.Since(cf.fi.ModTime()); wait > 0 {
+				if !waited {
+					waited = true
+					s.logOnce(&cf.waitLogged, "last line of a claimed file has no LF and no lease tells whether its writer is done: waiting until the file is quiet",
+						"name", name, "bytes_read", len(*data), "quiet", tailQuiet(s.live.Load().settle))
+					if beforeWait != nil {
+						beforeWait()
+					}
+				}
+				if !sleep(ctx, min(wait, writerPoll(s.live.Load().settle))) {
+					return endStopped
+				}
+				continue
+			}
+		}
 		if ws != writerOpen {
 			if cf.lease { // granted after the fstat: look once more
 				d, st, err := cf.refresh(*data)
@@ -152,6 +171,14 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 		}
 	}
 }
+
+// tailQuiet is how long a claimed file whose last line has no LF must be
+// unchanged before that line is sent when no lease can tell whether its
+// writer still holds it open: ten settle periods, at least 10 s.
+func tailQuiet(settle time.Duration) time.Duration { return max(10*settle, 10*time.Second) }
+
+// unterminated reports whether data ends in a line without LF.
+func unterminated(data []byte) bool { return len(data) > 0 && data[len(data)-1] != '\n' }
 
 // awaitAll is awaitEnd until the file no longer grows.
 func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func()) int {
