@@ -384,9 +384,12 @@ func (s *Store) finish() {
 func (s *Store) probe() probeResult {
 	start := time.Now()
 	path := filepath.Join(s.dir, ProbeName)
-	err := os.Remove(path)
-	if errors.Is(err, os.ErrNotExist) {
-		err = nil
+	err := s.lock.Held() // a replaced data dir is not a recovered one
+	if err == nil {
+		err = os.Remove(path)
+		if errors.Is(err, os.ErrNotExist) {
+			err = nil
+		}
 	}
 	var f *os.File
 	if err == nil {
@@ -613,6 +616,11 @@ func (s *Store) lost(st fileState, what string) {
 // openFile opens (creating if needed) the file for unix minute m, cutting
 // a trailing partial line left by an earlier failure.
 func (s *Store) openFile(m int64) error {
+	// Files are opened by path: the path must still name the locked
+	// directory, or a second receiver could own it (PROTOCOL.md §4).
+	if err := s.lock.Held(); err != nil {
+		return fmt.Errorf("store: open: %w", err)
+	}
 	final := minuteName(m)
 	path := filepath.Join(s.dir, final)
 	if s.rename {

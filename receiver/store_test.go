@@ -532,3 +532,47 @@ func TestStoreOpenFileRemoved(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreDataDirReplaced: the data dir moved away and replaced by a new
+// directory under the same path (where a second receiver could take the
+// lock) gets no more lines from this store: its appends fail (500) and it
+// is not healthy, instead of writing by path into a directory it does not
+// own (found by the adversarial review of issue 10's lock).
+func TestStoreDataDirReplaced(t *testing.T) {
+	for _, publish := range []string{PublishRename, PublishAppend} {
+		t.Run(publish, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s, err := openStore(dir, publish, FsyncAlways, newFakeClock(t0).now, nil, storeHooks{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Append([]byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(dir, dir+".old"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			other, err := fsutil.LockDir(dir) // what a second receiver would do
+			if err != nil {
+				t.Fatalf("the new directory cannot be locked: %v", err)
+			}
+			defer other.Close()
+			if err := s.Append([]byte("b")); !errors.Is(err, fsutil.ErrDirReplaced) {
+				t.Fatalf("append into a replaced data dir: %v, want ErrDirReplaced", err)
+			}
+			if s.Healthy() == nil {
+				t.Fatal("healthy while its data dir is replaced")
+			}
+			if got := dirFiles(t, dir); len(got) != 0 {
+				t.Fatalf("the new directory got %v", got)
+			}
+		})
+	}
+}
