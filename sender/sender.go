@@ -91,6 +91,8 @@ type Sender struct {
 	shutdownTimeout time.Duration
 	dirs            dirs
 	noLeases        bool
+	lock            atomic.Pointer[fsutil.DirLock] // the spool's, while Run runs
+	lockErr         atomic.Pointer[error]          // the spool path no longer names the locked directory
 
 	q       *queue
 	w       *watcher
@@ -221,6 +223,9 @@ func (s *Sender) Ready() error {
 		}
 		return fmt.Errorf("circuit open since %s: remote unreachable: %v", since.Format(time.RFC3339), cause)
 	}
+	if p := s.lockErr.Load(); p != nil {
+		return *p
+	}
 	if p := s.w.scanErr.Load(); p != nil {
 		return *p
 	}
@@ -288,6 +293,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	defer lock.Close()
+	s.lock.Store(lock)
 	fw, err := fsnotify.NewBufferedWatcher(4096)
 	if err != nil {
 		return fmt.Errorf("watch spool: %w", err)
@@ -443,6 +449,14 @@ func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool
 // worker on the open file: that spares a path lookup in what may be a very
 // large spool directory, on the one goroutine that claims.
 func (s *Sender) claim(e *entry) bool {
+	// Files are claimed by path: the path must still name the locked spool,
+	// or a second sender could own the directory now under it.
+	if err := s.lock.Load().Held(); err != nil {
+		if s.lockErr.Swap(&err) == nil {
+			s.log.Error("spool directory moved or replaced since start: not claiming from it; restart the sender", "dir", s.dirs.spool, "err", err)
+		}
+		return false
+	}
 	if err := s.dirs.claim(e.name); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.log.Error("claim failed", "err", err)

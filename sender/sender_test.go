@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -18,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"spoolgate/internal/e2e"
+	"spoolgate/internal/fsutil"
 	"spoolgate/protocol"
 )
 
@@ -564,4 +566,40 @@ func TestEventPickup(t *testing.T) {
 	drop(t, c.SpoolDir, "late.txt", body(7)+"\n", time.Time{})
 	e2e.WaitFor(t, 20*time.Second, "the file delivered", func() bool { return len(r.messages()) == 1 })
 	e2e.WaitFor(t, 20*time.Second, "the spool empty", func() bool { return len(visible(t, c.SpoolDir)) == 0 })
+}
+
+// TestSpoolReplaced: a spool moved away and replaced by a new directory
+// under the same path (where a second sender could take the lock) is not
+// claimed from: the sender reports it in Ready and leaves the new spool's
+// files to whoever owns it (found by the adversarial review of issue 10's
+// lock).
+func TestSpoolReplaced(t *testing.T) {
+	r := startRemote(t, nil)
+	c := testConf(t, r.addr())
+	s, _ := runSender(t, c, nil)
+	drop(t, c.SpoolDir, "before.txt", body(1)+"\n", time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "before.txt delivered", func() bool { return len(r.messages()) == 1 })
+	if err := os.Rename(c.SpoolDir, c.SpoolDir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	// The new spool, as a second sender would set it up.
+	if err := os.MkdirAll(filepath.Join(c.SpoolDir, InflightDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	other, err := fsutil.LockDir(c.SpoolDir)
+	if err != nil {
+		t.Fatalf("the new spool cannot be locked: %v", err)
+	}
+	defer other.Close()
+	drop(t, c.SpoolDir, "after.txt", body(2)+"\n", time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "Ready to report the replaced spool", func() bool {
+		err := s.Ready()
+		return err != nil && errors.Is(err, fsutil.ErrDirReplaced)
+	})
+	if got := visible(t, c.SpoolDir); len(got) != 1 {
+		t.Fatalf("new spool holds %v, want after.txt untouched", got)
+	}
+	if n := len(r.messages()); n != 1 {
+		t.Fatalf("remote got %d messages, want only before.txt's", n)
+	}
 }
