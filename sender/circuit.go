@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -119,30 +118,7 @@ func (c *circuit) probeLoop(ctx context.Context) {
 		c.cause = err
 		c.mu.Unlock()
 		first, max = c.backoff()
-		d = min(2*d, max)
+		d = nextProbe(d, max)
 		t.Reset(jitter(d))
 	}
-}
-
-// backoffFor returns the delay before retry number n (1-based): first
-// doubled n-1 times, at most max, with jitter.
-func backoffFor(n int, first, max time.Duration) time.Duration {
-	d := first
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return jitter(min(d, max))
-}
-
-// jitter spreads d over [d/2, d] so that many senders do not retry in step.
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-func isRejected(err error) bool {
-	var re *tlsutil.RejectedError
-	return errors.As(err, &re)
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"spoolgate/internal/tlsutil"
@@ -132,9 +131,7 @@ func (c *client) get(ctx context.Context, onDialError func()) (*conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		onDialError()
-		c.closeIdle()
-		c.circuit.trip(err)
+		c.unreachable(onDialError, err)
 	}
 }
 
@@ -274,18 +271,4 @@ func (cn *conn) roundTrip(hard context.Context, frame []byte, timeout time.Durat
 		err = tlsutil.AsRejected(err)
 	}
 	return line, err
-}
-
-// staleConn reports whether err on a reused connection looks like the
-// remote closed it while idle: the message is then sent again on a new
-// connection without counting an attempt.
-func staleConn(err error) bool {
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE)
-}
-
-// isTimeout reports a deadline expiry.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }

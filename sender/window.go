@@ -3,12 +3,10 @@ package sender
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
 	"spoolgate/internal/tlsutil"
-	"spoolgate/protocol"
 )
 
 // A send window (sender.window W > 1, SPEC §9): a worker writes up to W
@@ -125,22 +123,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 			continue
 		}
 		e := &w.fl[0]
-		rep, perr := protocol.ParseReply(line)
-		var result, reason string
-		switch {
-		case perr != nil:
-			result, reason = resultBadReply, "bad_reply: "+perr.Error()
-		case rep.ProcessNo != string(e.pno[:]):
-			result, reason = resultBadReply, fmt.Sprintf("bad_reply: process_no %s answered for %s", rep.ProcessNo, e.pno[:])
-		case rep.Code == protocol.CodeOK:
-			result = resultOK
-		case rep.Code == protocol.CodeInvalid:
-			result, reason = resultRejected, "rejected by the remote (400)"
-		case rep.Code == protocol.CodeUnavailable:
-			result, reason = resultUnavailable, "remote unavailable (500)"
-		default:
-			result, reason = resultBadReply, fmt.Sprintf("bad_reply: unknown code %d", rep.Code)
-		}
+		result, code, reason := replyResult(line, e.pno[:])
 		if result != resultBadReply {
 			w.s.m.send.Observe(time.Since(e.at).Seconds())
 		}
@@ -150,7 +133,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 			w.answered++
 			e.sent = false
 			e.done = true
-			e.res = lineResult{kind: lineDelivered, code: rep.Code, remote: w.cn.addr, attempts: e.attempts + 1}
+			e.res = lineResult{kind: lineDelivered, code: code, remote: w.cn.addr, attempts: e.attempts + 1}
 			if result == resultRejected {
 				e.res.kind, e.res.reason = lineRejected, reason
 			}
@@ -164,7 +147,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 				w.cn = nil
 			}
 		}
-		if r, end := w.retry(result, reason, rep.Code, remote, t); end {
+		if r, end := w.retry(result, reason, code, remote, t); end {
 			return r
 		}
 	}
@@ -285,27 +268,11 @@ func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	if w.hard.Err() != nil {
 		return lineResult{kind: lineAborted}, true
 	}
-	if isRejected(err) {
-		// The remote refuses our client certificate (a TLS 1.3 alert
-		// after the dial): like a refused connect, this opens the circuit
-		// and counts against no line (as in sendLine).
-		w.s.m.attempts[resultConnect].Inc()
-		w.s.client.closeIdle()
-		w.s.circuit.trip(err)
+	if w.s.notAnAttempt(err, stale) {
 		return lineResult{}, false
 	}
-	if stale {
-		return lineResult{}, false
-	}
-	result := resultConnError
-	switch {
-	case isTimeout(err):
-		result = resultTimeout
-		err = fmt.Errorf("no reply within %s", t.timeout)
-	case errors.Is(err, protocol.ErrTooLong):
-		result = resultBadReply
-	}
-	return w.retry(result, result+": "+err.Error(), 0, remote, t)
+	result, reason := errResult(err, t.timeout)
+	return w.retry(result, reason, 0, remote, t)
 }
 
 // retry counts a failed attempt of the first line in the window: with its
@@ -319,15 +286,14 @@ func (w *window) retry(result, reason string, code int, remote string, t *tunabl
 	w.s.m.attempts[result].Inc()
 	e.attempts++
 	e.res = lineResult{code: code, reason: reason, attempts: e.attempts, remote: remote}
-	if e.attempts > t.retries {
+	if done, reason := exhausted(e.attempts, t, e.res.reason); done {
 		r := e.res
-		r.kind = lineExhausted
-		r.reason += fmt.Sprintf(" (after %d attempts)", e.attempts)
+		r.kind, r.reason = lineExhausted, reason
 		w.popFront()
 		return r, true
 	}
 	w.s.log.Debug("attempt failed; retrying", "attempt", e.attempts, "remote", e.res.remote, "reason", reason, "window", len(w.fl))
-	if !sleep(w.ctx, backoffFor(e.attempts, t.backoff, t.backoffMax)) {
+	if !backoff(w.ctx, e.attempts, t) {
 		return lineResult{kind: lineAborted}, true
 	}
 	return lineResult{}, false

@@ -513,48 +513,23 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 		start := time.Now()
 		line, err := cn.roundTrip(hard, frame, t.timeout)
 		result := resultOK
-		switch {
-		case err != nil:
+		if err != nil {
 			s.client.discard(cn)
 			if hard.Err() != nil {
 				return lineResult{kind: lineAborted}
 			}
-			if isRejected(err) {
-				// The remote refuses our client certificate (a TLS 1.3
-				// alert after the dial): like a refused connect, this
-				// opens the circuit and counts against no file.
+			if s.notAnAttempt(err, cn.reused && staleConn(err)) {
 				r.attempts--
-				s.m.attempts[resultConnect].Inc()
-				s.client.closeIdle()
-				s.circuit.trip(err)
 				continue
 			}
-			if cn.reused && staleConn(err) {
-				r.attempts-- // closed while idle: not an attempt
-				continue
-			}
-			result = resultConnError
-			if isTimeout(err) {
-				result = resultTimeout
-				err = fmt.Errorf("no reply within %s", t.timeout)
-			} else if errors.Is(err, protocol.ErrTooLong) {
-				result = resultBadReply
-			}
-			r.code, r.reason = 0, result+": "+err.Error()
-		default:
-			rep, perr := protocol.ParseReply(line)
-			switch {
-			case perr != nil:
-				result, r.code, r.reason = resultBadReply, 0, "bad_reply: "+perr.Error()
-			case rep.ProcessNo != string(pno):
-				result, r.code, r.reason = resultBadReply, rep.Code, fmt.Sprintf("bad_reply: process_no %s answered for %s", rep.ProcessNo, pno)
-			case rep.Code == protocol.CodeOK:
-			case rep.Code == protocol.CodeInvalid:
-				result, r.code, r.reason = resultRejected, rep.Code, "rejected by the remote (400)"
-			case rep.Code == protocol.CodeUnavailable:
-				result, r.code, r.reason = resultUnavailable, rep.Code, "remote unavailable (500)"
-			default:
-				result, r.code, r.reason = resultBadReply, rep.Code, fmt.Sprintf("bad_reply: unknown code %d", rep.Code)
+			result, r.reason = errResult(err, t.timeout)
+			r.code = 0
+		} else {
+			var code int
+			var reason string
+			result, code, reason = replyResult(line, pno)
+			if result != resultOK {
+				r.code, r.reason = code, reason
 			}
 			if result == resultBadReply {
 				s.client.discard(cn) // the stream may be out of step
@@ -575,13 +550,12 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 			r.kind = lineRejected
 			return r
 		}
-		if r.attempts > t.retries {
-			r.kind = lineExhausted
-			r.reason += fmt.Sprintf(" (after %d attempts)", r.attempts)
+		if done, reason := exhausted(r.attempts, t, r.reason); done {
+			r.kind, r.reason = lineExhausted, reason
 			return r
 		}
 		s.log.Debug("attempt failed; retrying", "attempt", r.attempts, "remote", r.remote, "reason", r.reason)
-		if !sleep(ctx, backoffFor(r.attempts, t.backoff, t.backoffMax)) {
+		if !backoff(ctx, r.attempts, t) {
 			return lineResult{kind: lineAborted}
 		}
 	}

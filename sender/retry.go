@@ -1,0 +1,147 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"syscall"
+	"time"
+
+	"spoolgate/internal/tlsutil"
+	"spoolgate/protocol"
+)
+
+// The retry policy of the sender, in one place: what a reply or an error
+// means for the line in flight, what counts as an attempt, when a line has
+// used up its retries, how long to wait before the next attempt or probe,
+// and when the circuit opens. Both ways of sending a line (sendLine, one at
+// a time, and the send window) follow it.
+//
+// A line is retried until it is answered 200 (delivered) or 400 (rejected),
+// or until sender.retries attempts after the first have failed (exhausted).
+// An attempt fails with a timeout, a reset or closed connection, an
+// unreadable reply, a process_no that is not the line's, an unknown code, or
+// 500. Not an attempt: a pooled connection the remote closed while it was
+// idle (the line is written again at once), and anything that makes the
+// remote unreachable: no address accepts a connection, or the remote
+// rejects our client certificate (a TLS 1.3 alert after the dial). Those
+// open the circuit, which pauses every send until a probe gets through,
+// and count against no line. Between attempts a line waits
+// sender.retry_backoff doubled per failed attempt, at most
+// sender.retry_backoff_max, with jitter; the circuit's prober waits the same
+// way.
+
+// replyResult classifies the reply line to the message whose process_no is
+// pno: the attempt result (a label of spoolgate_sender_attempts_total),
+// the reply's code (0 when unreadable) and, unless resultOK, why.
+func replyResult(line, pno []byte) (result string, code int, reason string) {
+	rep, err := protocol.ParseReply(line)
+	switch {
+	case err != nil:
+		return resultBadReply, 0, "bad_reply: " + err.Error()
+	case rep.ProcessNo != string(pno):
+		return resultBadReply, rep.Code, fmt.Sprintf("bad_reply: process_no %s answered for %s", rep.ProcessNo, pno)
+	case rep.Code == protocol.CodeOK:
+		return resultOK, rep.Code, ""
+	case rep.Code == protocol.CodeInvalid:
+		return resultRejected, rep.Code, "rejected by the remote (400)"
+	case rep.Code == protocol.CodeUnavailable:
+		return resultUnavailable, rep.Code, "remote unavailable (500)"
+	}
+	return resultBadReply, rep.Code, fmt.Sprintf("bad_reply: unknown code %d", rep.Code)
+}
+
+// errResult classifies an error writing a message or reading its reply
+// (one that counts as an attempt): the attempt result and why.
+func errResult(err error, timeout time.Duration) (result, reason string) {
+	result = resultConnError
+	switch {
+	case isTimeout(err):
+		result = resultTimeout
+		err = fmt.Errorf("no reply within %s", timeout)
+	case errors.Is(err, protocol.ErrTooLong):
+		result = resultBadReply
+	}
+	return result, result + ": " + err.Error()
+}
+
+// notAnAttempt reports whether a failed round trip counts against no line:
+// the remote rejected our client certificate (the circuit opens), or stale,
+// a reused connection the remote closed while idle (see staleConn).
+func (s *Sender) notAnAttempt(err error, stale bool) bool {
+	if isRejected(err) {
+		s.client.unreachable(s.m.attempts[resultConnect].Inc, err)
+		return true
+	}
+	return stale
+}
+
+// unreachable opens the circuit after err, a failure to reach the remote
+// (no address accepts a connection, or it rejects our certificate):
+// countConnect counts it, idle connections are closed, and sends pause
+// until a probe gets through.
+func (c *client) unreachable(countConnect func(), err error) {
+	countConnect()
+	c.closeIdle()
+	c.circuit.trip(err)
+}
+
+// exhausted reports whether a line whose attempts failed attempts times has
+// used up its retries; reason then says after how many.
+func exhausted(attempts int, t *tunables, reason string) (bool, string) {
+	if attempts <= t.retries {
+		return false, reason
+	}
+	return true, reason + fmt.Sprintf(" (after %d attempts)", attempts)
+}
+
+// backoff waits before the attempt after attempts failed ones; false when
+// ctx (a drain) ends it first.
+func backoff(ctx context.Context, attempts int, t *tunables) bool {
+	return sleep(ctx, backoffFor(attempts, t.backoff, t.backoffMax))
+}
+
+// backoffFor returns the delay before retry number n (1-based): first
+// doubled n-1 times, at most max, with jitter.
+func backoffFor(n int, first, max time.Duration) time.Duration {
+	d := first
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return jitter(min(d, max))
+}
+
+// nextProbe is the delay of the circuit's next probe after one that waited
+// d failed (before jitter): doubled, at most max.
+func nextProbe(d, max time.Duration) time.Duration { return min(2*d, max) }
+
+// jitter spreads d over [d/2, d] so that many senders do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// staleConn reports whether err on a reused connection looks like the
+// remote closed it while idle: the message is then sent again on a new
+// connection without counting an attempt.
+func staleConn(err error) bool {
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE)
+}
+
+// isTimeout reports a deadline expiry.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// isRejected reports a remote that rejects our client certificate.
+func isRejected(err error) bool {
+	var re *tlsutil.RejectedError
+	return errors.As(err, &re)
+}
