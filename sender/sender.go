@@ -444,54 +444,6 @@ func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool
 	}
 }
 
-// claim renames a settled file into .inflight. Whether it is still the
-// file that settled (size, mtime) and a regular one is checked by its
-// worker on the open file: that spares a path lookup in what may be a very
-// large spool directory, on the one goroutine that claims.
-func (s *Sender) claim(e *entry) bool {
-	// Files are claimed by path: the path must still name the locked spool,
-	// or a second sender could own the directory now under it.
-	if err := s.lock.Load().Held(); err != nil {
-		if s.lockErr.Swap(&err) == nil {
-			s.log.Error("spool directory moved or replaced since start: not claiming from it; restart the sender", "dir", s.dirs.spool, "err", err)
-		}
-		return false
-	}
-	if err := s.dirs.claim(e.name); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Error("claim failed", "err", err)
-		}
-		return false
-	}
-	s.q.claimed(e)
-	return true
-}
-
-// failSpecial moves a symlink, FIFO, device or socket to failed_dir
-// without opening it.
-func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
-	why := describeMode(fi.Mode())
-	final, err := s.dirs.fail(filepath.Join(dir, name), name, failure{
-		file: name, lines: "-", reason: "not a regular file: " + why + "; never opened",
-	}, specialReasonPerm)
-	if err != nil {
-		s.log.Error("move non-regular file to failed_dir", "name", name, "err", err)
-		return
-	}
-	s.log.Warn("moved non-regular file to failed_dir", "name", name, "type", why, "to", final)
-}
-
-// putBack returns an unfinished claim to the spool (see dirs.putBack).
-func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) {
-	final, err := s.dirs.putBack(name, data, offset, mtime, perm)
-	if err != nil {
-		s.log.Error("put claim back into the spool; it stays in .inflight and is sent at the next start", "name", name, "err", err)
-		return
-	}
-	s.putBacks.Add(1)
-	s.log.Debug("claim put back", "name", name, "to", final)
-}
-
 // summary logs what happened once a minute, when anything did.
 func (s *Sender) summary(ctx context.Context) {
 	t := time.NewTicker(time.Minute)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -318,14 +317,9 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 				s.abort(name, cf, data, off, lineNo, first, mtime, perm, &p)
 				return
 			case lineDelivered:
-				s.delivered.Add(1)
-				s.m.delivered.Inc()
-				if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments escape: no cost per line at info
-					s.log.Debug("delivered", "name", name, "line", lineNo, "remote", r.remote, "attempts", r.attempts)
-				}
+				s.lineDone(ctx, name, lineNo, r)
 			case lineRejected:
-				s.rejected.Add(1)
-				s.m.rejected.Inc()
+				s.countRejected()
 				f := failure{file: name, lines: strconv.Itoa(lineNo), remote: r.remote, code: r.code, reason: r.reason, attempts: r.attempts}
 				if off == first && !more {
 					// The only line so far: the file fails whole, unless
@@ -340,13 +334,10 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 					}
 					more = true
 				}
-				to, err := s.dirs.failData(data[off:next], name+".line-"+f.lines, f, perm)
-				if err != nil {
-					s.log.Error("save rejected line; the file stays in .inflight and is resumed at the next start", "name", name, "line", lineNo, "err", err)
+				if !s.saveRejected(data[off:next], f, lineNo, perm) {
 					flush()
 					return
 				}
-				s.log.Warn("line rejected", "name", name, "line", lineNo, "to", to, "reason", r.reason)
 			case lineExhausted:
 				// The unsent lines go to failed_dir: all of them, once the
 				// file is complete.
@@ -355,9 +346,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 					return
 				}
 				last := lineNo + bytes.Count(bytes.TrimRight(data[off:], "\n"), []byte{'\n'})
-				n := int64(1 + countContent(data[next:]))
-				s.failed.Add(n)
-				s.m.failed.Add(float64(n))
+				s.countFailed(int64(1 + countContent(data[next:])))
 				f := failure{file: name, lines: strconv.Itoa(lineNo), remote: r.remote, code: r.code, reason: r.reason, attempts: r.attempts}
 				if last != lineNo {
 					f.lines += "-" + strconv.Itoa(last)
@@ -366,17 +355,10 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 					s.failWhole(name, perm, f)
 					return
 				}
-				suffix := ".line-"
-				if last != lineNo {
-					suffix = ".lines-"
-				}
-				to, err := s.dirs.failData(data[off:], name+suffix+f.lines, f, perm)
-				if err != nil {
-					s.log.Error("save unsent lines; the file stays in .inflight and is resumed at the next start", "name", name, "line", lineNo, "err", err)
+				if !s.saveUnsent(data[off:], f, lineNo, last != lineNo, perm) {
 					flush()
 					return
 				}
-				s.log.Warn("lines failed after retries", "name", name, "lines", f.lines, "to", to, "reason", r.reason)
 				s.finish(name, p.sidecar)
 				return
 			}
@@ -412,79 +394,6 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 		break
 	}
 	s.finish(name, p.sidecar)
-}
-
-// writerOf is cf.writerState without the reason.
-func writerOf(cf *claimFile, leases bool) int {
-	ws, _ := cf.writerState(leases)
-	return ws
-}
-
-// abort ends a claim that a drain stopped before line lineNo (at off): it
-// goes back to the spool holding its unsent lines (all of it when nothing
-// was done), or stays in .inflight with its progress recorded while another
-// process still holds it open for writing, since a copy of the unsent lines
-// would miss what that writer appends.
-func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, first int, mtime time.Time, perm fs.FileMode, p *progress) {
-	if off <= first {
-		s.putBack(name, nil, 0, time.Time{}, 0) // nothing done: the file goes back as it is
-		return
-	}
-	data, st, err := cf.refresh(data)
-	switch {
-	case err != nil:
-		s.log.Error("check claimed file", "name", name, "err", err)
-	case st == fileChanged:
-		s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
-		s.putBack(name, nil, 0, time.Time{}, 0)
-		return
-	case writerOf(cf, !s.noLeases) != writerOpen:
-		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
-		return
-	}
-	s.record(p, name, lineNo-1, off, cf.fi, data, true)
-	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
-		"name", name, "done_lines", lineNo-1)
-}
-
-// finish disposes of a claim whose every line is done.
-func (s *Sender) finish(name string, sidecar bool) {
-	if err := s.dirs.finish(name, sidecar); err != nil {
-		s.log.Error("dispose of delivered file", "name", name, "err", err)
-	}
-}
-
-// failWhole moves a claimed file of mode perm to failed_dir under its own
-// name.
-func (s *Sender) failWhole(name string, perm fs.FileMode, f failure) {
-	final, err := s.dirs.fail(filepath.Join(s.dirs.inflight, name), name, f, reasonPerm(perm))
-	if err != nil {
-		s.log.Error("move file to failed_dir; it stays in .inflight and is retried at the next start", "name", name, "err", err)
-		return
-	}
-	if err := s.dirs.removeAck(name); err != nil {
-		s.log.Warn("remove sidecar", "name", name, "err", err)
-	}
-	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
-}
-
-// putBackClaim returns a claim that was never started to the spool,
-// keeping what its sidecar says is done out of it.
-func (s *Sender) putBackClaim(name string) {
-	path := filepath.Join(s.dirs.inflight, name)
-	wb := s.bufs.Get().(*workBuf)
-	defer s.bufs.Put(wb)
-	data, fi, err := readClaim(path, wb.data)
-	wb.data = data
-	if err != nil {
-		s.putBack(name, nil, 0, time.Time{}, 0)
-		return
-	}
-	if a, err := s.dirs.readAck(name, fi, data); err == nil && a.lines > 0 {
-		s.putBack(name, data, int(a.offset), fi.ModTime(), fi.Mode().Perm())
-		return
-	}
-	s.putBack(name, nil, 0, time.Time{}, 0)
 }
 
 // sendLine sends one spool line (a message without its length field) until

@@ -1,0 +1,191 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// The outcomes of a claim, in one place: a worker calls one of these once
+// a line or a file is done with, and each logs and counts what happened
+// (the directory operations are dirs', in files.go). A claimed file ends
+// delivered (finish: deleted or moved to sent_dir), failed (failWhole,
+// failSpecial: in failed_dir with a .reason file), or put back into the
+// spool (putBack, putBackClaim, abort); on the way, single lines are
+// delivered (lineDone), or saved to failed_dir (saveRejected, saveUnsent).
+
+// claim renames a settled file into .inflight. Whether it is still the
+// file that settled (size, mtime) and a regular one is checked by its
+// worker on the open file: that spares a path lookup in what may be a very
+// large spool directory, on the one goroutine that claims.
+func (s *Sender) claim(e *entry) bool {
+	// Files are claimed by path: the path must still name the locked spool,
+	// or a second sender could own the directory now under it.
+	if err := s.lock.Load().Held(); err != nil {
+		if s.lockErr.Swap(&err) == nil {
+			s.log.Error("spool directory moved or replaced since start: not claiming from it; restart the sender", "dir", s.dirs.spool, "err", err)
+		}
+		return false
+	}
+	if err := s.dirs.claim(e.name); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("claim failed", "err", err)
+		}
+		return false
+	}
+	s.q.claimed(e)
+	return true
+}
+
+// failSpecial moves a symlink, FIFO, device or socket to failed_dir
+// without opening it.
+func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
+	why := describeMode(fi.Mode())
+	final, err := s.dirs.fail(filepath.Join(dir, name), name, failure{
+		file: name, lines: "-", reason: "not a regular file: " + why + "; never opened",
+	}, specialReasonPerm)
+	if err != nil {
+		s.log.Error("move non-regular file to failed_dir", "name", name, "err", err)
+		return
+	}
+	s.log.Warn("moved non-regular file to failed_dir", "name", name, "type", why, "to", final)
+}
+
+// putBack returns an unfinished claim to the spool (see dirs.putBack).
+func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) {
+	final, err := s.dirs.putBack(name, data, offset, mtime, perm)
+	if err != nil {
+		s.log.Error("put claim back into the spool; it stays in .inflight and is sent at the next start", "name", name, "err", err)
+		return
+	}
+	s.putBacks.Add(1)
+	s.log.Debug("claim put back", "name", name, "to", final)
+}
+
+// finish disposes of a claim whose every line is done.
+func (s *Sender) finish(name string, sidecar bool) {
+	if err := s.dirs.finish(name, sidecar); err != nil {
+		s.log.Error("dispose of delivered file", "name", name, "err", err)
+	}
+}
+
+// failWhole moves a claimed file of mode perm to failed_dir under its own
+// name.
+func (s *Sender) failWhole(name string, perm fs.FileMode, f failure) {
+	final, err := s.dirs.fail(filepath.Join(s.dirs.inflight, name), name, f, reasonPerm(perm))
+	if err != nil {
+		s.log.Error("move file to failed_dir; it stays in .inflight and is retried at the next start", "name", name, "err", err)
+		return
+	}
+	if err := s.dirs.removeAck(name); err != nil {
+		s.log.Warn("remove sidecar", "name", name, "err", err)
+	}
+	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
+}
+
+// putBackClaim returns a claim that was never started to the spool,
+// keeping what its sidecar says is done out of it.
+func (s *Sender) putBackClaim(name string) {
+	path := filepath.Join(s.dirs.inflight, name)
+	wb := s.bufs.Get().(*workBuf)
+	defer s.bufs.Put(wb)
+	data, fi, err := readClaim(path, wb.data)
+	wb.data = data
+	if err != nil {
+		s.putBack(name, nil, 0, time.Time{}, 0)
+		return
+	}
+	if a, err := s.dirs.readAck(name, fi, data); err == nil && a.lines > 0 {
+		s.putBack(name, data, int(a.offset), fi.ModTime(), fi.Mode().Perm())
+		return
+	}
+	s.putBack(name, nil, 0, time.Time{}, 0)
+}
+
+// abort ends a claim that a drain stopped before line lineNo (at off): it
+// goes back to the spool holding its unsent lines (all of it when nothing
+// was done), or stays in .inflight with its progress recorded while another
+// process still holds it open for writing, since a copy of the unsent lines
+// would miss what that writer appends.
+func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, first int, mtime time.Time, perm fs.FileMode, p *progress) {
+	if off <= first {
+		s.putBack(name, nil, 0, time.Time{}, 0) // nothing done: the file goes back as it is
+		return
+	}
+	data, st, err := cf.refresh(data)
+	switch {
+	case err != nil:
+		s.log.Error("check claimed file", "name", name, "err", err)
+	case st == fileChanged:
+		s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
+		s.putBack(name, nil, 0, time.Time{}, 0)
+		return
+	case writerOf(cf, !s.noLeases) != writerOpen:
+		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
+		return
+	}
+	s.record(p, name, lineNo-1, off, cf.fi, data, true)
+	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
+		"name", name, "done_lines", lineNo-1)
+}
+
+// writerOf is cf.writerState without the reason.
+func writerOf(cf *claimFile, leases bool) int {
+	ws, _ := cf.writerState(leases)
+	return ws
+}
+
+// lineDone counts a line delivered.
+func (s *Sender) lineDone(ctx context.Context, name string, lineNo int, r lineResult) {
+	s.delivered.Add(1)
+	s.m.delivered.Inc()
+	if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments escape: no cost per line at info
+		s.log.Debug("delivered", "name", name, "line", lineNo, "remote", r.remote, "attempts", r.attempts)
+	}
+}
+
+// countRejected counts a line rejected (400, or invalid before sending).
+func (s *Sender) countRejected() {
+	s.rejected.Add(1)
+	s.m.rejected.Inc()
+}
+
+// countFailed counts n lines failed after the retries of the first ran out.
+func (s *Sender) countFailed(n int64) {
+	s.failed.Add(n)
+	s.m.failed.Add(float64(n))
+}
+
+// saveRejected saves the rejected line lineNo of a claim (line, its bytes
+// with LF) to failed_dir as <name>.line-<n> with mode perm. False when it
+// could not (logged): the claim then stays in .inflight.
+func (s *Sender) saveRejected(line []byte, f failure, lineNo int, perm fs.FileMode) bool {
+	to, err := s.dirs.failData(line, f.file+".line-"+f.lines, f, perm)
+	if err != nil {
+		s.log.Error("save rejected line; the file stays in .inflight and is resumed at the next start", "name", f.file, "line", lineNo, "err", err)
+		return false
+	}
+	s.log.Warn("line rejected", "name", f.file, "line", lineNo, "to", to, "reason", f.reason)
+	return true
+}
+
+// saveUnsent saves the unsent lines of a claim, from line lineNo (several
+// of them: multi) to the end, to failed_dir as <name>.line(s)-<f.lines>
+// with mode perm. False when it could not (logged): the claim then stays
+// in .inflight.
+func (s *Sender) saveUnsent(rest []byte, f failure, lineNo int, multi bool, perm fs.FileMode) bool {
+	suffix := ".line-"
+	if multi {
+		suffix = ".lines-"
+	}
+	to, err := s.dirs.failData(rest, f.file+suffix+f.lines, f, perm)
+	if err != nil {
+		s.log.Error("save unsent lines; the file stays in .inflight and is resumed at the next start", "name", f.file, "line", lineNo, "err", err)
+		return false
+	}
+	s.log.Warn("lines failed after retries", "name", f.file, "lines", f.lines, "to", to, "reason", f.reason)
+	return true
+}
