@@ -152,7 +152,7 @@ var errClaimTaken = errors.New("a file of that name is already in flight")
 // claimed file. fs.ErrNotExist means the file is gone (someone else took
 // it).
 func (d dirs) claim(name string) error {
-	err := renameNoReplace(filepath.Join(d.spool, name), filepath.Join(d.inflight, name))
+	err := fsutil.RenameNoReplace(filepath.Join(d.spool, name), filepath.Join(d.inflight, name))
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("claim %s: %w", name, errClaimTaken)
 	}
@@ -162,92 +162,15 @@ func (d dirs) claim(name string) error {
 	return nil
 }
 
-// renameNoReplace renames src to dst unless dst exists (fs.ErrExist); on a
-// file system without RENAME_NOREPLACE it checks with Lstat first.
-func renameNoReplace(src, dst string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		if _, err := os.Lstat(dst); err == nil {
-			return &os.LinkError{Op: "rename", Old: src, New: dst, Err: fs.ErrExist}
-		}
-		return os.Rename(src, dst)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
-	}
-	return nil
-}
-
-// moveInto moves src into dstDir under name, or name.1, name.2… when taken,
-// and returns the final path. Across file systems it copies (keeping the
-// modification time) and removes src once the copy is durable.
-func moveInto(src, dstDir, name string) (string, error) {
-	final, err := fsutil.MoveNoClobber(src, dstDir, name)
-	if !errors.Is(err, syscall.EXDEV) {
-		return final, err
-	}
-	tmp, err := copyTemp(src, dstDir)
-	if err != nil {
-		return "", err
-	}
-	final, err = fsutil.MoveNoClobber(tmp, dstDir, name)
-	if err != nil {
-		_ = os.Remove(tmp)
-		return "", err
-	}
-	if err := os.Remove(src); err != nil {
-		return final, fmt.Errorf("remove %s after copying it to %s: %w", src, final, err)
-	}
-	return final, nil
-}
-
-// copyTemp copies the regular file src (never following a symlink) to a
-// dotfile in dir, synced, with src's modification time.
-func copyTemp(src, dir string) (string, error) {
-	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return "", fmt.Errorf("copy %s: %w", src, err)
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		return "", fmt.Errorf("copy %s: %w", src, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("copy %s: not a regular file", src)
-	}
-	return writeTemp(dir, fi.ModTime(), fi.Mode().Perm(), func(w io.Writer) error {
-		_, err := io.Copy(w, in)
-		return err
-	})
-}
-
 // writeTemp writes a new dotfile in dir with fill and permission bits perm
 // (exactly, whatever the umask), sets its modification time to mtime
 // (unless zero), syncs it and returns its path.
 func writeTemp(dir string, mtime time.Time, perm fs.FileMode, fill func(io.Writer) error) (string, error) {
-	f, err := os.CreateTemp(dir, ".spoolgate-*")
+	tmp, err := fsutil.WriteTemp(dir, ".spoolgate-*", perm, mtime, fill)
 	if err != nil {
-		return "", fmt.Errorf("create temp file: %w", err)
+		return "", fmt.Errorf("write temp file in %s: %w", dir, err)
 	}
-	err = fill(f)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil && !mtime.IsZero() {
-		err = os.Chtimes(f.Name(), mtime, mtime)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return "", fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return f.Name(), nil
+	return tmp, nil
 }
 
 // failure describes why lines went to failed_dir; it becomes the .reason
@@ -306,7 +229,7 @@ const ReasonSuffix = ".reason"
 // fail moves src into failed_dir under name (suffixed when taken) and
 // writes its .reason file with mode rperm. It returns the final path.
 func (d dirs) fail(src, name string, f failure, rperm fs.FileMode) (string, error) {
-	final, err := moveInto(src, d.failed, name)
+	final, err := fsutil.Move(src, d.failed, name)
 	if err != nil {
 		return "", fmt.Errorf("move %s to %s: %w", src, d.failed, err)
 	}
@@ -355,7 +278,7 @@ func describeMode(m fs.FileMode) string {
 func (d dirs) finish(name string, sidecar bool) error {
 	path := filepath.Join(d.inflight, name)
 	if d.sent != "" {
-		if _, err := moveInto(path, d.sent, name); err != nil {
+		if _, err := fsutil.Move(path, d.sent, name); err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
 	} else if err := os.Remove(path); err != nil {
@@ -375,7 +298,7 @@ func (d dirs) finish(name string, sidecar bool) error {
 func (d dirs) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) (string, error) {
 	path := filepath.Join(d.inflight, name)
 	if offset == 0 {
-		final, err := moveInto(path, d.spool, name)
+		final, err := fsutil.Move(path, d.spool, name)
 		if err != nil {
 			return "", fmt.Errorf("put back %s: %w", name, err)
 		}
@@ -388,7 +311,7 @@ func (d dirs) putBack(name string, data []byte, offset int, mtime time.Time, per
 	if err != nil {
 		return "", fmt.Errorf("put back %s: %w", name, err)
 	}
-	final, err := moveInto(tmp, d.spool, name)
+	final, err := fsutil.Move(tmp, d.spool, name)
 	if err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("put back %s: %w", name, err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"spoolgate/internal/fsutil"
 	"strings"
 	"time"
 
@@ -149,7 +150,7 @@ func (d dirs) requeue(arg string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("requeue %s: %s, which is never sent", arg, describeMode(fi.Mode()))
 	}
-	to, err := moveInto(path, d.spool, name)
+	to, err := fsutil.Move(path, d.spool, name)
 	if err != nil {
 		return "", fmt.Errorf("requeue %s: %w", arg, err)
 	}

@@ -5,10 +5,13 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,35 +37,48 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	tmp, err := WriteTemp(dir, "."+base+".*.tmp", perm, time.Time{}, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write %q: %w", path, err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
 	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write %q: %w", path, err)
 	}
-	ok = true
 	return SyncDir(dir)
+}
+
+// WriteTemp creates a new file in dir named after pattern (as
+// os.CreateTemp), writes it with fill, gives it the permission bits perm
+// exactly (whatever the umask) and, unless mtime is zero, that
+// modification time, fsyncs and closes it, and returns its path. On an
+// error the file is removed.
+func WriteTemp(dir, pattern string, perm os.FileMode, mtime time.Time, fill func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", err
+	}
+	err = fill(f)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if err == nil && !mtime.IsZero() {
+		err = os.Chtimes(f.Name(), mtime, mtime)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // ErrLocked reports a lock held by another process.
@@ -158,33 +174,94 @@ func (l *DirLock) Close() error {
 	return err
 }
 
+// RenameNoReplace renames src to dst unless dst exists: then the error
+// (an *os.LinkError) wraps fs.ErrExist. Without RENAME_NOREPLACE (some
+// file systems) it links then unlinks, which never replaces either.
+func RenameNoReplace(src, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		err = os.Link(src, dst)
+		if err == nil {
+			err = os.Remove(src)
+		} else if errors.Is(err, os.ErrExist) {
+			err = unix.EEXIST
+		} else if le := (*os.LinkError)(nil); errors.As(err, &le) {
+			err = le.Err
+		}
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: src, New: dst, Err: err}
+	}
+	return nil
+}
+
 // MoveNoClobber renames src into dstDir under name, or under name.1,
 // name.2, … when that name is taken, never replacing an existing file. It
 // fsyncs dstDir and returns the final path. src and dstDir must be on the
-// same file system.
+// same file system (else the error wraps syscall.EXDEV; see Move).
 func MoveNoClobber(src, dstDir, name string) (string, error) {
 	for i := 0; i < 100000; i++ {
 		dst := filepath.Join(dstDir, name)
 		if i > 0 {
 			dst += "." + strconv.Itoa(i)
 		}
-		err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-			// No RENAME_NOREPLACE here: link then unlink never replaces either.
-			err = os.Link(src, dst)
-			if err == nil {
-				err = os.Remove(src)
-			} else if errors.Is(err, os.ErrExist) {
-				err = unix.EEXIST
-			}
-		}
+		err := RenameNoReplace(src, dst)
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("move %q to %q: %w", src, dstDir, err)
+			return "", fmt.Errorf("move %q to %q: %w", src, dstDir, errors.Unwrap(err))
 		}
 		return dst, SyncDir(dstDir)
 	}
 	return "", fmt.Errorf("move %q to %q: too many files named %q", src, dstDir, name)
+}
+
+// Move is MoveNoClobber across file systems too: there it copies src (a
+// regular file, never through a symlink) to a synced dotfile in dstDir with
+// src's mode and modification time, moves that, and removes src once the
+// copy is durable.
+func Move(src, dstDir, name string) (string, error) {
+	final, err := MoveNoClobber(src, dstDir, name)
+	if !errors.Is(err, syscall.EXDEV) {
+		return final, err
+	}
+	tmp, err := copyTemp(src, dstDir)
+	if err != nil {
+		return "", err
+	}
+	final, err = MoveNoClobber(tmp, dstDir, name)
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", err
+	}
+	if err := os.Remove(src); err != nil {
+		return final, fmt.Errorf("remove %s after copying it to %s: %w", src, final, err)
+	}
+	return final, nil
+}
+
+// copyTemp copies the regular file src (never following a symlink) to a
+// dotfile in dir, synced, with src's mode and modification time.
+func copyTemp(src, dir string) (string, error) {
+	in, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", src, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("copy %s: not a regular file", src)
+	}
+	tmp, err := WriteTemp(dir, ".spoolgate-*", fi.Mode().Perm(), fi.ModTime(), func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("copy %s: %w", src, err)
+	}
+	return tmp, nil
 }

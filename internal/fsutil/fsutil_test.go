@@ -3,11 +3,13 @@ package fsutil
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -94,5 +96,58 @@ func TestMoveNoClobber(t *testing.T) {
 	}
 	if _, err := MoveNoClobber(filepath.Join(src, "gone"), dst, "gone"); err == nil {
 		t.Fatal("moving a missing file succeeded")
+	}
+}
+
+func TestRenameNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, []byte(p), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RenameNoReplace(a, b); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("rename onto an existing file: %v, want ErrExist", err)
+	}
+	if got, _ := os.ReadFile(b); string(got) != b {
+		t.Fatalf("b was replaced: %q", got)
+	}
+	c := filepath.Join(dir, "c")
+	if err := RenameNoReplace(a, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(c); string(got) != a {
+		t.Fatalf("c holds %q", got)
+	}
+	if err := RenameNoReplace(a, c); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("rename of a missing file: %v, want ErrNotExist", err)
+	}
+}
+
+func TestWriteTemp(t *testing.T) {
+	dir := t.TempDir()
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	p, err := WriteTemp(dir, ".x-*", 0o604, mtime, func(w io.Writer) error {
+		_, err := io.WriteString(w, "data")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o604 || !fi.ModTime().Equal(mtime) || fi.Size() != 4 {
+		t.Fatalf("mode %v mtime %v size %d", fi.Mode(), fi.ModTime(), fi.Size())
+	}
+	boom := errors.New("boom")
+	if _, err := WriteTemp(dir, ".y-*", 0o600, time.Time{}, func(io.Writer) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	des, _ := os.ReadDir(dir)
+	if len(des) != 1 {
+		t.Fatalf("a failed write left a file: %v", des)
 	}
 }
