@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"spoolgate/internal/fsutil"
 	"strings"
 	"time"
 
 	"spoolgate/conf"
+	"spoolgate/internal/fsutil"
 )
 
 // Status is the state of a spool, read from its directories alone, so it
