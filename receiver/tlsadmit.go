@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -234,13 +233,7 @@ func (s *Server) reloadTLS(f tlsutil.ServerFiles) {
 		return
 	}
 	ch, err := s.tls.Reload(f)
-	switch {
-	case err != nil:
-		s.log.Error("tls reload rejected: the certificates in use stay", "err", err)
-	case len(ch) == 0:
-		s.log.Debug("tls files unchanged")
-	default:
-		s.log.Info("tls reloaded: new connections use it, open ones keep theirs", "applied", strings.Join(ch, "; "))
+	if tlsutil.LogReload(s.log, ch, err, "tls reloaded: new connections use it, open ones keep theirs") {
 		s.tlsWarnings()
 	}
 }

@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"strings"
 	"time"
 
 	"spoolgate/conf"
@@ -30,13 +29,7 @@ func (s *Sender) reloadTLS(c conf.Sender) {
 
 func (s *Sender) applyTLS(f tlsutil.ClientFiles) {
 	ch, err := s.client.tls.Reload(f)
-	switch {
-	case err != nil:
-		s.log.Error("tls reload rejected: the certificates in use stay", "err", err)
-	case len(ch) == 0:
-		s.log.Debug("tls files unchanged")
-	default:
-		s.log.Info("tls reloaded: new connections use it", "applied", strings.Join(ch, "; "))
+	if tlsutil.LogReload(s.log, ch, err, "tls reloaded: new connections use it") {
 		s.client.closeIdle() // so the next send presents the new certificate
 		s.tlsWarnings()
 	}
