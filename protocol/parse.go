@@ -232,7 +232,7 @@ func AppendFrame(dst, body []byte) ([]byte, error) {
 var zeroProcessNo = []byte("000000000")
 
 // ProcessNo returns the process_no field of a raw, possibly invalid, line
-// when it is 9 digits, else "000000000" (SPEC §1, reply). The result aliases
+// when it is 9 digits, else "000000000" (docs/PROTOCOL.md §2). The result aliases
 // line or a shared constant: do not modify it.
 func (s *Spec) ProcessNo(line []byte) []byte {
 	if s.processNo < 0 {

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// Reply codes (SPEC §1).
+// Reply codes (docs/PROTOCOL.md §2).
 const (
 	CodeOK          = 200 // valid and stored durably
 	CodeInvalid     = 400 // violates the spec; do not retry as is
@@ -226,7 +226,7 @@ func newSpec(fields []Field) *Spec {
 }
 
 // DefaultRequestNames and DefaultRequestRules are the default request spec
-// of SPEC §1 in config form. The default result spec is the same.
+// of docs/PROTOCOL.md §1 in config form (§7). The default result spec is the same.
 var (
 	DefaultRequestNames = []string{"length", "type", "process_no", "sent_at", "org_code", "service_code", "key", "payload", "filler"}
 	DefaultRequestRules = map[string]string{
@@ -250,7 +250,7 @@ var defaultSpec = func() *Spec {
 	return s
 }()
 
-// DefaultRequestSpec returns the request spec of SPEC §1, which is also the
+// DefaultRequestSpec returns the request spec of docs/PROTOCOL.md §1, which is also the
 // default result spec. The returned spec is shared and immutable.
 func DefaultRequestSpec() *Spec { return defaultSpec }
 

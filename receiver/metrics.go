@@ -8,7 +8,7 @@ import (
 	"spoolgate/protocol"
 )
 
-// metrics are the receiver's Prometheus series (SPEC §7). The per-code
+// metrics are the receiver's Prometheus series (README "Operations runbook"). The per-code
 // counters are resolved once so the hot path does no label lookup.
 type metrics struct {
 	messages     *prometheus.CounterVec

@@ -14,7 +14,7 @@ import (
 // short invalid lines).
 const maxPipeline = 256
 
-// pipe answers a connection's pipeline in batches (SPEC §9): the messages
+// pipe answers a connection's pipeline in batches (docs/PROTOCOL.md §3): the messages
 // the connection has already sent are validated one by one, the valid ones
 // handed to the store together (one wait for their sync), and the replies
 // written in order in one write. A 400 or a duplicate in the middle is

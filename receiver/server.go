@@ -2,7 +2,7 @@
 // server that frames messages, validates them against the request spec,
 // stores accepted ones durably in per-minute request files (group commit),
 // suppresses duplicates within a window, and answers each message with a
-// 200, 400 or 500 reply in order (SPEC §1–3).
+// 200, 400 or 500 reply in order (docs/PROTOCOL.md §1–4).
 package receiver
 
 import (

@@ -12,7 +12,7 @@ import (
 	"spoolgate/internal/tlsutil"
 )
 
-// Admission (SPEC §2, §9 "TLS lifecycle"). A connection is *waiting* from
+// Admission (docs/PROTOCOL.md §3). A connection is *waiting* from
 // its accept until its first complete message: it holds no max_conns slot,
 // so a flood of sockets that never send (or never finish a TLS handshake)
 // cannot keep anyone else out. Waiting connections are bounded on their

@@ -11,7 +11,7 @@ import (
 )
 
 // circuit pauses all sends while the remote refuses or cannot be reached
-// (SPEC §4). One prober dials at backoff intervals; the first success
+// (docs/PROTOCOL.md §5). One prober dials at backoff intervals; the first success
 // closes the circuit. It is safe for concurrent use.
 type circuit struct {
 	log     *slog.Logger

@@ -17,7 +17,7 @@ const (
 	resultConnect     = "connect_error" // remote refused or unreachable (circuit)
 )
 
-// metrics are the sender's Prometheus collectors (SPEC §7).
+// metrics are the sender's Prometheus collectors (README "Operations runbook").
 type metrics struct {
 	inflight prometheus.Gauge
 	circuit  prometheus.Gauge

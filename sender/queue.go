@@ -9,7 +9,7 @@ import (
 )
 
 // eligibleName reports whether a spool directory entry name may be sent
-// (SPEC §4): not a dotfile, not a *.tmp or *.part upload in progress.
+// (docs/PROTOCOL.md §5): not a dotfile, not a *.tmp or *.part upload in progress.
 func eligibleName(name string) bool {
 	return name != "" && name[0] != '.' &&
 		!strings.HasSuffix(name, ".tmp") && !strings.HasSuffix(name, ".part")
@@ -73,7 +73,7 @@ func (h *entryHeap) Pop() any {
 	return e
 }
 
-// queue is the in-memory pending set (SPEC §4): spool files waiting to
+// queue is the in-memory pending set (docs/PROTOCOL.md §5): spool files waiting to
 // settle, settled files ordered oldest first, and claims restored from
 // .inflight, which go first. Picking costs O(log n) whatever the backlog.
 // It is safe for concurrent use.

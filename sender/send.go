@@ -86,7 +86,7 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 }
 
 // frame appends to dst the message to send for a spool line and its LF:
-// the line prefixed with its length field (SPEC §4), or the line as it is
+// the line prefixed with its length field (docs/PROTOCOL.md §5), or the line as it is
 // when it already starts with a correct length field (as request files and
 // `spoolgate send` hold messages) and is valid so. The error says why the
 // line is not a valid message either way.

@@ -1,5 +1,5 @@
 // Package sender pushes the files dropped into a spool directory to the
-// remote receiver (SPEC §4): a watcher keeps the pending set in memory,
+// remote receiver (docs/PROTOCOL.md §5): a watcher keeps the pending set in memory,
 // files are claimed by rename into .inflight and sent oldest first by at
 // most sender.workers workers, each message with a per-attempt timeout,
 // retries with backoff, and a circuit that pauses everything while the

@@ -18,7 +18,7 @@ import (
 
 // watcher feeds the queue from the spool directory: a full scan at
 // start-up, fsnotify events as hints, and a rescan every scan_interval and
-// after a watcher overflow or error (SPEC §4).
+// after a watcher overflow or error (docs/PROTOCOL.md §5).
 type watcher struct {
 	dir      string
 	q        *queue

@@ -9,7 +9,7 @@ import (
 	"spoolgate/internal/tlsutil"
 )
 
-// A send window (sender.window W > 1, SPEC §9): a worker writes up to W
+// A send window (sender.window W > 1, docs/PROTOCOL.md §5): a worker writes up to W
 // lines of one file on its connection before it reads their replies, and
 // matches each reply to its line in order, checking the echoed process_no.
 // The lines done always form a prefix of the file, as with W = 1, so the

@@ -1,7 +1,7 @@
 // Command spoolgate-receiver accepts messages from the remote over TCP (or
 // TLS), validates them against the request spec, stores accepted ones
 // durably in per-minute request files and answers each with 200, 400 or 500
-// (SPEC §1–3, §6, §7).
+// (docs/PROTOCOL.md §1–4, §6; metrics in the README runbook).
 //
 //	spoolgate-receiver [-config PATH] [-version]
 //

@@ -1,7 +1,7 @@
 // Command spoolgate-sender watches the spool directory and pushes the
 // result files dropped there to the remote receiver, oldest first, with a
 // per-attempt timeout, retries and at most sender.workers sends at once
-// (SPEC §4, §6).
+// (docs/PROTOCOL.md §5, §6).
 //
 //	spoolgate-sender [-config PATH] [-version]
 //

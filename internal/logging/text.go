@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 )
 
-// TextHandler is a slog.Handler writing the text format of SPEC §5, the one
+// TextHandler is a slog.Handler writing the text format of the README runbook's "Logs" (log.format = text), the one
 // of Python's logging.Formatter
 // "%(asctime)s - %(levelname)s - [%(filename)s:%(lineno)d] %(message)s":
 //
