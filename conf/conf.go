@@ -239,12 +239,16 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 	}
 	c := &Config{Path: path}
 	l.protocol(c)
-	l.receiver(c)
-	l.sender(c)
-	l.log(c)
-	c.ShutdownTimeout = l.duration("shutdown_timeout", true)
-	c.AdminPprof = l.boolean("admin.pprof")
-	c.AdminToken = l.token("admin.token")
+	for _, k := range keys {
+		k.v.load(l, k.name, c)
+	}
+	if l.err == nil {
+		l.adopt(c.Validate())
+	}
+	l.keyPair("receiver.tls.cert", "receiver.tls.key")
+	l.caFile("receiver.tls.client_ca")
+	l.caFile("sender.tls.ca")
+	l.keyPair("sender.tls.cert", "sender.tls.key")
 	l.distinctPorts(c)
 	if l.err != nil {
 		return nil, l.err
@@ -308,12 +312,22 @@ func (l *loader) fail(key, value, want string) {
 
 func (l *loader) str(key string) string { return l.get(key) }
 
+// adopt records an error of Validate, naming where the key was set and the
+// value as given.
+func (l *loader) adopt(err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return
+	}
+	l.fail(e.Key, l.get(e.Key), e.Want)
+}
+
 // minTokenLen is the shortest admin.token accepted: a guessable token is
 // worse than none, because it looks like protection.
 const minTokenLen = 16
 
 // token returns a secret; a bad one is reported without its value.
-func (l *loader) token(key string) string {
+func (l *loader) token(key string, _ *Config) string {
 	v := l.get(key)
 	switch {
 	case v == "":
@@ -479,46 +493,6 @@ func (l *loader) readable(key string) string {
 	return s
 }
 
-func (l *loader) receiver(c *Config) {
-	r := &c.Receiver
-	r.Listen = l.listen("receiver.listen", false)
-	r.DataDir = l.dir("receiver.data_dir", true)
-	r.Publish = l.oneOf("receiver.publish", "rename", "append")
-	r.Fsync = l.oneOf("receiver.fsync", "always", "never")
-	r.MaxConns = l.integer("receiver.max_conns", 1, -1)
-	r.MaxConnsPerIP = l.integer("receiver.max_conns_per_ip", 0, -1)
-	r.MaxMessageBytes = l.integer("receiver.max_message_bytes", 16, protocol.MaxMessageBytes)
-	r.ReadTimeout = l.duration("receiver.read_timeout", true)
-	r.IdleTimeout = l.duration("receiver.idle_timeout", true)
-	r.WriteTimeout = l.duration("receiver.write_timeout", true)
-	r.Allow = l.prefixes("receiver.allow")
-	r.ProxyProtocol = l.oneOf("receiver.proxy_protocol", "off", "on") == "on"
-	r.ProxyTrusted = l.prefixes("receiver.proxy_trusted")
-	if r.ProxyProtocol && len(r.ProxyTrusted) == 0 {
-		l.fail("receiver.proxy_trusted", l.get("receiver.proxy_trusted"), "required with receiver.proxy_protocol=on: comma-separated CIDRs of the load balancers")
-	}
-	r.DedupWindow = l.duration("receiver.dedup_window", false)
-	r.DedupKey = l.dedupKey(c.Protocol.Request, r.DedupWindow)
-	r.TLS.Cert = l.readable("receiver.tls.cert")
-	r.TLS.Key = l.readable("receiver.tls.key")
-	r.TLS.ClientCA = l.readable("receiver.tls.client_ca")
-	r.TLS.ClientNames = list(l.get("receiver.tls.client_names"))
-	r.TLS.HandshakeTimeout = l.duration("receiver.tls.handshake_timeout", true)
-	switch {
-	case len(r.TLS.ClientNames) > 0 && r.TLS.ClientCA == "":
-		l.fail("receiver.tls.client_names", strings.Join(r.TLS.ClientNames, ","), "set only with receiver.tls.client_ca (names are checked on client certificates)")
-	case r.TLS.Cert != "" && r.TLS.Key == "":
-		l.fail("receiver.tls.key", "", "set together with receiver.tls.cert")
-	case r.TLS.Key != "" && r.TLS.Cert == "":
-		l.fail("receiver.tls.cert", "", "set together with receiver.tls.key")
-	case r.TLS.ClientCA != "" && r.TLS.Cert == "":
-		l.fail("receiver.tls.cert", "", "required with receiver.tls.client_ca (mutual TLS needs TLS)")
-	}
-	l.keyPair("receiver.tls.cert", "receiver.tls.key")
-	l.caFile("receiver.tls.client_ca")
-	r.AdminListen = l.listen("receiver.admin_listen", true)
-}
-
 func (l *loader) prefixes(key string) []netip.Prefix {
 	s := l.get(key)
 	var out []netip.Prefix
@@ -537,14 +511,10 @@ func (l *loader) prefixes(key string) []netip.Prefix {
 	return out
 }
 
-func (l *loader) dedupKey(spec *protocol.Spec, window time.Duration) []string {
-	const key = "receiver.dedup_key"
+func (l *loader) dedupKey(key string, c *Config) []string {
+	spec := c.Protocol.Request
 	s := l.get(key)
 	names := list(s)
-	if len(names) == 0 && window > 0 {
-		l.fail(key, s, "at least one field of the request spec, e.g. org_code,process_no (or receiver.dedup_window=0s)")
-		return nil
-	}
 	for _, n := range names {
 		if spec != nil && spec.Index(n) < 0 {
 			l.fail(key, s, fmt.Sprintf("%s is not a field of the request spec (%s)", n, strings.Join(spec.Names(), ",")))
@@ -554,64 +524,14 @@ func (l *loader) dedupKey(spec *protocol.Spec, window time.Duration) []string {
 	return names
 }
 
-func (l *loader) sender(c *Config) {
-	s := &c.Sender
-	const remote = "sender.remote"
-	for _, a := range list(l.get(remote)) {
-		if !l.address(remote, a, true) {
+// remote reads sender.remote: dial addresses, tried in order.
+func (l *loader) remote(key string, _ *Config) []string {
+	var out []string
+	for _, a := range list(l.get(key)) {
+		if !l.address(key, a, true) {
 			break
 		}
-		s.Remote = append(s.Remote, a)
+		out = append(out, a)
 	}
-	s.SpoolDir = l.dir("sender.spool_dir", true)
-	s.FailedDir = l.dir("sender.failed_dir", true)
-	s.SentDir = l.dir("sender.sent_dir", false)
-	switch {
-	case s.SpoolDir == c.Receiver.DataDir:
-		l.fail("sender.spool_dir", l.get("sender.spool_dir"), "a directory other than receiver.data_dir")
-	case s.FailedDir == s.SpoolDir:
-		l.fail("sender.failed_dir", l.get("sender.failed_dir"), "a directory other than sender.spool_dir")
-	case s.SentDir != "" && s.SentDir == s.SpoolDir:
-		l.fail("sender.sent_dir", l.get("sender.sent_dir"), "a directory other than sender.spool_dir")
-	case s.SentDir != "" && s.SentDir == s.FailedDir:
-		l.fail("sender.sent_dir", l.get("sender.sent_dir"), "a directory other than sender.failed_dir")
-	}
-	s.Workers = l.integer("sender.workers", 1, -1)
-	s.Timeout = l.duration("sender.timeout", true)
-	s.Retries = l.integer("sender.retries", 0, -1)
-	s.Window = l.integer("sender.window", 1, MaxWindow)
-	s.ConnectTimeout = l.duration("sender.connect_timeout", true)
-	s.RetryBackoff = l.duration("sender.retry_backoff", true)
-	s.RetryBackoffMax = l.duration("sender.retry_backoff_max", true)
-	if s.RetryBackoff > s.RetryBackoffMax {
-		l.fail("sender.retry_backoff", l.get("sender.retry_backoff"), "at most sender.retry_backoff_max ("+s.RetryBackoffMax.String()+")")
-	}
-	s.Keepalive = l.boolean("sender.keepalive")
-	s.ScanInterval = l.duration("sender.scan_interval", true)
-	s.Settle = l.duration("sender.settle", false)
-	s.TLS.CA = l.readable("sender.tls.ca")
-	s.TLS.Cert = l.readable("sender.tls.cert")
-	s.TLS.Key = l.readable("sender.tls.key")
-	s.TLS.ServerName = l.str("sender.tls.server_name")
-	switch {
-	case s.TLS.Cert != "" && s.TLS.Key == "":
-		l.fail("sender.tls.key", "", "set together with sender.tls.cert")
-	case s.TLS.Key != "" && s.TLS.Cert == "":
-		l.fail("sender.tls.cert", "", "set together with sender.tls.key")
-	}
-	l.caFile("sender.tls.ca")
-	l.keyPair("sender.tls.cert", "sender.tls.key")
-	s.AdminListen = l.listen("sender.admin_listen", true)
-}
-
-func (l *loader) log(c *Config) {
-	g := &c.Log
-	g.Dir = l.dir("log.dir", false)
-	g.Level = l.level("log.level")
-	g.Format = l.oneOf("log.format", "text", "json")
-	g.MaxSizeMB = l.integer("log.max_size_mb", 1, -1)
-	g.MaxBackups = l.integer("log.max_backups", 0, -1)
-	g.MaxAgeDays = l.integer("log.max_age_days", 0, -1)
-	g.Compress = l.boolean("log.compress")
-	g.RotateDaily = l.boolean("log.rotate_daily")
+	return out
 }

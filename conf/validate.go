@@ -137,7 +137,7 @@ func covers(wild, host string) bool {
 
 // level reads log.level: debug, info, warn or error; "warning", the name
 // the log lines show, is taken as warn.
-func (l *loader) level(key string) string {
+func (l *loader) level(key string, _ *Config) string {
 	if strings.EqualFold(l.get(key), "warning") {
 		return "warn"
 	}

@@ -270,15 +270,24 @@ func (s *Server) rebuildDedup(window time.Duration) error {
 // running one stays. Other keys need a restart and are ignored here
 // (conf.LiveDiff tells which changed).
 func (s *Server) Reload(c conf.Receiver) {
+	l, files := reloadedOf(c, s.base.MaxMessageBytes)
+	s.cfg.Store(l)
+	s.reloadTLS(files)
+	s.lim.setLimit(l.maxConns)
+	s.dedup.setWindow(l.dedupWindow)
+}
+
+// reloadedOf is all that Reload applies of c: the live settings
+// (max_message_bytes stays maxMessage, as started) and the TLS files. These
+// are the receiver's live keys in conf's table, which
+// TestReloadAppliesLiveKeys holds it to.
+func reloadedOf(c conf.Receiver, maxMessage int) (*live, tlsutil.ServerFiles) {
 	if c.TLS.HandshakeTimeout <= 0 {
 		c.TLS.HandshakeTimeout = 5 * time.Second
 	}
 	l := liveOf(c)
-	l.maxMessage = s.base.MaxMessageBytes
-	s.cfg.Store(l)
-	s.reloadTLS(serverFiles(c))
-	s.lim.setLimit(c.MaxConns)
-	s.dedup.setWindow(c.DedupWindow)
+	l.maxMessage = maxMessage
+	return l, serverFiles(c)
 }
 
 // Ready returns nil when the Server is serving at least one listener, is

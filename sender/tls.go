@@ -24,7 +24,12 @@ func (s *Sender) reloadTLS(c conf.Sender) {
 	if s.client.tls == nil || c.TLS == tlsOff {
 		return // a switch between plain TCP and TLS needs a restart
 	}
-	s.applyTLS(tlsutil.ClientFiles{CA: c.TLS.CA, Cert: c.TLS.Cert, Key: c.TLS.Key, ServerName: c.TLS.ServerName})
+	s.applyTLS(tlsFilesOf(c))
+}
+
+// tlsFilesOf is what Reload applies of sender.tls.*.
+func tlsFilesOf(c conf.Sender) tlsutil.ClientFiles {
+	return tlsutil.ClientFiles{CA: c.TLS.CA, Cert: c.TLS.Cert, Key: c.TLS.Key, ServerName: c.TLS.ServerName}
 }
 
 func (s *Sender) applyTLS(f tlsutil.ClientFiles) {

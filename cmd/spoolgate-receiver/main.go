@@ -174,8 +174,8 @@ func reload(path string, start, prev *conf.Config, lg *logging.Logging, srv *rec
 		log.Error("reload rejected: the running configuration stays", "err", err)
 		return nil
 	}
-	live, _ := next.LiveDiff(prev)
-	_, restart := next.LiveDiff(start)
+	live, _ := next.ReloadDiff(prev, "receiver")
+	_, restart := next.ReloadDiff(start, "receiver")
 	srv.Reload(next.Receiver)
 	log.Info("config reloaded", "path", path, "changed", strings.Join(live, ","))
 	if len(restart) > 0 {

@@ -23,7 +23,6 @@ import (
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
-	"spoolgate/protocol"
 	"spoolgate/sender"
 )
 
@@ -66,7 +65,14 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		if err := daemon.WatchConfig(bg, path, log, func() { reload(path, cfg, lg, s); tlsWatch.Set(s.TLSFiles()) }); err != nil {
+		prev := cfg
+		onChange := func() {
+			if next := reload(path, cfg, prev, lg, s); next != nil {
+				prev = next
+			}
+			tlsWatch.Set(s.TLSFiles())
+		}
+		if err := daemon.WatchConfig(bg, path, log, onChange); err != nil {
 			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
 		}
 	}()
@@ -86,9 +92,12 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	return err
 }
 
-// reload applies a changed config file; a bad one is logged and ignored.
-// The keys outside sender.* that only a restart applies are logged.
-func reload(path string, old *conf.Config, lg *logging.Logging, s *sender.Sender) {
+// reload applies a changed config file; a bad one is logged and ignored
+// (it returns nil then, else the new config). It logs the live keys that
+// changed since prev and the keys that differ from start, the config the
+// process started with, and take effect only after a restart (the table in
+// conf says which are which).
+func reload(path string, start, prev *conf.Config, lg *logging.Logging, s *sender.Sender) *conf.Config {
 	daemon.Notify("RELOADING=1")
 	defer daemon.Notify("READY=1")
 	cfg, err := conf.Load(path)
@@ -100,29 +109,15 @@ func reload(path string, old *conf.Config, lg *logging.Logging, s *sender.Sender
 	}
 	if err != nil {
 		lg.Logger.Error("reload rejected: the running configuration stays", "err", err)
-		return
+		return nil
 	}
+	live, _ := cfg.ReloadDiff(prev, "sender")
+	_, restart := cfg.ReloadDiff(start, "sender")
 	s.Reload(cfg.Sender)
-	lg.Logger.Info("config reloaded", "path", path, "log_level", cfg.Log.Level)
-	oldLog, newLog := old.Log, cfg.Log
-	oldLog.Level, newLog.Level = "", ""
-	for key, changed := range map[string]bool{
-		"log.*":            oldLog != newLog,
-		"shutdown_timeout": old.ShutdownTimeout != cfg.ShutdownTimeout,
-		"admin.pprof":      old.AdminPprof != cfg.AdminPprof,
-		"protocol.result":  specText(old.Protocol.Result) != specText(cfg.Protocol.Result),
-	} {
-		if changed {
-			lg.Logger.Warn("configuration change needs a restart to take effect", "key", key)
-		}
+	lg.Logger.Info("config reloaded", "path", path, "log_level", cfg.Log.Level, "changed", strings.Join(live, ","))
+	if len(restart) > 0 {
+		lg.Logger.Warn("configuration change needs a restart to take effect", "keys", strings.Join(restart, ","))
 	}
+	return cfg
 }
 
-// specText renders a spec's fields and rules, to see whether it changed.
-func specText(s *protocol.Spec) string {
-	var b strings.Builder
-	for _, f := range s.Fields() {
-		b.WriteString(f.Name + "=" + f.Rule.String() + ";")
-	}
-	return b.String()
-}

@@ -1,0 +1,211 @@
+package conf
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"spoolgate/protocol"
+)
+
+// This file holds what the table in keys.go is made of: a key, which
+// daemon applies it live, and the value kinds (decode from text, check the
+// typed value, render it for LiveDiff). A kind's bounds are written once,
+// in its table entry, and used both by the loader and by Validate.
+
+// The values of receiver.publish and receiver.fsync. They are untyped so
+// that the receiver's own names for them (receiver.PublishRename, …) are
+// the same constants.
+const (
+	PublishRename = "rename"
+	PublishAppend = "append"
+	FsyncAlways   = "always"
+	FsyncNever    = "never"
+)
+
+// live says which daemons apply a key on reload without a restart.
+type live uint8
+
+const (
+	restart      live = 0
+	liveReceiver live = 1 << iota
+	liveSender
+)
+
+// key is one entry of the table.
+type key struct {
+	name string
+	def  string // as written in the file
+	live live
+	v    value
+	doc  string // the comment above the key in conf.properties; "" for a longer block
+}
+
+// value is how a key's value is decoded into a Config, checked once typed,
+// and rendered as canonical text.
+type value interface {
+	load(l *loader, key string, c *Config)
+	// check returns what is expected when the typed value is out of its
+	// bounds, or "".
+	check(c *Config) (got, want string)
+	text(c *Config) string
+}
+
+// field is a value of type T at a place in Config.
+type field[T any] struct {
+	at    func(*Config) *T
+	parse func(l *loader, key string, c *Config) T
+	valid func(T) string // nil: every decoded value is valid
+}
+
+func (f field[T]) load(l *loader, key string, c *Config) { *f.at(c) = f.parse(l, key, c) }
+
+func (f field[T]) check(c *Config) (string, string) {
+	if f.valid == nil {
+		return "", ""
+	}
+	v := *f.at(c)
+	return textOf(v), f.valid(v)
+}
+
+func (f field[T]) text(c *Config) string { return textOf(*f.at(c)) }
+
+// textOf renders a typed value as canonical text.
+func textOf(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case bool:
+		return strconv.FormatBool(v)
+	case time.Duration:
+		return v.String()
+	case []string:
+		return strings.Join(v, ",")
+	case []netip.Prefix:
+		return prefixList(v)
+	case *protocol.Spec:
+		return specText(v)
+	}
+	return fmt.Sprint(v)
+}
+
+// fieldOf is a value with its own decoder (which may read keys decoded
+// before it) and no bounds of its own.
+func fieldOf[T any](at func(*Config) *T, parse func(l *loader, key string, c *Config) T) value {
+	return field[T]{at: at, parse: parse}
+}
+
+func intV(at func(*Config) *int, lo, hi int) value {
+	return field[int]{at: at,
+		parse: func(l *loader, k string, _ *Config) int { return l.integer(k, lo, hi) },
+		valid: func(n int) string {
+			if n < lo || (hi >= 0 && n > hi) {
+				return intWant(lo, hi)
+			}
+			return ""
+		}}
+}
+
+func intWant(lo, hi int) string {
+	if hi >= 0 {
+		return fmt.Sprintf("an integer from %d to %d", lo, hi)
+	}
+	return fmt.Sprintf("an integer >= %d", lo)
+}
+
+// durV is a duration with a unit; positive requires > 0, else >= 0.
+func durV(at func(*Config) *time.Duration, positive bool) value {
+	return field[time.Duration]{at: at,
+		parse: func(l *loader, k string, _ *Config) time.Duration { return l.duration(k, positive) },
+		valid: func(d time.Duration) string { return durationWant(d, positive) }}
+}
+
+func durationWant(d time.Duration, positive bool) string {
+	switch {
+	case positive && d <= 0:
+		return "a duration > 0, e.g. 5s"
+	case d < 0:
+		return "a duration >= 0, e.g. 5s"
+	}
+	return ""
+}
+
+func boolV(at func(*Config) *bool) value {
+	return field[bool]{at: at, parse: func(l *loader, k string, _ *Config) bool { return l.boolean(k) }}
+}
+
+// onOffV is a bool written as off or on.
+func onOffV(at func(*Config) *bool) value {
+	return field[bool]{at: at, parse: func(l *loader, k string, _ *Config) bool { return l.oneOf(k, "off", "on") == "on" }}
+}
+
+// dirV is a cleaned directory path; a required one may not be empty.
+func dirV(at func(*Config) *string, required bool) value {
+	return field[string]{at: at,
+		parse: func(l *loader, k string, _ *Config) string { return l.dir(k, required) },
+		valid: func(s string) string {
+			if required && s == "" {
+				return "a directory path"
+			}
+			return ""
+		}}
+}
+
+// listenV is a listen address; an optional one may be empty (off).
+func listenV(at func(*Config) *string, optional bool) value {
+	return field[string]{at: at, parse: func(l *loader, k string, _ *Config) string { return l.listen(k, optional) }}
+}
+
+// fileV is the path of a file that must be readable when set.
+func fileV(at func(*Config) *string) value {
+	return field[string]{at: at, parse: func(l *loader, k string, _ *Config) string { return l.readable(k) }}
+}
+
+func strV(at func(*Config) *string) value {
+	return field[string]{at: at, parse: func(l *loader, k string, _ *Config) string { return l.str(k) }}
+}
+
+// listV is a comma-separated list.
+func listV(at func(*Config) *[]string) value {
+	return field[[]string]{at: at, parse: func(l *loader, k string, _ *Config) []string { return list(l.get(k)) }}
+}
+
+// cidrV is a comma-separated list of CIDRs (a bare address is one host).
+func cidrV(at func(*Config) *[]netip.Prefix) value {
+	return field[[]netip.Prefix]{at: at, parse: func(l *loader, k string, _ *Config) []netip.Prefix { return l.prefixes(k) }}
+}
+
+// enumV is one of allowed, case-insensitive; the first is the fallback
+// after an error.
+func enumV(at func(*Config) *string, allowed ...string) value {
+	return field[string]{at: at,
+		parse: func(l *loader, k string, _ *Config) string { return l.oneOf(k, allowed...) },
+		valid: func(s string) string {
+			for _, a := range allowed {
+				if s == a {
+					return ""
+				}
+			}
+			return "one of " + strings.Join(allowed, ", ")
+		}}
+}
+
+// specV is a message spec; loader.protocol builds both before the table
+// is read, since receiver.dedup_key refers to the request spec.
+func specV(at func(*Config) **protocol.Spec) value {
+	return field[*protocol.Spec]{at: at, parse: func(_ *loader, _ string, c *Config) *protocol.Spec { return *at(c) }}
+}
+
+// lookup returns the table entry of name.
+func lookup(name string) (key, bool) {
+	for _, k := range keys {
+		if k.name == name {
+			return k, true
+		}
+	}
+	return key{}, false
+}

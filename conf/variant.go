@@ -1,0 +1,30 @@
+package conf
+
+// variants are values tried, in order, by Variant: one of them is valid for
+// every key whose value needs no file on disk.
+var variants = []string{
+	"7", "2", "17", "false", "true", "13s", "250ms", "/tmp/spoolgate-variant",
+	"127.0.0.1:1", "10.0.0.0/8", "append", "never", "json", "debug",
+	"process_no", "0123456789abcdef", "h",
+}
+
+// Variant returns the defaults (Default) with key set to a valid value
+// other than its default, and false when none of a few candidate values
+// loads (the TLS files must exist; protocol.* needs more than one line).
+// It is meant for tests that hold a daemon's Reload to the table: a key is
+// applied live (IsLive, LiveIn) exactly when changing it changes what
+// Reload applies.
+func Variant(key string) (*Config, bool) {
+	k, ok := lookup(key)
+	if !ok {
+		return nil, false
+	}
+	def := Default()
+	for _, v := range variants {
+		c, err := load("", []byte(key+" = "+v+"\n"), false)
+		if err == nil && k.v.text(c) != k.v.text(def) {
+			return c, true
+		}
+	}
+	return nil, false
+}
