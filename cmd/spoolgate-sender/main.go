@@ -120,4 +120,3 @@ func reload(path string, start, prev *conf.Config, lg *logging.Logging, s *sende
 	}
 	return cfg
 }
-
