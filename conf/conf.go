@@ -167,7 +167,11 @@ func (e *Error) Error() string {
 	if strings.ContainsFunc(key, unicode.IsControl) {
 		key = strconv.Quote(key) // keep the message on one line
 	}
-	return fmt.Sprintf("%s: %s = %s: %s", e.File, key, strconv.Quote(e.Value), e.Want)
+	msg := fmt.Sprintf("%s = %s: %s", key, strconv.Quote(e.Value), e.Want)
+	if e.File == "" {
+		return msg // from Validate: no file was read
+	}
+	return e.File + ": " + msg
 }
 
 // Load reads the file at path, applies defaults and SPOOLGATE_* environment

@@ -159,8 +159,8 @@ func New(opts Options) (*Server, error) {
 	if opts.RefusedLogEvery <= 0 {
 		opts.RefusedLogEvery = DefaultRefusedLogEvery
 	}
-	if c.MaxConns < 1 || c.MaxMessageBytes < 1 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0 || c.WriteTimeout <= 0 {
-		return nil, errors.New("new receiver: max_conns, max_message_bytes and the timeouts must be positive")
+	if err := c.Validate(); err != nil { // as conf.Load did, for a Config built in code
+		return nil, fmt.Errorf("new receiver: %w", err)
 	}
 	idx := make([]int, 0, len(c.DedupKey))
 	for _, name := range c.DedupKey {
@@ -169,12 +169,6 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("new receiver: dedup_key %s is not a field of the request spec", name)
 		}
 		idx = append(idx, i)
-	}
-	if len(idx) == 0 && c.DedupWindow > 0 {
-		return nil, errors.New("new receiver: dedup_window needs a dedup_key")
-	}
-	if c.TLS.HandshakeTimeout <= 0 {
-		c.TLS.HandshakeTimeout = 5 * time.Second
 	}
 	tlsConf, err := newTLS(c, opts.Registerer)
 	if err != nil {

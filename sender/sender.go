@@ -115,15 +115,11 @@ type Sender struct {
 // New checks the configuration and builds a Sender; it touches no file.
 func New(o Options) (*Sender, error) {
 	c := o.Config
-	switch {
-	case len(c.Remote) == 0:
+	if len(c.Remote) == 0 {
 		return nil, errors.New("sender.remote: required")
-	case c.SpoolDir == "":
-		return nil, errors.New("sender.spool_dir: required")
-	case c.FailedDir == "":
-		return nil, errors.New("sender.failed_dir: required")
-	case c.Workers < 1:
-		return nil, fmt.Errorf("sender.workers = %d: must be at least 1", c.Workers)
+	}
+	if err := c.Validate(); err != nil { // as conf.Load did, for a Config built in code
+		return nil, err
 	}
 	tc, err := newTLS(c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName)
 	if err != nil {
