@@ -18,15 +18,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"spoolgate/conf"
 	"spoolgate/internal/fsutil"
 )
 
-// Publish modes and fsync policies accepted by OpenStore.
+// Publish modes and fsync policies accepted by OpenStore: the values of
+// receiver.publish and receiver.fsync, declared in conf.
 const (
-	PublishRename = "rename"
-	PublishAppend = "append"
-	FsyncAlways   = "always"
-	FsyncNever    = "never"
+	PublishRename = conf.PublishRename
+	PublishAppend = conf.PublishAppend
+	FsyncAlways   = conf.FsyncAlways
+	FsyncNever    = conf.FsyncNever
 )
 
 // ProbeName is the file a failing Store writes, syncs and removes in its
