@@ -2,7 +2,7 @@
 //
 // The file is in the Java properties format and is read with a private
 // viper instance (viper.New, never the global); viper types never leave this
-// package. Every key of SPEC §5 has a default, every key can be overridden
+// package. Every key of conf.properties has a default, every key can be overridden
 // by an environment variable SPOOLGATE_ + the key upper-cased with '.' as '_'
 // (SPOOLGATE_SENDER_REMOTE), unknown keys are rejected, and every problem
 // with a value is reported as an *Error: one line naming the key, the value
@@ -190,7 +190,7 @@ func Load(path string) (*Config, error) {
 }
 
 // Default returns the configuration of an empty file without environment
-// overrides: every default of SPEC §5. It is meant for tests and tools.
+// overrides: every default of conf.properties. It is meant for tests and tools.
 func Default() *Config {
 	c, err := load("", nil, false)
 	if err != nil {

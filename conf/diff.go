@@ -10,7 +10,7 @@ import (
 // IsLive reports whether a running daemon (either) applies key on reload;
 // every other key needs a restart. The table in keys.go says which: the
 // log level, timeouts, retries, workers, window, settle, scan_interval,
-// max_conns, allow and dedup_window of SPEC §6; also
+// max_conns, allow and dedup_window; also
 // receiver.max_conns_per_ip, receiver.proxy_trusted and the TLS files and
 // names (receiver.tls.*, sender.tls.*), which reload without dropping
 // connections (switching between plain TCP and TLS still needs a restart),
@@ -34,7 +34,7 @@ func LiveIn(daemon, key string) bool {
 	return false
 }
 
-// Keys returns the names of the fixed keys in the order of SPEC §5.
+// Keys returns the names of the fixed keys in the order of conf.properties.
 func Keys() []string {
 	out := make([]string, len(keys))
 	for i, k := range keys {
@@ -46,7 +46,7 @@ func Keys() []string {
 // LiveDiff compares c, a newly loaded config, with old, the running one,
 // and returns the keys whose values differ: live lists those the daemons
 // apply on reload (see IsLive), restart those that take effect only after a
-// restart. Both are in the order of SPEC §5; a changed message spec is
+// restart. Both are in the order of conf.properties; a changed message spec is
 // reported as protocol.request.* or protocol.result.*. Either config may be
 // nil (every key then differs). LiveDiff only reads c and old.
 func (c *Config) LiveDiff(old *Config) (live, restart []string) {

@@ -9,7 +9,7 @@ import (
 	"spoolgate/protocol"
 )
 
-// keys are the fixed keys of SPEC §5 in its order: each is declared here
+// keys are the fixed keys in the order of conf.properties: each is declared here
 // once, with its default as it would be written in the file, which daemon
 // applies it on reload without a restart, how its value is decoded and
 // checked (and rendered for LiveDiff), and the one-line doc that
