@@ -72,7 +72,7 @@ func TestConfPropertiesIsTheDefault(t *testing.T) {
 }
 
 // TestConfPropertiesListsEveryKey checks that conf.properties has every key
-// in the order of SPEC §5, each with a comment line above it.
+// in the order of the key table, each with a comment line above it.
 func TestConfPropertiesListsEveryKey(t *testing.T) {
 	data, err := os.ReadFile("conf.properties")
 	if err != nil {
