@@ -74,6 +74,11 @@ type Options struct {
 	// RefusedLogEvery is the interval of the rate-limited log of refused
 	// connections, per cause; 0 means DefaultRefusedLogEvery.
 	RefusedLogEvery time.Duration
+	// Sink stores the accepted lines; nil means the request-file Store
+	// opened in Config.DataDir with Config.Publish and Config.Fsync. The
+	// Server closes it at the end of Shutdown; when New fails, the caller
+	// still owns it.
+	Sink Sink
 
 	storeHooks storeHooks // tests
 }
@@ -94,7 +99,7 @@ type live struct {
 type Server struct {
 	spec    *protocol.Spec
 	nfields int
-	store   *Store
+	store   Sink
 	dedup   *dedup
 	log     *slog.Logger
 	clock   func() time.Time
@@ -135,10 +140,10 @@ type Server struct {
 	closeErr    error
 }
 
-// New opens the store in opts.Config.DataDir (lock, repair), rebuilds the
-// duplicate window from the request files it covers, and returns a Server
-// ready for Serve. It returns an error wrapping fsutil.ErrLocked when
-// another receiver owns the data dir.
+// New opens the store in opts.Config.DataDir (lock, repair) unless
+// opts.Sink is set, rebuilds the duplicate window from the lines it holds,
+// and returns a Server ready for Serve. It returns an error wrapping
+// fsutil.ErrLocked when another receiver owns the data dir.
 func New(opts Options) (*Server, error) {
 	c := opts.Config
 	if opts.Spec == nil {
@@ -182,13 +187,17 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
-	h := opts.storeHooks
-	if h.onBatch == nil {
-		h.onBatch = func(n int) { m.syncBatch.Observe(float64(n)) }
-	}
-	st, err := openStore(c.DataDir, c.Publish, c.Fsync, opts.Clock, opts.Logger, h)
-	if err != nil {
-		return nil, fmt.Errorf("new receiver: %w", err)
+	st := opts.Sink
+	if st == nil {
+		h := opts.storeHooks
+		if h.onBatch == nil {
+			h.onBatch = func(n int) { m.syncBatch.Observe(float64(n)) }
+		}
+		fs, err := openStore(c.DataDir, c.Publish, c.Fsync, opts.Clock, opts.Logger, h)
+		if err != nil {
+			return nil, fmt.Errorf("new receiver: %w", err)
+		}
+		st = fs
 	}
 	s := &Server{
 		spec:         opts.Spec,
@@ -215,7 +224,9 @@ func New(opts Options) (*Server, error) {
 	s.cfg.Store(liveOf(c))
 	s.tlsWarnings()
 	if err := s.rebuildDedup(c.DedupWindow); err != nil {
-		st.Close()
+		if opts.Sink == nil {
+			st.Close()
+		}
 		return nil, fmt.Errorf("new receiver: %w", err)
 	}
 	go s.summary(opts.SummaryEvery)
@@ -297,8 +308,10 @@ func (s *Server) Ready() error {
 	if err := s.store.Healthy(); err != nil {
 		return err
 	}
-	if err := syscall.Access(s.store.Dir(), 2 /* W_OK */); err != nil {
-		return fmt.Errorf("data dir %s not writable: %w", s.store.Dir(), err)
+	if d, ok := s.store.(dirSink); ok {
+		if err := syscall.Access(d.Dir(), 2 /* W_OK */); err != nil {
+			return fmt.Errorf("data dir %s not writable: %w", d.Dir(), err)
+		}
 	}
 	return nil
 }

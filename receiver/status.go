@@ -135,7 +135,7 @@ func (s *Server) Counts() [3]uint64 {
 // minutes); line counts of request files are cached and grow by reading
 // only what was appended. Safe for concurrent use.
 func (s *Server) Status(now time.Time) Status {
-	st := Status{DataDir: s.store.Dir()}
+	st := Status{DataDir: s.base.DataDir}
 	if err := s.Ready(); err != nil {
 		st.NotReady = err.Error()
 	} else {
