@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"bytes"
 	"time"
 
 	"spoolgate/protocol"
@@ -194,4 +195,26 @@ func (p *pipe) replies(now time.Time) []byte {
 		p.out = protocol.AppendReply(p.out, e.pno[:], now, code)
 	}
 	return p.out
+}
+
+var zeroProcessNo = []byte("000000000")
+
+// completeFields returns b up to and including its last '|': the fields
+// of a message's start that are known to be whole.
+func completeFields(b []byte) []byte {
+	return b[:bytes.LastIndexByte(b, '|')+1]
+}
+
+// reject counts a 400 by reason and logs it: at info once per minute per
+// reason, with this message (its start) as a sample and how many of that
+// reason the line stands for; at debug every one.
+func (s *Server) reject(reason string, line []byte, debug bool, remote string, err error) {
+	s.m.rejects.WithLabelValues(reason).Inc()
+	s.rejectStats.note(reason, line, s.clock())
+	if n, ok := s.rejects.Event(reason, s.clock()); ok {
+		s.log.Info("rejected: answered 400 (one line per reason a minute)", "reason", reason, "count", n,
+			"remote", remote, "err", err, "sample", string(line[:min(len(line), maxSample)]))
+	} else if debug {
+		s.log.Debug("rejected: answered 400", "remote", remote, "reason", reason, "err", err)
+	}
 }

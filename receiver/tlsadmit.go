@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -259,4 +260,39 @@ func (s *Server) evictedNow(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return c.evicted
+}
+
+// limiter counts served connections against a limit that a reload may
+// change; take blocks while the limit is reached.
+type limiter struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	active int
+	limit  int
+}
+
+func (l *limiter) init(n int) {
+	l.cond.L = &l.mu
+	l.limit = n
+}
+
+func (l *limiter) release() {
+	l.mu.Lock()
+	l.active--
+	l.mu.Unlock()
+	l.cond.Signal()
+}
+
+func (l *limiter) setLimit(n int) {
+	l.mu.Lock()
+	l.limit = n
+	l.mu.Unlock()
+	l.cond.Broadcast()
+}
+
+func (l *limiter) wake() {
+	// Taking mu orders the caller's flag change with a waiter's check.
+	l.mu.Lock()
+	l.cond.Broadcast()
+	l.mu.Unlock()
 }
