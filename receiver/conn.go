@@ -123,7 +123,7 @@ func (s *Server) serveConn(c *conn) {
 		cfg = s.cfg.Load()
 		debug := s.log.Enabled(context.Background(), slog.LevelDebug)
 		if br.Buffered() == 0 {
-			if !c.setIdle(time.Now().Add(cfg.idleTimeout), min(cfg.readTimeout, freshGrace), &s.drainFlag) {
+			if !c.setIdle(time.Now().Add(cfg.idleTimeout), min(cfg.readTimeout, freshGrace), &s.draining) {
 				s.closeConn(nc, wrote)
 				return
 			}
@@ -182,7 +182,7 @@ func (s *Server) serveConn(c *conn) {
 			s.closeConn(nc, true)
 			return
 		}
-		if s.drainFlag.Load() && br.Buffered() == 0 {
+		if s.draining.Load() && br.Buffered() == 0 {
 			s.closeConn(nc, true)
 			return
 		}

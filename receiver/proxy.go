@@ -62,7 +62,7 @@ func (s *Server) proxied(c *conn, cfg *live) (net.Conn, bool) {
 	if trusted {
 		wait = cfg.readTimeout
 	}
-	c.setIdle(time.Now().Add(wait), min(cfg.readTimeout, freshGrace), &s.drainFlag)
+	c.setIdle(time.Now().Add(wait), min(cfg.readTimeout, freshGrace), &s.draining)
 	br := bufio.NewReaderSize(c.nc, proxyBufSize)
 	_, err := br.Peek(1)
 	c.mu.Lock()
@@ -72,7 +72,7 @@ func (s *Server) proxied(c *conn, cfg *live) (net.Conn, bool) {
 		switch {
 		case trusted && !timedOut(err): // closed or reset before any byte
 			s.proxyHealthCheck(raw, "closed before a header")
-		case trusted && !s.drainFlag.Load():
+		case trusted && !s.draining.Load():
 			s.proxyRefuse(proxyTimeout, raw, err, nil)
 		default:
 			s.log.Debug("connection closed before its first byte", "remote", raw.String(), "err", err)

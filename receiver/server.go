@@ -109,15 +109,17 @@ type Server struct {
 	rejects  *logging.Sampler // info lines per reject reason
 
 	mu        sync.Mutex
-	draining  bool // guarded by mu; mirrored in drainFlag for the hot path
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
 	waiting   int                // connections without a first message yet; guarded by mu
 	perIP     map[netip.Addr]int // open connections by address; guarded by mu
 	wg        sync.WaitGroup     // connection goroutines
 	loops     sync.WaitGroup     // Serve's accept loops
-	drainFlag atomic.Bool
-	serving   atomic.Int32
+	// draining is set once, by shutdown while it holds mu: Serve checks it
+	// under mu, so no listener is added after shutdown closed them, and the
+	// hot path reads it without the lock.
+	draining atomic.Bool
+	serving  atomic.Int32
 
 	counts   [3]atomic.Uint64 // per code: 200, 400, 500
 	dups     atomic.Uint64
@@ -295,7 +297,7 @@ func reloadedOf(c conf.Receiver, maxMessage int) (*live, tlsutil.ServerFiles) {
 // not draining, and the data dir is writable (the last store write worked
 // and the directory is not read-only). For /readyz.
 func (s *Server) Ready() error {
-	if s.drainFlag.Load() {
+	if s.draining.Load() {
 		return errors.New("shutting down")
 	}
 	if s.serving.Load() == 0 {
@@ -322,7 +324,7 @@ func (s *Server) Ready() error {
 // ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
-	if s.draining {
+	if s.draining.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
@@ -346,7 +348,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		nc, err := ln.Accept()
 		if err != nil {
 			switch {
-			case s.drainFlag.Load():
+			case s.draining.Load():
 				return ErrServerClosed
 			case ctx.Err() != nil:
 				return ctx.Err()
@@ -396,8 +398,7 @@ func (s *Server) Close() error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.draining = true
-	s.drainFlag.Store(true)
+	s.draining.Store(true)
 	for ln := range s.listeners {
 		ln.Close()
 	}

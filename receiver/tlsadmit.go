@@ -148,7 +148,7 @@ func (s *Server) activate(c *conn) bool {
 	c.waiting = false
 	s.waiting--
 	s.mu.Unlock()
-	s.lim.take(&s.drainFlag)
+	s.lim.take(&s.draining)
 	c.active = true
 	return true
 }
