@@ -11,6 +11,10 @@ import (
 	"spoolgate/internal/fsutil"
 )
 
+// run is the writer goroutine: it alone owns the open file. It gathers
+// the requests queued while the last commit ran into one write and sync
+// (group commit), closes the file when its minute is over, retries failed
+// publishes and probes a failing disk, until Close closes reqs.
 func (s *Store) run() {
 	defer close(s.done)
 	t := time.NewTicker(s.tick)
@@ -37,9 +41,7 @@ func (s *Store) run() {
 			// cost), so wait for the expected lines up to about one
 			// average sync: at worst that doubles the latency of a batch,
 			// while every line that makes it saves a share of a sync.
-			// Measured on a 2-core VM at 16 keep-alive clients: lines per
-			// sync 10.8 -> 15.7 when the cap went from a quarter sync
-			// (500 µs) to a whole one (5 ms), and msg/s up by half.
+			// (The figures behind the cap: BENCHMARKS.md, "Commit delay".)
 			// (Counted in callers, not lines: each sends one request next.)
 			if want := released + queued; open && s.fsync && len(s.batch) < want && s.nlines < maxBatch {
 				if d := min(syncAvg, maxCommitDelay); d > 20*time.Microsecond {
