@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"spoolgate/conf"
+	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
 
@@ -28,26 +28,17 @@ func body(n int) string {
 	return fmt.Sprintf("REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|", n, n, n)
 }
 
-// remote is a scriptable TCP server standing in for the receiver. By
-// default it answers every message 200, echoing its process_no.
+// remote is the shared scriptable fake receiver (e2e.Remote) with the
+// knobs these tests set. By default it answers every message 200, echoing
+// its process_no.
 type remote struct {
-	t    *testing.T
-	ln   net.Listener
-	spec *protocol.Spec
+	*e2e.Remote
 
 	// answer decides the reply to a message (full line, no LF): a code, or
 	// 0 to never answer. It runs on the connection's goroutine.
-	answer func(line []byte) int
-	delay  time.Duration // before each reply
-
-	mu             sync.Mutex
-	got            []string // messages received, in arrival order
-	conns          map[net.Conn]bool
-	open, maxOpen  int // connections
-	busy, maxBusy  int // messages read and not yet answered
-	accepted       int
-	closeAfterEach bool // close the connection after each reply (stale keep-alive)
-	wg             sync.WaitGroup
+	answer         func(line []byte) int
+	delay          time.Duration // before each reply
+	closeAfterEach bool          // close the connection after each reply (stale keep-alive)
 }
 
 func startRemote(t *testing.T, setup func(*remote)) *remote {
@@ -60,101 +51,29 @@ func startRemote(t *testing.T, setup func(*remote)) *remote {
 }
 
 func serveRemote(t *testing.T, ln net.Listener, setup func(*remote)) *remote {
-	r := &remote{t: t, ln: ln, spec: protocol.DefaultRequestSpec(), conns: map[net.Conn]bool{}}
-	r.answer = func([]byte) int { return protocol.CodeOK }
+	r := &remote{answer: func([]byte) int { return protocol.CodeOK }}
 	if setup != nil {
 		setup(r)
 	}
-	r.wg.Go(r.acceptLoop)
-	t.Cleanup(r.close)
+	r.Remote = e2e.ServeRemote(t, ln, func(m e2e.Msg) e2e.Action {
+		code := r.answer(m.Line)
+		return e2e.Action{Code: code, Delay: r.delay, Close: r.closeAfterEach && code != 0}
+	})
 	return r
 }
 
-func (r *remote) addr() string { return r.ln.Addr().String() }
-
-func (r *remote) close() {
-	r.ln.Close()
-	r.mu.Lock()
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
-}
-
-func (r *remote) acceptLoop() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		r.conns[c] = true
-		r.accepted++
-		r.open++
-		r.maxOpen = max(r.maxOpen, r.open)
-		r.mu.Unlock()
-		r.wg.Go(func() { r.serve(c) })
-	}
-}
-
-func (r *remote) serve(c net.Conn) {
-	defer func() {
-		c.Close()
-		r.mu.Lock()
-		delete(r.conns, c)
-		r.open--
-		r.mu.Unlock()
-	}()
-	rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
-	for {
-		line, err := rd.ReadMessage()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		r.got = append(r.got, string(line))
-		r.busy++
-		r.maxBusy = max(r.maxBusy, r.busy)
-		r.mu.Unlock()
-		code := r.answer(line)
-		if r.delay > 0 {
-			time.Sleep(r.delay) // the remote's processing time, not synchronisation
-		}
-		r.mu.Lock()
-		r.busy--
-		r.mu.Unlock()
-		if code == 0 {
-			continue // never answers
-		}
-		if _, err := c.Write(protocol.AppendReply(nil, r.spec.ProcessNo(line), time.Now(), code)); err != nil {
-			return
-		}
-		if r.closeAfterEach {
-			return
-		}
-	}
-}
+func (r *remote) addr() string { return r.Addr() }
 
 // messages returns a copy of what was received.
-func (r *remote) messages() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.got...)
-}
+func (r *remote) messages() []string { return r.Messages() }
 
 func (r *remote) stats() (maxOpen, maxBusy, accepted int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.maxOpen, r.maxBusy, r.accepted
+	maxOpen, maxBusy = r.Max()
+	return maxOpen, maxBusy, r.Accepted()
 }
 
 // resetMax restarts the high-water marks from the current values.
-func (r *remote) resetMax() {
-	r.mu.Lock()
-	r.maxOpen, r.maxBusy = r.open, r.busy
-	r.mu.Unlock()
-}
+func (r *remote) resetMax() { r.ResetMax() }
 
 // testConf is a sender configuration for tests: fast timers, directories
 // under t.TempDir().

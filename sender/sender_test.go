@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -242,19 +240,18 @@ func TestReplies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var turn atomic.Int32
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				fakeReplies(ln, func() int {
-					i := min(int(turn.Add(1))-1, len(tc.replies)-1)
-					return tc.replies[i]
-				})
+			r := e2e.StartRemote(t, func(e2e.Msg) e2e.Action {
+				i := min(int(turn.Add(1))-1, len(tc.replies)-1)
+				switch code := tc.replies[i]; code {
+				case 1:
+					return e2e.Action{Code: protocol.CodeOK, ProcessNo: "999999999"}
+				case 2:
+					return e2e.Action{Garbage: []byte("garbage\n")}
+				default:
+					return e2e.Answer(code)
+				}
 			})
-			t.Cleanup(func() { ln.Close(); wg.Wait() })
+			addr := r.Addr()
 			c := testConf(t, addr)
 			c.Retries = 2
 			_, stop := runSender(t, c, nil)
@@ -273,38 +270,6 @@ func TestReplies(t *testing.T) {
 				t.Fatalf("%d attempts, want %d", n, tc.attempts)
 			}
 		})
-	}
-}
-
-// fakeReplies serves one connection at a time, answering each message
-// with next(): a code, 1 for the wrong process_no, 2 for garbage.
-func fakeReplies(ln net.Listener, next func() int) {
-	spec := protocol.DefaultRequestSpec()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
-		for {
-			line, err := rd.ReadMessage()
-			if err != nil {
-				break
-			}
-			var out []byte
-			switch code := next(); code {
-			case 1:
-				out = protocol.AppendReply(nil, []byte("999999999"), time.Now(), 200)
-			case 2:
-				out = []byte("garbage\n")
-			default:
-				out = protocol.AppendReply(nil, spec.ProcessNo(line), time.Now(), code)
-			}
-			if _, err := c.Write(out); err != nil {
-				break
-			}
-		}
-		c.Close()
 	}
 }
 
@@ -505,33 +470,12 @@ func TestFailbackToPrimary(t *testing.T) {
 func TestRemoteDropsConnection(t *testing.T) {
 	for _, reset := range []bool{false, true} {
 		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
 			var got atomic.Int32
-			var wg sync.WaitGroup
-			t.Cleanup(func() { ln.Close(); wg.Wait() })
-			wg.Go(func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					wg.Go(func() {
-						defer c.Close()
-						c.SetReadDeadline(time.Now().Add(5 * time.Second))
-						if _, err := bufio.NewReader(c).ReadBytes('\n'); err != nil {
-							return
-						}
-						got.Add(1)
-						if reset {
-							c.(*net.TCPConn).SetLinger(0) // close sends RST
-						}
-					})
-				}
+			r := e2e.StartRemote(t, func(e2e.Msg) e2e.Action {
+				got.Add(1)
+				return e2e.Action{Close: !reset, Reset: reset} // a plain close sends FIN, a reset RST
 			})
-			c := testConf(t, ln.Addr().String())
+			c := testConf(t, r.Addr())
 			c.Retries = 2
 			s, _ := runSender(t, c, nil)
 			drop(t, c.SpoolDir, "f1.txt", body(1)+"\n", time.Time{})

@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"bufio"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -20,116 +19,38 @@ import (
 	"spoolgate/protocol"
 )
 
-// pipeRemote is a remote that reads each connection's messages as they
-// arrive (so that it sees how far ahead the sender writes) and answers
-// them in order as script says: a code, or -1 to close the connection
-// instead. Lines are numbered by their process_no.
-type pipeRemote struct {
-	ln     net.Listener
-	script func(conn, line int) int
+// pipeRemote is the shared fake receiver (e2e.Remote), which reads each
+// connection's messages as they arrive (so that it sees how far ahead the
+// sender writes) and answers them in order as its script says. Lines are
+// numbered by their process_no.
+type pipeRemote struct{ *e2e.Remote }
 
-	mu      sync.Mutex
-	ok      map[int]int // 200s sent per line
-	maxRead int         // highest line read
-	maxOut  int         // most lines read and not answered on a connection
-	conns   int
-	open    map[net.Conn]bool
-	wg      sync.WaitGroup
+// line returns the number of a message: its process_no.
+func line(m e2e.Msg) int {
+	n, _ := strconv.Atoi(m.ProcessNo())
+	return n
 }
 
-func startPipeRemote(t *testing.T, script func(conn, line int) int) *pipeRemote {
+func startPipeRemote(t *testing.T, script func(m e2e.Msg) e2e.Action) *pipeRemote {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &pipeRemote{ln: ln, script: script, ok: map[int]int{}, open: map[net.Conn]bool{}}
-	r.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			r.mu.Lock()
-			r.conns++
-			no := r.conns
-			r.open[c] = true
-			r.mu.Unlock()
-			r.wg.Go(func() { r.serve(c, no) })
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		r.mu.Lock()
-		for c := range r.open {
-			c.Close()
-		}
-		r.mu.Unlock()
-		r.wg.Wait()
-	})
-	return r
+	return &pipeRemote{e2e.StartRemote(t, script)}
 }
 
-func (r *pipeRemote) serve(c net.Conn, no int) {
-	defer func() {
-		c.Close()
-		r.mu.Lock()
-		delete(r.open, c)
-		r.mu.Unlock()
-	}()
-	spec := protocol.DefaultRequestSpec()
-	lines := make(chan int, 4096)
-	var out atomic.Int32 // read and not answered
-	r.wg.Go(func() {
-		defer close(lines)
-		rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
-		for {
-			line, err := rd.ReadMessage()
-			if err != nil {
-				return
-			}
-			n, _ := strconv.Atoi(string(spec.ProcessNo(line)))
-			o := int(out.Add(1))
-			r.mu.Lock()
-			r.maxRead = max(r.maxRead, n)
-			r.maxOut = max(r.maxOut, o)
-			r.mu.Unlock()
-			lines <- n
-		}
-	})
-	for n := range lines {
-		code := r.script(no, n)
-		if code < 0 {
-			c.Close() // drops what is in flight
-			for range lines {
-			}
-			return
-		}
-		out.Add(-1) // before the write: the sender may write the next line at once
-		if code == protocol.CodeOK {
-			r.mu.Lock()
-			r.ok[n]++
-			r.mu.Unlock()
-		}
-		if _, err := c.Write(protocol.AppendReply(nil, fmt.Appendf(nil, "%09d", n), time.Now(), code)); err != nil {
-			continue
-		}
-	}
-}
-
+// stats returns the highest line read, the most lines read and not
+// answered on a connection, the connections accepted and the 200s sent
+// per line.
 func (r *pipeRemote) stats() (maxRead, maxOut, conns int, ok map[int]int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.maxRead, r.maxOut, r.conns, maps(r.ok)
+	for _, l := range r.Messages() {
+		maxRead = max(maxRead, line(e2e.Msg{Line: []byte(l)}))
+	}
+	ok = map[int]int{}
+	for _, l := range r.Delivered() {
+		ok[line(e2e.Msg{Line: []byte(l)})]++
+	}
+	return maxRead, r.MaxAhead(), r.Accepted(), ok
 }
 
-func maps(m map[int]int) map[int]int {
-	c := make(map[int]int, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
+func (r *pipeRemote) addr() string { return r.Addr() }
 
 // TestWindow: sender.window = 8 against a remote that answers the 3rd line
 // 400, drops the connection when the 6th line's turn comes (after the 5th
@@ -146,16 +67,16 @@ func TestWindow(t *testing.T) {
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	var held atomic.Bool
-	r := startPipeRemote(t, func(conn, line int) int {
-		switch {
-		case line == 3:
-			return protocol.CodeInvalid
-		case conn == 1 && line == 6:
-			return -1
-		case line == 14 && held.CompareAndSwap(false, true):
-			<-release
+	r := startPipeRemote(t, func(m e2e.Msg) e2e.Action {
+		switch n := line(m); {
+		case n == 3:
+			return e2e.Answer(protocol.CodeInvalid)
+		case m.Conn == 1 && n == 6:
+			return e2e.Action{Close: true} // drops what is in flight
+		case n == 14 && held.CompareAndSwap(false, true):
+			return e2e.Action{Wait: release, Code: protocol.CodeOK}
 		}
-		return protocol.CodeOK
+		return e2e.Answer(protocol.CodeOK)
 	})
 	c := testConf(t, r.addr())
 	c.Window = w
@@ -276,8 +197,6 @@ func TestWindowOneAgainstOneMessagePerConnection(t *testing.T) {
 	}
 }
 
-func (r *pipeRemote) addr() string { return r.ln.Addr().String() }
-
 // TestWindowRejectedClientCert: with a window the TLS 1.3 alert rejecting
 // our certificate, read after the lines were written, opens the circuit
 // and fails no line, as at window 1.
@@ -376,11 +295,11 @@ func TestWindowReload(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	r := startPipeRemote(t, func(conn, line int) int {
-		if line == 3 {
-			<-release
+	r := startPipeRemote(t, func(m e2e.Msg) e2e.Action {
+		if line(m) == 3 {
+			return e2e.Action{Wait: release, Code: protocol.CodeOK}
 		}
-		return protocol.CodeOK
+		return e2e.Answer(protocol.CodeOK)
 	})
 	c := testConf(t, r.addr())
 	c.Workers = 1

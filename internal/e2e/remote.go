@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"spoolgate/protocol"
+)
+
+// Action is what a Remote does with one message it has read. The zero
+// Action answers nothing and goes on reading (a remote that never replies).
+type Action struct {
+	Wait      <-chan struct{} // if set, wait until it is closed (or the Remote stops) first: hold the message
+	Delay     time.Duration   // then wait this long: the remote's processing time
+	Code      int             // then reply with this code; 0: no reply
+	ProcessNo string          // reply with this process_no instead of the message's
+	Garbage   []byte          // write these bytes instead of a reply
+	Close     bool            // then close the connection (a drop, or a stale keep-alive after a reply)
+	Reset     bool            // then close the connection with a TCP reset
+}
+
+// Msg is a message a Remote has read, for its script.
+type Msg struct {
+	Conn int    // the connection's number, from 1 in the order accepted
+	Line []byte // the message without its length field or LF
+}
+
+// ProcessNo returns the message's process_no.
+func (m Msg) ProcessNo() string { return string(protocol.DefaultRequestSpec().ProcessNo(m.Line)) }
+
+// Answer is the Action that replies code after no delay.
+func Answer(code int) Action { return Action{Code: code} }
+
+// Remote is a scriptable TCP server on 127.0.0.1 standing in for the
+// receiver: it reads the messages of each connection in order (pipelined
+// lines included) and does with each what its script says, then reads the
+// next. It counts connections and messages. Its methods are safe for
+// concurrent use; it stops when the test ends.
+type Remote struct {
+	ln     net.Listener
+	script func(Msg) Action
+	spec   *protocol.Spec
+	done   chan struct{} // closed by Stop
+
+	mu            sync.Mutex
+	got           []string // messages read, in arrival order
+	ok            []string // messages answered 200, in answer order
+	conns         map[net.Conn]bool
+	accepted      int
+	open, maxOpen int // connections
+	busy, maxBusy int // messages being acted on (script, wait, delay)
+	maxAhead      int // most messages read and not yet acted on, on one connection
+	stopped       bool
+	wg            sync.WaitGroup
+}
+
+// StartRemote listens on a free loopback port and serves script (nil
+// answers every message 200).
+func StartRemote(t testing.TB, script func(Msg) Action) *Remote {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ServeRemote(t, ln, script)
+}
+
+// ListenRemote is StartRemote on addr, for a remote that must take a
+// given address (a remote that comes back, a configured port).
+func ListenRemote(t testing.TB, addr string, script func(Msg) Action) *Remote {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ServeRemote(t, ln, script)
+}
+
+// ServeRemote serves script on ln, which it closes when it stops.
+func ServeRemote(t testing.TB, ln net.Listener, script func(Msg) Action) *Remote {
+	if script == nil {
+		script = func(Msg) Action { return Answer(protocol.CodeOK) }
+	}
+	r := &Remote{ln: ln, script: script, spec: protocol.DefaultRequestSpec(), done: make(chan struct{}), conns: map[net.Conn]bool{}}
+	r.wg.Go(r.acceptLoop)
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Addr is the address the Remote listens on.
+func (r *Remote) Addr() string { return r.ln.Addr().String() }
+
+// Stop closes the listener and every connection, releases held messages
+// and waits for the Remote's goroutines. It may be called more than once.
+func (r *Remote) Stop() {
+	r.mu.Lock()
+	if !r.stopped {
+		r.stopped = true
+		close(r.done)
+		r.ln.Close()
+		for c := range r.conns {
+			c.Close()
+		}
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+func (r *Remote) acceptLoop() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		if r.stopped {
+			r.mu.Unlock()
+			c.Close()
+			return
+		}
+		r.conns[c] = true
+		r.accepted++
+		r.open++
+		r.maxOpen = max(r.maxOpen, r.open)
+		conn := r.accepted
+		r.mu.Unlock()
+		r.wg.Go(func() { r.serve(c, conn) })
+	}
+}
+
+func (r *Remote) serve(c net.Conn, conn int) {
+	defer func() {
+		c.Close()
+		r.mu.Lock()
+		delete(r.conns, c)
+		r.open--
+		r.mu.Unlock()
+	}()
+	// The reader reads ahead of the answers, so that the Remote sees how far
+	// ahead a pipelining client writes; the loop below acts on the lines in
+	// order.
+	lines := make(chan []byte, 4096)
+	var ahead int // read and not yet acted on, on this connection; under r.mu
+	r.wg.Go(func() {
+		defer close(lines)
+		rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
+		for {
+			line, err := rd.ReadMessage()
+			if err != nil {
+				return
+			}
+			line = append([]byte(nil), line...)
+			r.mu.Lock()
+			r.got = append(r.got, string(line))
+			ahead++
+			r.maxAhead = max(r.maxAhead, ahead)
+			r.mu.Unlock()
+			lines <- line
+		}
+	})
+	defer func() {
+		c.Close()
+		for range lines { // until the reader has seen the close
+		}
+	}()
+	for line := range lines {
+		r.mu.Lock()
+		r.busy++
+		r.maxBusy = max(r.maxBusy, r.busy)
+		r.mu.Unlock()
+		a := r.script(Msg{Conn: conn, Line: line})
+		if a.Wait != nil {
+			select {
+			case <-a.Wait:
+			case <-r.done:
+			}
+		}
+		if a.Delay > 0 {
+			select {
+			case <-time.After(a.Delay): // the remote's processing time, not synchronisation
+			case <-r.done:
+			}
+		}
+		r.mu.Lock()
+		r.busy--
+		ahead-- // before the write: the client may write the next line at once
+		if a.Code == protocol.CodeOK && a.Garbage == nil {
+			r.ok = append(r.ok, string(line))
+		}
+		r.mu.Unlock()
+		var out []byte
+		switch {
+		case a.Garbage != nil:
+			out = a.Garbage
+		case a.Code != 0:
+			pno := r.spec.ProcessNo(line)
+			if a.ProcessNo != "" {
+				pno = []byte(a.ProcessNo)
+			}
+			out = protocol.AppendReply(nil, pno, time.Now(), a.Code)
+		}
+		if out != nil {
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+		if a.Reset {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			return
+		}
+		if a.Close {
+			return
+		}
+	}
+}
+
+// Messages returns a copy of every message read, in arrival order.
+func (r *Remote) Messages() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.got...)
+}
+
+// Delivered returns a copy of the messages answered 200, in answer order.
+func (r *Remote) Delivered() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.ok...)
+}
+
+// Accepted returns how many connections the Remote has accepted.
+func (r *Remote) Accepted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
+}
+
+// MaxAhead returns the most messages read and not yet acted on, on one
+// connection, since the start: how far ahead a pipelining client wrote.
+func (r *Remote) MaxAhead() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxAhead
+}
+
+// Busy returns how many messages are being acted on.
+func (r *Remote) Busy() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.busy
+}
+
+// Max returns the most connections open at once and the most messages
+// being acted on at once since the start or the last ResetMax.
+func (r *Remote) Max() (open, busy int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.maxOpen, r.maxBusy
+}
+
+// ResetMax restarts the high-water marks of Max from the current values.
+func (r *Remote) ResetMax() {
+	r.mu.Lock()
+	r.maxOpen, r.maxBusy = r.open, r.busy
+	r.mu.Unlock()
+}
