@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,9 +16,7 @@ import (
 	"spoolgate/protocol"
 )
 
-// The binaries under test, built once by TestMain. receiverBin is "" while
-// cmd/spoolgate-receiver does not exist: the tests then use an in-test
-// server that stores what it acknowledges.
+// The binaries under test, built once by TestMain.
 var senderBin, toolBin, receiverBin string
 
 func TestMain(m *testing.M) {
@@ -36,9 +32,7 @@ func TestMain(m *testing.M) {
 		if toolBin, err = build("../spoolgate", "spoolgate"); err != nil {
 			return err
 		}
-		if _, statErr := os.Stat("../spoolgate-receiver"); statErr == nil {
-			receiverBin, err = build("../spoolgate-receiver", "spoolgate-receiver")
-		}
+		receiverBin, err = build("../spoolgate-receiver", "spoolgate-receiver")
 		return err
 	})
 }
@@ -229,8 +223,7 @@ func makeSpool(t *testing.T, dir string, n int) {
 	}
 }
 
-// sink is the remote: the real receiver when it is built, else an in-test
-// server that records each message before it answers 200.
+// sink is the remote: the real receiver.
 type sink interface {
 	addr() string
 	messages(t *testing.T) []string // stored messages, in arrival order
@@ -249,14 +242,6 @@ func startSink(t *testing.T, addr string) sink {
 	t.Helper()
 	if addr == "" {
 		addr = e2e.FreeAddr(t)
-	}
-	if receiverBin == "" {
-		t.Log("cmd/spoolgate-receiver not built yet: using the in-test server as the remote")
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return serveFake(t, ln, nil)
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "receiver.properties")
@@ -316,113 +301,39 @@ func (r *receiverSink) stop(t *testing.T) {
 	}
 }
 
-// fakeRemote is a small TCP server: it records each message, then answers
-// with answer(line) (0: never), after delay.
+// fakeRemote is the shared fake receiver (e2e.Remote): it answers each
+// message with answer(line) (0: never), after delay, and records the
+// messages it answers 200.
 type fakeRemote struct {
-	ln     net.Listener
+	*e2e.Remote
 	answer func(line []byte) int
 	delay  time.Duration
-
-	mu           sync.Mutex
-	got          []string
-	conns        map[net.Conn]bool
-	busy, max    int
-	wg           sync.WaitGroup
-	stopped      bool
-	acceptedConn int
 }
 
 func serveFake(t *testing.T, ln net.Listener, setup func(*fakeRemote)) *fakeRemote {
-	f := &fakeRemote{ln: ln, conns: map[net.Conn]bool{}, answer: func([]byte) int { return protocol.CodeOK }}
+	f := &fakeRemote{answer: func([]byte) int { return protocol.CodeOK }}
 	if setup != nil {
 		setup(f)
 	}
-	f.wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.mu.Lock()
-			f.conns[c] = true
-			f.acceptedConn++
-			f.mu.Unlock()
-			f.wg.Go(func() { f.serve(c) })
-		}
+	f.Remote = e2e.ServeRemote(t, ln, func(m e2e.Msg) e2e.Action {
+		return e2e.Action{Code: f.answer(m.Line), Delay: f.delay}
 	})
-	t.Cleanup(func() { f.stop(t) })
 	return f
 }
 
-func (f *fakeRemote) serve(c net.Conn) {
-	defer func() {
-		c.Close()
-		f.mu.Lock()
-		delete(f.conns, c)
-		f.mu.Unlock()
-	}()
-	spec := protocol.DefaultRequestSpec()
-	rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
-	for {
-		line, err := rd.ReadMessage()
-		if err != nil {
-			return
-		}
-		f.mu.Lock()
-		f.busy++
-		f.max = max(f.max, f.busy)
-		f.mu.Unlock()
-		code := f.answer(line)
-		if f.delay > 0 {
-			time.Sleep(f.delay) // the remote's processing time
-		}
-		f.mu.Lock()
-		f.busy--
-		if code == protocol.CodeOK {
-			f.got = append(f.got, string(line))
-		}
-		f.mu.Unlock()
-		if code == 0 {
-			continue
-		}
-		if _, err := c.Write(protocol.AppendReply(nil, spec.ProcessNo(line), time.Now(), code)); err != nil {
-			return
-		}
-	}
-}
+func (f *fakeRemote) addr() string { return f.Addr() }
 
-func (f *fakeRemote) addr() string { return f.ln.Addr().String() }
-
-func (f *fakeRemote) messages(*testing.T) []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]string(nil), f.got...)
-}
+func (f *fakeRemote) messages(*testing.T) []string { return f.Delivered() }
 
 // maxBusy returns the most messages in progress at once since the last
 // call, and restarts the count from now.
 func (f *fakeRemote) maxBusy() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	m := f.max
-	f.max = f.busy
-	return m
+	_, busy := f.Max()
+	f.ResetMax()
+	return busy
 }
 
-func (f *fakeRemote) stop(*testing.T) {
-	f.mu.Lock()
-	if f.stopped {
-		f.mu.Unlock()
-		return
-	}
-	f.stopped = true
-	f.ln.Close()
-	for c := range f.conns {
-		c.Close()
-	}
-	f.mu.Unlock()
-	f.wg.Wait()
-}
+func (f *fakeRemote) stop(*testing.T) { f.Stop() }
 
 // processNo returns the process_no of a stored message.
 func processNo(line string) string {
