@@ -1,7 +1,6 @@
 package scripts
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,15 +13,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"spoolgate/conf"
 	"spoolgate/internal/e2e"
-	"spoolgate/protocol"
 )
 
 // repoRoot is the checkout; binDir holds spoolgate, spoolgate-receiver and
@@ -96,26 +92,6 @@ func ready(addr string) bool {
 	return err == nil && code == http.StatusOK
 }
 
-// metric reads one series (name, or name{labels} as printed) from /metrics.
-func metric(t *testing.T, addr, series string) float64 {
-	t.Helper()
-	code, body, err := e2e.HTTPGet("http://" + addr + "/metrics")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v", code, err)
-	}
-	for _, line := range strings.Split(body, "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q: %v", series, line, err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("metric %s not in /metrics", series)
-	return 0
-}
-
 // cleanEnv is the test's environment without SPOOLGATE_* and RUN_LOCAL_*
 // variables, plus extra.
 func cleanEnv(extra ...string) []string {
@@ -184,17 +160,6 @@ func processNo(line string) string {
 		return ""
 	}
 	return f[2]
-}
-
-// encode returns a valid request with the given process number; the
-// values are valid, so Encode cannot fail.
-func encode(pno int, key string) []byte {
-	msg, err := protocol.DefaultRequestSpec().Encode("REQ", fmt.Sprintf("%09d", pno), time.Now().Format("20060102150405"),
-		"ORG01", "SV01", key, "ops test payload", "")
-	if err != nil {
-		panic("encode: " + err.Error())
-	}
-	return msg
 }
 
 // baseConfig is a config for both daemons with everything under dir and
@@ -869,281 +834,6 @@ func TestRunLocal(t *testing.T) {
 			t.Errorf("%d request lines after the re-run, want 6", got)
 		}
 		daemonsGone(t)
-	})
-}
-
-// ---- zero-downtime restart under socket activation ------------------------
-
-// startActivated starts a receiver on the socket file f the way systemd
-// does: f as fd 3, LISTEN_FDS=1 and LISTEN_PID the receiver's own pid (the
-// shell wrapper learns it and execs, keeping the pid).
-func startActivated(t *testing.T, name, config string, f *os.File, env ...string) *e2e.Proc {
-	t.Helper()
-	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, program(t, "spoolgate-receiver"), "-config", config)
-	cmd.Env = cleanEnv(append([]string{"LISTEN_FDS=1", "LISTEN_FDNAMES=spoolgate-receiver.socket"}, env...)...)
-	cmd.ExtraFiles = []*os.File{f}
-	return startProc(t, name, cmd)
-}
-
-// result of one message of the load.
-type sent struct {
-	pno  int
-	code int
-	err  error
-	took time.Duration // connect to reply
-}
-
-// sendOne sends one message on a connection of its own and reads the reply.
-func sendOne(addr string, pno int, msg []byte) sent {
-	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return sent{pno: pno, err: fmt.Errorf("dial: %w", err)}
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := c.Write(msg); err != nil {
-		return sent{pno: pno, err: fmt.Errorf("write: %w", err)}
-	}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
-		return sent{pno: pno, err: fmt.Errorf("read reply: %w", err)}
-	}
-	r, err := protocol.ParseReply(line)
-	if err != nil {
-		return sent{pno: pno, err: fmt.Errorf("reply %q: %w", line, err)}
-	}
-	if r.ProcessNo != fmt.Sprintf("%09d", pno) {
-		return sent{pno: pno, err: fmt.Errorf("reply for %s, want %09d", r.ProcessNo, pno)}
-	}
-	return sent{pno: pno, code: r.Code, took: time.Since(start)}
-}
-
-func TestZeroDowntimeRestart(t *testing.T) {
-	dir := t.TempDir()
-	c := newConfig(t, dir)
-	addr, f := e2e.ActivationSocket(t) // the socket unit's socket
-
-	first := startActivated(t, "receiver-1", c.path, f)
-	e2e.WaitFor(t, 30*time.Second, "the first receiver ready", func() bool { return ready(c.rAdmin) })
-
-	// Load: clients each sending one message per connection, until stop.
-	const clients = 16
-	var (
-		next    atomic.Int64
-		results = make(chan sent, 1<<16)
-		stop    = make(chan struct{})
-		wg      sync.WaitGroup
-		done    atomic.Int64
-	)
-	for range clients {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				pno := int(next.Add(1))
-				results <- sendOne(addr, pno, encode(pno, "ZD"))
-				done.Add(1)
-			}
-		})
-	}
-	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait(); close(results) })
-	defer stopLoad()
-	e2e.WaitFor(t, 30*time.Second, "load on the first receiver", func() bool { return done.Load() >= 200 })
-
-	// systemctl restart: SIGTERM, wait for the exit, start the next process
-	// on the same socket; the connections meanwhile wait in the backlog.
-	first.Signal(t, syscall.SIGTERM)
-	if code := first.ExitCode(t, 20*time.Second); code != 0 {
-		t.Errorf("first receiver exit %d after SIGTERM, want 0", code)
-	}
-	atRestart := done.Load()
-	rAdmin2 := e2e.FreeAddr(t)
-	second := startActivated(t, "receiver-2", c.path, f, "SPOOLGATE_RECEIVER_ADMIN_LISTEN="+rAdmin2)
-	e2e.WaitFor(t, 30*time.Second, "load on the second receiver", func() bool { return done.Load() >= atRestart+200 })
-	stopLoad()
-	second.Signal(t, syscall.SIGTERM)
-	if code := second.ExitCode(t, 20*time.Second); code != 0 {
-		t.Errorf("second receiver exit %d after SIGTERM, want 0", code)
-	}
-
-	var acked []int
-	failures := 0
-	var longest time.Duration
-	for r := range results {
-		longest = max(longest, r.took)
-		switch {
-		case r.err != nil:
-			failures++
-			if failures <= 10 {
-				t.Errorf("message %09d: %v", r.pno, r.err)
-			}
-		case r.code != protocol.CodeOK:
-			failures++
-			if failures <= 10 {
-				t.Errorf("message %09d: code %d, want 200", r.pno, r.code)
-			}
-		default:
-			acked = append(acked, r.pno)
-		}
-	}
-	if failures > 0 {
-		t.Errorf("%d of %d messages failed across the restart", failures, failures+len(acked))
-	}
-	stored := map[string]int{}
-	for _, l := range requestLines(t, c.data) {
-		stored[processNo(l)]++
-	}
-	lost := 0
-	for _, pno := range acked {
-		if stored[fmt.Sprintf("%09d", pno)] != 1 {
-			lost++
-			if lost <= 10 {
-				t.Errorf("acknowledged message %09d stored %d times, want once", pno, stored[fmt.Sprintf("%09d", pno)])
-			}
-		}
-	}
-	t.Logf("%d messages acknowledged (%d before the restart), %d lines stored, %d lost, %d failed; longest wait for a reply %v",
-		len(acked), atRestart, len(stored), lost, failures, longest.Round(time.Millisecond))
-}
-
-// ---- hot reload -------------------------------------------------------------
-
-func TestHotReload(t *testing.T) {
-	t.Run("receiver", func(t *testing.T) {
-		dir := t.TempDir()
-		c := newConfig(t, dir, "receiver.max_conns = 1")
-		p := startProc(t, "receiver", daemonCmd(t, "spoolgate-receiver", c.path))
-		e2e.WaitFor(t, 30*time.Second, "receiver ready", func() bool { return ready(c.rAdmin) })
-
-		// Three connections each send a message: one is served (and kept
-		// alive), two wait for a slot without a reply. (Connections that
-		// have sent nothing hold no slot.)
-		var conns []net.Conn
-		for i := range 3 {
-			nc, err := net.Dial("tcp", c.listen)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			conns = append(conns, nc)
-			if _, err := nc.Write(encode(i+1, "HOT-RELOAD")); err != nil {
-				t.Fatal(err)
-			}
-			if i == 0 { // served before the others arrive
-				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-				if _, err := bufio.NewReader(nc).ReadBytes('\n'); err != nil {
-					t.Fatalf("first connection: %v", err)
-				}
-			}
-		}
-		for _, nc := range conns[1:] {
-			nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-			if n, err := nc.Read(make([]byte, 64)); err == nil {
-				t.Fatalf("answered (%d bytes) with max_conns 1 taken", n)
-			}
-		}
-
-		// Edit in place, as vi or echo >> would.
-		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = 3")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		for _, nc := range conns[1:] { // max_conns 3 takes effect: both are answered
-			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if _, err := bufio.NewReader(nc).ReadBytes('\n'); err != nil {
-				t.Fatalf("after max_conns 3: %v", err)
-			}
-		}
-		served := func() float64 { return metric(t, c.rAdmin, "spoolgate_receiver_connections") }
-
-		// An invalid edit is logged and ignored.
-		rejected := p.Log.Count("reload rejected")
-		if err := os.WriteFile(c.path, []byte(c.text("receiver.max_conns = lots")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		e2e.WaitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.Log.Count("reload rejected") > rejected })
-		if !strings.Contains(p.Log.String(), "receiver.max_conns") {
-			t.Errorf("the rejection does not name the key")
-		}
-		if got := served(); got != 3 || !ready(c.rAdmin) || p.Exited() {
-			t.Errorf("after a bad edit: %v connections, ready %v, running %v; want 3, true, true", got, ready(c.rAdmin), !p.Exited())
-		}
-		p.Signal(t, syscall.SIGTERM)
-		if code := p.ExitCode(t, 20*time.Second); code != 0 {
-			t.Errorf("exit %d, want 0", code)
-		}
-	})
-
-	t.Run("sender", func(t *testing.T) {
-		dir := t.TempDir()
-		c := newConfig(t, dir, "sender.workers = 1", "sender.timeout = 60s")
-		// A remote that holds every message until released, then answers 200.
-		remote, err := net.Listen("tcp", c.listen)
-		if err != nil {
-			t.Fatal(err)
-		}
-		release := make(chan struct{})
-		var rwg sync.WaitGroup
-		var held atomic.Int64
-		rwg.Go(func() {
-			for {
-				nc, err := remote.Accept()
-				if err != nil {
-					return
-				}
-				rwg.Go(func() {
-					defer nc.Close()
-					br := bufio.NewReader(nc)
-					for {
-						line, err := br.ReadBytes('\n')
-						if err != nil {
-							return
-						}
-						held.Add(1)
-						<-release
-						pno := protocol.DefaultRequestSpec().ProcessNo(bytes.TrimSuffix(line, []byte("\n")))
-						if _, err := nc.Write(protocol.AppendReply(nil, pno, time.Now(), protocol.CodeOK)); err != nil {
-							return
-						}
-					}
-				})
-			}
-		})
-		releaseOnce := sync.OnceFunc(func() { close(release) })
-		defer func() { releaseOnce(); remote.Close(); rwg.Wait() }()
-
-		for i := range 6 {
-			dropResult(t, c.spool, 100+i)
-		}
-		p := startProc(t, "sender", daemonCmd(t, "spoolgate-sender", c.path))
-		e2e.WaitFor(t, 30*time.Second, "sender started", func() bool {
-			code, _, err := e2e.HTTPGet("http://" + c.sAdmin + "/healthz")
-			return err == nil && code == http.StatusOK
-		})
-		inflight := func() float64 { return metric(t, c.sAdmin, "spoolgate_sender_inflight") }
-		e2e.WaitFor(t, 10*time.Second, "1 send in flight", func() bool { return inflight() == 1 && held.Load() == 1 })
-
-		c.write(t, "sender.workers = 3", "sender.timeout = 60s") // by rename
-		e2e.WaitFor(t, 10*time.Second, "workers 3 to take effect", func() bool { return inflight() == 3 && held.Load() == 3 })
-
-		rejected := p.Log.Count("reload rejected")
-		c.write(t, "sender.workers = 0", "sender.timeout = 60s")
-		e2e.WaitFor(t, 10*time.Second, "the bad edit rejected in the log", func() bool { return p.Log.Count("reload rejected") > rejected })
-		if got := inflight(); got != 3 || p.Exited() {
-			t.Errorf("after a bad edit: %v in flight, running %v; want 3, true", got, !p.Exited())
-		}
-
-		releaseOnce()
-		e2e.WaitFor(t, 20*time.Second, "all files delivered", func() bool {
-			return metric(t, c.sAdmin, `spoolgate_sender_messages_total{outcome="delivered"}`) == 6
-		})
-		p.Signal(t, syscall.SIGTERM)
-		if code := p.ExitCode(t, 20*time.Second); code != 0 {
-			t.Errorf("exit %d, want 0", code)
-		}
 	})
 }
 
