@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
@@ -103,34 +102,9 @@ func TestCheck(t *testing.T) {
 // peer serves TCP on 127.0.0.1:0 and answers every line with reply(line).
 func peer(t *testing.T, reply func(string) string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					if _, err := c.Write([]byte(reply(sc.Text()) + "\n")); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return e2e.StartLineRemote(t, func(m e2e.Msg) e2e.Action {
+		return e2e.Action{Garbage: []byte(reply(string(m.Line)) + "\n")}
+	}).Addr()
 }
 
 func TestSend(t *testing.T) {

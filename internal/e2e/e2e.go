@@ -1,7 +1,8 @@
 // Package e2e is the plumbing the end-to-end tests share: building the
 // binaries in TestMain, running a daemon with its log captured, waiting
 // with a deadline, free loopback ports, atomic file writes and plain HTTP
-// GETs. Only tests import it; it holds no domain logic.
+// GETs, and a scriptable fake remote (Remote). Only tests import it; it
+// holds no domain logic.
 package e2e
 
 import (

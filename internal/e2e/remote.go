@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"net"
 	"sync"
 	"testing"
@@ -41,6 +42,7 @@ func Answer(code int) Action { return Action{Code: code} }
 // concurrent use; it stops when the test ends.
 type Remote struct {
 	ln     net.Listener
+	raw    bool // read plain LF-terminated lines, not framed messages
 	script func(Msg) Action
 	spec   *protocol.Spec
 	done   chan struct{} // closed by Stop
@@ -79,12 +81,29 @@ func ListenRemote(t testing.TB, addr string, script func(Msg) Action) *Remote {
 	return ServeRemote(t, ln, script)
 }
 
+// StartLineRemote is StartRemote for a peer of the operator tool: it
+// reads plain lines (Msg.Line is a whole line without its LF or CR, the
+// length field included, valid or not), so that a test sees exactly what
+// a client wrote.
+func StartLineRemote(t testing.TB, script func(Msg) Action) *Remote {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, ln, true, script)
+}
+
 // ServeRemote serves script on ln, which it closes when it stops.
 func ServeRemote(t testing.TB, ln net.Listener, script func(Msg) Action) *Remote {
+	return serve(t, ln, false, script)
+}
+
+func serve(t testing.TB, ln net.Listener, raw bool, script func(Msg) Action) *Remote {
 	if script == nil {
 		script = func(Msg) Action { return Answer(protocol.CodeOK) }
 	}
-	r := &Remote{ln: ln, script: script, spec: protocol.DefaultRequestSpec(), done: make(chan struct{}), conns: map[net.Conn]bool{}}
+	r := &Remote{ln: ln, raw: raw, script: script, spec: protocol.DefaultRequestSpec(), done: make(chan struct{}), conns: map[net.Conn]bool{}}
 	r.wg.Go(r.acceptLoop)
 	t.Cleanup(r.Stop)
 	return r
@@ -146,10 +165,18 @@ func (r *Remote) serve(c net.Conn, conn int) {
 	var ahead int // read and not yet acted on, on this connection; under r.mu
 	r.wg.Go(func() {
 		defer close(lines)
-		rd := protocol.NewReader(bufio.NewReader(c), protocol.MaxMessageBytes)
+		br := bufio.NewReader(c)
+		rd := protocol.NewReader(br, protocol.MaxMessageBytes)
 		for {
-			line, err := rd.ReadMessage()
-			if err != nil {
+			var line []byte
+			var err error
+			if r.raw {
+				line, err = br.ReadBytes('\n')
+				if err != nil && len(line) == 0 {
+					return
+				}
+				line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+			} else if line, err = rd.ReadMessage(); err != nil {
 				return
 			}
 			line = append([]byte(nil), line...)
@@ -159,6 +186,9 @@ func (r *Remote) serve(c net.Conn, conn int) {
 			r.maxAhead = max(r.maxAhead, ahead)
 			r.mu.Unlock()
 			lines <- line
+			if err != nil { // a last line without its LF
+				return
+			}
 		}
 	})
 	defer func() {
