@@ -169,40 +169,21 @@ func TestBenchAgainstPeer(t *testing.T) {
 // then answers them all, in order. Kept alive or a connection per window.
 func TestBenchPipeline(t *testing.T) {
 	const window = 25
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				var out []byte
-				for n := 1; sc.Scan(); n++ {
-					pno := strings.Split(sc.Text(), "|")[2]
-					out = append(out, "0038|RES|"+pno+"|20261121093001|200\n"...)
-					if n%window == 0 {
-						if _, err := c.Write(out); err != nil {
-							return
-						}
-						out = out[:0]
-					}
-				}
-			}()
+	var mu sync.Mutex
+	pending := map[int][]byte{} // replies not yet written, per connection
+	read := map[int]int{}       // lines read, per connection
+	addr := e2e.StartLineRemote(t, func(m e2e.Msg) e2e.Action {
+		mu.Lock()
+		defer mu.Unlock()
+		pno := strings.Split(string(m.Line), "|")[2]
+		out := append(pending[m.Conn], "0038|RES|"+pno+"|20261121093001|200\n"...)
+		if read[m.Conn]++; read[m.Conn]%window != 0 {
+			pending[m.Conn] = out
+			return e2e.Action{} // nothing yet
 		}
-	}()
-	addr := ln.Addr().String()
+		delete(pending, m.Conn)
+		return e2e.Action{Garbage: out} // the whole window's replies, in order
+	}).Addr()
 	for _, keep := range []string{"-keepalive", "-keepalive=false"} {
 		code, out, errs := spoolgate(t, "", "bench", "-addr", addr, "-c", "2", "-n", "200", "-pipeline", fmt.Sprint(window), keep, "-timeout", "20s")
 		if code != 0 || !strings.Contains(out, "200=200") || !strings.Contains(out, "errors 0") {
