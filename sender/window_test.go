@@ -40,7 +40,7 @@ func startPipeRemote(t *testing.T, script func(m e2e.Msg) e2e.Action) *pipeRemot
 // answered on a connection, the connections accepted and the 200s sent
 // per line.
 func (r *pipeRemote) stats() (maxRead, maxOut, conns int, ok map[int]int) {
-	for _, l := range r.Messages() {
+	for _, l := range r.Read() {
 		maxRead = max(maxRead, line(e2e.Msg{Line: []byte(l)}))
 	}
 	ok = map[int]int{}

@@ -48,7 +48,8 @@ type Remote struct {
 	done   chan struct{} // closed by Stop
 
 	mu            sync.Mutex
-	got           []string // messages read, in arrival order
+	read          []string // messages read, in arrival order, acted on or not
+	got           []string // messages acted on (handed to the script), in order
 	ok            []string // messages answered 200, in answer order
 	conns         map[net.Conn]bool
 	accepted      int
@@ -181,7 +182,7 @@ func (r *Remote) serve(c net.Conn, conn int) {
 			}
 			line = append([]byte(nil), line...)
 			r.mu.Lock()
-			r.got = append(r.got, string(line))
+			r.read = append(r.read, string(line))
 			ahead++
 			r.maxAhead = max(r.maxAhead, ahead)
 			r.mu.Unlock()
@@ -198,6 +199,7 @@ func (r *Remote) serve(c net.Conn, conn int) {
 	}()
 	for line := range lines {
 		r.mu.Lock()
+		r.got = append(r.got, string(line))
 		r.busy++
 		r.maxBusy = max(r.maxBusy, r.busy)
 		r.mu.Unlock()
@@ -249,7 +251,18 @@ func (r *Remote) serve(c net.Conn, conn int) {
 	}
 }
 
-// Messages returns a copy of every message read, in arrival order.
+// Read returns a copy of every message read, in arrival order, including
+// those read ahead on a connection that was then closed before they were
+// acted on.
+func (r *Remote) Read() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.read...)
+}
+
+// Messages returns a copy of every message acted on (handed to the
+// script), in order: what the remote received, as a server that reads one
+// message at a time would see it.
 func (r *Remote) Messages() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

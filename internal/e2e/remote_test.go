@@ -63,7 +63,7 @@ func TestRemote(t *testing.T) {
 	if line, err := br.ReadString('\n'); line != "garbage\n" || err != nil {
 		t.Fatalf("got %q %v, want garbage", line, err)
 	}
-	WaitFor(t, 10*time.Second, "5 lines read ahead, the 4th held", func() bool { return r.MaxAhead() >= 2 && len(r.Messages()) == 5 && r.Busy() == 1 })
+	WaitFor(t, 10*time.Second, "5 lines read ahead, the 4th held", func() bool { return r.MaxAhead() >= 2 && len(r.Read()) == 5 && len(r.Messages()) == 4 && r.Busy() == 1 })
 	close(release)
 	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "|000000004|") || !strings.HasSuffix(line, "|200\n") {
 		t.Fatalf("reply %q %v, want 200 for the held line", line, err)
