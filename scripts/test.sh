@@ -8,7 +8,10 @@ need() { command -v "$1" >/dev/null 2>&1; }
 apt_install() {
 	if need apt-get && [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing $*" >&2
-		apt-get update -qq >/dev/null 2>&1 || true
+		if [ -z "${apt_updated:-}" ]; then
+			apt-get update -qq >/dev/null 2>&1 || true
+			apt_updated=1
+		fi
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 	else
 		echo "test.sh: please install: $*" >&2
