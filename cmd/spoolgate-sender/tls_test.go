@@ -101,9 +101,8 @@ func TestRejectedClientCert(t *testing.T) {
 			})
 			// "circuit open: ..." or, when a busy machine's first dial timed
 			// out, "circuit still open: ..." once a probe hears the alert.
-			if !p.Log.Contains("open: " + want) {
-				t.Fatalf("the log does not say %q", want)
-			}
+			// The log line follows the state change /readyz reports.
+			e2e.WaitFor(t, 20*time.Second, "the log to say "+want, func() bool { return p.Log.Contains("open: " + want) })
 			until := time.Now().Add(10 * time.Second)
 			e2e.WaitFor(t, 30*time.Second, "10 s with the circuit open and nothing failed", func() bool {
 				_, metrics, _ := e2e.HTTPGet("http://" + e.admin + "/metrics")
