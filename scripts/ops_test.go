@@ -820,6 +820,23 @@ func TestRunLocal(t *testing.T) {
 		e2e.WaitFor(t, 60*time.Second, "run-local.sh to deliver its samples", func() bool {
 			return strings.Contains(p.Log.String(), "(samples arrived 3/3)")
 		})
+		// The banner names both consoles, and they answer while it runs.
+		for _, kv := range env {
+			for _, d := range []string{"RECEIVER", "SENDER"} {
+				addr, ok := strings.CutPrefix(kv, "SPOOLGATE_"+d+"_ADMIN_LISTEN=")
+				if !ok {
+					continue
+				}
+				if !strings.Contains(p.Log.String(), "http://"+addr+"/") {
+					t.Errorf("the banner does not name the %s console http://%s/", strings.ToLower(d), addr)
+				}
+				for _, path := range []string{"/", "/api/status"} {
+					if code, _, err := e2e.HTTPGet("http://" + addr + path); code != 200 {
+						t.Errorf("%s console %s: %d %v", strings.ToLower(d), path, code, err)
+					}
+				}
+			}
+		}
 		// Ctrl-C: SIGINT to the whole foreground process group.
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 			t.Fatal(err)
