@@ -80,7 +80,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	var serving sync.WaitGroup
 	for _, ln := range lns {
 		log.Info("listening on " + ln.Addr().String())
-		serving.Go(func() { serveErr <- srv.Serve(context.Background(), ln) })
+		serving.Go(func() { serveErr <- srv.Serve(ctx, ln) }) // ctx done: stop accepting, then drain below
 	}
 	daemon.Notify("READY=1")
 
@@ -109,8 +109,12 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case err := <-serveErr: // a listener failed on its own
-		runErr = fmt.Errorf("serve: %w", err)
+	case err := <-serveErr:
+		// Serve returns ctx's error when the signal stops it: that is the
+		// drain starting, not a failure (cancellation is not an error).
+		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+			runErr = fmt.Errorf("serve: %w", err) // a listener failed on its own
+		}
 	}
 	timeout := time.Duration(shutdownTimeout.Load())
 	log.Info("draining: not accepting; answering the messages being read", "shutdown_timeout", timeout)
