@@ -74,13 +74,13 @@ type Config struct {
 
 // Receiver holds the receiver.* keys.
 type Receiver struct {
-	Listen          string // host:port; ignored under socket activation
-	DataDir         string // request files
-	Publish         string // "rename" or "append"
-	Fsync           string // "always" or "never"
-	MaxConns        int    // connections served at once, >= 1
-	MaxConnsPerIP   int    // connections open at once from one address; 0: no limit
-	MaxMessageBytes int    // longest message incl. LF, 16..9999
+	Listen          string  // host:port; ignored under socket activation
+	DataDir         string  // request files
+	Publish         Publish // PublishRename or PublishAppend
+	Fsync           Fsync   // FsyncAlways or FsyncNever
+	MaxConns        int     // connections served at once, >= 1
+	MaxConnsPerIP   int     // connections open at once from one address; 0: no limit
+	MaxMessageBytes int     // longest message incl. LF, 16..9999
 	ReadTimeout     time.Duration
 	IdleTimeout     time.Duration
 	WriteTimeout    time.Duration

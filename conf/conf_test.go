@@ -116,8 +116,8 @@ func TestDefaults(t *testing.T) {
 	}{
 		{"receiver.listen", r.Listen, "0.0.0.0:9010"},
 		{"receiver.data_dir", r.DataDir, "/var/spool/spoolgate/request"},
-		{"receiver.publish", r.Publish, "rename"},
-		{"receiver.fsync", r.Fsync, "always"},
+		{"receiver.publish", r.Publish, PublishRename},
+		{"receiver.fsync", r.Fsync, FsyncAlways},
 		{"receiver.max_conns", r.MaxConns, 512},
 		{"receiver.max_message_bytes", r.MaxMessageBytes, 9999},
 		{"receiver.read_timeout", r.ReadTimeout, 10 * time.Second},
@@ -204,8 +204,8 @@ func TestGoodCustom(t *testing.T) {
 	}{
 		{"mixed-case key, ':' separator", r.Listen, "[::]:9443"},
 		{"allow", r.Allow, allow},
-		{"'=' without blanks", r.Publish, "append"},
-		{"blank separator", r.Fsync, "never"},
+		{"'=' without blanks", r.Publish, PublishAppend},
+		{"blank separator", r.Fsync, FsyncNever},
 		{"dedup", [2]any{r.DedupWindow, r.DedupKey}, [2]any{time.Hour, []string{"org", "ref"}}},
 		{"tls", [3]string{r.TLS.Cert, r.TLS.Key, r.TLS.ClientCA}, [3]string{"testdata/tls/cert.pem", "testdata/tls/key.pem", "testdata/tls/ca.pem"}},
 		{"admin off", r.AdminListen, ""},

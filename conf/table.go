@@ -3,6 +3,7 @@ package conf
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,14 +16,20 @@ import (
 // typed value, render it for LiveDiff). A kind's bounds are written once,
 // in its table entry, and used both by the loader and by Validate.
 
-// The values of receiver.publish and receiver.fsync. They are untyped so
-// that the receiver's own names for them (receiver.PublishRename, …) are
-// the same constants.
+// Publish is the value of receiver.publish: how request files become
+// visible to the downstream workflow.
+type Publish string
+
+// Fsync is the value of receiver.fsync.
+type Fsync string
+
+// The values of receiver.publish and receiver.fsync. The receiver's own
+// names for them (receiver.PublishRename, …) are the same constants.
 const (
-	PublishRename = "rename"
-	PublishAppend = "append"
-	FsyncAlways   = "always"
-	FsyncNever    = "never"
+	PublishRename Publish = "rename"
+	PublishAppend Publish = "append"
+	FsyncAlways   Fsync   = "always"
+	FsyncNever    Fsync   = "never"
 )
 
 // live says which daemons apply a key on reload without a restart.
@@ -181,16 +188,18 @@ func cidrV(at func(*Config) *[]netip.Prefix) value {
 
 // enumV is one of allowed, case-insensitive; the first is the fallback
 // after an error.
-func enumV(at func(*Config) *string, allowed ...string) value {
-	return field[string]{at: at,
-		parse: func(l *loader, k string, _ *Config) string { return l.oneOf(k, allowed...) },
-		valid: func(s string) string {
-			for _, a := range allowed {
-				if s == a {
-					return ""
-				}
+func enumV[T ~string](at func(*Config) *T, allowed ...T) value {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	return field[T]{at: at,
+		parse: func(l *loader, k string, _ *Config) T { return T(l.oneOf(k, names...)) },
+		valid: func(v T) string {
+			if slices.Contains(allowed, v) {
+				return ""
 			}
-			return "one of " + strings.Join(allowed, ", ")
+			return "one of " + strings.Join(names, ", ")
 		}}
 }
 

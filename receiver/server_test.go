@@ -898,8 +898,8 @@ func TestGracefulCloseAfterOversized(t *testing.T) {
 // (the .part in rename mode) while a client streams on one connection:
 // every message answered 200 after the removal is in a file on disk.
 func TestOpenFileRemovedMidStream(t *testing.T) {
-	for _, publish := range []string{PublishRename, PublishAppend} {
-		t.Run(publish, func(t *testing.T) {
+	for _, publish := range []conf.Publish{PublishRename, PublishAppend} {
+		t.Run(string(publish), func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.Publish = publish
 			cfg.DedupWindow = 0

@@ -115,11 +115,11 @@ type storeHooks struct {
 // writer. publish is PublishRename or PublishAppend, fsync FsyncAlways or
 // FsyncNever; clock defaults to time.Now and log to a discard logger. It
 // returns an error wrapping fsutil.ErrLocked when another process owns dir.
-func OpenStore(dir, publish, fsync string, clock func() time.Time, log *slog.Logger) (*Store, error) {
+func OpenStore(dir string, publish conf.Publish, fsync conf.Fsync, clock func() time.Time, log *slog.Logger) (*Store, error) {
 	return openStore(dir, publish, fsync, clock, log, storeHooks{})
 }
 
-func openStore(dir, publish, fsync string, clock func() time.Time, log *slog.Logger, h storeHooks) (*Store, error) {
+func openStore(dir string, publish conf.Publish, fsync conf.Fsync, clock func() time.Time, log *slog.Logger, h storeHooks) (*Store, error) {
 	if publish != PublishRename && publish != PublishAppend {
 		return nil, fmt.Errorf("open store: publish %q: want %s or %s", publish, PublishRename, PublishAppend)
 	}

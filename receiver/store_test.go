@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/conf"
 	"spoolgate/internal/e2e"
 	"spoolgate/internal/fsutil"
 )
@@ -72,8 +73,8 @@ func TestStorePublishModes(t *testing.T) {
 	name := t0.Format(minuteLayout) + fileSuffix
 	next := t0.Add(time.Minute).Format(minuteLayout) + fileSuffix
 	for _, tc := range []struct {
-		publish   string
-		fsync     string
+		publish   conf.Publish
+		fsync     conf.Fsync
 		whileOpen string // name of the first minute's file while it is open
 	}{
 		{PublishRename, FsyncAlways, name + partSuffix},
@@ -81,7 +82,7 @@ func TestStorePublishModes(t *testing.T) {
 		{PublishAppend, FsyncAlways, name},
 		{PublishAppend, FsyncNever, name},
 	} {
-		t.Run(tc.publish+"/"+tc.fsync, func(t *testing.T) {
+		t.Run(string(tc.publish)+"/"+string(tc.fsync), func(t *testing.T) {
 			dir := t.TempDir()
 			clk := newFakeClock(t0)
 			s, err := openStore(dir, tc.publish, tc.fsync, clk.now, testLogger(t), storeHooks{tick: 10 * time.Millisecond})
@@ -125,7 +126,7 @@ func TestStoreRepair(t *testing.T) {
 	older := t0.Add(-2*time.Minute).Format(minuteLayout) + fileSuffix
 	for _, tc := range []struct {
 		name    string
-		publish string
+		publish conf.Publish
 		before  map[string]string
 		after   map[string]string // after open and one Append("new")
 	}{
@@ -413,7 +414,7 @@ func captureLogger(t testing.TB) (*slog.Logger, *e2e.Log) {
 // an error is logged, and Close does not promise to publish a file that is
 // gone.
 func TestStoreOpenFileRemoved(t *testing.T) {
-	for _, publish := range []string{PublishRename, PublishAppend} {
+	for _, publish := range []conf.Publish{PublishRename, PublishAppend} {
 		name := t0.Format(minuteLayout) + fileSuffix
 		if publish == PublishRename {
 			name += partSuffix
@@ -450,7 +451,7 @@ func TestStoreOpenFileRemoved(t *testing.T) {
 				}
 			})
 		}
-		t.Run(publish+"/removed at the end of its minute", func(t *testing.T) {
+		t.Run(string(publish)+"/removed at the end of its minute", func(t *testing.T) {
 			dir := t.TempDir()
 			log, lg := captureLogger(t)
 			clk := newFakeClock(t0)
@@ -478,7 +479,7 @@ func TestStoreOpenFileRemoved(t *testing.T) {
 				t.Fatalf("files %q", got)
 			}
 		})
-		t.Run(publish+"/during the sync", func(t *testing.T) {
+		t.Run(string(publish)+"/during the sync", func(t *testing.T) {
 			dir := t.TempDir()
 			var removals atomic.Int32 // removals still to do, one per sync
 			h := storeHooks{sync: func(f *os.File) error {
@@ -539,8 +540,8 @@ func TestStoreOpenFileRemoved(t *testing.T) {
 // is not healthy, instead of writing by path into a directory it does not
 // own (found by the adversarial review of issue 10's lock).
 func TestStoreDataDirReplaced(t *testing.T) {
-	for _, publish := range []string{PublishRename, PublishAppend} {
-		t.Run(publish, func(t *testing.T) {
+	for _, publish := range []conf.Publish{PublishRename, PublishAppend} {
+		t.Run(string(publish), func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
 			if err := os.Mkdir(dir, 0o755); err != nil {
 				t.Fatal(err)
