@@ -73,13 +73,20 @@ type Config struct {
 
 // Receiver holds the receiver.* keys.
 type Receiver struct {
-	Listen          string  // host:port; ignored under socket activation
-	DataDir         string  // request files
-	Publish         Publish // PublishRename or PublishAppend
-	Fsync           Fsync   // FsyncAlways or FsyncNever
-	MaxConns        int     // connections served at once, >= 1
-	MaxConnsPerIP   int     // connections open at once from one address; 0: no limit
-	MaxMessageBytes int     // longest message incl. LF, 16..9999
+	Listen  string  // host:port; ignored under socket activation
+	DataDir string  // request files
+	Publish Publish // PublishRename or PublishAppend
+	Fsync   Fsync   // FsyncAlways or FsyncNever
+	Sink    Sink    // SinkFiles (request files in DataDir) or SinkAMQP
+	AMQP    struct {
+		URL            []string  // amqp:// or amqps:// nodes, tried in order; required with SinkAMQP
+		Queue          string    // durable queue the accepted messages are published to
+		QueueType      QueueType // QueueQuorum or QueueClassic
+		ConfirmTimeout time.Duration
+	}
+	MaxConns        int // connections served at once, >= 1
+	MaxConnsPerIP   int // connections open at once from one address; 0: no limit
+	MaxMessageBytes int // longest message incl. LF, 16..9999
 	ReadTimeout     time.Duration
 	IdleTimeout     time.Duration
 	WriteTimeout    time.Duration
@@ -100,11 +107,19 @@ type Receiver struct {
 
 // Sender holds the sender.* keys.
 type Sender struct {
-	Remote          []string // host:port, tried in order; empty unless RequireSender passes
-	SpoolDir        string
-	FailedDir       string
-	SentDir         string // "" deletes delivered files
-	Workers         int    // sends in flight at most, >= 1
+	Remote    []string // host:port, tried in order; empty unless RequireSender passes
+	SpoolDir  string
+	FailedDir string
+	SentDir   string // "" deletes delivered files
+	Source    Source // SourceSpool (files in SpoolDir) or SourceAMQP
+	AMQP      struct {
+		URL          []string // amqp:// or amqps:// nodes, tried in order; required with SourceAMQP
+		Queue        string   // the results queue consumed
+		FailedQueue  string   // where rejected and exhausted lines are published
+		QueueType    QueueType
+		SingleActive bool // x-single-active-consumer on Queue
+	}
+	Workers         int // sends in flight at most, >= 1
 	Timeout         time.Duration
 	Retries         int // retries after the first attempt, >= 0
 	Window          int // lines of one file in flight on a connection, 1 to MaxWindow

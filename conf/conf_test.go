@@ -294,6 +294,13 @@ func TestBadFiles(t *testing.T) {
 		{"bad_length_not_first", `protocol.result.field.type = "const RES": the first field, and only the first, is the length field: length 4`},
 		{"bad_dedup_key", `receiver.dedup_key = "org_code,client_no": client_no is not a field of the request spec (length,type,process_no,sent_at,org_code,service_code,key,payload,filler)`},
 		{"bad_dedup_key_empty", `receiver.dedup_key = "": at least one field of the request spec, e.g. org_code,process_no (or receiver.dedup_window=0s)`},
+		{"bad_sink", `receiver.sink = "kafka": one of files, amqp`},
+		{"bad_amqp_url", `receiver.amqp.url = "http://guest:xxxxx@10.0.0.5:5672/": comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost (AMQP scheme must be either 'amqp://' or 'amqps://')`},
+		{"bad_amqp_url_missing", `receiver.amqp.url = "": required with receiver.sink=amqp: comma-separated amqp:// or amqps:// URLs`},
+		{"bad_amqp_queue_type", `receiver.amqp.queue_type = "stream": one of quorum, classic`},
+		{"bad_amqp_queue_empty", `receiver.amqp.queue = "": a queue name of 1 to 255 bytes without control characters`},
+		{"bad_source_url_missing", `sender.amqp.url = "": required with sender.source=amqp: comma-separated amqp:// or amqps:// URLs`},
+		{"bad_amqp_failed_queue_same", `sender.amqp.failed_queue = "spoolgate.results": a queue other than sender.amqp.queue`},
 		{"bad_escape", `line 2: bad escape \u12G4: want \uXXXX`},
 	}
 	files, err := filepath.Glob("testdata/bad_*.properties")

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/viper"
 )
 
@@ -293,4 +295,33 @@ func (l *loader) remote(key string, _ *Config) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// amqpURLs reads a list of broker URLs (docs/PROTOCOL.md §8), each as
+// amqp091.ParseURI takes it. An error shows the URL with its password
+// replaced by xxxxx: credentials are never printed.
+func (l *loader) amqpURLs(key string) []string {
+	var out []string
+	for _, u := range list(l.get(key)) {
+		if _, err := amqp.ParseURI(u); err != nil {
+			l.fail(key, RedactURL(u), "comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost ("+err.Error()+")")
+			return nil
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// RedactURL returns u with the password of its user info replaced by
+// xxxxx, for logs and errors; a URL that does not parse but holds an @ is
+// hidden whole.
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		if strings.Contains(u, "@") {
+			return "(hidden: it holds credentials)"
+		}
+		return u
+	}
+	return p.Redacted()
 }

@@ -36,6 +36,8 @@ func (r Receiver) Validate() error {
 		return err
 	}
 	switch {
+	case r.Sink == SinkAMQP && len(r.AMQP.URL) == 0:
+		return &Error{Key: "receiver.amqp.url", Want: "required with receiver.sink=amqp: comma-separated amqp:// or amqps:// URLs"}
 	case r.ProxyProtocol && len(r.ProxyTrusted) == 0:
 		return &Error{Key: "receiver.proxy_trusted", Want: "required with receiver.proxy_protocol=on: comma-separated CIDRs of the load balancers"}
 	case len(r.DedupKey) == 0 && r.DedupWindow > 0:
@@ -60,6 +62,10 @@ func (s Sender) Validate() error {
 		return err
 	}
 	switch {
+	case s.Source == SourceAMQP && len(s.AMQP.URL) == 0:
+		return &Error{Key: "sender.amqp.url", Want: "required with sender.source=amqp: comma-separated amqp:// or amqps:// URLs"}
+	case s.Source == SourceAMQP && s.AMQP.Queue == s.AMQP.FailedQueue:
+		return &Error{Key: "sender.amqp.failed_queue", Value: s.AMQP.FailedQueue, Want: "a queue other than sender.amqp.queue"}
 	case s.FailedDir == s.SpoolDir:
 		return &Error{Key: "sender.failed_dir", Value: s.FailedDir, Want: "a directory other than sender.spool_dir"}
 	case s.SentDir != "" && s.SentDir == s.SpoolDir:

@@ -32,6 +32,26 @@ const (
 	FsyncNever    Fsync   = "never"
 )
 
+// Sink is the value of receiver.sink: where accepted messages are stored.
+type Sink string
+
+// Source is the value of sender.source: where the lines to send come from.
+type Source string
+
+// QueueType is the value of receiver.amqp.queue_type and
+// sender.amqp.queue_type: the x-queue-type a queue is declared with.
+type QueueType string
+
+// The values of receiver.sink, sender.source and the queue types.
+const (
+	SinkFiles    Sink      = "files"
+	SinkAMQP     Sink      = "amqp"
+	SourceSpool  Source    = "spool"
+	SourceAMQP   Source    = "amqp"
+	QueueQuorum  QueueType = "quorum"
+	QueueClassic QueueType = "classic"
+)
+
 // live says which daemons apply a key on reload without a restart.
 type live uint8
 
@@ -179,6 +199,24 @@ func strV(at func(*Config) *string) value {
 // listV is a comma-separated list.
 func listV(at func(*Config) *[]string) value {
 	return field[[]string]{at: at, parse: func(l *loader, k string, _ *Config) []string { return list(l.get(k)) }}
+}
+
+// amqpV is a comma-separated list of amqp:// or amqps:// URLs (the nodes
+// of a cluster); a bad one is reported with its password hidden.
+func amqpV(at func(*Config) *[]string) value {
+	return field[[]string]{at: at, parse: func(l *loader, k string, _ *Config) []string { return l.amqpURLs(k) }}
+}
+
+// queueV is an AMQP queue name: 1 to 255 bytes, no control characters.
+func queueV(at func(*Config) *string) value {
+	return field[string]{at: at,
+		parse: func(l *loader, k string, _ *Config) string { return l.str(k) },
+		valid: func(s string) string {
+			if s == "" || len(s) > 255 || strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+				return "a queue name of 1 to 255 bytes without control characters"
+			}
+			return ""
+		}}
 }
 
 // cidrV is a comma-separated list of CIDRs (a bare address is one host).

@@ -20,8 +20,8 @@ type BadConfig struct {
 // BadConfigs returns the configs start-up must refuse (issue 10 defect
 // 6), written under a temp dir of t: a missing file, a FIFO (which would
 // block a reader), /dev/zero (which never ends), a file over 1 MiB, a TLS
-// key that is not the certificate's, and receiver.listen equal to
-// receiver.admin_listen. base are the lines of a config that the binary
+// key that is not the certificate's, receiver.listen equal to
+// receiver.admin_listen, and broken RabbitMQ settings (issue 14). base are the lines of a config that the binary
 // under test accepts ("key = value"); each case overrides what it needs,
 // so its one fault is the only one.
 func BadConfigs(t testing.TB, base ...string) []BadConfig {
@@ -52,6 +52,12 @@ func BadConfigs(t testing.TB, base ...string) []BadConfig {
 			"receiver.tls.key = \"" + filepath.Join(tlsDir, "other_key.pem") + "\": the PEM private key of receiver.tls.cert (tls: private key does not match public key)"},
 		{"listen is admin_listen", write("ports.properties", "receiver.listen = "+addr, "receiver.admin_listen = "+addr),
 			"an address other than receiver.listen (" + addr + "): both listen on this host and cannot share a port"},
+		{"unparsable amqp url", write("amqpurl.properties", "receiver.sink = amqp", "receiver.amqp.url = amqp://guest:s3cret@[::1"),
+			`receiver.amqp.url = "(hidden: it holds credentials)": comma-separated amqp:// or amqps:// URLs`},
+		{"amqp sink without url", write("amqpnourl.properties", "receiver.sink = amqp"),
+			`receiver.amqp.url = "": required with receiver.sink=amqp`},
+		{"unknown queue type", write("qtype.properties", "sender.amqp.queue_type = lazy"),
+			`sender.amqp.queue_type = "lazy": one of quorum, classic`},
 	}
 }
 
