@@ -24,7 +24,9 @@ import (
 
 // Main is a TestMain for packages whose tests run built binaries: it makes
 // a temporary directory, calls build with it, runs the tests with goleak
-// checking for leaked goroutines, removes the directory and exits. When
+// checking for leaked goroutines, stops the shared RabbitMQ node if one
+// was started (RabbitShared), removes the directory and exits. build may
+// be nil. When
 // the directory cannot be made or build fails, Main prints the error and
 // exits 1 without running the tests.
 func Main(m *testing.M, build func(dir string) error) {
@@ -33,12 +35,24 @@ func Main(m *testing.M, build func(dir string) error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if build == nil {
+		build = func(string) error { return nil }
+	}
 	if err := build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { os.RemoveAll(dir) }))
+	code := m.Run()
+	StopRabbits() // before the leak check: their waiters are goroutines too
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // Build runs "go build -o out pkgs..." in dir ("" for the current
