@@ -31,6 +31,9 @@ fi
 # alert rules; rpm checks the rpm of scripts/package.sh.
 need promtool || apt_install --no-install-recommends prometheus || true
 need rpm || apt_install --no-install-recommends rpm || true
+# RabbitMQ for the amqp sink and source (issue 14; internal/e2e/rabbit.go
+# starts nodes of the tests' own; the package's service is not used).
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || apt_install --no-install-recommends rabbitmq-server || echo "test.sh: rabbitmq-server not installed: the RabbitMQ tests will skip" >&2
 # The console's browser test drives Debian's chromium; it skips without it.
 [ -x /usr/bin/chromium ] || apt_install chromium || echo "test.sh: chromium not installed: the console's browser test will skip" >&2
 
