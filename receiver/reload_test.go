@@ -16,10 +16,11 @@ import (
 func TestReloadAppliesLiveKeys(t *testing.T) {
 	// Keys without a variant value: the TLS files must exist on disk and
 	// client_names needs a client CA, proxy_protocol=on needs
-	// proxy_trusted (their reload is covered by the TLS and PROXY tests).
+	// proxy_trusted (their reload is covered by the TLS and PROXY tests);
+	// sink=amqp needs receiver.amqp.url (a restart key either way).
 	noVariant := map[string]bool{
 		"receiver.tls.cert": true, "receiver.tls.key": true, "receiver.tls.client_ca": true,
-		"receiver.tls.client_names": true, "receiver.proxy_protocol": true,
+		"receiver.tls.client_names": true, "receiver.proxy_protocol": true, "receiver.sink": true,
 	}
 	def := conf.Default().Receiver
 	defLive, defFiles := reloadedOf(def, def.MaxMessageBytes)

@@ -15,8 +15,9 @@ import (
 // restart; this test fails on such a disagreement either way round.
 func TestReloadAppliesLiveKeys(t *testing.T) {
 	// Keys without a variant: TLS files must exist on disk (their reload is
-	// covered by the TLS tests).
-	noVariant := map[string]bool{"sender.tls.ca": true, "sender.tls.cert": true, "sender.tls.key": true}
+	// covered by the TLS tests); source=amqp needs sender.amqp.url (a
+	// restart key either way).
+	noVariant := map[string]bool{"sender.tls.ca": true, "sender.tls.cert": true, "sender.tls.key": true, "sender.source": true}
 	def := conf.Default().Sender
 	for _, key := range conf.Keys() {
 		if !strings.HasPrefix(key, "sender.") {
