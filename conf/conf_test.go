@@ -283,6 +283,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad_listen_is_admin", `receiver.listen = "127.0.0.1:9011": an address other than receiver.admin_listen (127.0.0.1:9011): both listen on this host and cannot share a port`},
 		{"bad_sender_admin_in_listen", `receiver.listen = "0.0.0.0:9012": an address other than sender.admin_listen (127.0.0.1:9012): both listen on this host and cannot share a port`},
 		{"bad_admin_wildcard_v6", `receiver.admin_listen = "[::]:9012": an address other than sender.admin_listen (127.0.0.1:9012): both listen on this host and cannot share a port`},
+		{"bad_admin_localhost", `sender.admin_listen = "localhost:9011": an address other than receiver.admin_listen (127.0.0.1:9011): both listen on this host and cannot share a port`},
 		{"bad_data_dir_empty", `receiver.data_dir = "": a directory path`},
 		{"bad_same_dirs", `sender.failed_dir = "/srv/spool/": a directory other than sender.spool_dir`},
 		{"bad_spool_is_data_dir", `sender.spool_dir = "/srv/gate": a directory other than receiver.data_dir`},

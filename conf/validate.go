@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -119,7 +120,15 @@ func samePort(a, b string) bool {
 		return false
 	}
 	ha, hb = strings.ToLower(ha), strings.ToLower(hb)
-	return ha == hb || covers(ha, hb) || covers(hb, ha)
+	return ha == hb || covers(ha, hb) || covers(hb, ha) || localhostIs(ha, hb) || localhostIs(hb, ha)
+}
+
+// localhostIs reports whether name is localhost and ip a loopback address
+// it resolves to (Go's resolver and /etc/hosts give 127.0.0.1 and ::1), so
+// localhost:9011 and 127.0.0.1:9011 are seen as one port without a lookup.
+func localhostIs(name, ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	return name == "localhost" && err == nil && (a == netip.MustParseAddr("127.0.0.1") || a == netip.IPv6Loopback())
 }
 
 // covers reports whether a listener on host wild also takes host's port:
