@@ -110,6 +110,8 @@ type Sender struct {
 	failedIdx                   *failedIndex
 	putBacks                    atomic.Int64 // claims returned to the spool at drain
 	leaseWarned                 atomic.Bool  // the kernel could not tell whether a claim had a writer
+
+	amqp *amqpSource // sender.source=amqp (amqp.go); nil: the spool
 }
 
 // New checks the configuration and builds a Sender; it touches no file.
@@ -187,6 +189,9 @@ func New(o Options) (*Sender, error) {
 		},
 	}
 	s.bufs.New = func() any { return new(workBuf) }
+	if c.Source == conf.SourceAMQP {
+		s.amqp = newAMQPSource(s)
+	}
 	if o.Registerer != nil {
 		if err := s.m.register(o.Registerer); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -218,6 +223,9 @@ func (s *Sender) Ready() error {
 			return fmt.Errorf("circuit open since %s: %v", since.Format(time.RFC3339), re)
 		}
 		return fmt.Errorf("circuit open since %s: remote unreachable: %v", since.Format(time.RFC3339), cause)
+	}
+	if s.amqp != nil {
+		return s.amqp.ready()
 	}
 	if p := s.lockErr.Load(); p != nil {
 		return *p
@@ -267,6 +275,9 @@ func (s *Sender) Reload(c conf.Sender) {
 func (s *Sender) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("sender: Run called twice")
+	}
+	if s.amqp != nil {
+		return s.runAMQP(ctx) // the results queue, not the spool
 	}
 	if err := s.dirs.ensure(); err != nil {
 		return err

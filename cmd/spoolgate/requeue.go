@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"spoolgate/conf"
 	"spoolgate/sender"
 )
 
@@ -12,12 +13,15 @@ import (
 //
 //	spoolgate requeue [-config PATH] [-json] (-all | FILE…)
 //
-// FILE is a name in failed_dir or a path to one. Exit codes: 0 when every
+// FILE is a name in failed_dir or a path to one. With sender.source=amqp,
+// -all moves the failed queue back to the results queue (statusamqp.go).
+// Exit codes: 0 when every
 // file was requeued, 1 when any was not, 2 for bad usage or a bad config.
 func runRequeue(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("requeue", "[-config PATH] [-json] (-all | FILE...)",
 		"Moves failed files back into the spool (and removes their .reason files); safe while the sender runs.\n"+
-			"FILE is a name in sender.failed_dir or a path to one; -all requeues every failed file.", stderr)
+			"FILE is a name in sender.failed_dir or a path to one; -all requeues every failed file.\n"+
+			"With sender.source=amqp: -all moves the messages of sender.amqp.failed_queue back to sender.amqp.queue.", stderr)
 	path := configFlag(fs)
 	all := fs.Bool("all", false, "requeue every failed file")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
@@ -37,6 +41,9 @@ func runRequeue(args []string, stdout, stderr io.Writer) int {
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
 		return 2
+	}
+	if cfg.Sender.Source == conf.SourceAMQP {
+		return requeueAMQP(cfg, *all, *asJSON, stdout, stderr)
 	}
 	var res []sender.RequeueResult
 	if *all {

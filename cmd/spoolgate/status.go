@@ -43,6 +43,9 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	if cfg.Sender.Source == conf.SourceAMQP {
+		return statusAMQP(cfg, *asJSON, *byAge, stdout, stderr)
+	}
 	now := time.Now()
 	live, liveErr := askSender(cfg.Sender.AdminListen)
 	var st sender.Status
@@ -108,6 +111,22 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 }
 
 func printLive(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now time.Time) {
+	printLiveState(w, cfg, st, now)
+	oldest := "-"
+	if st.OldestPendingSeconds > 0 {
+		oldest = (time.Duration(st.OldestPendingSeconds) * time.Second).String()
+	}
+	fmt.Fprintf(w, "spool:          %s\n", cfg.Sender.SpoolDir)
+	fmt.Fprintf(w, "pending:        %d\n", st.Pending)
+	fmt.Fprintf(w, "oldest pending: %s\n", oldest)
+	fmt.Fprintf(w, "in flight:      %d\n", st.InFlight)
+	fmt.Fprintf(w, "failed:         %d  (%s)\n", st.FailedCount, cfg.Sender.FailedDir)
+	fmt.Fprintf(w, "since start:    %d delivered, %d rejected, %d failed\n", st.Delivered, st.Rejected, st.Failed)
+}
+
+// printLiveState prints the running sender's readiness, circuit, remotes
+// and last error.
+func printLiveState(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now time.Time) {
 	state := "ready"
 	if !st.Ready {
 		state = "NOT READY: " + st.NotReady
@@ -131,16 +150,6 @@ func printLive(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now time
 	} else {
 		fmt.Fprintf(w, "last error:     none\n")
 	}
-	oldest := "-"
-	if st.OldestPendingSeconds > 0 {
-		oldest = (time.Duration(st.OldestPendingSeconds) * time.Second).String()
-	}
-	fmt.Fprintf(w, "spool:          %s\n", cfg.Sender.SpoolDir)
-	fmt.Fprintf(w, "pending:        %d\n", st.Pending)
-	fmt.Fprintf(w, "oldest pending: %s\n", oldest)
-	fmt.Fprintf(w, "in flight:      %d\n", st.InFlight)
-	fmt.Fprintf(w, "failed:         %d  (%s)\n", st.FailedCount, cfg.Sender.FailedDir)
-	fmt.Fprintf(w, "since start:    %d delivered, %d rejected, %d failed\n", st.Delivered, st.Rejected, st.Failed)
 }
 
 // askSender gets the running sender's /api/status at its admin address; a

@@ -1,0 +1,462 @@
+package sender
+
+// The results queue as the source (sender.source=amqp, docs/PROTOCOL.md
+// §8 "Results queue"): instead of watching the spool, the sender consumes
+// sender.amqp.queue with manual acknowledgements. A delivery's body is one
+// line as a spool file holds it (without the length field; one trailing
+// LF is ignored), sent with sendLine, so framing, validation, retries,
+// backoff and the circuit are the spool's:
+//
+//   - 200: the delivery is acked;
+//   - 400, an invalid line, or its retries used up: it is published to
+//     sender.amqp.failed_queue (persistent, confirmed) with the headers
+//     reason, code, attempts, remote and failed_at, then acked. Until the
+//     broker confirms that publish the delivery is held and the publish
+//     retried with backoff; a drain or a lost channel gives it back to
+//     the queue (nack, requeue) instead. So a line is never acked unless it
+//     was delivered or is in the failed queue; it may be in both, or sent
+//     twice, after a crash or a lost connection (at least once);
+//   - the remote unreachable (the circuit opens): no delivery fails; the
+//     consumer is cancelled, what is held and prefetched goes back to the
+//     queue (nack, requeue), and consuming resumes when the circuit
+//     closes. With single_active the queue's next consumer (another host)
+//     takes over meanwhile;
+//   - a drain (SIGTERM): the consumer is cancelled, the sends in flight
+//     finish (at most shutdown_timeout), everything else is requeued.
+//
+// At most sender.workers lines are sent at once (one, in queue order, with
+// sender.amqp.single_active); the prefetch is workers × window. The broker
+// lost: the sender reconnects with backoff (250 ms doubling to 5 s),
+// trying the nodes in order, and /readyz says why it is not consuming.
+// The spool directories are neither created nor watched.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"spoolgate/conf"
+	"spoolgate/internal/broker"
+)
+
+// Failure headers of a message in the failed queue.
+const (
+	HeaderReason   = "reason"    // why: the reply, the error, or why the line is invalid
+	HeaderCode     = "code"      // the last reply code, 0 when none
+	HeaderAttempts = "attempts"  // attempts made, 0 for a line never sent
+	HeaderRemote   = "remote"    // address of the last attempt, empty when never sent
+	HeaderFailedAt = "failed_at" // RFC 3339, UTC
+)
+
+// failureHeaders are the headers the sender sets on a failed message;
+// requeue keeps them as x-spoolgate-last-<name>.
+var failureHeaders = []string{HeaderReason, HeaderCode, HeaderAttempts, HeaderRemote, HeaderFailedAt}
+
+// Reconnect backoff of the consumer.
+const (
+	amqpBackoff    = 250 * time.Millisecond
+	amqpBackoffMax = 5 * time.Second
+)
+
+var (
+	errCircuitOpen = errors.New("remote unreachable (circuit open)")
+	errDraining    = errors.New("draining")
+)
+
+// amqpSource is the consumer side of the results queue. Its fields are set
+// by New; run is called once, by Run.
+type amqpSource struct {
+	s       *Sender
+	urls    []string
+	queue   broker.Queue
+	failedQ broker.Queue
+	tag     string // consumer tag
+	name    string // connection name
+	slots   *limiter
+	failed  *broker.Publisher
+
+	down    atomic.Pointer[error] // why not consuming; nil while consuming
+	alarmed atomic.Bool           // the broker's unavailability was logged
+	opened  chan struct{}         // a signal: the circuit opened
+}
+
+func newAMQPSource(s *Sender) *amqpSource {
+	c := s.cfg.AMQP
+	host, _ := os.Hostname()
+	a := &amqpSource{
+		s:       s,
+		urls:    c.URL,
+		queue:   ResultsQueue(s.cfg),
+		failedQ: FailedQueue(s.cfg),
+		tag:     fmt.Sprintf("spoolgate-sender %s %d", host, os.Getpid()),
+		name:    "spoolgate-sender " + host,
+		slots:   s.slots,
+		opened:  make(chan struct{}, 1),
+	}
+	if c.SingleActive {
+		a.slots = newLimiter(1) // queue order: one line at a time
+	}
+	err := errors.New("not connected to RabbitMQ yet")
+	a.down.Store(&err)
+	return a
+}
+
+// ResultsQueue is sender.amqp.queue as the sender declares it.
+func ResultsQueue(c conf.Sender) broker.Queue {
+	return broker.Queue{Name: c.AMQP.Queue, Type: c.AMQP.QueueType, SingleActive: c.AMQP.SingleActive}
+}
+
+// FailedQueue is sender.amqp.failed_queue as the sender declares it.
+func FailedQueue(c conf.Sender) broker.Queue {
+	return broker.Queue{Name: c.AMQP.FailedQueue, Type: c.AMQP.QueueType}
+}
+
+// ready is nil while consuming, else why not.
+func (a *amqpSource) ready() error {
+	if e := a.down.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// setDown records why the sender is not consuming; it logs the first
+// broker failure after a success at error, the rest at debug. A pause for
+// the circuit is not logged here (the circuit logs itself).
+func (a *amqpSource) setDown(err error) {
+	err = fmt.Errorf("not consuming from RabbitMQ: %w", err)
+	a.down.Store(&err)
+	switch {
+	case errors.Is(err, errCircuitOpen):
+	case !a.alarmed.Swap(true):
+		a.s.log.Error("RabbitMQ unavailable: not consuming; reconnecting with backoff", "err", err)
+	default:
+		a.s.log.Debug("RabbitMQ still unavailable", "err", err)
+	}
+}
+
+// runAMQP is Run for sender.source=amqp: it consumes until ctx is done,
+// then drains. It returns an error only when it cannot start: a queue
+// declared with other arguments (or another refusal of the broker that no
+// retry cures) at the first connection.
+func (s *Sender) runAMQP(ctx context.Context) error {
+	a := s.amqp
+	a.failed = broker.NewPublisher(a.urls, a.name+" failed", a.failedQ, max(5*time.Second, s.live.Load().timeout), s.log)
+	defer a.failed.Close()
+	setOpen := s.circuit.setOpen // no prober runs yet: safe to wrap
+	s.circuit.setOpen = func(open bool) {
+		setOpen(open)
+		if open {
+			select {
+			case a.opened <- struct{}{}:
+			default:
+			}
+		}
+	}
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stopCut := context.AfterFunc(ctx, func() {
+		time.AfterFunc(s.shutdownTimeout, func() {
+			s.log.Warn("shutdown timeout: cutting off the attempts in flight")
+			cancelHard()
+		})
+	})
+	defer stopCut()
+	var bg sync.WaitGroup
+	s.circuit.start(ctx, &bg)
+	bg.Go(func() { s.summary(ctx) })
+
+	t := s.live.Load()
+	s.log.Info("sender started", "source", "amqp", "queue", a.queue.Name, "failed_queue", a.failedQ.Name, "queue_type", a.queue.Type,
+		"single_active", a.queue.SingleActive, "remote", strings.Join(s.cfg.Remote, ","),
+		"workers", t.workers, "timeout", t.timeout, "retries", t.retries)
+	close(s.started)
+	err := a.run(ctx, hard)
+	s.log.Info("sender draining")
+	bg.Wait()
+	s.client.closeIdle()
+	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load())
+	return err
+}
+
+// run connects, consumes and reconnects until ctx is done.
+func (a *amqpSource) run(ctx, hard context.Context) error {
+	wait := amqpBackoff
+	first := true
+	for ctx.Err() == nil {
+		if err := a.s.circuit.wait(ctx); err != nil {
+			break
+		}
+		select { // a signal from before the circuit closed
+		case <-a.opened:
+		default:
+		}
+		if open, _, _ := a.s.circuit.isOpen(); open { // opened again meanwhile
+			continue
+		}
+		conn, ch, where, err := a.connect()
+		if err != nil {
+			var fe fatalError
+			if first && errors.As(err, &fe) {
+				return fe.err
+			}
+			a.setDown(err)
+			if !sleep(ctx, jitter(wait)) {
+				break
+			}
+			wait = min(2*wait, amqpBackoffMax)
+			continue
+		}
+		first, wait = false, amqpBackoff
+		err = a.session(ctx, hard, conn, ch, where)
+		switch {
+		case errors.Is(err, errDraining):
+		case errors.Is(err, errCircuitOpen):
+			a.setDown(err)
+		default:
+			a.setDown(err)
+			if !sleep(ctx, jitter(wait)) {
+				return nil
+			}
+			wait = min(2*wait, amqpBackoffMax)
+		}
+	}
+	return nil
+}
+
+// fatalError is a refusal at connect that no retry cures.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+
+// connect dials the first node that answers, declares both queues and sets
+// the prefetch.
+func (a *amqpSource) connect() (*amqp.Connection, *amqp.Channel, string, error) {
+	conn, where, err := broker.Dial(a.urls, a.name)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		if err = broker.Declare(ch, a.queue); err == nil {
+			err = broker.Declare(ch, a.failedQ)
+		}
+		if err != nil && !broker.Temporary(err) {
+			err = fatalError{err}
+		}
+	}
+	if err == nil {
+		t := a.s.live.Load()
+		prefetch := min(t.workers*t.window, math.MaxUint16)
+		if a.queue.SingleActive {
+			prefetch = min(t.window, math.MaxUint16)
+		}
+		err = ch.Qos(prefetch, 0, false)
+	}
+	if err != nil {
+		conn.Close()
+		if fe := (fatalError{}); errors.As(err, &fe) {
+			return nil, nil, "", fatalError{fmt.Errorf("%s: %w", where, fe.err)}
+		}
+		return nil, nil, "", fmt.Errorf("%s: %w", where, err)
+	}
+	_ = a.failed.Connect() // the publisher reconnects itself; a failure shows when a line fails
+	return conn, ch, where, nil
+}
+
+// session consumes on ch until ctx is done (errDraining), the circuit
+// opens (errCircuitOpen) or the channel is lost (its error), and hands
+// back what it holds.
+func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, ch *amqp.Channel, where string) error {
+	s := a.s
+	defer conn.Close()
+	deliveries, err := ch.Consume(a.queue.Name, a.tag, false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("%s: consume %q: %w", where, a.queue.Name, err)
+	}
+	a.down.Store(nil)
+	a.alarmed.Store(false)
+	s.log.Info("consuming from RabbitMQ", "node", where, "queue", a.queue.Name, "single_active", a.queue.SingleActive)
+
+	// sess stops taking deliveries and new attempts; alive ends what
+	// needs the channel (holding a line for the failed queue).
+	sess, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	alive, kill := context.WithCancelCause(hard)
+	defer kill(nil)
+	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
+	chCloses := ch.NotifyClose(make(chan *amqp.Error, 1))
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		var e *amqp.Error
+		select {
+		case e = <-closes:
+		case e = <-chCloses:
+		case <-a.opened:
+			stop(errCircuitOpen)
+			return
+		case <-sess.Done():
+			return
+		}
+		why := error(amqp.ErrClosed)
+		if e != nil {
+			why = e
+		}
+		why = fmt.Errorf("%s: connection lost: %w", where, why)
+		kill(why)
+		stop(why)
+	}()
+
+	var workers sync.WaitGroup
+	for {
+		if err := a.slots.acquire(sess); err != nil {
+			break
+		}
+		var d amqp.Delivery
+		ok := false
+		select {
+		case d, ok = <-deliveries:
+		case <-sess.Done():
+		}
+		if !ok {
+			a.slots.release()
+			break
+		}
+		s.m.inflight.Inc()
+		workers.Go(func() {
+			a.handle(sess, alive, hard, d)
+			s.m.inflight.Dec()
+			a.slots.release()
+		})
+	}
+	cause := context.Cause(sess)
+	if ctx.Err() != nil {
+		cause = errDraining
+	} else if cause == nil || errors.Is(cause, context.Canceled) {
+		if ch.IsClosed() {
+			cause = fmt.Errorf("%s: channel closed", where)
+		} else {
+			cause = fmt.Errorf("%s: the broker cancelled the consumer of %q", where, a.queue.Name)
+		}
+	}
+	stop(cause)
+	// Stop consuming, and give back what was prefetched.
+	if alive.Err() == nil {
+		cut := time.AfterFunc(5*time.Second, func() { conn.Close() })
+		if err := ch.Cancel(a.tag, false); err != nil {
+			conn.Close()
+		}
+		cut.Stop()
+	}
+	for d := range deliveries {
+		_ = d.Nack(false, true)
+	}
+	workers.Wait()
+	if alive.Err() == nil {
+		_ = ch.Close()
+	}
+	kill(nil)
+	<-watched
+	return cause
+}
+
+// handle sends one delivery and settles it.
+func (a *amqpSource) handle(sess, alive, hard context.Context, d amqp.Delivery) {
+	s := a.s
+	wb := s.bufs.Get().(*workBuf)
+	defer s.bufs.Put(wb)
+	body := bytes.TrimSuffix(d.Body, []byte{'\n'})
+	r := s.sendLine(sess, hard, body, wb)
+	switch r.kind {
+	case lineDelivered:
+		if err := d.Ack(false); err != nil {
+			s.log.Warn("delivered, but the ack did not reach RabbitMQ: the line will be sent again", "message_id", d.MessageId, "err", err)
+		}
+		s.lineDone(sess, "message "+d.MessageId, 1, r)
+	case lineAborted:
+		_ = d.Nack(false, true)
+	default:
+		a.fail(alive, d, r)
+	}
+}
+
+// fail publishes a rejected or exhausted line to the failed queue, then
+// acks it. The delivery is held while the publish fails (retried with
+// backoff); when alive ends first (a drain's timeout, the channel lost) it
+// goes back to the queue.
+func (a *amqpSource) fail(alive context.Context, d amqp.Delivery, r lineResult) {
+	s := a.s
+	wait := amqpBackoff
+	for logged := false; ; {
+		err := a.failed.Publish(alive, []amqp.Publishing{failedMessage(d, r, time.Now())})
+		if err == nil {
+			break
+		}
+		if !logged {
+			logged = true
+			s.log.Error("could not publish a failed line to the failed queue: holding it and retrying",
+				"queue", a.failedQ.Name, "message_id", d.MessageId, "err", err)
+		}
+		if !sleep(alive, jitter(wait)) {
+			_ = d.Nack(false, true)
+			s.log.Warn("failed line given back to the results queue (not in the failed queue)", "message_id", d.MessageId)
+			return
+		}
+		wait = min(2*wait, amqpBackoffMax)
+	}
+	if err := d.Ack(false); err != nil {
+		s.log.Warn("line in the failed queue, but its ack did not reach RabbitMQ: it will be sent again", "message_id", d.MessageId, "err", err)
+	}
+	msg := "line rejected: in the failed queue"
+	if r.kind == lineRejected {
+		s.countRejected()
+	} else {
+		s.countFailed(1)
+		msg = "line failed after retries: in the failed queue"
+	}
+	s.log.Warn(msg, "queue", a.failedQ.Name, "message_id", d.MessageId, "remote", r.remote, "code", r.code,
+		"attempts", r.attempts, "reason", r.reason)
+}
+
+// failedMessage is what goes to the failed queue for delivery d: its body
+// and properties, its headers and the failure headers.
+func failedMessage(d amqp.Delivery, r lineResult, now time.Time) amqp.Publishing {
+	h := amqp.Table{}
+	for k, v := range d.Headers {
+		h[k] = v
+	}
+	h[HeaderReason] = r.reason
+	h[HeaderCode] = int32(r.code)
+	h[HeaderAttempts] = int32(r.attempts)
+	h[HeaderRemote] = r.remote
+	h[HeaderFailedAt] = now.UTC().Format(time.RFC3339)
+	return publishingOf(d, h)
+}
+
+// publishingOf is d as a message to publish again, with headers h.
+func publishingOf(d amqp.Delivery, h amqp.Table) amqp.Publishing {
+	ct := d.ContentType
+	if ct == "" {
+		ct = "text/plain; charset=utf-8"
+	}
+	return amqp.Publishing{
+		Headers:         h,
+		ContentType:     ct,
+		ContentEncoding: d.ContentEncoding,
+		CorrelationId:   d.CorrelationId,
+		MessageId:       d.MessageId,
+		Timestamp:       d.Timestamp,
+		Type:            d.Type,
+		AppId:           d.AppId,
+		Body:            d.Body,
+	}
+}

@@ -1,0 +1,111 @@
+package sender
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"spoolgate/conf"
+	"spoolgate/internal/broker"
+)
+
+// requeueBatch is how many failed messages are moved per publisher
+// confirm.
+const requeueBatch = 100
+
+// LastPrefix is what requeue puts before the failure headers it keeps: a
+// requeued message carries x-spoolgate-last-reason, -code, -attempts,
+// -remote and -failed_at of its last failure, and no failure headers.
+const LastPrefix = "x-spoolgate-last-"
+
+// RequeueAMQP moves the messages of sender.amqp.failed_queue back to
+// sender.amqp.queue (for `spoolgate requeue -all` with sender.source=amqp):
+// at most as many as the failed queue held when it started, in batches,
+// each published to the results queue and confirmed by the broker before
+// its originals are acked. It returns how many were moved. On an error the
+// batch in hand is given back to the failed queue, unless its publish may
+// have been confirmed: a message may then be in both queues, never in
+// neither. It is safe while senders run.
+func RequeueAMQP(ctx context.Context, c conf.Sender) (int, error) {
+	conn, _, err := broker.Dial(c.AMQP.URL, "spoolgate requeue")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	fq := FailedQueue(c)
+	if err := broker.Declare(ch, fq); err != nil {
+		return 0, err
+	}
+	q, err := ch.QueueDeclarePassive(fq.Name, true, false, false, false, nil)
+	if err != nil {
+		return 0, fmt.Errorf("queue %q: %w", fq.Name, err)
+	}
+	n := q.Messages
+	if n == 0 {
+		return 0, nil
+	}
+	pub := broker.NewPublisher(c.AMQP.URL, "spoolgate requeue", ResultsQueue(c), 10*time.Second, nil)
+	defer pub.Close()
+	if err := pub.Connect(); err != nil {
+		return 0, err
+	}
+	moved := 0
+	for moved < n {
+		var batch []amqp.Publishing
+		var last uint64
+		for len(batch) < requeueBatch && moved+len(batch) < n {
+			d, ok, err := ch.Get(fq.Name, false)
+			if err != nil {
+				return moved, fmt.Errorf("get from %q: %w", fq.Name, err) // the channel is gone: the broker requeues the batch
+			}
+			if !ok {
+				break
+			}
+			batch = append(batch, requeued(d))
+			last = d.DeliveryTag
+		}
+		if len(batch) == 0 {
+			break
+		}
+		if err := pub.Publish(ctx, batch); err != nil {
+			_ = ch.Nack(last, true, true)
+			return moved, fmt.Errorf("publish to %q: %w (%d messages left in %q)", c.AMQP.Queue, err, len(batch), fq.Name)
+		}
+		if err := ch.Ack(last, true); err != nil {
+			return moved, fmt.Errorf("ack in %q: %w (%d messages are now in both queues)", fq.Name, err, len(batch))
+		}
+		moved += len(batch)
+	}
+	if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		return moved, fmt.Errorf("close channel: %w (the last acks may not have reached the broker: some messages may be in both queues)", err)
+	}
+	return moved, nil
+}
+
+// requeued is a failed message as it goes back to the results queue: its
+// failure headers become x-spoolgate-last-*, the publisher's sequence
+// header is dropped.
+func requeued(d amqp.Delivery) amqp.Publishing {
+	h := amqp.Table{}
+	for k, v := range d.Headers {
+		if strings.HasPrefix(k, "spoolgate-seq") {
+			continue
+		}
+		h[k] = v
+	}
+	for _, k := range failureHeaders {
+		if v, ok := h[k]; ok {
+			h[LastPrefix+k] = v
+			delete(h, k)
+		}
+	}
+	return publishingOf(d, h)
+}
