@@ -147,8 +147,10 @@ func (a *amqpSource) setDown(err error) {
 // then drains. It returns an error only when it cannot start: a queue
 // declared with other arguments (or another refusal of the broker that no
 // retry cures) at the first connection.
-func (s *Sender) runAMQP(ctx context.Context) error {
+func (s *Sender) runAMQP(parent context.Context) error {
 	a := s.amqp
+	ctx, cancel := context.WithCancel(parent) // also ends the background work when start fails
+	defer cancel()
 	a.failed = broker.NewPublisher(a.urls, a.name+" failed", a.failedQ, max(5*time.Second, s.live.Load().timeout), s.log)
 	defer a.failed.Close()
 	setOpen := s.circuit.setOpen // no prober runs yet: safe to wrap
@@ -163,7 +165,8 @@ func (s *Sender) runAMQP(ctx context.Context) error {
 	}
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	stopCut := context.AfterFunc(ctx, func() {
+	stopCut := context.AfterFunc(parent, func() {
+		s.log.Info("sender draining", "shutdown_timeout", s.shutdownTimeout)
 		time.AfterFunc(s.shutdownTimeout, func() {
 			s.log.Warn("shutdown timeout: cutting off the attempts in flight")
 			cancelHard()
@@ -180,7 +183,7 @@ func (s *Sender) runAMQP(ctx context.Context) error {
 		"workers", t.workers, "timeout", t.timeout, "retries", t.retries)
 	close(s.started)
 	err := a.run(ctx, hard)
-	s.log.Info("sender draining")
+	cancel()
 	bg.Wait()
 	s.client.closeIdle()
 	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load())
@@ -329,6 +332,10 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 		}
 		if !ok {
 			a.slots.release()
+			select { // a lost channel closes deliveries first: let the watcher say why
+			case <-watched:
+			case <-time.After(time.Second):
+			}
 			break
 		}
 		s.m.inflight.Inc()

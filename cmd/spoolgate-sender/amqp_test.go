@@ -215,17 +215,21 @@ func TestAMQPDrainKillRestart(t *testing.T) {
 	}
 }
 
-// TestAMQPRejected: a line the remote answers 400 and a line that is not
-// a valid message land in the failed queue with the headers reason, code,
-// attempts, remote and failed_at, their body and message_id; the
-// originals are gone from the results queue; the valid line is delivered;
-// the rejected counter counts both.
+// TestAMQPRejected: a line the remote answers 400, a line it answers 500
+// until the retries are used up, and a line that is not a valid message
+// land in the failed queue with the headers reason, code, attempts,
+// remote and failed_at, their body and message_id; the originals are gone
+// from the results queue; the valid line is delivered; the rejected and
+// failed counters count them.
 func TestAMQPRejected(t *testing.T) {
 	node := e2e.RabbitShared(t)
 	f := serveFake(t, listen(t), func(f *fakeRemote) {
 		f.answer = func(line []byte) int {
-			if strings.Contains(string(line), "|000000002|") {
+			switch {
+			case strings.Contains(string(line), "|000000002|"):
 				return protocol.CodeInvalid
+			case strings.Contains(string(line), "|000000003|"):
+				return protocol.CodeUnavailable
 			}
 			return protocol.CodeOK
 		}
@@ -233,19 +237,20 @@ func TestAMQPRejected(t *testing.T) {
 	e := newAMQPEnv(t, node, f.addr(), nil)
 	p := e.start(t)
 	start := time.Now().UTC().Add(-time.Second)
-	e.publish(t, []string{body(1), body(2), "not|a|message"})
-	e2e.WaitFor(t, 30*time.Second, "two in the failed queue", func() bool { n, _ := e.depth(t, e.failedQ); return n == 2 })
+	e.publish(t, []string{body(1), body(2), "not|a|message", body(3)})
+	e2e.WaitFor(t, 30*time.Second, "three in the failed queue", func() bool { n, _ := e.depth(t, e.failedQ); return n == 3 })
 	if ready, _ := e.depth(t, e.queue); ready != 0 {
 		t.Fatalf("%d left in the results queue", ready)
 	}
 	if got := f.messages(t); len(got) != 1 || processNo(got[0]) != "000000001" {
 		t.Fatalf("delivered %q", got)
 	}
-	e2e.WaitFor(t, 10*time.Second, "rejected counted", func() bool {
-		return e.metric(t, `spoolgate_sender_messages_total{outcome="rejected"}`) == 2
+	e2e.WaitFor(t, 10*time.Second, "rejected and failed counted", func() bool {
+		return e.metric(t, `spoolgate_sender_messages_total{outcome="rejected"}`) == 2 &&
+			e.metric(t, `spoolgate_sender_messages_total{outcome="failed"}`) == 1
 	})
 	ds := e.takeAll(t, e.failedQ)
-	if len(ds) != 2 {
+	if len(ds) != 3 {
 		t.Fatalf("%d in the failed queue", len(ds))
 	}
 	byID := map[string]amqp.Delivery{}
@@ -258,6 +263,7 @@ func TestAMQPRejected(t *testing.T) {
 	}{
 		{"m1", body(2), "rejected by the remote (400)", f.addr(), 400, 1},
 		{"m2", "not|a|message", "invalid, not sent", "", 0, 0},
+		{"m3", body(3), "remote unavailable (500) (after 3 attempts)", f.addr(), 500, 3},
 	} {
 		d, ok := byID[c.id]
 		if !ok {
@@ -277,6 +283,76 @@ func TestAMQPRejected(t *testing.T) {
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.ExitCode(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestAMQPDrain: SIGTERM while the remote holds every message: the sender
+// stops consuming, cuts off the sends in flight at shutdown_timeout and
+// gives every delivery back (all in the results queue again, none in the
+// failed queue), and exits 0.
+func TestAMQPDrain(t *testing.T) {
+	const n, workers = 10, 4
+	node := e2e.RabbitShared(t)
+	f := serveFake(t, listen(t), func(f *fakeRemote) { f.answer = func([]byte) int { return 0 } })
+	e := newAMQPEnv(t, node, f.addr(), map[string]string{"sender.workers": fmt.Sprint(workers), "shutdown_timeout": "1s"})
+	p := e.start(t)
+	e.publish(t, bodies(0, n))
+	e2e.WaitFor(t, 30*time.Second, "workers sends held", func() bool { return len(f.Read()) == workers })
+	if ready, _ := e.depth(t, e.queue); ready != n-workers {
+		t.Fatalf("%d ready while %d are held, want %d (prefetch = workers)", ready, workers, n-workers)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, p.Log)
+	}
+	e2e.WaitFor(t, 20*time.Second, "all back in the results queue", func() bool { ready, _ := e.depth(t, e.queue); return ready == n })
+	if k, _ := e.depth(t, e.failedQ); k != 0 {
+		t.Fatalf("%d in the failed queue", k)
+	}
+}
+
+// TestAMQPBrokerDown: the broker stopped (rabbitmqctl stop_app): /readyz
+// says RabbitMQ is why, and no log line holds the password; started
+// again, the sender reconnects by itself and delivers what is published.
+// A queue declared with other arguments stops the sender at start with a
+// message saying so.
+func TestAMQPBrokerDown(t *testing.T) {
+	node := e2e.StartRabbit(t)
+	f := serveFake(t, listen(t), nil)
+	url := strings.Replace(node.URL, "guest:guest@", "spoolgate:s3cr3t-pw@", 1)
+	for _, args := range [][]string{{"add_user", "spoolgate", "s3cr3t-pw"}, {"set_permissions", "spoolgate", ".*", ".*", ".*"}} {
+		if out, err := node.Ctl(args...); err != nil {
+			t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
+		}
+	}
+	e := amqpEnvOf(t, url, "t.down", f.addr(), nil)
+	p := e.start(t)
+	if out, err := node.Ctl("stop_app"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var body string
+	e2e.WaitFor(t, 30*time.Second, "not ready for RabbitMQ", func() bool {
+		_, body, _ = e2e.HTTPGet("http://" + e.admin + "/readyz")
+		return strings.Contains(body, "not consuming from RabbitMQ")
+	})
+	t.Logf("/readyz: %s", body)
+	if out, err := node.Ctl("start_app"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	e2e.WaitFor(t, 60*time.Second, "consuming again", func() bool { return e.ready() == 200 })
+	e.publish(t, bodies(0, 20))
+	e2e.WaitFor(t, 30*time.Second, "delivered after the broker came back", func() bool { return len(f.messages(t)) == 20 })
+	p.Signal(t, syscall.SIGTERM)
+	p.ExitCode(t, 20*time.Second)
+	if log := p.Log.String(); strings.Contains(log, "s3cr3t-pw") || strings.Contains(body, "s3cr3t-pw") {
+		t.Fatalf("the password is in the log or /readyz:\n%s", log)
+	}
+
+	// A results queue of another type than configured.
+	e2 := amqpEnvOf(t, url, "t.down", f.addr(), map[string]string{"sender.amqp.queue_type": "classic"})
+	p2 := start(t, senderBin, "-config", e2.conf)
+	if code := p2.ExitCode(t, 30*time.Second); code == 0 || !strings.Contains(p2.Log.String(), "exists with other arguments") {
+		t.Fatalf("a queue of another type: exit %d\n%s", code, p2.Log)
 	}
 }
 
