@@ -29,7 +29,7 @@ func TestFailedAndRequeuedHeaders(t *testing.T) {
 	}
 	back := requeued(amqp.Delivery{MessageId: "m1", Body: f.Body, Headers: f.Headers, ContentType: f.ContentType})
 	want = amqp.Table{
-		"peer": "10.0.0.1",
+		"peer":                    "10.0.0.1",
 		LastPrefix + HeaderReason: "rejected by the remote (400)", LastPrefix + HeaderCode: int32(400), LastPrefix + HeaderAttempts: int32(1),
 		LastPrefix + HeaderRemote: "10.0.0.2:9010", LastPrefix + HeaderFailedAt: "2026-11-21T00:30:00Z",
 	}

@@ -521,3 +521,34 @@ func runToolOut(t *testing.T, args ...string) (string, int) {
 	}
 	return string(b), code
 }
+
+// TestAMQPDrainRate measures how fast the sender drains a backlog of the
+// results queue into the receiver (workers=16), to compare with
+// TestDrainRate's spool files. It is a measurement, not part of the
+// default run:
+//
+//	SPOOLGATE_AMQP_DRAIN=5000 SPOOLGATE_DRAIN_FILES=5000 go test -run 'DrainRate' -v ./cmd/spoolgate-sender
+func TestAMQPDrainRate(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("SPOOLGATE_AMQP_DRAIN"))
+	if n <= 0 {
+		t.Skip("set SPOOLGATE_AMQP_DRAIN=5000 to measure")
+	}
+	node := e2e.RabbitShared(t)
+	r := startSink(t, "")
+	e := newAMQPEnv(t, node, r.addr(), map[string]string{"sender.workers": "16", "sender.timeout": "5s", "log.level": "warn"})
+	e.publish(t, bodies(0, n))
+	t0 := time.Now()
+	p := e.start(t)
+	e2e.WaitFor(t, 30*time.Minute, "queue drained", func() bool {
+		time.Sleep(100 * time.Millisecond) // polling interval
+		return e.metric(t, `spoolgate_sender_messages_total{outcome="delivered"}`) >= float64(n)
+	})
+	d := time.Since(t0)
+	if got := distinct(r.messages(t)); got != n {
+		t.Errorf("%d stored, want %d", got, n)
+	}
+	t.Logf("drained %d messages in %s: %.0f messages/s, sender CPU %s (%.0f µs/message)", n, d.Round(time.Millisecond),
+		float64(n)/d.Seconds(), cpuTime(t, p.Cmd.Process.Pid), float64(cpuTime(t, p.Cmd.Process.Pid).Microseconds())/float64(n))
+	p.Signal(t, syscall.SIGTERM)
+	p.ExitCode(t, 30*time.Second)
+}
