@@ -297,18 +297,22 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 	defer kill(nil)
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
 	chCloses := ch.NotifyClose(make(chan *amqp.Error, 1))
-	watched := make(chan struct{})
-	go func() {
+	over, watched := make(chan struct{}), make(chan struct{})
+	go func() { // until the session is over: the circuit, and a lost channel
 		defer close(watched)
 		var e *amqp.Error
-		select {
-		case e = <-closes:
-		case e = <-chCloses:
-		case <-a.opened:
-			stop(errCircuitOpen)
-			return
-		case <-sess.Done():
-			return
+	watch:
+		for {
+			select {
+			case e = <-closes:
+				break watch
+			case e = <-chCloses:
+				break watch
+			case <-a.opened:
+				stop(errCircuitOpen)
+			case <-over:
+				return
+			}
 		}
 		why := error(amqp.ErrClosed)
 		if e != nil {
@@ -332,9 +336,11 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 		}
 		if !ok {
 			a.slots.release()
-			select { // a lost channel closes deliveries first: let the watcher say why
-			case <-watched:
-			case <-time.After(time.Second):
+			if sess.Err() == nil {
+				select { // a lost channel closes deliveries first: let the watcher say why
+				case <-watched:
+				case <-time.After(time.Second):
+				}
 			}
 			break
 		}
@@ -356,22 +362,19 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 		}
 	}
 	stop(cause)
-	// Stop consuming, and give back what was prefetched.
-	if alive.Err() == nil {
-		cut := time.AfterFunc(5*time.Second, func() { conn.Close() })
-		if err := ch.Cancel(a.tag, false); err != nil {
-			conn.Close()
-		}
-		cut.Stop()
+	// Stop consuming, and give back what was prefetched (on a lost
+	// channel Cancel fails at once and the broker requeues it all).
+	cut := time.AfterFunc(5*time.Second, func() { conn.Close() })
+	if err := ch.Cancel(a.tag, false); err != nil {
+		conn.Close()
 	}
+	cut.Stop()
 	for d := range deliveries {
 		_ = d.Nack(false, true)
 	}
 	workers.Wait()
-	if alive.Err() == nil {
-		_ = ch.Close()
-	}
-	kill(nil)
+	_ = ch.Close()
+	close(over)
 	<-watched
 	return cause
 }
