@@ -86,6 +86,7 @@ type amqpSource struct {
 
 	down    atomic.Pointer[error] // why not consuming; nil while consuming
 	alarmed atomic.Bool           // the broker's unavailability was logged
+	sending atomic.Int64          // deliveries handed to a worker
 	opened  chan struct{}         // a signal: the circuit opened
 }
 
@@ -345,8 +346,10 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 			break
 		}
 		s.m.inflight.Inc()
+		a.sending.Add(1)
 		workers.Go(func() {
 			a.handle(sess, alive, hard, d)
+			a.sending.Add(-1)
 			s.m.inflight.Dec()
 			a.slots.release()
 		})

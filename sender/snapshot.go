@@ -101,6 +101,9 @@ func (s *Sender) Snapshot(now time.Time, oldest int) Snapshot {
 		sn.OldestPendingSeconds = max(0, now.Sub(time.Unix(0, om)).Seconds())
 	}
 	sn.InFlight = s.q.claims()
+	if s.amqp != nil {
+		sn.InFlight = int(s.amqp.sending.Load()) // deliveries being sent
+	}
 	sn.Delivered, sn.Rejected, sn.Failed = s.delivered.Load(), s.rejected.Load(), s.failed.Load()
 	return sn
 }
