@@ -23,6 +23,9 @@
 // the claim is sent too before the file is disposed of, and a claim whose
 // writer still holds it open waits for it (see process).
 //
+// With sender.source=amqp the lines come from a RabbitMQ queue instead
+// and the spool is not used (amqp.go).
+//
 // The package also reads the state of a spool from its directories alone
 // (ReadStatus) and moves failed files back (Requeue), for the operator's
 // tool.
