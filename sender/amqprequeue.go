@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -16,11 +15,6 @@ import (
 // requeueBatch is how many failed messages are moved per publisher
 // confirm.
 const requeueBatch = 100
-
-// LastPrefix is what requeue puts before the failure headers it keeps: a
-// requeued message carries x-spoolgate-last-reason, -code, -attempts,
-// -remote and -failed_at of its last failure, and no failure headers.
-const LastPrefix = "x-spoolgate-last-"
 
 // RequeueAMQP moves the messages of sender.amqp.failed_queue back to
 // sender.amqp.queue (for `spoolgate requeue -all` with sender.source=amqp):
@@ -88,24 +82,4 @@ func RequeueAMQP(ctx context.Context, c conf.Sender) (int, error) {
 		return moved, fmt.Errorf("close channel: %w (the last acks may not have reached the broker: some messages may be in both queues)", err)
 	}
 	return moved, nil
-}
-
-// requeued is a failed message as it goes back to the results queue: its
-// failure headers become x-spoolgate-last-*, the publisher's sequence
-// header is dropped.
-func requeued(d amqp.Delivery) amqp.Publishing {
-	h := amqp.Table{}
-	for k, v := range d.Headers {
-		if strings.HasPrefix(k, "spoolgate-seq") {
-			continue
-		}
-		h[k] = v
-	}
-	for _, k := range failureHeaders {
-		if v, ok := h[k]; ok {
-			h[LastPrefix+k] = v
-			delete(h, k)
-		}
-	}
-	return publishingOf(d, h)
 }

@@ -15,8 +15,8 @@ import (
 //
 // FILE is a name in failed_dir or a path to one. With sender.source=amqp,
 // -all moves the failed queue back to the results queue (statusamqp.go).
-// Exit codes: 0 when every
-// file was requeued, 1 when any was not, 2 for bad usage or a bad config.
+// Exit codes: 0 when every file was requeued, 1 when any was not, 2 for
+// bad usage or a bad config.
 func runRequeue(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("requeue", "[-config PATH] [-json] (-all | FILE...)",
 		"Moves failed files back into the spool (and removes their .reason files); safe while the sender runs.\n"+
