@@ -136,7 +136,7 @@ var keys = []key{
 		"Retries after the first attempt (M)."},
 	{"sender.window", "1", liveSender,
 		intV(func(c *Config) *int { return &c.Sender.Window }, 1, MaxWindow),
-		"Lines of one file written on a connection before their replies are read (1: one line, one reply, then the next). Raise it (e.g. 32) only when the remote answers pipelined messages in order, as spoolgate-receiver does; a crash resends at most max(100, this) lines per file."},
+		"Lines of one file written on a connection before their replies are read (1: one line, one reply, then the next). Raise it (e.g. 32) only when the remote answers pipelined messages in order, as spoolgate-receiver does; a crash resends at most this many lines per file (100 at 1)."},
 	{"sender.connect_timeout", "3s", liveSender,
 		durV(func(c *Config) *time.Duration { return &c.Sender.ConnectTimeout }, true),
 		"TCP/TLS connect timeout."},

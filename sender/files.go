@@ -3,7 +3,6 @@ package sender
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -36,102 +35,6 @@ func (d dirs) ensure() error {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
-	}
-	return nil
-}
-
-// ackName is the sidecar of a claimed multi-line file, recording how much of
-// it is done. Claimed names never start with '.', so a dotfile in .inflight
-// is never mistaken for a claim.
-func ackName(name string) string { return "." + name + ".ack" }
-
-// ack is the progress of a multi-line file: its first line lines (offset
-// bytes) are done: acknowledged, or saved to failed_dir. size and mtime
-// identify the file the sidecar belongs to; crc (CRC-32C of the first
-// offset bytes, when hasCRC) lets a file that grew since, as one whose
-// writer went on does, resume too.
-type ack struct {
-	lines  int
-	offset int64
-	size   int64
-	mtime  int64
-	crc    uint32
-	hasCRC bool // sidecars written before crc existed lack it
-}
-
-// crcTable is the CRC-32C table of ack.crc.
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-func (a ack) String() string {
-	if !a.hasCRC {
-		return fmt.Sprintf("lines=%d offset=%d size=%d mtime=%d\n", a.lines, a.offset, a.size, a.mtime)
-	}
-	return fmt.Sprintf("lines=%d offset=%d size=%d mtime=%d crc=%d\n", a.lines, a.offset, a.size, a.mtime, a.crc)
-}
-
-func parseAck(b []byte) (ack, bool) {
-	var a ack
-	f := strings.Fields(string(b))
-	if len(f) != 4 && len(f) != 5 {
-		return a, false
-	}
-	a.hasCRC = len(f) == 5
-	var crc int64
-	dst := []*int64{nil, &a.offset, &a.size, &a.mtime, &crc}
-	for i, kv := range f {
-		k, v, ok := strings.Cut(kv, "=")
-		n, err := strconv.ParseInt(v, 10, 64)
-		if !ok || err != nil || n < 0 || k != [...]string{"lines", "offset", "size", "mtime", "crc"}[i] {
-			return a, false
-		}
-		if i == 0 {
-			a.lines = int(n)
-		} else {
-			*dst[i] = n
-		}
-	}
-	if crc > 1<<32-1 {
-		return a, false
-	}
-	a.crc = uint32(crc)
-	return a, true
-}
-
-// writeAck records durably that the first a.lines lines of name are done.
-func (d dirs) writeAck(name string, a ack) error {
-	if err := fsutil.WriteFileAtomic(filepath.Join(d.inflight, ackName(name)), []byte(a.String()), 0o640); err != nil {
-		return fmt.Errorf("record progress of %s: %w", name, err)
-	}
-	return nil
-}
-
-// readAck returns the recorded progress of a claimed file whose content is
-// data, or the zero ack when there is none or it does not belong to this
-// file: the size and mtime recorded are the file's, or the file is longer
-// and its first offset bytes have the recorded CRC.
-func (d dirs) readAck(name string, fi fs.FileInfo, data []byte) (ack, error) {
-	b, err := os.ReadFile(filepath.Join(d.inflight, ackName(name)))
-	if errors.Is(err, fs.ErrNotExist) {
-		return ack{}, nil
-	}
-	if err != nil {
-		return ack{}, fmt.Errorf("read progress of %s: %w", name, err)
-	}
-	a, ok := parseAck(b)
-	switch {
-	case ok && a.size == fi.Size() && a.mtime == fi.ModTime().UnixNano() && a.offset <= a.size:
-		return a, nil
-	case ok && a.hasCRC && a.offset <= int64(len(data)) && crc32.Checksum(data[:a.offset], crcTable) == a.crc:
-		return a, nil // it grew, or was touched: what was done is still there
-	}
-	return ack{}, fmt.Errorf("progress of %s: sidecar %q does not match the file; sending it whole", name, strings.TrimSpace(string(b)))
-}
-
-// removeAck deletes the sidecar of name, if any.
-func (d dirs) removeAck(name string) error {
-	err := os.Remove(filepath.Join(d.inflight, ackName(name)))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove progress of %s: %w", name, err)
 	}
 	return nil
 }

@@ -10,8 +10,9 @@
 // of more than one line, .inflight/.<name>.ack records how many lines are
 // done (acknowledged, or saved to failed_dir), so a restart resends only
 // the rest: it is written every ackEveryLines (100) lines or ackEvery (1 s),
-// so a crash resends at most 100 lines of each file in flight
-// (max(100, sender.window) with a send window, see window.go). In failed_dir a file whose every line failed keeps its name;
+// so a crash resends at most 100 lines of each file in flight (W with a
+// send window of W lines, see window.go; progress.go has the format).
+// In failed_dir a file whose every line failed keeps its name;
 // the failed lines of a multi-line file go to <name>.line-<n> (a rejected
 // line) or <name>.lines-<n>-<m> (the unsent lines n to the end once the
 // retries of line n ran out), numbered by physical line. A name already

@@ -30,14 +30,13 @@ import (
 //     answered (or cut off by the shutdown timeout), the rest go back.
 //
 // The window is bounded by the progress record too: no line is written
-// more than max(ackEveryLines, W) lines past the last line recorded done,
-// so that a crash (kill -9, power loss) resends at most that many lines of
-// each file in flight: 100 up to a window of 100, as at W = 1. When a
-// refill would go past that, the progress is recorded first (process's
-// flush). A bound of W lines would record the progress (two fsyncs, about
-// 1 ms on a busy disk) every W/2 replies, which measured slower at W = 32
-// than W = 1 is with its record every 100 lines; the receiver's duplicate
-// window makes the resent lines harmless either way.
+// more than W lines past the last line recorded done, so that a crash
+// (kill -9) resends at most W lines of each file in flight. When a refill
+// would go past that, the progress is recorded first (note: one pwrite),
+// and made durable (sync: one fdatasync) once the refill is written, while
+// the remote works on it; the next record waits for that sync. A power
+// loss may so find the record before the last one: 2W lines. At W = 1
+// after a reload the bound is that of the line-at-a-time path, 100 lines.
 // The window is read live: a reload changes it for the file being sent.
 
 // pending is a line of the file in the window.
@@ -58,7 +57,8 @@ type window struct {
 	ctx, hard context.Context
 	wb        *workBuf
 	since     func() int // lines done since the progress was last recorded
-	flush     func()     // record the progress now
+	note      func()     // record the progress now, without waiting for the disk
+	sync      func()     // wait until the progress noted is on disk
 
 	cn       *conn
 	answered int // replies read on cn
@@ -68,13 +68,18 @@ type window struct {
 
 // progressBound is how far past the recorded progress a window of size
 // lines may write: what a crash may resend of a file.
-func progressBound(size int) int { return max(ackEveryLines, size) }
+func progressBound(size int) int {
+	if size == 1 {
+		return ackEveryLines
+	}
+	return size
+}
 
 // errAborted reports that ctx ended while the circuit was open.
 var errAborted = errors.New("aborted")
 
-func (s *Sender) newWindow(ctx, hard context.Context, wb *workBuf, since func() int, flush func()) *window {
-	return &window{s: s, ctx: ctx, hard: hard, wb: wb, since: since, flush: flush}
+func (s *Sender) newWindow(ctx, hard context.Context, wb *workBuf, since func() int, note, sync func()) *window {
+	return &window{s: s, ctx: ctx, hard: hard, wb: wb, since: since, note: note, sync: sync}
 }
 
 // result returns the outcome of the line at off, the first line not done
@@ -105,7 +110,9 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 			case w.fl[0].done:
 				continue
 			}
-			if err := w.send(data, t.timeout); err != nil {
+			err := w.send(data, t.timeout)
+			w.sync()
+			if err != nil {
 				if errors.Is(err, errAborted) {
 					return lineResult{kind: lineAborted}
 				}
@@ -165,7 +172,7 @@ func (w *window) fill(data []byte, off int, final bool, size int) {
 	bound := progressBound(size)
 	budget := bound - w.since() - len(w.fl)
 	if budget < room && w.since() > 0 {
-		w.flush()
+		w.note()
 		budget = bound - w.since() - len(w.fl)
 	}
 	n := min(room, budget)

@@ -39,16 +39,16 @@ type lineResult struct {
 	attempts int
 }
 
-// Progress of a multi-line file is recorded in its sidecar (writeAck,
-// two fsyncs) at most once per ackEveryLines lines or ackEvery, whichever
+// Progress of a multi-line file is recorded in its sidecar (progress.go:
+// created durably by the first record, then one pwrite and one fdatasync
+// per record) at most once per ackEveryLines lines or ackEvery, whichever
 // comes first, and at once after a line went to failed_dir (so that a
 // restart never saves it twice) and before a worker waits for a file's
 // writer. So a crash (kill -9, power loss) makes the next start resend, of
 // each file in flight, at most the ackEveryLines-1 lines acknowledged since
 // the last record plus the line in flight: ackEveryLines lines. With a
 // send window of W > 1 lines (sender.window) no line is written more than
-// max(ackEveryLines, W) lines past the last record (the window records
-// first when it would be), so that is the bound.
+// W lines past the last record (window.go), so that is the bound.
 const (
 	ackEveryLines = 100
 	ackEvery      = time.Second
@@ -61,23 +61,61 @@ type progress struct {
 	sidecar  bool      // whether .inflight may hold a sidecar for the file
 	crc      uint32    // CRC-32C of the file's first crcAt bytes
 	crcAt    int
+	file     *ackFile // the sidecar, open once a record created it
+	unsynced bool     // file holds a record not known to be on disk
 }
 
 // record writes the sidecar saying that lines lines (offset bytes) of the
-// file fi, whose content is data, are done, when force or a record is due.
+// file fi, whose content is data, are done, when force or a record is due,
+// and waits until every record written is on disk.
 func (s *Sender) record(p *progress, name string, lines, offset int, fi fs.FileInfo, data []byte, force bool) {
+	s.note(p, name, lines, offset, fi, data, force)
+	s.syncProgress(p)
+}
+
+// note is record without the wait for the disk: the record survives the
+// process (kill -9) at once, a power loss once syncProgress returned. A
+// record still to be synced is synced first: a slot is never overwritten
+// before the other one is on disk.
+func (s *Sender) note(p *progress, name string, lines, offset int, fi fs.FileInfo, data []byte, force bool) {
 	if lines == p.recorded || (!force && lines-p.recorded < ackEveryLines && time.Since(p.at) < ackEvery) {
 		return
 	}
+	s.syncProgress(p)
 	p.crc = crc32.Update(p.crc, crcTable, data[p.crcAt:offset])
 	p.crcAt = offset
 	a := ack{lines: lines, offset: int64(offset), size: fi.Size(), mtime: fi.ModTime().UnixNano(), crc: p.crc, hasCRC: true}
 	p.sidecar = true
-	if err := s.dirs.writeAck(name, a); err != nil {
+	var err error
+	if p.file == nil {
+		p.file, err = s.dirs.createAck(name, a)
+	} else if err = p.file.write(a); err == nil {
+		p.unsynced = true
+	}
+	if err != nil {
 		s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
+		p.closeFile() // the next record writes a new sidecar
 		return
 	}
 	p.recorded, p.at = lines, time.Now()
+}
+
+// syncProgress waits until the records noted are on disk.
+func (s *Sender) syncProgress(p *progress) {
+	if !p.unsynced {
+		return
+	}
+	p.unsynced = false
+	if err := p.file.sync(); err != nil {
+		s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
+		p.closeFile()
+	}
+}
+
+// closeFile closes the sidecar, if open.
+func (p *progress) closeFile() {
+	p.file.close()
+	p.file, p.unsynced = nil, false
 }
 
 // How awaitEnd ended.
@@ -262,6 +300,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 			s.log.Debug("resuming claim", "name", name, "from_line", lineNo)
 		}
 	}
+	defer p.closeFile()
 	flush := func() { s.record(&p, name, lineNo-1, off, cf.fi, data, true) }
 	// other ends a claim whose file changed in place, or that is stopped
 	// while its writer holds it open, or cannot be checked.
@@ -300,7 +339,9 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 				continue
 			}
 			if win == nil && s.live.Load().window > 1 {
-				win = s.newWindow(ctx, hard, wb, since, flush)
+				win = s.newWindow(ctx, hard, wb, since,
+					func() { s.note(&p, name, lineNo-1, off, cf.fi, data, true) },
+					func() { s.syncProgress(&p) })
 			}
 			var r lineResult
 			if win != nil {
