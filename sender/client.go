@@ -18,6 +18,10 @@ import (
 // older ones are closed rather than risk the remote's idle timeout.
 const maxIdle = 30 * time.Second
 
+// replyBuf is the read buffer of a connection: the replies to a send
+// window of about 80 lines in one read.
+const replyBuf = 4096
+
 // conn is one connection to the remote.
 type conn struct {
 	nc     net.Conn
@@ -70,7 +74,7 @@ func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, tlsutil.AsRejected(err)
 	}
-	br := bufio.NewReaderSize(nc, 512)
+	br := bufio.NewReaderSize(nc, replyBuf)
 	return &conn{nc: nc, br: br, rd: protocol.NewReader(br, protocol.MaxMessageBytes), addr: addr, born: time.Now()}, nil
 }
 

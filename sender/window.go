@@ -1,12 +1,14 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"time"
 
 	"spoolgate/internal/tlsutil"
+	"spoolgate/protocol"
 )
 
 // A send window (sender.window W > 1, docs/PROTOCOL.md §5): a worker writes up to W
@@ -43,6 +45,7 @@ import (
 type pending struct {
 	off, end, next int       // the line in the file's data: [off, end) without its LF
 	pno            [9]byte   // the process_no its reply must echo
+	prefixed       bool      // framed with a length field (else sent as it is)
 	sent           bool      // written on the window's connection, not yet answered
 	at             time.Time // when it was written
 	attempts       int       // attempts that failed
@@ -100,7 +103,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 		// Refill when the first line is not written yet, or when no reply
 		// is buffered and at most half the window is in flight: the lines
 		// answered in one read are replaced in one write.
-		if !waiting || (w.cn.br.Buffered() == 0 && w.unanswered() <= t.window/2) {
+		if !waiting || (!w.replyBuffered() && w.unanswered() <= t.window/2) {
 			if w.ctx.Err() == nil {
 				w.fill(data, off, final, t.window)
 			}
@@ -200,6 +203,7 @@ func (w *window) fill(data []byte, off int, final bool, size int) {
 			e.res = lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
 		} else {
 			copy(e.pno[:], w.s.spec.ProcessNo(frame[:len(frame)-1]))
+			e.prefixed = len(frame) != end-pos+1
 		}
 		w.fl = append(w.fl, e)
 		n--
@@ -226,9 +230,11 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 		if e.done || e.sent {
 			continue
 		}
-		frame, _ := w.s.frame(w.wb.frame[:0], data[e.off:e.end]) // valid: fill checked it
-		w.wb.frame = frame
-		out = append(out, frame...)
+		if e.prefixed { // as frame made it; fill checked that it is valid
+			out, _ = protocol.AppendFrame(out, data[e.off:e.end])
+		} else {
+			out = append(append(out, data[e.off:e.end]...), '\n')
+		}
 		e.sent, e.at = true, now
 	}
 	w.out = out
@@ -244,9 +250,19 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 	return err
 }
 
+// replyBuffered reports whether a whole reply has been read from the
+// connection and not yet taken.
+func (w *window) replyBuffered() bool {
+	buf, _ := w.cn.br.Peek(w.cn.br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
+}
+
 // read reads the reply to the first line in the window, due timeout after
 // it was written.
 func (w *window) read(timeout time.Duration) ([]byte, error) {
+	if w.replyBuffered() { // read already: no wait, no deadline to set
+		return w.cn.rd.ReadMessage()
+	}
 	if err := w.cn.nc.SetReadDeadline(w.fl[0].at.Add(timeout)); err != nil {
 		return nil, err
 	}
