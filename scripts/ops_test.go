@@ -882,6 +882,8 @@ func TestBenchScript(t *testing.T) {
 		`sender peak RSS MB \(200 / 400 files\) +\| +` + num + ` / ` + num + ` +\|`,
 		`sender, 500-line file, window 32 vs 1, lines/s, fsync=always +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`sender, 500-line file, window 32 vs 1, lines/s, fsync=never +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`the same from the sender's start \(\+ settle\), fsync=always +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`the same from the sender's start \(\+ settle\), fsync=never +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 	} {
 		if !regexp.MustCompile(row).MatchString(out) {
 			t.Errorf("no row matching %q", row)

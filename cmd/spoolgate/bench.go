@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -13,10 +14,11 @@ import (
 )
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR",
+	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME",
 		"Load generator: sends valid messages (or every Nth invalid) to a receiver and prints messages/s,\n"+
 			"p50/p99/max latency and the reply codes. -null serves the reference that answers 200 and stores\n"+
-			"nothing; -make-spool writes result files; -probe measures this machine. Takes no arguments.", stderr)
+			"nothing; -make-spool writes result files; -probe measures this machine; -time-claim times one\n"+
+			"file through the sender. Takes no arguments.", stderr)
 	var o bench.Options
 	fs.StringVar(&o.Addr, "addr", "", "HOST:PORT of the receiver under test")
 	fs.IntVar(&o.Clients, "c", 16, "concurrent clients")
@@ -33,6 +35,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	spool := fs.String("make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
 	files := fs.Int("files", 1000, "with -make-spool: how many files")
 	probe := fs.String("probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
+	timeClaim := fs.String("time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took")
 	idle := fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
@@ -75,6 +78,21 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		printResult(stdout, r, *asJSON)
+		return 0
+	}
+	if *timeClaim != "" {
+		d := o.Duration
+		if d <= 0 {
+			d = 10 * time.Minute
+		}
+		wait, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		c, err := bench.TimeClaim(wait, filepath.Dir(*timeClaim), filepath.Base(*timeClaim), time.Millisecond)
+		if err != nil {
+			fmt.Fprintf(stderr, "spoolgate bench: time %s: %v\n", *timeClaim, err)
+			return 1
+		}
+		printResult(stdout, c, *asJSON)
 		return 0
 	}
 	if o.Addr == "" {

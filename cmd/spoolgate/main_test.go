@@ -216,7 +216,7 @@ func TestHelp(t *testing.T) {
 		{"status", "usage: spoolgate status [-config PATH] [-json] [-age]", "-age"},
 		{"failed", "usage: spoolgate failed [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
-		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR", "-keepalive"},
+		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME", "-keepalive"},
 	}
 	for _, tt := range tests {
 		for _, h := range []string{"-h", "-help", "--help"} {

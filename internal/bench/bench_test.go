@@ -125,6 +125,42 @@ func TestHoldIdle(t *testing.T) {
 	}
 }
 
+// TestTimeClaim: the time from the claim of a spool file to its end, as
+// seen from the claim in .inflight; a file never claimed ends with ctx.
+func TestTimeClaim(t *testing.T) {
+	spool := t.TempDir()
+	claim := filepath.Join(spool, ".inflight", "big.txt")
+	if err := os.MkdirAll(filepath.Dir(claim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(claim, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	done := make(chan ClaimTiming)
+	go func() {
+		c, err := TimeClaim(context.Background(), spool, "big.txt", time.Millisecond)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- c
+	}()
+	time.Sleep(500 * time.Millisecond) // what is measured: the claim is held this long
+	if err := os.Remove(claim); err != nil {
+		t.Fatal(err)
+	}
+	c := <-done
+	t.Log(c)
+	if held := time.Since(created); c.Took <= 0 || c.Took > held {
+		t.Fatalf("took %s for a claim held %s", c.Took, held)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := TimeClaim(ctx, spool, "never.txt", time.Millisecond); err != context.DeadlineExceeded {
+		t.Fatalf("a file never claimed: %v", err)
+	}
+}
+
 // TestProbe: the probe syncs in the directory, leaves nothing behind, and
 // reports sane figures; a directory it cannot write is an error.
 func TestProbe(t *testing.T) {

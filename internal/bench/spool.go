@@ -61,3 +61,46 @@ func HoldIdle(ctx context.Context, addr string, n int) (int, error) {
 	<-ctx.Done()
 	return len(conns), nil
 }
+
+// ClaimTiming is how one spool file went through the sender: Wait from the
+// start of TimeClaim until the sender claimed it, Took from the claim until
+// the claim was disposed of (its every line done).
+type ClaimTiming struct {
+	Wait time.Duration `json:"wait_ns"`
+	Took time.Duration `json:"took_ns"`
+}
+
+func (c ClaimTiming) String() string {
+	return fmt.Sprintf("claimed after %s, done %s later", c.Wait.Round(time.Millisecond), c.Took.Round(time.Microsecond))
+}
+
+// TimeClaim times the file name of spool through the sender by looking at
+// its claim, spool/.inflight/name, every poll: until it appears (the sender
+// claimed it), then until it is gone (delivered and deleted or archived,
+// failed, or put back). It returns ctx's error when ctx ends first.
+func TimeClaim(ctx context.Context, spool, name string, poll time.Duration) (ClaimTiming, error) {
+	claim := filepath.Join(spool, ".inflight", name)
+	start := time.Now()
+	var c ClaimTiming
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var claimed time.Time
+	for {
+		_, err := os.Lstat(claim)
+		switch {
+		case err == nil && claimed.IsZero():
+			claimed = time.Now()
+			c.Wait = claimed.Sub(start)
+		case os.IsNotExist(err) && !claimed.IsZero():
+			c.Took = time.Since(claimed)
+			return c, nil
+		case err != nil && !os.IsNotExist(err):
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return c, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
