@@ -250,12 +250,14 @@ if [ -z "${SKIP_MULTILINE:-}" ]; then
 		# The claim's life (its rename into .inflight to its deletion), looked
 		# at every millisecond from just before the sender starts.
 		rm -f "$work/claim.json"
-		"$sg" bench -time-claim "$work/outbox/big.txt" -d 300s -json >"$work/claim.json" &
+		"$sg" bench -time-claim "$work/outbox/big.txt" -d 300s -json >"$work/claim.json" 2>"$work/claim.err" &
 		tpid=$!; pids+=("$tpid")
+		for _ in $(seq 1 500); do grep -q watching "$work/claim.err" 2>/dev/null && break; sleep 0.01; done
 		"$work/bin/spoolgate-sender" -config "$work/conf-ml.properties" &
 		spid=$!; pids+=("$spid")
 		while kill -0 "$tpid" 2>/dev/null && kill -0 "$spid" 2>/dev/null; do sleep 0.05; done
 		wait "$tpid" 2>/dev/null || true
+		grep -v watching "$work/claim.err" >&2 || true
 		done=$(metric "$sport" 'spoolgate_sender_messages_total{outcome="delivered"}')
 		[ "${done:-0}" = "$ML_LINES" ] || echo "bench.sh: multi-line file stopped with ${done:-0} lines delivered" >&2
 		kill -TERM "$spid" 2>/dev/null || true

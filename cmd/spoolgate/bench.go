@@ -35,7 +35,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	spool := fs.String("make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
 	files := fs.Int("files", 1000, "with -make-spool: how many files")
 	probe := fs.String("probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
-	timeClaim := fs.String("time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took")
+	timeClaim := fs.String("time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took (on stderr \"watching\" once it looks)")
 	idle := fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
@@ -87,7 +87,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		wait, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
-		c, err := bench.TimeClaim(wait, filepath.Dir(*timeClaim), filepath.Base(*timeClaim), time.Millisecond)
+		c, err := bench.TimeClaim(wait, filepath.Dir(*timeClaim), filepath.Base(*timeClaim), time.Millisecond, func() {
+			fmt.Fprintf(stderr, "watching %s\n", filepath.Join(filepath.Dir(*timeClaim), ".inflight", filepath.Base(*timeClaim)))
+		})
 		if err != nil {
 			fmt.Fprintf(stderr, "spoolgate bench: time %s: %v\n", *timeClaim, err)
 			return 1

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -126,25 +127,28 @@ func TestHoldIdle(t *testing.T) {
 }
 
 // TestTimeClaim: the time from the claim of a spool file to its end, as
-// seen from the claim in .inflight; a file never claimed ends with ctx.
+// seen from the claim in .inflight; a file never claimed ends with ctx,
+// one claimed before TimeClaim looked is an error.
 func TestTimeClaim(t *testing.T) {
 	spool := t.TempDir()
 	claim := filepath.Join(spool, ".inflight", "big.txt")
 	if err := os.MkdirAll(filepath.Dir(claim), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(claim, []byte("x\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	created := time.Now()
+	ready := make(chan struct{})
 	done := make(chan ClaimTiming)
 	go func() {
-		c, err := TimeClaim(context.Background(), spool, "big.txt", time.Millisecond)
+		c, err := TimeClaim(context.Background(), spool, "big.txt", time.Millisecond, func() { close(ready) })
 		if err != nil {
 			t.Error(err)
 		}
 		done <- c
 	}()
+	<-ready
+	if err := os.WriteFile(claim, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
 	time.Sleep(500 * time.Millisecond) // what is measured: the claim is held this long
 	if err := os.Remove(claim); err != nil {
 		t.Fatal(err)
@@ -156,8 +160,14 @@ func TestTimeClaim(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := TimeClaim(ctx, spool, "never.txt", time.Millisecond); err != context.DeadlineExceeded {
+	if _, err := TimeClaim(ctx, spool, "never.txt", time.Millisecond, nil); err != context.DeadlineExceeded {
 		t.Fatalf("a file never claimed: %v", err)
+	}
+	if err := os.WriteFile(claim, []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TimeClaim(context.Background(), spool, "big.txt", time.Millisecond, nil); !errors.Is(err, ErrClaimedAlready) {
+		t.Fatalf("a file claimed before the start: %v", err)
 	}
 }
 

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,28 +76,39 @@ func (c ClaimTiming) String() string {
 	return fmt.Sprintf("claimed after %s, done %s later", c.Wait.Round(time.Millisecond), c.Took.Round(time.Microsecond))
 }
 
+// ErrClaimedAlready reports that TimeClaim found the file claimed at its
+// first look: started too late to time it.
+var ErrClaimedAlready = errors.New("claimed already")
+
 // TimeClaim times the file name of spool through the sender by looking at
 // its claim, spool/.inflight/name, every poll: until it appears (the sender
 // claimed it), then until it is gone (delivered and deleted or archived,
-// failed, or put back). It returns ctx's error when ctx ends first.
-func TimeClaim(ctx context.Context, spool, name string, poll time.Duration) (ClaimTiming, error) {
+// failed, or put back). ready, if not nil, is called after the first look,
+// which must not find the claim (ErrClaimedAlready). It returns ctx's error
+// when ctx ends first.
+func TimeClaim(ctx context.Context, spool, name string, poll time.Duration, ready func()) (ClaimTiming, error) {
 	claim := filepath.Join(spool, ".inflight", name)
 	start := time.Now()
 	var c ClaimTiming
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	var claimed time.Time
-	for {
+	for first := true; ; first = false {
 		_, err := os.Lstat(claim)
 		switch {
+		case err == nil && first:
+			return c, fmt.Errorf("%s: %w", claim, ErrClaimedAlready)
 		case err == nil && claimed.IsZero():
 			claimed = time.Now()
 			c.Wait = claimed.Sub(start)
-		case os.IsNotExist(err) && !claimed.IsZero():
+		case errors.Is(err, fs.ErrNotExist) && !claimed.IsZero():
 			c.Took = time.Since(claimed)
 			return c, nil
-		case err != nil && !os.IsNotExist(err):
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return c, err
+		}
+		if first && ready != nil {
+			ready()
 		}
 		select {
 		case <-ctx.Done():
