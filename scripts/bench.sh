@@ -239,13 +239,15 @@ if [ -z "${SKIP_MULTILINE:-}" ]; then
 	"$work/bin/spoolgate-receiver" -config "$work/conf-never.properties" &
 	pids+=("$!")
 	wait_port "$mport"
-	ml_base=500000000 # process_no of the first line; every run sends new ones (no duplicates)
+	# process_no of the first line: every run sends new lines, else the
+	# receiver's duplicate window answers them without storing (or syncing).
+	# mlrun runs in a subshell: the caller moves it on.
+	ml_base=500000000
 	mlrun() { # mlrun PORT WINDOW: one $ML_LINES-line file through the sender; prints lines/s from its claim, and from the sender's start
 		local port=$1 win=$2 spid tpid done
 		sed -e "s/^sender.remote = .*/sender.remote = 127.0.0.1:$port/" "$work/conf.properties" >"$work/conf-ml.properties"
 		echo "sender.window = $win" >>"$work/conf-ml.properties"
 		awk -v n="$ML_LINES" -v b="$ml_base" 'BEGIN { for (i = 0; i < n; i++) printf "REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|\n", b+i, b+i, i }' >"$work/outbox/.big.tmp"
-		ml_base=$((ml_base + ML_LINES))
 		touch -d '-1 min' "$work/outbox/.big.tmp"; mv "$work/outbox/.big.tmp" "$work/outbox/big.txt"; sync
 		# The claim's life (its rename into .inflight to its deletion), looked
 		# at every millisecond from just before the sender starts.
@@ -266,6 +268,7 @@ if [ -z "${SKIP_MULTILINE:-}" ]; then
 		local took wait; took=$(jnum took_ns <"$work/claim.json"); wait=$(jnum wait_ns <"$work/claim.json")
 		awk -v n="${done:-0}" -v took="${took:-0}" -v w="${wait:-0}" 'BEGIN { if (took > 0) printf "%.0f %.0f\n", n/(took/1e9), n/((w+took)/1e9); else print "- -" }'
 	}
+	dups0=$(metric "$aport" spoolgate_receiver_duplicates_total); dupn0=$(metric "$maport" spoolgate_receiver_duplicates_total)
 	declare -A ml mls
 	for r in $(seq 1 "$ML_ROUNDS"); do
 		echo "round $r/$ML_ROUNDS: one $ML_LINES-line file, window 1 and $ML_WINDOW, fsync=always and never" >&2
@@ -273,10 +276,13 @@ if [ -z "${SKIP_MULTILINE:-}" ]; then
 			port=$rport; [ $f = never ] && port=$mport
 			for w in 1 "$ML_WINDOW"; do
 				read -r claim start <<<"$(mlrun "$port" "$w")"
+				ml_base=$((ml_base + ML_LINES))
 				ml[$f-$w]+="$claim "; mls[$f-$w]+="$start "
 			done
 		done
 	done
+	dups1=$(metric "$aport" spoolgate_receiver_duplicates_total); dupn1=$(metric "$maport" spoolgate_receiver_duplicates_total)
+	awk -v a="${dups0:-0}" -v b="${dups1:-0}" -v c="${dupn0:-0}" -v d="${dupn1:-0}" 'BEGIN { if (b > a || d > c) { printf "bench.sh: the multi-line runs sent %d duplicates (not stored, not synced)\n", b-a+d-c; exit 1 } }' >&2 || true
 	mlmed() { echo "$1" | tr ' ' '\n' | grep -v '^-*$' | median | awk '{printf "%.0f", $1}'; }
 	for f in always never; do
 		w1=$(mlmed "${ml[$f-1]}"); ww=$(mlmed "${ml[$f-$ML_WINDOW]}")
