@@ -77,14 +77,26 @@ func Declare(ch *amqp.Channel, q Queue) error {
 	_, err := ch.QueueDeclare(q.Name, true, false, false, false, q.args())
 	var ae *amqp.Error
 	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
-		return fmt.Errorf("queue %q exists with other arguments than spoolgate declares (durable, x-queue-type=%s, single active consumer %v): %s; "+
-			"delete it or set the queue type to match", q.Name, q.Type, q.SingleActive, ae.Reason)
+		return &queueArgsError{fmt.Sprintf("queue %q exists with other arguments than spoolgate declares (durable, x-queue-type=%s, single active consumer %v): %s; "+
+			"delete it or set the queue type to match", q.Name, q.Type, q.SingleActive, ae.Reason)}
 	}
 	if err != nil {
 		return fmt.Errorf("declare queue %q: %w", q.Name, err)
 	}
 	return nil
 }
+
+// ErrQueueArguments is matched (errors.Is) by Declare's error for a queue
+// that exists with other arguments: no retry cures it, so a daemon stops
+// at start on it.
+var ErrQueueArguments = errors.New("queue exists with other arguments")
+
+// queueArgsError is Declare's error for ErrQueueArguments; its text says
+// which queue and which arguments.
+type queueArgsError struct{ msg string }
+
+func (e *queueArgsError) Error() string        { return e.msg }
+func (e *queueArgsError) Is(target error) bool { return target == ErrQueueArguments }
 
 // Depth is what a passive declare tells of a queue.
 type Depth struct {

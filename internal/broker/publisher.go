@@ -257,6 +257,10 @@ func (p *Publisher) Publish(ctx context.Context, msgs []amqp.Publishing) error {
 			return ErrClosed
 		}
 		if !dc.Acked() {
+			// A channel that published to a quorum queue while its leader
+			// was lost keeps nacking after a new leader is elected
+			// (RabbitMQ 3.10): a new connection and channel do not.
+			p.fail(gen, ErrNack)
 			return ErrNack
 		}
 	}
@@ -282,16 +286,21 @@ func (p *Publisher) fail(gen uint64, why error) {
 func (p *Publisher) takeReturned(returns chan amqp.Return, first, last uint64) string {
 	p.retMu.Lock()
 	defer p.retMu.Unlock()
+drain:
 	for {
 		select {
-		case r := <-returns:
+		case r, open := <-returns:
+			if !open {
+				// The channel has closed (amqp091 closes its return
+				// listeners): a closed channel would always be ready.
+				break drain
+			}
 			if n, ok := r.Headers[spoolgateSeq].(int64); ok {
 				p.returned[uint64(n)] = strconv.Itoa(int(r.ReplyCode)) + " " + r.ReplyText
 			}
-			continue
 		default:
+			break drain
 		}
-		break
 	}
 	why := ""
 	for n := first; n <= last && len(p.returned) > 0; n++ {
