@@ -3,7 +3,9 @@ package receiver
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"spoolgate/internal/e2e"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines and stops the shared RabbitMQ node
+// of the amqp sink's tests (e2e.RabbitShared).
+func TestMain(m *testing.M) { e2e.Main(m, nil) }

@@ -27,6 +27,16 @@ type Sink interface {
 
 var _ Sink = (*Store)(nil)
 
+// A PeerSink is a Sink that records where and when each line came from
+// (the amqp sink puts both in headers). The Server hands its batches to
+// AppendFrom instead of AppendBatch when its Sink is one.
+type PeerSink interface {
+	Sink
+	// AppendFrom is AppendBatch for lines read from peer (its address,
+	// host:port), line i at received[i].
+	AppendFrom(peer string, received []time.Time, lines [][]byte) error
+}
+
 // dirSink is a Sink that writes to a directory: readiness also checks
 // that the directory is writable.
 type dirSink interface {

@@ -1,0 +1,290 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"spoolgate/conf"
+	"spoolgate/internal/broker"
+	"spoolgate/internal/logging"
+	"spoolgate/protocol"
+)
+
+// The message the amqp sink publishes for each accepted line
+// (docs/PROTOCOL.md §8, "Requests queue").
+const (
+	amqpContentType = "text/plain; charset=utf-8"
+	amqpAppID       = "spoolgate-receiver"
+	// HeaderPeer is the header holding the peer's address (host:port, the
+	// PROXY header's source behind a balancer).
+	HeaderPeer = "peer"
+	// HeaderReceivedAt is the header holding the time the message was
+	// read, RFC 3339 with milliseconds and the local offset.
+	HeaderReceivedAt = "received_at"
+	receivedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+)
+
+// ErrSinkClosed is AppendBatch's error once Close has begun.
+var ErrSinkClosed = errors.New("sink closed")
+
+// failure reasons of the amqp sink, the label of
+// spoolgate_receiver_amqp_failures_total.
+var amqpReasons = []string{"unavailable", "nack", "returned", "confirm_timeout", "closed"}
+
+// AMQPOptions configure an AMQPSink.
+type AMQPOptions struct {
+	// Config holds the receiver.* keys: AMQP (URL, Queue, QueueType,
+	// ConfirmTimeout) and DedupKey, whose fields make each message_id.
+	Config conf.Receiver
+	// Spec is the request spec; nil means protocol.DefaultRequestSpec().
+	Spec *protocol.Spec
+	// Logger defaults to a discard logger.
+	Logger *slog.Logger
+	// Registerer receives the sink's metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+}
+
+// AMQPSink is the Sink of receiver.sink=amqp: it publishes each line to
+// the durable queue receiver.amqp.queue through a broker.Publisher in
+// confirm mode and returns from AppendBatch only once the broker has
+// confirmed every line of the batch (persistent, so on disk; on a majority
+// of the nodes for a quorum queue): the promise of a 200. Batches of many
+// connections are in flight on the one channel at once, so the confirm
+// stream is this sink's group commit.
+//
+// A nack, a return (no such queue), a confirm that does not come within
+// receiver.amqp.confirm_timeout, or no connection fails the batch (500),
+// counted by reason. While the broker is unreachable AppendBatch fails at
+// once and Healthy says why (readiness fails); the publisher reconnects
+// with backoff by itself.
+//
+// The duplicate window is in memory only for this sink: Lines yields
+// nothing, so after a restart a message repeated from before it is
+// published again, with the same message_id, which is what a consumer
+// de-duplicates by.
+//
+// Its methods are safe for concurrent use.
+type AMQPSink struct {
+	pub     *broker.Publisher
+	keyIdx  []int // fields of the message_id, in receiver.dedup_key order
+	nfields int
+	queue   string
+	log     *slog.Logger
+	failLog *logging.Sampler
+
+	failures    map[string]prometheus.Counter // by reason
+	unconfirmed atomic.Int64
+
+	mu       sync.RWMutex // closed, and Add on inflight
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+var _ PeerSink = (*AMQPSink)(nil)
+
+// NewAMQPSink returns the sink of opts.Config.AMQP; it does not connect
+// (Connect does, or the first AppendBatch). It fails on a dedup_key field
+// that the spec lacks, or when its metrics cannot be registered.
+func NewAMQPSink(opts AMQPOptions) (*AMQPSink, error) {
+	c := opts.Config
+	if opts.Spec == nil {
+		opts.Spec = protocol.DefaultRequestSpec()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	if len(c.AMQP.URL) == 0 {
+		return nil, errors.New("amqp sink: no receiver.amqp.url")
+	}
+	idx := make([]int, 0, len(c.DedupKey))
+	for _, name := range c.DedupKey {
+		i := opts.Spec.Index(name)
+		if i < 0 {
+			return nil, fmt.Errorf("amqp sink: dedup_key %s is not a field of the request spec", name)
+		}
+		idx = append(idx, i)
+	}
+	timeout := c.AMQP.ConfirmTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	host, _ := os.Hostname()
+	s := &AMQPSink{
+		keyIdx:   idx,
+		nfields:  len(opts.Spec.Names()),
+		queue:    c.AMQP.Queue,
+		log:      opts.Logger,
+		failLog:  logging.NewSampler(rejectLogEvery),
+		failures: make(map[string]prometheus.Counter, len(amqpReasons)),
+	}
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spoolgate_receiver_amqp_failures_total",
+		Help: "Messages answered 500 because RabbitMQ did not confirm them, by reason: unavailable (no connection), nack, returned (no such queue), confirm_timeout, closed (shutting down).",
+	}, []string{"reason"})
+	unconfirmed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_receiver_amqp_unconfirmed",
+		Help: "Messages published to RabbitMQ whose confirm is awaited.",
+	}, func() float64 { return float64(s.unconfirmed.Load()) })
+	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_receiver_amqp_connected",
+		Help: "1 while the receiver has a connection to RabbitMQ (receiver.sink=amqp), else 0.",
+	}, func() float64 {
+		if s.Healthy() == nil {
+			return 1
+		}
+		return 0
+	})
+	for _, col := range []prometheus.Collector{failures, unconfirmed, connected} {
+		if err := opts.Registerer.Register(col); err != nil {
+			return nil, fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	for _, r := range amqpReasons {
+		s.failures[r] = failures.WithLabelValues(r) // exported as 0 from the start
+	}
+	s.pub = broker.NewPublisher(c.AMQP.URL, "spoolgate-receiver@"+host,
+		broker.Queue{Name: c.AMQP.Queue, Type: c.AMQP.QueueType}, timeout, opts.Logger)
+	return s, nil
+}
+
+// Connect connects to the first node that answers and declares the queue;
+// the error is why not (the sink then keeps trying in the background). An
+// error matching broker.ErrQueueArguments (the queue exists with other
+// arguments) is one no retry cures.
+func (s *AMQPSink) Connect() error { return s.pub.Connect() }
+
+// AppendBatch is AppendFrom with no peer, received now.
+func (s *AMQPSink) AppendBatch(lines [][]byte) error { return s.AppendFrom("", nil, lines) }
+
+// AppendFrom publishes lines in order, each with peer and its receive
+// time (received[i]; now when received is short), and returns nil once
+// the broker has confirmed all of them, else an error: none of them may
+// be answered 200 (some may be in the queue: the peer resends, and a
+// consumer de-duplicates by message_id).
+func (s *AMQPSink) AppendFrom(peer string, received []time.Time, lines [][]byte) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return s.fail("closed", len(lines), ErrSinkClosed)
+	}
+	s.inflight.Add(1)
+	s.mu.RUnlock()
+	defer s.inflight.Done()
+	if err := s.pub.Healthy(); err != nil {
+		// The reconnector brings the connection back; meanwhile fail at
+		// once rather than dial for every batch.
+		return s.fail("unavailable", len(lines), fmt.Errorf("rabbitmq unavailable: %w", err))
+	}
+	now := time.Now()
+	msgs := make([]amqp.Publishing, len(lines))
+	for i, line := range lines {
+		at := now
+		if i < len(received) {
+			at = received[i]
+		}
+		msgs[i] = amqp.Publishing{
+			ContentType:  amqpContentType,
+			DeliveryMode: amqp.Persistent,
+			MessageId:    s.messageID(line),
+			Timestamp:    at,
+			AppId:        amqpAppID,
+			Headers:      amqp.Table{HeaderPeer: peer, HeaderReceivedAt: at.Format(receivedAtLayout)},
+			Body:         line,
+		}
+	}
+	s.unconfirmed.Add(int64(len(lines)))
+	err := s.pub.Publish(context.Background(), msgs)
+	s.unconfirmed.Add(-int64(len(lines)))
+	if err == nil {
+		return nil
+	}
+	reason := "unavailable"
+	switch {
+	case errors.Is(err, broker.ErrNack) && s.pub.Healthy() != nil:
+		// amqp091 completes the confirms of a lost channel as nacks.
+		reason = "unavailable"
+	case errors.Is(err, broker.ErrNack):
+		reason = "nack"
+	case errors.Is(err, broker.ErrReturned):
+		reason = "returned"
+		// The queue is gone (deleted by hand): declare it again so that
+		// the peer's resend finds it.
+		if derr := s.pub.Redeclare(); derr != nil {
+			s.log.Error("declare the queue again after a return", "queue", s.queue, "err", derr)
+		}
+	case errors.Is(err, broker.ErrConfirmTimeout):
+		reason = "confirm_timeout"
+	case errors.Is(err, broker.ErrClosed):
+		reason = "closed"
+	}
+	return s.fail(reason, len(lines), fmt.Errorf("rabbitmq: %w", err))
+}
+
+// fail counts n lines not stored for reason, logs it (once per reason a
+// minute at warn) and returns err.
+func (s *AMQPSink) fail(reason string, n int, err error) error {
+	s.failures[reason].Add(float64(n))
+	if k, ok := s.failLog.Event(reason, time.Now()); ok {
+		s.log.Warn("not stored in RabbitMQ: answered 500 (one line per reason a minute)", "reason", reason, "count", k, "queue", s.queue, "err", err)
+	}
+	return err
+}
+
+// messageID is the receiver.dedup_key fields of line joined by '|'
+// ("ORG01|000000123" for the default key), whatever receiver.dedup_window
+// is: the same message sent again has the same id.
+func (s *AMQPSink) messageID(line []byte) string {
+	var b strings.Builder
+	for i, idx := range s.keyIdx {
+		f, _ := fieldAt(line, idx, s.nfields)
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		b.Write(f)
+	}
+	return b.String()
+}
+
+// Healthy is nil while connected to a node with the queue declared, else
+// why not.
+func (s *AMQPSink) Healthy() error {
+	if err := s.pub.Healthy(); err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	return nil
+}
+
+// Lines yields nothing: this sink's duplicate window lives in memory
+// only (it is not rebuilt after a restart).
+func (s *AMQPSink) Lines(time.Time, func(time.Time, []byte)) error { return nil }
+
+// Close refuses new batches, waits for the confirms of those in flight
+// (each bounded by receiver.amqp.confirm_timeout), then closes the
+// connection. Later calls return nil.
+func (s *AMQPSink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.inflight.Wait()
+	return s.pub.Close()
+}
