@@ -26,12 +26,15 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
+	"spoolgate/internal/broker"
 	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
+	"spoolgate/protocol"
 	"spoolgate/receiver"
 )
 
@@ -45,14 +48,21 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	log := lg.Logger
 	rc := cfg.Receiver
 	v := version.Get()
-	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", path, "data_dir", rc.DataDir, "publish", rc.Publish,
+	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", path, "sink", rc.Sink, "data_dir", rc.DataDir, "publish", rc.Publish,
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
 		"allow", len(rc.Allow), "max_conns_per_ip", rc.MaxConnsPerIP, "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
 		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
 	reg := daemon.Registry()
-	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
+	sink, err := openSink(rc, cfg.Protocol.Request, log, reg)
 	if err != nil {
+		return err
+	}
+	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg, Sink: sink})
+	if err != nil {
+		if sink != nil {
+			_ = sink.Close()
+		}
 		return err
 	}
 	reg.MustRegister(daemon.ReadyGauge(srv.Ready))
@@ -133,6 +143,36 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		log.Info("spoolgate-receiver stopped")
 	}
 	return runErr
+}
+
+// openSink returns the amqp sink, connected, when receiver.sink=amqp, else
+// nil (receiver.New opens the request-file store). A queue that exists
+// with other arguments stops start-up (a configuration error, exit 2); a
+// broker that cannot be reached does not: the receiver starts, answers
+// 500 and is not ready until the sink's reconnects reach a node.
+func openSink(rc conf.Receiver, spec *protocol.Spec, log *slog.Logger, reg prometheus.Registerer) (receiver.Sink, error) {
+	if rc.Sink != conf.SinkAMQP {
+		return nil, nil
+	}
+	urls := make([]string, len(rc.AMQP.URL))
+	for i, u := range rc.AMQP.URL {
+		urls[i] = conf.RedactURL(u)
+	}
+	log.Info("sink: RabbitMQ; the duplicate window is in memory only", "amqp_url", strings.Join(urls, ","), "queue", rc.AMQP.Queue,
+		"queue_type", rc.AMQP.QueueType, "confirm_timeout", rc.AMQP.ConfirmTimeout)
+	sink, err := receiver.NewAMQPSink(receiver.AMQPOptions{Config: rc, Spec: spec, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if err := sink.Connect(); err != nil {
+		if errors.Is(err, broker.ErrQueueArguments) {
+			_ = sink.Close()
+			return nil, &conf.Error{Key: "receiver.amqp.queue_type", Value: string(rc.AMQP.QueueType),
+				Want: "the arguments of the existing queue: " + err.Error()}
+		}
+		log.Warn("RabbitMQ not reachable at start: serving, answering 500 and not ready until a node answers (retrying with backoff)", "err", err)
+	}
+	return sink, nil
 }
 
 // listeners returns the sockets systemd passed (socket activation), else
