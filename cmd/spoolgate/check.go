@@ -148,7 +148,7 @@ func checkRemote(cfg *conf.Config, on daemons, r *report) {
 func checkDirs(cfg *conf.Config, on daemons, r *report) {
 	type dir struct{ key, path string }
 	var dirs []dir
-	if on.receiver {
+	if on.receiver && cfg.Receiver.Sink != conf.SinkAMQP { // the amqp sink writes no request files
 		dirs = append(dirs, dir{"receiver.data_dir", cfg.Receiver.DataDir})
 	}
 	if on.sender {

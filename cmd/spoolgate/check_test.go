@@ -132,6 +132,9 @@ func TestCheckHost(t *testing.T) {
 		{"only the sender here", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return with(base, "receiver.admin_listen = "+listen(t), "receiver.data_dir = /proc/nope"), []string{"-daemons", "sender"}, nil
 		}, 0, nil, nil},
+		{"receiver.sink=amqp: no data dir", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "receiver.sink = amqp", "receiver.amqp.url = amqp://127.0.0.1:1/", "receiver.data_dir = /proc/nope"), nil, nil
+		}, 0, nil, nil},
 		{"-syntax: the config only, not this host", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return with(base, "sender.remote =", "receiver.data_dir = /proc/nope", "receiver.admin_listen = "+listen(t)), []string{"-syntax"}, nil
 		}, 0, nil, []string{`note: the sender will not start until it is set: conf.properties: sender.remote = "": required: host:port of the remote receiver`}},
