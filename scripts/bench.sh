@@ -7,6 +7,7 @@
 #   ROUNDS=5 DURATION=5s DRAIN_ROUNDS=3 scripts/bench.sh
 #   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
+#   SKIP_AMQP=1 scripts/bench.sh     # without the RabbitMQ row (skipped anyway without rabbitmq-server)
 #   PIPE_WINDOW=10000 PIPE_ONE=5000 scripts/bench.sh  # the pipelining rows' windows (the defaults)
 #   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
@@ -296,4 +297,55 @@ if [ -z "${SKIP_MULTILINE:-}" ]; then
 		printf '| %-58s | %12s | %10s | %8s |\n' "  the same from the sender's start (+ settle), fsync=$f" "$ww" "$w1" "$(ratio "$ww" "$w1")"
 	done
 	printf '%s\n' "window 1 / $ML_WINDOW lines/s per round, fsync=always: ${ml[always-1]}/ ${ml[always-$ML_WINDOW]}; never: ${ml[never-1]}/ ${ml[never-$ML_WINDOW]}" >&2
+fi
+
+# The receiver's keep-alive rate with receiver.sink=amqp (issue 14) against
+# the files sink above (fsync=always), alternately in the same rounds: a
+# rabbitmq-server node of the bench's own on 127.0.0.1 (own name, ports,
+# data dir, cookie and epmd, as internal/e2e/rabbit.go starts one), a quorum
+# queue. Skipped when rabbitmq-server is not installed; SKIP_AMQP=1 skips it.
+RABBIT_BIN=${RABBIT_BIN:-/usr/lib/rabbitmq/bin}
+if [ -z "${SKIP_AMQP:-}" ] && [ -x "$RABBIT_BIN/rabbitmq-server" ]; then
+	rdir="$work/rabbit"; mkdir -p "$rdir"
+	qport=$(free_port); dport=$(free_port); eport=$(free_port)
+	echo '[].' >"$rdir/enabled_plugins"
+	printf 'listeners.tcp.default = 127.0.0.1:%s\nlog.console = false\n' "$qport" >"$rdir/rabbitmq.conf"
+	echo spoolgatebench >"$rdir/.erlang.cookie"; chmod 400 "$rdir/.erlang.cookie"
+	epmd_bin=$(command -v epmd || ls /usr/lib/erlang/erts-*/bin/epmd | head -n1)
+	"$epmd_bin" -port "$eport" -address 127.0.0.1 >/dev/null 2>&1 &
+	pids+=("$!")
+	renv=(HOME="$rdir" RABBITMQ_NODENAME="sgbench$$@localhost" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+		RABBITMQ_NODE_PORT="$qport" RABBITMQ_DIST_PORT="$dport" ERL_EPMD_PORT="$eport" ERL_EPMD_ADDRESS=127.0.0.1
+		RABBITMQ_MNESIA_BASE="$rdir/mnesia" RABBITMQ_LOG_BASE="$rdir/log" RABBITMQ_CONFIG_FILE="$rdir/rabbitmq"
+		RABBITMQ_ENABLED_PLUGINS_FILE="$rdir/enabled_plugins" RABBITMQ_PID_FILE="$rdir/pid"
+		RABBITMQ_CONF_ENV_FILE="$rdir/rabbitmq-env.conf" RABBITMQ_ADVANCED_CONFIG_FILE="$rdir/advanced.config")
+	rabbit() { (cd "$rdir" && env "${renv[@]}" "$RABBIT_BIN/$@"); }
+	echo "starting a rabbitmq-server node on 127.0.0.1:$qport" >&2
+	rabbit rabbitmq-server -detached
+	for _ in $(seq 1 600); do rabbit rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break; sleep 0.2; done
+	if rabbit rabbitmqctl -q await_startup >/dev/null 2>&1; then
+		pids+=("$(cat "$rdir/pid")") # SIGTERM at exit if the shutdown below did not happen
+		qrport=$(free_port); qaport=$(free_port)
+		sed -e "s/^receiver.listen = .*/receiver.listen = 127.0.0.1:$qrport/" -e "s/^receiver.admin_listen = .*/receiver.admin_listen = 127.0.0.1:$qaport/" \
+			-e "s#^log.dir = .*#log.dir = $work/log-amqp#" "$work/conf.properties" >"$work/conf-amqp.properties"
+		printf 'receiver.sink = amqp\nreceiver.amqp.url = amqp://guest:guest@127.0.0.1:%s/\nreceiver.amqp.queue_type = quorum\n' "$qport" >>"$work/conf-amqp.properties"
+		mkdir -p "$work/log-amqp"
+		"$work/bin/spoolgate-receiver" -config "$work/conf-amqp.properties" &
+		qrpid=$!; pids+=("$qrpid")
+		wait_port "$qrport"
+		for r in $(seq 1 "$ROUNDS"); do
+			echo "round $r/$ROUNDS: keep-alive, receiver with sink=amqp and sink=files alternately" >&2
+			run amqp_keep "127.0.0.1:$qrport" -keepalive
+			run files_keep "127.0.0.1:$rport" -keepalive
+		done
+		ak=$(med amqp_keep); fk=$(med files_keep)
+		printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s, sink=amqp (quorum) vs files" "$ak" "$fk" "$(ratio "$ak" "$fk")"
+		kill -TERM "$qrpid" 2>/dev/null || true
+		wait "$qrpid" 2>/dev/null || true
+		rabbit rabbitmqctl -q shutdown >/dev/null 2>&1 || true
+	else
+		echo "bench.sh: the rabbitmq-server node did not start; amqp row skipped" >&2
+	fi
+else
+	echo "bench.sh: rabbitmq-server not installed (apt-get install rabbitmq-server) or SKIP_AMQP set: amqp row skipped" >&2
 fi
