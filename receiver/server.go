@@ -1,8 +1,10 @@
 // Package receiver is spoolgate's receiving side: a TCP (optionally TLS)
 // server that frames messages, validates them against the request spec,
-// stores accepted ones durably in per-minute request files (group commit),
-// suppresses duplicates within a window, and answers each message with a
-// 200, 400 or 500 reply in order (docs/PROTOCOL.md §1–4).
+// stores accepted ones durably in per-minute request files (group commit)
+// or publishes them to RabbitMQ with publisher confirms (AMQPSink,
+// receiver.sink=amqp, docs/PROTOCOL.md §8), suppresses duplicates within a
+// window, and answers each message with a 200, 400 or 500 reply in order
+// (docs/PROTOCOL.md §1–4).
 package receiver
 
 import (
