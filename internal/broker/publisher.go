@@ -259,8 +259,12 @@ func (p *Publisher) Publish(ctx context.Context, msgs []amqp.Publishing) error {
 		if !dc.Acked() {
 			// A channel that published to a quorum queue while its leader
 			// was lost keeps nacking after a new leader is elected
-			// (RabbitMQ 3.10): a new connection and channel do not.
-			p.fail(gen, ErrNack)
+			// (RabbitMQ 3.10): a new connection and channel do not. A
+			// channel that closed nacks what it held: its close, with the
+			// broker's reason, is the watcher's to report.
+			if !ch.IsClosed() {
+				p.fail(gen, ErrNack)
+			}
 			return ErrNack
 		}
 	}
