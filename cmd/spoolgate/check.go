@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"spoolgate/conf"
+	"spoolgate/internal/broker"
 )
 
 const checkDoc = `Tests the configuration as nginx -t does: the syntax and every value (what
@@ -21,7 +23,9 @@ the daemons refuse at start: unknown keys, bad values, TLS files that do not
 load, two listen addresses on one port), then this host: the directories
 exist or can be created and are writable by the user running the check, the
 listen and admin addresses can be bound (an address held by the running
-daemon is a note), sender.remote is set when the sender runs here.
+daemon is a note), sender.remote is set when the sender runs here, and with
+receiver.sink=amqp or sender.source=amqp a RabbitMQ node of the URLs answers
+(a warning when none does: the daemon starts, not ready, and reconnects).
 
 With -syntax only the configuration is tested, not this host (a tree staged
 under DESTDIR, a config for another host).
@@ -131,6 +135,42 @@ var checks = []func(cfg *conf.Config, on daemons, r *report){
 	checkDirs,
 	checkAddrs,
 	checkTLS, // checktls.go
+	checkBroker,
+}
+
+// checkBroker: with the amqp sink or source, a node of the URLs answers and
+// the queues exist (a missing one is declared at start). A broker down is
+// a warning, not a problem: the daemons start without it and reconnect.
+func checkBroker(cfg *conf.Config, on daemons, r *report) {
+	type use struct {
+		key    string
+		urls   []string
+		queues []string
+		down   string // what the daemon does without the broker
+	}
+	var uses []use
+	if on.receiver && cfg.Receiver.Sink == conf.SinkAMQP {
+		uses = append(uses, use{"receiver.amqp.url", cfg.Receiver.AMQP.URL, []string{cfg.Receiver.AMQP.Queue},
+			"the receiver starts, answers 500 and reconnects until a node answers"})
+	}
+	if on.sender && cfg.Sender.Source == conf.SourceAMQP {
+		uses = append(uses, use{"sender.amqp.url", cfg.Sender.AMQP.URL, []string{cfg.Sender.AMQP.Queue, cfg.Sender.AMQP.FailedQueue},
+			"the sender starts, not ready, and reconnects until a node answers"})
+	}
+	for _, u := range uses {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*broker.DialTimeout)
+		ds, err := broker.Depths(ctx, u.urls, u.queues...)
+		cancel()
+		if err != nil {
+			r.warn("%s: %v: %s", u.key, err, u.down)
+			continue
+		}
+		for _, d := range ds {
+			if d.Messages < 0 {
+				r.note("queue %s does not exist yet: the daemon declares it at start", d.Queue)
+			}
+		}
+	}
 }
 
 // checkRemote: the sender does not start without sender.remote.
@@ -151,7 +191,7 @@ func checkDirs(cfg *conf.Config, on daemons, r *report) {
 	if on.receiver && cfg.Receiver.Sink != conf.SinkAMQP { // the amqp sink writes no request files
 		dirs = append(dirs, dir{"receiver.data_dir", cfg.Receiver.DataDir})
 	}
-	if on.sender {
+	if on.sender && cfg.Sender.Source != conf.SourceAMQP { // the amqp source uses no spool
 		dirs = append(dirs, dir{"sender.spool_dir", cfg.Sender.SpoolDir}, dir{"sender.failed_dir", cfg.Sender.FailedDir},
 			dir{"sender.sent_dir", cfg.Sender.SentDir})
 	}

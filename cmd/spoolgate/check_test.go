@@ -132,9 +132,16 @@ func TestCheckHost(t *testing.T) {
 		{"only the sender here", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return with(base, "receiver.admin_listen = "+listen(t), "receiver.data_dir = /proc/nope"), []string{"-daemons", "sender"}, nil
 		}, 0, nil, nil},
-		{"receiver.sink=amqp: no data dir", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
-			return with(base, "receiver.sink = amqp", "receiver.amqp.url = amqp://127.0.0.1:1/", "receiver.data_dir = /proc/nope"), nil, nil
-		}, 0, nil, nil},
+		{"receiver.sink=amqp: no data dir; broker down is a warning", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "receiver.sink = amqp", "receiver.amqp.url = amqp://gw:s3cret@127.0.0.1:1/", "receiver.data_dir = /proc/nope"), nil, nil
+		}, 0, []string{"warning: receiver.amqp.url: no RabbitMQ node reachable: amqp://gw:xxxxx@127.0.0.1:1/: dial tcp 127.0.0.1:1: connect: connection refused: " +
+			"the receiver starts, answers 500 and reconnects until a node answers"}, nil},
+		{"sender.source=amqp: no spool; the broker answers, queues not declared yet", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			n := e2e.RabbitShared(t)
+			return with(base, "sender.source = amqp", "sender.amqp.url = "+n.URL, "sender.amqp.queue = check.results",
+				"sender.amqp.failed_queue = check.failed", "sender.spool_dir = /proc/nope", "sender.failed_dir = /proc/nope/failed"), nil, nil
+		}, 0, nil, []string{"note: queue check.results does not exist yet: the daemon declares it at start",
+			"note: queue check.failed does not exist yet: the daemon declares it at start"}},
 		{"-syntax: the config only, not this host", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return with(base, "sender.remote =", "receiver.data_dir = /proc/nope", "receiver.admin_listen = "+listen(t)), []string{"-syntax"}, nil
 		}, 0, nil, []string{`note: the sender will not start until it is set: conf.properties: sender.remote = "": required: host:port of the remote receiver`}},
