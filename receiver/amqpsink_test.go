@@ -29,6 +29,7 @@ func amqpConfig(t testing.TB, queue string, urls ...string) conf.Receiver {
 	c.AMQP.Queue = queue
 	c.AMQP.QueueType = conf.QueueQuorum
 	c.AMQP.ConfirmTimeout = 5 * time.Second
+	c.IdleTimeout = time.Minute // a test reads the queue or runs rabbitmqctl between messages
 	return c
 }
 

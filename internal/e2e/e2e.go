@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -206,15 +208,60 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // FreeAddr returns a loopback address that nothing listened on when it
-// was checked; another process may take it before the test uses it.
+// was checked; another process may take it before the test uses it. The
+// port is below the kernel's ephemeral range (FreePort), so the outgoing
+// connections of tests running beside this one cannot take it meanwhile.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// FreePort returns a port of 127.0.0.1 that could be bound when checked,
+// chosen at random from 20000 up to the start of the ephemeral range
+// (/proc/sys/net/ipv4/ip_local_port_range, 32768 by default): a port the
+// kernel hands out for port 0, or to an outgoing connection, may be taken
+// again by another test's connection before a daemon binds it.
+func FreePort() (int, error) {
+	lo, hi := 20000, ephemeralStart()
+	if hi-lo < 1000 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port, nil
+	}
+	var err error
+	for range 100 {
+		port := lo + rand.IntN(hi-lo)
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port from %d to %d: %w", lo, hi-1, err)
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range.
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 32768
+	}
+	return n
 }
 
 // WriteFile writes data to path through path+".tmp" and a rename, as

@@ -191,19 +191,9 @@ func StopRabbits() {
 	rabbitOwned, epmds, rabbitShared, rabbitErr = nil, nil, nil, nil
 }
 
-// freePort returns a loopback port nothing listened on when checked.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startEPMD runs an epmd of the tests' own in the foreground.
 func startEPMD() (*epmd, error) {
-	port, err := freePort()
+	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -263,11 +253,11 @@ func newRabbit(e *epmd, cookie string) (*RabbitNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	amqpPort, err := freePort()
+	amqpPort, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
-	distPort, err := freePort()
+	distPort, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
