@@ -223,7 +223,7 @@ func TestChangedAfterSettleGoesBack(t *testing.T) {
 	if err := s.dirs.claim(e.name); err != nil {
 		t.Fatal(err)
 	}
-	s.process(t.Context(), t.Context(), e, false)
+	s.process(t.Context(), t.Context(), e, false, nil)
 	if got := visible(t, c.SpoolDir); !slices.Equal(got, []string{"x.txt"}) {
 		t.Fatalf("spool = %v, want x.txt back", got)
 	}

@@ -20,6 +20,7 @@ const (
 // metrics are the sender's Prometheus collectors (README "Operations runbook").
 type metrics struct {
 	inflight prometheus.Gauge
+	waiting  prometheus.Gauge // claims parked while their writer holds them open
 	circuit  prometheus.Gauge
 	send     prometheus.Histogram
 
@@ -34,6 +35,10 @@ func newMetrics(q *queue) *metrics {
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spoolgate_sender_inflight",
 			Help: "Files claimed and being sent.",
+		}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spoolgate_sender_claims_waiting_for_writer",
+			Help: "Claims whose writer still holds the file open: they wait without a worker slot (not counted in spoolgate_sender_inflight).",
 		}),
 		circuit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spoolgate_sender_circuit_open",
@@ -77,7 +82,7 @@ func newMetrics(q *queue) *metrics {
 		}
 		return max(0, time.Since(time.Unix(0, t)).Seconds())
 	})
-	m.collectors = []prometheus.Collector{m.inflight, m.circuit, m.send, messages, attempts, pending, oldest}
+	m.collectors = []prometheus.Collector{m.inflight, m.waiting, m.circuit, m.send, messages, attempts, pending, oldest}
 	return m
 }
 

@@ -404,17 +404,75 @@ func (s *Sender) pick(ctx, hard context.Context, workers *sync.WaitGroup) {
 			return
 		}
 		e, restored, err := s.nextClaim(ctx, timer)
+		if errors.Is(err, errYield) {
+			s.slots.release() // to a claim whose writer is done
+			continue
+		}
 		if err != nil {
 			s.slots.release()
 			return
 		}
 		s.m.inflight.Inc()
 		workers.Go(func() {
-			s.process(ctx, hard, e, restored)
+			sl := &slot{s: s, held: true}
+			s.process(ctx, hard, e, restored, sl)
 			s.q.done(e.name)
-			s.m.inflight.Dec()
-			s.slots.release()
+			sl.done()
 		})
+	}
+}
+
+// errYield: the picker gives its slot to a claim that waited for its
+// writer (limiter.resume).
+var errYield = errors.New("slot wanted by a parked claim")
+
+// slot is a worker's hold on one of the sender.workers slots. A claim
+// whose writer still holds the file open waits without one (park), so
+// that files that hang open (a stalled scp) cannot take every worker, and
+// takes one again (unpark) before it sends or disposes of anything.
+type slot struct {
+	s      *Sender
+	held   bool
+	parked bool
+}
+
+// park gives the slot back while the claim waits for its writer.
+func (sl *slot) park() {
+	if sl == nil || !sl.held {
+		return
+	}
+	sl.held, sl.parked = false, true
+	sl.s.m.inflight.Dec()
+	sl.s.m.waiting.Inc()
+	sl.s.slots.release()
+}
+
+// unpark takes a slot again, before the picker does; false when ctx is
+// done first (no slot is then held).
+func (sl *slot) unpark(ctx context.Context) bool {
+	if sl == nil || !sl.parked {
+		return true
+	}
+	sl.parked = false
+	sl.s.m.waiting.Dec()
+	if sl.s.slots.resume(ctx) != nil {
+		return false
+	}
+	sl.held = true
+	sl.s.m.inflight.Inc()
+	return true
+}
+
+// done ends the worker: its slot, if held, is released.
+func (sl *slot) done() {
+	if sl.parked {
+		sl.parked = false
+		sl.s.m.waiting.Dec()
+	}
+	if sl.held {
+		sl.held = false
+		sl.s.m.inflight.Dec()
+		sl.s.slots.release()
 	}
 }
 
@@ -441,6 +499,11 @@ func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool
 			return nil, false, ctx.Err()
 		case <-s.q.changed:
 		case <-timer.C:
+		case <-s.slots.yieldWanted():
+			if s.slots.mustYield() {
+				timer.Stop()
+				return nil, false, errYield
+			}
 		}
 		timer.Stop()
 	}

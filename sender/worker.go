@@ -138,23 +138,46 @@ func writerPoll(settle time.Duration) time.Duration {
 // soon as it grew, and endDone once it is unchanged and no other process
 // holds it open for writing. While one does (the kernel tells, when the
 // sender owns the file or has CAP_LEASE), it polls; before it waits the
-// first time it calls beforeWait. With endDone a read lease may be held,
-// so that no writer opens the file until cf.release or cf.close.
-func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func()) int {
+// first time it calls beforeWait. While it polls the claim holds no worker
+// slot (sl.park; nil sl: it keeps it), so that writers that never close
+// cannot stop every other file; it takes one again (sl.unpark, before the
+// picker) before it returns anything but endStopped. With endDone a read
+// lease may be held, so that no writer opens the file until cf.release or
+// cf.close.
+func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func(), sl *slot) int {
 	waited := false
+	// wait sleeps d without a slot; false when ctx is done.
+	wait := func(d time.Duration, msg string, args ...any) bool {
+		if !waited {
+			waited = true
+			s.logOnce(&cf.waitLogged, msg, args...)
+			if beforeWait != nil {
+				beforeWait()
+			}
+		}
+		sl.park()
+		return sleep(ctx, d)
+	}
+	// done ends the wait with r: a parked claim first takes a slot again.
+	done := func(r int) int {
+		if !sl.unpark(ctx) {
+			return endStopped
+		}
+		return r
+	}
 	for {
 		d, st, err := cf.refresh(*data)
 		*data = d
 		switch {
 		case err != nil:
 			s.log.Error("check claimed file", "name", name, "err", err)
-			return endError
+			return done(endError)
 		case st == fileGrew:
 			cf.release()
-			return endGrew
+			return done(endGrew)
 		case st == fileChanged:
 			cf.release()
-			return endChanged
+			return done(endChanged)
 		}
 		ws, werr := cf.writerState(!s.noLeases)
 		if werr != nil && s.leaseWarned.CompareAndSwap(false, true) {
@@ -166,16 +189,10 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 			// Without a lease nothing tells whether a writer is in the
 			// middle of the last line: send a last line without LF only
 			// once the file has not changed for tailQuiet.
-			if wait := tailQuiet(s.live.Load().settle) - time.Since(cf.fi.ModTime()); wait > 0 {
-				if !waited {
-					waited = true
-					s.logOnce(&cf.waitLogged, "last line of a claimed file has no LF and no lease tells whether its writer is done: waiting until the file is quiet",
-						"name", name, "bytes_read", len(*data), "quiet", tailQuiet(s.live.Load().settle))
-					if beforeWait != nil {
-						beforeWait()
-					}
-				}
-				if !sleep(ctx, min(wait, writerPoll(s.live.Load().settle))) {
+			if left := tailQuiet(s.live.Load().settle) - time.Since(cf.fi.ModTime()); left > 0 {
+				if !wait(min(left, writerPoll(s.live.Load().settle)),
+					"last line of a claimed file has no LF and no lease tells whether its writer is done: waiting until the file is quiet, without a worker slot",
+					"name", name, "bytes_read", len(*data), "quiet", tailQuiet(s.live.Load().settle)) {
 					return endStopped
 				}
 				continue
@@ -190,17 +207,20 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 					continue
 				}
 			}
+			if sl != nil && sl.parked {
+				// Take a slot again without the lease (waiting for one may
+				// take long), then look once more.
+				cf.release()
+				if !sl.unpark(ctx) {
+					return endStopped
+				}
+				continue
+			}
 			return endDone
 		}
-		if !waited {
-			waited = true
-			s.logOnce(&cf.waitLogged, "file still open for writing by another process: waiting for its writer before disposing of it",
-				"name", name, "bytes_read", len(*data))
-			if beforeWait != nil {
-				beforeWait()
-			}
-		}
-		if !sleep(ctx, writerPoll(s.live.Load().settle)) {
+		if !wait(writerPoll(s.live.Load().settle),
+			"file still open for writing by another process: waiting for its writer before disposing of it, without a worker slot",
+			"name", name, "bytes_read", len(*data)) {
 			return endStopped
 		}
 	}
@@ -215,9 +235,9 @@ func tailQuiet(settle time.Duration) time.Duration { return max(10*settle, 10*ti
 func unterminated(data []byte) bool { return len(data) > 0 && data[len(data)-1] != '\n' }
 
 // awaitAll is awaitEnd until the file no longer grows.
-func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func()) int {
+func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func(), sl *slot) int {
 	for {
-		if r := s.awaitEnd(ctx, cf, data, name, beforeWait); r != endGrew {
+		if r := s.awaitEnd(ctx, cf, data, name, beforeWait, sl); r != endGrew {
 			return r
 		}
 		s.logOnce(&cf.growLogged, "file grew after it was claimed: its new lines are included", "name", name, "bytes", len(*data))
@@ -246,7 +266,7 @@ func (s *Sender) logOnce(done *bool, msg string, args ...any) {
 // kernel can tell: a read lease) the worker waits for it. A last line
 // without LF is sent only once the file is complete. A file rewritten in
 // place goes back to the spool whole.
-func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
+func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl *slot) {
 	name := e.name
 	path := filepath.Join(s.dirs.inflight, name)
 	wb := s.bufs.Get().(*workBuf)
@@ -302,6 +322,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 	}
 	defer p.closeFile()
 	flush := func() { s.record(&p, name, lineNo-1, off, cf.fi, data, true) }
+	first := firstContent(data)
 	// other ends a claim whose file changed in place, or that is stopped
 	// while its writer holds it open, or cannot be checked.
 	other := func(r int) {
@@ -310,6 +331,13 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
 			s.putBack(name, nil, 0, time.Time{}, 0)
 		case endStopped:
+			if p.recorded == 0 && (first < 0 || off <= first) {
+				// Nothing done: the file goes back as it is (a rename: its
+				// writer goes on writing to it in the spool).
+				s.log.Warn("stopping while the file is still open for writing: back to the spool as it is", "name", name)
+				s.putBack(name, nil, 0, time.Time{}, 0)
+				return
+			}
 			flush()
 			s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
 				"name", name, "done_lines", lineNo-1)
@@ -326,7 +354,6 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 		}
 	}()
 	since := func() int { return lineNo - 1 - p.recorded }
-	first := firstContent(data)
 	final := false // the file is complete: a last line without LF may be sent
 	for {
 		for off < len(data) {
@@ -362,7 +389,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 				if off == first && !more {
 					// The only line so far: the file fails whole, unless
 					// its writer appends more.
-					switch res := s.awaitAll(ctx, cf, &data, name, flush); {
+					switch res := s.awaitAll(ctx, cf, &data, name, flush, sl); {
 					case res == endDone && !hasContent(data[next:]):
 						s.failWhole(name, perm, f)
 						return
@@ -379,7 +406,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 			case lineExhausted:
 				// The unsent lines go to failed_dir: all of them, once the
 				// file is complete.
-				if res := s.awaitAll(ctx, cf, &data, name, flush); res != endDone {
+				if res := s.awaitAll(ctx, cf, &data, name, flush, sl); res != endDone {
 					other(res)
 					return
 				}
@@ -406,7 +433,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool) {
 			}
 		}
 		// Every line read is done, but for a last line without LF.
-		switch res := s.awaitEnd(ctx, cf, &data, name, flush); res {
+		switch res := s.awaitEnd(ctx, cf, &data, name, flush, sl); res {
 		case endGrew:
 			s.logOnce(&cf.growLogged, "file grew after it was claimed: sending its new lines too", "name", name, "bytes", len(data), "from_line", lineNo)
 			final = false
