@@ -150,6 +150,57 @@ func (d dirs) failData(data []byte, name string, f failure, perm fs.FileMode) (s
 	return final, err
 }
 
+// failRest copies the bytes of src from off to its end, the lines from
+// line lineNo on, into failed_dir as <f.file>.line-<n> or .lines-<n>-<m>
+// (mode perm) with its .reason, streaming them (src may be larger than
+// the sender ever reads into memory). It sets f.lines and returns the
+// final path and the number of non-empty lines copied.
+func (d dirs) failRest(src *os.File, off int64, lineNo int, f *failure, perm fs.FileMode) (string, int, error) {
+	var lc lineCounter
+	tmp, err := writeTemp(d.inflight, time.Time{}, perm, func(w io.Writer) error {
+		_, err := io.Copy(io.MultiWriter(w, &lc), io.NewSectionReader(src, off, 1<<62))
+		return err
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	last := lineNo + lc.lfs - lc.trailing // as bytes.Count(bytes.TrimRight(rest, "\n"), "\n")
+	f.lines = strconv.Itoa(lineNo)
+	name := f.file + ".line-" + f.lines
+	if last != lineNo {
+		f.lines += "-" + strconv.Itoa(last)
+		name = f.file + ".lines-" + f.lines
+	}
+	final, err := d.fail(tmp, name, *f, reasonPerm(perm))
+	if err != nil && final == "" {
+		_ = os.Remove(tmp)
+	}
+	return final, lc.lines, err
+}
+
+// lineCounter counts what is written to it: LFs, the LFs that end it
+// (after its last other byte), and non-empty lines.
+type lineCounter struct {
+	lfs, trailing, lines int
+	inLine               bool // the last byte was not LF
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		if b == '\n' {
+			c.lfs++
+			c.trailing++
+			c.inLine = false
+			continue
+		}
+		if !c.inLine {
+			c.lines++
+		}
+		c.inLine, c.trailing = true, 0
+	}
+	return len(p), nil
+}
+
 // describeMode names a non-regular file type for a reason file.
 func describeMode(m fs.FileMode) string {
 	switch {

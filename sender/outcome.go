@@ -117,6 +117,10 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 	}
 	data, st, err := cf.refresh(data)
 	switch {
+	case errors.Is(err, errTooLarge) && writerOf(cf, !s.noLeases) != writerOpen:
+		if s.failOverCap(name, cf, off, lineNo, first, perm, p) {
+			return
+		}
 	case err != nil:
 		s.log.Error("check claimed file", "name", name, "err", err)
 	case st == fileChanged:
@@ -130,6 +134,33 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 	s.record(p, name, lineNo-1, off, cf.fi, data, true)
 	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
 		"name", name, "done_lines", lineNo-1)
+}
+
+// failOverCap ends a claim that grew past maxFileBytes after it was
+// claimed, as a file over the cap at its claim is ended: what is not done
+// yet goes to failed_dir with a reason naming the cap, at once. Nothing
+// done: the file goes whole under its name; else the lines from lineNo (at
+// off) are copied there, and the claim is disposed of like a delivered
+// one. It is called with no writer holding the file open (under the
+// lease), or when that cannot be told. False when the lines could not be
+// saved (logged): the claim then stays in .inflight.
+func (s *Sender) failOverCap(name string, cf *claimFile, off, lineNo, first int, perm fs.FileMode, p *progress) bool {
+	f := failure{file: name, reason: errTooLarge.Error() + " (the most the sender reads of one spool file): it grew past that after it was claimed; split it"}
+	if p.recorded == 0 && (first < 0 || off <= first) {
+		f.lines = "all"
+		s.failWhole(name, perm, f)
+		return true
+	}
+	to, n, err := s.dirs.failRest(cf.f, int64(off), lineNo, &f, perm)
+	if err != nil {
+		s.log.Error("save the lines of a file that grew past the cap; it stays in .inflight", "name", name, "line", lineNo, "err", err)
+		return false
+	}
+	s.countFailed(int64(n))
+	s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", name,
+		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
+	s.finish(name, p.sidecar)
+	return true
 }
 
 // writerOf is cf.writerState without the reason.

@@ -29,6 +29,13 @@ func openWriter(t *testing.T, dir, name, content string) *os.File {
 	return f
 }
 
+// spoolEmpty reports whether neither the spool nor .inflight holds a file
+// to send. The spool is listed first: a claim moves a file from it into
+// .inflight, so a file is never missed between the two listings.
+func spoolEmpty(t *testing.T, spool string) bool {
+	return len(visible(t, spool)) == 0 && len(listDir(t, filepath.Join(spool, InflightDir))) == 0
+}
+
 // sentCounts counts the messages the remote got by process_no.
 func sentCounts(r *remote) map[string]int {
 	seen := map[string]int{}
@@ -76,9 +83,8 @@ func TestWriterNeverCloses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	inflight := filepath.Join(c.SpoolDir, InflightDir)
 	e2e.WaitFor(t, 20*time.Second, "both files delivered", func() bool {
-		return len(listDir(t, inflight)) == 0 && len(visible(t, c.SpoolDir)) == 0 && value(s.m.waiting) == 0
+		return spoolEmpty(t, c.SpoolDir) && value(s.m.waiting) == 0
 	})
 	seen := sentCounts(r)
 	for _, n := range []int{1, 2, 3, 4, 10} {
@@ -135,7 +141,7 @@ func TestDrainWithParkedClaims(t *testing.T) {
 	}
 	runSender(t, c, nil)
 	e2e.WaitFor(t, 20*time.Second, "both files delivered", func() bool {
-		return len(listDir(t, inflight)) == 0 && len(visible(t, c.SpoolDir)) == 0
+		return spoolEmpty(t, c.SpoolDir)
 	})
 	seen := sentCounts(r)
 	for _, n := range []int{1, 2, 3, 4} {
@@ -159,7 +165,7 @@ func TestParkedClaimResumesWithOneWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	e2e.WaitFor(t, 20*time.Second, "the file delivered", func() bool {
-		return len(listDir(t, filepath.Join(c.SpoolDir, InflightDir))) == 0 && len(visible(t, c.SpoolDir)) == 0
+		return spoolEmpty(t, c.SpoolDir)
 	})
 	if seen := sentCounts(r); seen["000000001"] != 1 || seen["000000002"] != 1 || len(seen) != 2 {
 		t.Errorf("sent %v, want lines 1 and 2 once", seen)

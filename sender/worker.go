@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -120,11 +121,12 @@ func (p *progress) closeFile() {
 
 // How awaitEnd ended.
 const (
-	endDone    = iota // unchanged since read and no writer holds it open (or cannot tell)
-	endGrew           // it grew: the new bytes are in data
-	endChanged        // shorter, or rewritten in place
-	endStopped        // ctx done while a writer still holds it open
-	endError          // fstat or read failed
+	endDone     = iota // unchanged since read and no writer holds it open (or cannot tell)
+	endGrew            // it grew: the new bytes are in data
+	endChanged         // shorter, or rewritten in place
+	endStopped         // ctx done while a writer still holds it open
+	endError           // fstat or read failed
+	endTooLarge        // it grew past maxFileBytes (and no writer holds it open, or cannot tell)
 )
 
 // writerPoll is how often a worker looks at a file whose writer still
@@ -168,7 +170,9 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 	for {
 		d, st, err := cf.refresh(*data)
 		*data = d
+		tooLarge := errors.Is(err, errTooLarge) // not read: it waits for its writer, then fails
 		switch {
+		case tooLarge:
 		case err != nil:
 			s.log.Error("check claimed file", "name", name, "err", err)
 			return done(endError)
@@ -185,7 +189,7 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 				"a file written in place whose writer pauses longer than sender.settle may lose what it appends after the file was sent",
 				"name", name, "err", werr)
 		}
-		if ws == writerUnknown && unterminated(*data) {
+		if ws == writerUnknown && unterminated(*data) && !tooLarge {
 			// Without a lease nothing tells whether a writer is in the
 			// middle of the last line: send a last line without LF only
 			// once the file has not changed for tailQuiet.
@@ -199,6 +203,16 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 			}
 		}
 		if ws != writerOpen {
+			if tooLarge {
+				if sl != nil && sl.parked {
+					cf.release()
+					if !sl.unpark(ctx) {
+						return endStopped
+					}
+					continue
+				}
+				return endTooLarge // under the lease, when granted
+			}
 			if cf.lease { // granted after the fstat: look once more
 				d, st, err := cf.refresh(*data)
 				*data = d
@@ -291,6 +305,9 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 		}
 		return
 	case errors.Is(err, errTooLarge):
+		if restored && s.failRestoredOverCap(name, cf, wb) {
+			return
+		}
 		s.failWhole(name, fi.Mode(), failure{file: name, lines: "all", reason: err.Error() + "; split it"})
 		return
 	case errors.Is(err, fs.ErrNotExist):
@@ -330,6 +347,10 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 		case endChanged:
 			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
 			s.putBack(name, nil, 0, time.Time{}, 0)
+		case endTooLarge:
+			if !s.failOverCap(name, cf, off, lineNo, first, perm, &p) {
+				flush()
+			}
 		case endStopped:
 			if p.recorded == 0 && (first < 0 || off <= first) {
 				// Nothing done: the file goes back as it is (a rename: its
@@ -459,6 +480,33 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 		break
 	}
 	s.finish(name, p.sidecar)
+}
+
+// failRestoredOverCap ends a claim restored at start whose file is over
+// the cap but whose progress record says lines are done (it grew past the
+// cap in an earlier run): only the lines after those go to failed_dir. It
+// reads the first maxFileBytes bytes, which hold what the record covers,
+// to check the record's CRC. False when the record does not match or
+// covers no line (the caller fails the file whole).
+func (s *Sender) failRestoredOverCap(name string, cf *claimFile, wb *workBuf) bool {
+	buf := wb.data
+	if cap(buf) < maxFileBytes {
+		buf = make([]byte, maxFileBytes)
+	}
+	buf = buf[:maxFileBytes]
+	n, err := cf.f.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	buf = buf[:n]
+	wb.data = buf
+	a, err := s.dirs.readAck(name, cf.fi, buf)
+	if err != nil || a.lines == 0 {
+		return false
+	}
+	p := progress{recorded: a.lines, sidecar: true}
+	s.failOverCap(name, cf, int(a.offset), a.lines+1, firstContent(buf), cf.fi.Mode().Perm(), &p)
+	return true // saved, or (logged) left in .inflight: never failed whole
 }
 
 // lineEnd returns the end of the line starting at off (before its LF) and
