@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -232,5 +233,30 @@ func TestChangedAfterSettleGoesBack(t *testing.T) {
 	}
 	if m := r.messages(); len(m) != 0 {
 		t.Fatalf("sent %q", m)
+	}
+}
+
+// BenchmarkVerify measures the check before disposal that a claim was not
+// rewritten in place: one read of the file and a compare.
+func BenchmarkVerify(b *testing.B) {
+	for _, size := range []int{100, 64 << 10, 1 << 20} {
+		b.Run(fmt.Sprint(size), func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "f")
+			data := bytes.Repeat([]byte("x"), size)
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			cf, got, err := openClaim(path, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cf.close()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				if ok, err := cf.verify(got); !ok || err != nil {
+					b.Fatal(ok, err)
+				}
+			}
+		})
 	}
 }

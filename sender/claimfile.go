@@ -40,6 +40,7 @@ type claimFile struct {
 	f     *os.File
 	fi    fs.FileInfo // fstat at the last read: len(data) == fi.Size()
 	lease bool        // a read lease is held (see writerState)
+	chunk []byte      // verify's buffer
 
 	waitLogged, growLogged bool // the worker said so at warn once
 }
@@ -106,7 +107,7 @@ const tailCheck = 256
 const (
 	fileSame    = iota // size and modification time as read
 	fileGrew           // longer: the new bytes were read
-	fileChanged        // shorter, or rewritten in place (its last bytes read differ)
+	fileChanged        // shorter, or rewritten in place (its last bytes read differ; see also verify)
 )
 
 // refresh compares the open file (fstat) with what was read into data. When
@@ -162,6 +163,42 @@ func (cf *claimFile) refresh(data []byte) ([]byte, int, error) {
 		return data, fileChanged, nil
 	}
 	return data, fileGrew, nil
+}
+
+// verifyChunk is the most verify reads at once.
+const verifyChunk = 64 << 10
+
+// verify reports whether the file still holds exactly data from its
+// start: it reads the file again and compares (the page cache holds it:
+// about a memcmp). refresh cannot tell an append from a rewrite in place
+// without truncation by its metadata (both change the mtime; the size may
+// not change), and it compares only the last tailCheck bytes, so this is
+// the check that a rewrite in place does not escape. It costs one read of
+// the file per call, and is called once the claim is to be disposed of
+// (awaitEnd's endDone, under the lease when one is granted), not per line
+// nor per growth. See docs/PROTOCOL.md §5.
+func (cf *claimFile) verify(data []byte) (bool, error) {
+	if len(data) == 0 {
+		return true, nil
+	}
+	if cf.chunk == nil {
+		cf.chunk = make([]byte, min(len(data), verifyChunk))
+	}
+	for off := 0; off < len(data); {
+		n := min(len(cf.chunk), len(data)-off)
+		m, err := cf.f.ReadAt(cf.chunk[:n], int64(off))
+		if m < n {
+			if err == io.EOF {
+				return false, nil // shorter than what was read
+			}
+			return false, err
+		}
+		if !bytes.Equal(cf.chunk[:n], data[off:off+n]) {
+			return false, nil
+		}
+		off += n
+	}
+	return true, nil
 }
 
 // Results of claimFile.writerState.

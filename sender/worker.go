@@ -230,6 +230,16 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 				}
 				continue
 			}
+			// Metadata and the last bytes said "the same": the content must
+			// be, too (a rewrite in place without truncation).
+			if same, err := cf.verify(*data); err != nil {
+				s.log.Error("check claimed file", "name", name, "err", err)
+				cf.release()
+				return endError
+			} else if !same {
+				cf.release()
+				return endChanged
+			}
 			return endDone
 		}
 		if !wait(writerPoll(s.live.Load().settle),
