@@ -137,18 +137,34 @@ func (s *Store) openFile(m int64) error {
 }
 
 // closeFile closes the open file and, in rename mode when publish is set,
-// makes it durable and renames it to its final name.
+// makes it durable and renames it to its final name. A file that holds no
+// line (its only writes failed: a full disk) is removed instead when
+// publish is set, in both modes, if its path still names it: the
+// downstream never sees an empty request file.
 func (s *Store) closeFile(publish bool) {
 	f, path := s.f, s.path
-	s.f, s.minute = nil, -1
 	if s.dirty {
 		if err := f.Truncate(s.size); err != nil {
 			s.log.Error("store: cannot cut failed write; left for start-up repair", "file", path, "err", err)
+			s.f, s.minute = nil, -1
 			f.Close()
 			return
 		}
 		s.dirty = false
 	}
+	if s.size == 0 && publish {
+		if st, err := s.check(); err == nil && st == fileOK {
+			if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				s.log.Error("store: remove empty request file", "file", path, "err", err)
+			} else {
+				s.log.Info("removed empty request file: no line was stored in it", "file", path)
+			}
+			s.f, s.minute = nil, -1
+			f.Close()
+			return
+		}
+	}
+	s.f, s.minute = nil, -1
 	var err error
 	if s.rename && publish && (!s.fsync || s.newFile) {
 		err = f.Sync() // durable before it becomes visible
@@ -189,11 +205,23 @@ func (s *Store) retryPublish() {
 	s.unpub = kept
 }
 
-// publish syncs the .part file p and renames it to its final name.
+// publish syncs the .part file p and renames it to its final name; an
+// empty one (no line was ever stored in it) is removed instead.
 func (s *Store) publish(p string) error {
 	f, err := os.Open(p)
 	if err == nil {
-		err = f.Sync()
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil && fi.Size() == 0 {
+			f.Close()
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("remove empty %s: %w", p, err)
+			}
+			s.log.Info("removed empty request file: no line was stored in it", "file", p)
+			return nil
+		}
+		if err == nil {
+			err = f.Sync()
+		}
 		f.Close()
 	}
 	if err == nil {
