@@ -348,3 +348,57 @@ func TestFileRewrittenInPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainAfterRewriteInPlace: a drain that stops a claim after some
+// lines puts back only its unsent lines, from what it read; if the file
+// was rewritten in place meanwhile (before its last 256 bytes, same size)
+// it goes back whole, as it is now.
+func TestDrainAfterRewriteInPlace(t *testing.T) {
+	release := make(chan struct{})
+	r := startRemote(t, func(r *remote) {
+		r.answer = func(line []byte) int {
+			if processNo(string(line)) == "000000003" {
+				select {
+				case <-release:
+				case <-time.After(20 * time.Second):
+				}
+			}
+			return protocol.CodeOK
+		}
+	})
+	c := testConf(t, r.addr())
+	var log lockedLog
+	_, stop := runSender(t, c, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&log, t.Output()), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	var content string
+	for i := 1; i <= 6; i++ {
+		content += body(i) + "\n"
+	}
+	drop(t, c.SpoolDir, "upload.txt", content, time.Time{})
+	e2e.WaitFor(t, 20*time.Second, "line 3 in flight", func() bool { return len(r.messages()) == 3 })
+	f, err := os.OpenFile(filepath.Join(c.SpoolDir, InflightDir, "upload.txt"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(body(7)), 0); err != nil { // same length as body(1)
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	e2e.WaitFor(t, 20*time.Second, "draining", func() bool { return strings.Contains(log.String(), "sender draining") })
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(c.SpoolDir, "upload.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := body(7) + content[len(body(1)):]; string(b) != want {
+		t.Fatalf("put back %q, want the rewritten file whole %q", b, want)
+	}
+}

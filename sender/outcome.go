@@ -128,6 +128,11 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 		s.putBack(name, nil, 0, time.Time{}, 0)
 		return
 	case writerOf(cf, !s.noLeases) != writerOpen:
+		if same, err := cf.verify(data); err == nil && !same { // rewritten in place: what is left is not data[off:]
+			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
+			s.putBack(name, nil, 0, time.Time{}, 0)
+			return
+		}
 		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
 		return
 	}
