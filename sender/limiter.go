@@ -2,20 +2,46 @@ package sender
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
 // limiter bounds the files in flight; its limit can change at any time.
 // One goroutine (the picker) acquires; a claim that gave its slot back
 // while it waited for its writer takes one again with resume, before the
-// picker gets one: it was claimed first, so it is the older file. Any
-// goroutine releases.
+// picker gets one (it was claimed first, so it is older than what the
+// picker would claim now), oldest first among themselves. Any goroutine
+// releases.
 type limiter struct {
 	mu       sync.Mutex
 	n, limit int
-	resuming int           // resume calls waiting for a slot
+	resuming []*resumeKey  // resume calls waiting for a slot
 	wake     chan struct{} // closed (and replaced) at every change
 	yield    chan struct{} // signalled (non-blocking) when a resume call waits
+}
+
+// resumeKey orders waiting resume calls: by the file's modification time,
+// then name, as the queue orders files.
+type resumeKey struct {
+	mtime int64
+	name  string
+}
+
+func (k *resumeKey) before(o *resumeKey) bool {
+	if k.mtime != o.mtime {
+		return k.mtime < o.mtime
+	}
+	return k.name < o.name
+}
+
+// first reports whether k is the oldest waiting resume call; l.mu is held.
+func (l *limiter) first(k *resumeKey) bool {
+	for _, o := range l.resuming {
+		if o != k && o.before(k) {
+			return false
+		}
+	}
+	return true
 }
 
 func newLimiter(limit int) *limiter {
@@ -27,7 +53,7 @@ func newLimiter(limit int) *limiter {
 func (l *limiter) acquire(ctx context.Context) error {
 	for {
 		l.mu.Lock()
-		if l.n < l.limit && l.resuming == 0 {
+		if l.n < l.limit && len(l.resuming) == 0 {
 			l.n++
 			l.mu.Unlock()
 			return nil
@@ -42,18 +68,19 @@ func (l *limiter) acquire(ctx context.Context) error {
 	}
 }
 
-// resume takes a slot as soon as one is free, before acquire does; while
-// it waits it signals yieldWanted. It returns ctx's error when ctx is done
-// first (no slot is then held).
-func (l *limiter) resume(ctx context.Context) error {
+// resume takes a slot for the file k as soon as one is free and no older
+// file's resume call waits, before acquire does; while it waits it
+// signals yieldWanted. It returns ctx's error when ctx is done first (no
+// slot is then held).
+func (l *limiter) resume(ctx context.Context, k *resumeKey) error {
 	l.mu.Lock()
-	l.resuming++
+	l.resuming = append(l.resuming, k)
 	defer func() {
-		l.resuming--
+		l.resuming = slices.DeleteFunc(l.resuming, func(o *resumeKey) bool { return o == k })
 		l.broadcast()
 		l.mu.Unlock()
 	}()
-	for l.n >= l.limit {
+	for l.n >= l.limit || !l.first(k) {
 		ch := l.wake
 		select {
 		case l.yield <- struct{}{}:
@@ -81,7 +108,7 @@ func (l *limiter) yieldWanted() <-chan struct{} { return l.yield }
 func (l *limiter) mustYield() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.resuming > 0 && l.n >= l.limit
+	return len(l.resuming) > 0 && l.n >= l.limit
 }
 
 func (l *limiter) release() {

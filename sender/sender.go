@@ -414,7 +414,7 @@ func (s *Sender) pick(ctx, hard context.Context, workers *sync.WaitGroup) {
 		}
 		s.m.inflight.Inc()
 		workers.Go(func() {
-			sl := &slot{s: s, held: true}
+			sl := &slot{s: s, held: true, key: resumeKey{mtime: e.mtime, name: e.name}}
 			s.process(ctx, hard, e, restored, sl)
 			s.q.done(e.name)
 			sl.done()
@@ -434,6 +434,7 @@ type slot struct {
 	s      *Sender
 	held   bool
 	parked bool
+	key    resumeKey // the claim's file: parked claims resume oldest first
 }
 
 // park gives the slot back while the claim waits for its writer.
@@ -455,7 +456,7 @@ func (sl *slot) unpark(ctx context.Context) bool {
 	}
 	sl.parked = false
 	sl.s.m.waiting.Dec()
-	if sl.s.slots.resume(ctx) != nil {
+	if sl.s.slots.resume(ctx, &sl.key) != nil {
 		return false
 	}
 	sl.held = true
