@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -186,19 +187,28 @@ type lineCounter struct {
 }
 
 func (c *lineCounter) Write(p []byte) (int, error) {
-	for _, b := range p {
-		if b == '\n' {
-			c.lfs++
-			c.trailing++
-			c.inLine = false
-			continue
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		seg := p
+		if i >= 0 {
+			seg = p[:i]
 		}
-		if !c.inLine {
-			c.lines++
+		if len(seg) > 0 {
+			if !c.inLine {
+				c.lines++
+			}
+			c.inLine, c.trailing = true, 0
 		}
-		c.inLine, c.trailing = true, 0
+		if i < 0 {
+			break
+		}
+		c.lfs++
+		c.trailing++
+		c.inLine = false
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
 }
 
 // describeMode names a non-regular file type for a reason file.

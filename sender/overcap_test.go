@@ -118,3 +118,22 @@ func TestRestoredClaimOverCap(t *testing.T) {
 		t.Errorf("sent %d messages, want none", len(got))
 	}
 }
+
+// TestLineCounter: what failRest counts of the bytes it copies, whole or
+// in pieces, is what countContent and the line numbering of process say.
+func TestLineCounter(t *testing.T) {
+	for _, in := range []string{"", "\n", "\n\n", "a", "a\n", "a\nb", "a\n\nb\n\n", "\na\n", "aa\nbb\n\ncc"} {
+		wantLast := bytes.Count(bytes.TrimRight([]byte(in), "\n"), []byte{'\n'})
+		for _, piece := range []int{1, 2, len(in) + 1} {
+			var lc lineCounter
+			for b := []byte(in); len(b) > 0; {
+				k := min(piece, len(b))
+				lc.Write(b[:k])
+				b = b[k:]
+			}
+			if got := lc.lfs - lc.trailing; got != wantLast || lc.lines != countContent([]byte(in)) {
+				t.Errorf("%q in pieces of %d: last-first %d lines %d, want %d and %d", in, piece, got, lc.lines, wantLast, countContent([]byte(in)))
+			}
+		}
+	}
+}
