@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -85,5 +86,54 @@ func TestPublisherBrokerDown(t *testing.T) {
 	e2e.WaitFor(t, 60*time.Second, "healthy again", func() bool { return p.Healthy() == nil })
 	if err := p.Publish(context.Background(), msgs(1)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkPublishConfirm is the broker's confirm latency as the amqp sink
+// sees it with keep-alive clients: one persistent message per Publish, one
+// Publish at a time (ns/op is the round trip to the confirm), on a quorum
+// and a classic queue of the package's node. With C clients each waiting
+// for its reply, C / (ns/op) bounds the sink's rate whatever the receiver
+// does; the -16clients runs are 16 publishers at once (the bench row's 16
+// keep-alive clients without the receiver): the broker's own ceiling.
+func BenchmarkPublishConfirm(b *testing.B) {
+	n := e2e.RabbitShared(b)
+	for _, qt := range []conf.QueueType{conf.QueueQuorum, conf.QueueClassic} {
+		b.Run(string(qt), func(b *testing.B) {
+			p := NewPublisher([]string{n.URL}, "bench", Queue{Name: "b.confirm." + string(qt), Type: qt}, 5*time.Second, nil)
+			defer p.Close()
+			if err := p.Connect(); err != nil {
+				b.Fatal(err)
+			}
+			one := msgs(1)
+			b.ResetTimer()
+			for range b.N {
+				if err := p.Publish(context.Background(), one); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			n.Ctl("delete_queue", "b.confirm."+string(qt))
+		})
+		b.Run(string(qt)+"-16clients", func(b *testing.B) {
+			p := NewPublisher([]string{n.URL}, "bench", Queue{Name: "b.confirm16." + string(qt), Type: qt}, 5*time.Second, nil)
+			defer p.Close()
+			if err := p.Connect(); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0))) // 16 goroutines, each waiting for its confirm
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				one := msgs(1)
+				for pb.Next() {
+					if err := p.Publish(context.Background(), one); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			n.Ctl("delete_queue", "b.confirm16."+string(qt))
+		})
 	}
 }
