@@ -297,6 +297,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad_dedup_key_empty", `receiver.dedup_key = "": at least one field of the request spec, e.g. org_code,process_no (or receiver.dedup_window=0s)`},
 		{"bad_sink", `receiver.sink = "kafka": one of files, amqp`},
 		{"bad_amqp_url", `receiver.amqp.url = "http://guest:xxxxx@10.0.0.5:5672/": comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost (AMQP scheme must be either 'amqp://' or 'amqps://')`},
+		{"bad_amqp_url_password", `sender.amqp.url = "(hidden: it holds credentials)": comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost (it does not parse as a URL; a reserved character such as "?", "#", "@", ":" or "/" in the user name or password must be percent-encoded)`},
 		{"bad_amqp_url_missing", `receiver.amqp.url = "": required with receiver.sink=amqp: comma-separated amqp:// or amqps:// URLs`},
 		{"bad_amqp_queue_type", `receiver.amqp.queue_type = "stream": one of quorum, classic`},
 		{"bad_amqp_queue_empty", `receiver.amqp.queue = "": a queue name of 1 to 255 bytes without control characters`},

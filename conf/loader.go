@@ -304,7 +304,11 @@ func (l *loader) amqpURLs(key string) []string {
 	var out []string
 	for _, u := range list(l.get(key)) {
 		if _, err := amqp.ParseURI(u); err != nil {
-			l.fail(key, RedactURL(u), "comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost ("+err.Error()+")")
+			why := err.Error()
+			if ue := (*url.Error)(nil); errors.As(err, &ue) { // its text quotes the URL, password and all
+				why = `it does not parse as a URL; a reserved character such as "?", "#", "@", ":" or "/" in the user name or password must be percent-encoded`
+			}
+			l.fail(key, RedactURL(u), "comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost ("+why+")")
 			return nil
 		}
 		out = append(out, u)

@@ -53,7 +53,7 @@ func BadConfigs(t testing.TB, base ...string) []BadConfig {
 		{"listen is admin_listen", write("ports.properties", "receiver.listen = "+addr, "receiver.admin_listen = "+addr),
 			"an address other than receiver.listen (" + addr + "): both listen on this host and cannot share a port"},
 		{"unparsable amqp url", write("amqpurl.properties", "receiver.sink = amqp", "receiver.amqp.url = amqp://guest:s3cret@[::1"),
-			`receiver.amqp.url = "(hidden: it holds credentials)": comma-separated amqp:// or amqps:// URLs`},
+			`receiver.amqp.url = "(hidden: it holds credentials)": comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost (it does not parse as a URL; `}, // not the parser's text: it quotes the password
 		{"amqp sink without url", write("amqpnourl.properties", "receiver.sink = amqp"),
 			`receiver.amqp.url = "": required with receiver.sink=amqp`},
 		{"unknown queue type", write("qtype.properties", "sender.amqp.queue_type = lazy"),
