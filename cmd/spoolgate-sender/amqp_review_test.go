@@ -1,0 +1,171 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"spoolgate/internal/broker"
+	"spoolgate/internal/e2e"
+	"spoolgate/protocol"
+)
+
+// Adversarial review of sender.source=amqp (issue 14). These tests show
+// defects found in review; they run only with SPOOLGATE_REVIEW=1 so that
+// the branch's suite stays green until the fixes land:
+//
+//	SPOOLGATE_REVIEW=1 go test -race -count=1 -run 'TestReviewAMQP' -v ./cmd/spoolgate-sender
+func reviewOnly(t *testing.T) {
+	if os.Getenv("SPOOLGATE_REVIEW") == "" {
+		t.Skip("a review finding: set SPOOLGATE_REVIEW=1 to run")
+	}
+}
+
+// TestReviewAMQPFailedQueueDeleted: the failed queue deleted while the
+// sender runs (an operator "purging" it by deleting it): a line the remote
+// rejects should still land in the failed queue (declared again), not be
+// held forever by a worker retrying a publish that the broker returns;
+// and the lines behind it should keep flowing.
+func TestReviewAMQPFailedQueueDeleted(t *testing.T) {
+	reviewOnly(t)
+	node := e2e.RabbitShared(t)
+	f := serveFake(t, listen(t), func(f *fakeRemote) {
+		f.answer = func(line []byte) int {
+			if strings.Contains(string(line), "|000000002|") {
+				return protocol.CodeInvalid
+			}
+			return protocol.CodeOK
+		}
+	})
+	e := newAMQPEnv(t, node, f.addr(), map[string]string{"sender.workers": "1"})
+	p := e.start(t)
+	if out, err := node.Ctl("delete_queue", e.failedQ); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	e.publish(t, []string{body(1), body(2), body(3)})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if n, _ := e.depth(t, e.failedQ); n == 1 && len(f.messages(t)) == 2 {
+			p.Signal(t, syscall.SIGTERM)
+			p.ExitCode(t, 20*time.Second)
+			return
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval
+	}
+	n, _ := e.depth(t, e.failedQ)
+	ready, _ := e.depth(t, e.queue)
+	t.Fatalf("30 s after a 400 with the failed queue deleted: failed queue depth %d (-1: missing), %d ready in the results queue, "+
+		"delivered %d of the 2 good lines; log:\n%s", n, ready, len(f.messages(t)), grep(p.Log.String(), "failed queue"))
+}
+
+// TestReviewAMQPSingleActiveDrainOrder: single_active promises queue
+// order. With sender.window=4 the prefetch is 4: on a drain the sender
+// nacks the 3 prefetched deliveries at once but the one being sent only
+// when its send is cut off, so the queue holds m1 m2 m3 m0 m4 ...
+// afterwards: the next active sender sends m1 before m0.
+func TestReviewAMQPSingleActiveDrainOrder(t *testing.T) {
+	reviewOnly(t)
+	for _, w := range []string{"1", "4"} {
+		t.Run("window="+w, func(t *testing.T) { singleActiveDrainOrder(t, w) })
+	}
+}
+
+func singleActiveDrainOrder(t *testing.T, window string) {
+	const n = 10
+	node := e2e.RabbitShared(t)
+	f := serveFake(t, listen(t), func(f *fakeRemote) { f.answer = func([]byte) int { return 0 } }) // holds every message
+	e := newAMQPEnv(t, node, f.addr(), map[string]string{
+		"sender.amqp.single_active": "true", "sender.window": window, "shutdown_timeout": "1s", "sender.timeout": "30s",
+	})
+	p := e.start(t)
+	e.publish(t, bodies(0, n))
+	e2e.WaitFor(t, 30*time.Second, "the first message held by the remote", func() bool { return len(f.Read()) == 1 })
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Log)
+	}
+	e2e.WaitFor(t, 20*time.Second, "all back in the results queue", func() bool { ready, _ := e.depth(t, e.queue); return ready == n })
+	order := consumeIDs(t, e.url, e.queue, n) // basic.get is refused on a single-active quorum queue
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("m%d", i)
+	}
+	if strings.Join(order, " ") != strings.Join(want, " ") {
+		t.Fatalf("queue order after the drain: %v, want %v", order, want)
+	}
+}
+
+// TestReviewAMQPReloadWorkers: sender.workers is a live key; raised from
+// 1 to 3 by a reload, 3 deliveries should be in flight against a remote
+// that holds them (as TestHotReloadWorkers shows for the spool). The
+// consumer's prefetch (workers × window) is set once per connection, so
+// the broker keeps handing out 1.
+func TestReviewAMQPReloadWorkers(t *testing.T) {
+	reviewOnly(t)
+	node := e2e.RabbitShared(t)
+	release := make(chan struct{})
+	r := e2e.StartRemote(t, func(e2e.Msg) e2e.Action { return e2e.Action{Wait: release, Code: protocol.CodeOK} })
+	var once bool
+	releaseOnce := func() {
+		if !once {
+			once = true
+			close(release)
+		}
+	}
+	t.Cleanup(releaseOnce)
+	e := newAMQPEnv(t, node, r.Addr(), map[string]string{"sender.workers": "1", "sender.timeout": "60s"})
+	p := e.start(t)
+	e.publish(t, bodies(0, 6))
+	e2e.WaitFor(t, 20*time.Second, "1 send in flight", func() bool { return r.Busy() == 1 })
+	e.props["sender.workers"] = "3"
+	e.write(t)
+	e2e.WaitFor(t, 20*time.Second, "the reload logged", func() bool { return p.Log.Count("sender reloaded") > 0 })
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) && r.Busy() < 3 {
+		time.Sleep(200 * time.Millisecond) // polling interval
+	}
+	busy := r.Busy()
+	ready, _ := e.depth(t, e.queue)
+	releaseOnce()
+	e2e.WaitFor(t, 30*time.Second, "all delivered", func() bool {
+		return e.metric(t, `spoolgate_sender_messages_total{outcome="delivered"}`) == 6
+	})
+	p.Signal(t, syscall.SIGTERM)
+	p.ExitCode(t, 20*time.Second)
+	if busy != 3 {
+		t.Fatalf("20 s after workers 1 → 3: %d send(s) in flight, %d ready in the queue; want 3 in flight", busy, ready)
+	}
+}
+
+// consumeIDs reads the message_ids of the first n messages of queue with
+// a consumer (in delivery order) and acks them.
+func consumeIDs(t *testing.T, url, queue string, n int) []string {
+	t.Helper()
+	c, _, err := broker.Dial([]string{url}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ch, err := c.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	timeout := time.After(20 * time.Second)
+	for len(ids) < n {
+		select {
+		case d := <-ds:
+			ids = append(ids, d.MessageId)
+		case <-timeout:
+			t.Fatalf("only %d of %d messages consumed: %v", len(ids), n, ids)
+		}
+	}
+	return ids
+}
