@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"spoolgate/conf"
 	"spoolgate/internal/broker"
 	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
@@ -294,4 +299,111 @@ func TestReviewAMQPOddBodies(t *testing.T) {
 	}
 	p.Signal(t, syscall.SIGTERM)
 	p.ExitCode(t, 20*time.Second)
+}
+
+// TestReviewAMQPRequeueBrokerKilled: kill -9 of the broker while
+// `spoolgate requeue -all` moves 10,000 messages: requeue fails (exit 1);
+// after the node is back every message is in the results or the failed
+// queue (never in neither), at most one batch (100) in both; a second
+// requeue -all finishes the move.
+func TestReviewAMQPRequeueBrokerKilled(t *testing.T) {
+	reviewOnly(t)
+	const n = 10000
+	node := e2e.StartRabbit(t)
+	e := amqpEnvOf(t, node.URL, "t.requeue.kill", "127.0.0.1:1", nil)
+	fp := broker.NewPublisher([]string{node.URL}, "test", broker.Queue{Name: e.failedQ, Type: conf.QueueQuorum}, 60*time.Second, nil)
+	for off := 0; off < n; off += 1000 {
+		var msgs []amqp.Publishing
+		for i := off; i < off+1000; i++ {
+			msgs = append(msgs, amqp.Publishing{MessageId: fmt.Sprintf("m%d", i), Body: []byte(body(i))})
+		}
+		if err := fp.Publish(context.Background(), msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fp.Close()
+	cmd := exec.Command(toolBin, "requeue", "-all", "-config", e.conf)
+	cmd.Env = append(os.Environ(), "SPOOLGATE_CONFIG=")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	e2e.WaitFor(t, 60*time.Second, "requeue under way", func() bool {
+		ready, _ := e.depth(t, e.queue)
+		return ready >= 500
+	})
+	node.Kill()
+	err := <-exited
+	t.Logf("requeue: %v: %s", err, strings.TrimSpace(out.String()))
+	if err := node.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var results, failed []string
+	e2e.WaitFor(t, 90*time.Second, "both queues readable after the restart", func() bool {
+		var err1, err2 error
+		results, err1 = readIDs(e.url, e.queue)
+		failed, err2 = readIDs(e.url, e.failedQ)
+		if err1 != nil || err2 != nil {
+			st, _ := node.Ctl("list_queues", "name", "type", "messages", "state", "leader", "online")
+			t.Logf("not yet: %.200v; %.200v\n%s", err1, err2, st)
+			time.Sleep(2 * time.Second) // polling interval: each try may take a timeout
+		}
+		return err1 == nil && err2 == nil
+	})
+	where := map[string]int{}
+	for _, id := range results {
+		where[id] |= 1
+	}
+	for _, id := range failed {
+		where[id] |= 2
+	}
+	both := 0
+	for i := range n {
+		switch where[fmt.Sprintf("m%d", i)] {
+		case 0:
+			t.Errorf("m%d in neither queue", i)
+		case 3:
+			both++
+		}
+	}
+	t.Logf("after the kill: %d in results, %d in failed, %d in both", len(results), len(failed), both)
+	if len(results)+len(failed) != n+both || both > 100 {
+		t.Fatalf("%d + %d messages, %d in both: want %d in all, at most 100 in both", len(results), len(failed), both, n)
+	}
+}
+
+// readIDs reads the message_ids of every message of queue and acks them
+// all at the end (on an error none is acked).
+func readIDs(url, queue string) ([]string, error) {
+	c, _, err := broker.Dial([]string{url}, "test")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	ch, err := c.Channel()
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	var last uint64
+	for {
+		d, ok, err := ch.Get(queue, false)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		ids = append(ids, d.MessageId)
+		last = d.DeliveryTag
+	}
+	if last > 0 {
+		if err := ch.Ack(last, true); err != nil {
+			return nil, err
+		}
+	}
+	return ids, ch.Close()
 }

@@ -166,3 +166,58 @@ func reviewOnly(t *testing.T) {
 		t.Skip("a review finding: set SPOOLGATE_REVIEW=1 to run")
 	}
 }
+
+// TestReviewPublisherCloseRaces: Close while 8 goroutines publish and the
+// reconnector retries (the first URL refuses, the second is a live node
+// whose connection is dropped under them): Close returns promptly, every
+// Publish returns, Publish after Close is ErrClosed, and (Main's goleak)
+// no goroutine is left.
+func TestReviewPublisherCloseRaces(t *testing.T) {
+	reviewOnly(t)
+	n := e2e.RabbitShared(t)
+	p := NewPublisher([]string{"amqp://guest:guest@127.0.0.1:1/", n.URL}, "review-close", Queue{Name: "t.review.close", Type: conf.QueueQuorum}, 5*time.Second, nil)
+	stop := make(chan struct{})
+	done := make(chan int, 8)
+	for range 8 {
+		go func() {
+			ok := 0
+			for {
+				select {
+				case <-stop:
+					done <- ok
+					return
+				default:
+				}
+				if p.Publish(context.Background(), msgs(3)) == nil {
+					ok++
+				}
+			}
+		}()
+	}
+	e2e.WaitFor(t, 20*time.Second, "publishing", func() bool { return p.Healthy() == nil })
+	if out, err := n.Ctl("close_all_connections", "review"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	start := time.Now()
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hung")
+	}
+	close(stop)
+	total := 0
+	for range 8 {
+		select {
+		case k := <-done:
+			total += k
+		case <-time.After(20 * time.Second):
+			t.Fatal("a Publish hung after Close")
+		}
+	}
+	t.Logf("Close took %s; %d batches confirmed", time.Since(start).Round(time.Millisecond), total)
+	if err := p.Publish(context.Background(), msgs(1)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
+}
