@@ -407,3 +407,42 @@ func readIDs(url, queue string) ([]string, error) {
 	}
 	return ids, ch.Close()
 }
+
+// TestReviewAMQPRemoteResets: the remote behind an L4 balancer whose
+// backends are down (SPEC §9): the balancer accepts each connection and
+// closes it at once. "Nothing goes to the failed queue for an outage" —
+// but each closed connection counts as an attempt, so every line uses up
+// its retries and lands in the failed queue. (The spool source does the
+// same with failed files; shown here for the amqp source's promise.)
+func TestReviewAMQPRemoteResets(t *testing.T) {
+	reviewOnly(t)
+	const n = 5
+	node := e2e.RabbitShared(t)
+	ln := listen(t)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	e := newAMQPEnv(t, node, ln.Addr().String(), map[string]string{
+		"sender.retries": "2", "sender.retry_backoff": "50ms", "sender.retry_backoff_max": "200ms",
+	})
+	p := e.start(t)
+	e.publish(t, bodies(0, n))
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if k, _ := e.depth(t, e.failedQ); k > 0 {
+			e2e.WaitFor(t, 10*time.Second, "all failed", func() bool { k, _ := e.depth(t, e.failedQ); return k == n })
+			t.Fatalf("the remote's balancer closing every connection: all %d lines in the failed queue within seconds\n%s", n,
+				grep(p.Log.String(), "failed after retries"))
+		}
+		time.Sleep(200 * time.Millisecond) // polling interval
+	}
+	p.Signal(t, syscall.SIGTERM)
+	p.ExitCode(t, 20*time.Second)
+}
