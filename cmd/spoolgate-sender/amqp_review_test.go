@@ -302,13 +302,13 @@ func TestReviewAMQPOddBodies(t *testing.T) {
 }
 
 // TestReviewAMQPRequeueBrokerKilled: kill -9 of the broker while
-// `spoolgate requeue -all` moves 10,000 messages: requeue fails (exit 1);
+// `spoolgate requeue -all` moves 3,000 messages: requeue fails (exit 1);
 // after the node is back every message is in the results or the failed
 // queue (never in neither), at most one batch (100) in both; a second
 // requeue -all finishes the move.
 func TestReviewAMQPRequeueBrokerKilled(t *testing.T) {
 	reviewOnly(t)
-	const n = 10000
+	const n = 3000
 	node := e2e.StartRabbit(t)
 	e := amqpEnvOf(t, node.URL, "t.requeue.kill", "127.0.0.1:1", nil)
 	fp := broker.NewPublisher([]string{node.URL}, "test", broker.Queue{Name: e.failedQ, Type: conf.QueueQuorum}, 60*time.Second, nil)
@@ -333,7 +333,7 @@ func TestReviewAMQPRequeueBrokerKilled(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	e2e.WaitFor(t, 60*time.Second, "requeue under way", func() bool {
 		ready, _ := e.depth(t, e.queue)
-		return ready >= 500
+		return ready >= 300
 	})
 	node.Kill()
 	err := <-exited

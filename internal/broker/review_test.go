@@ -221,3 +221,40 @@ func TestReviewPublisherCloseRaces(t *testing.T) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
 }
+
+// TestReviewPublisherReturnDropped: returns are matched from a buffered
+// channel (4,096) that only a completing Publish drains; the client
+// library gives up a notification that waits 5 s on a full listener. A
+// Publish of 4,096 messages to a deleted queue whose ctx ends at once
+// leaves the buffer full; the next Publish's return is then dropped by the
+// library, its ack arrives, and Publish reports success for a message the
+// broker did not route (lost).
+func TestReviewPublisherReturnDropped(t *testing.T) {
+	reviewOnly(t)
+	n := e2e.RabbitShared(t)
+	q := Queue{Name: "t.review.dropped", Type: conf.QueueQuorum}
+	p := NewPublisher([]string{n.URL}, "test", q, 30*time.Second, nil)
+	defer p.Close()
+	if err := p.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := n.Ctl("delete_queue", q.Name); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Publish(ctx, msgs(4096)); err == nil {
+		t.Fatal("a cancelled Publish to a deleted queue succeeded")
+	}
+	e2e.WaitFor(t, 30*time.Second, "the returns buffer full", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.returns) == cap(p.returns)
+	})
+	start := time.Now()
+	err := p.Publish(context.Background(), msgs(1))
+	t.Logf("next Publish to the deleted queue: %v after %s", err, time.Since(start).Round(time.Millisecond))
+	if err == nil {
+		t.Fatal("Publish to a deleted queue reported success: the broker returned the message, the return was dropped")
+	}
+}
