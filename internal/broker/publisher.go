@@ -269,7 +269,11 @@ func (p *Publisher) Publish(ctx context.Context, msgs []amqp.Publishing) error {
 		}
 	}
 	if why := p.takeReturned(returns, first, last); why != "" {
-		return fmt.Errorf("%w: %s", ErrReturned, why)
+		// The queue may have been deleted: drop the connection, so that the
+		// next Publish connects again and declares it.
+		err := fmt.Errorf("%w: %s", ErrReturned, why)
+		p.fail(gen, err)
+		return err
 	}
 	return nil
 }
