@@ -305,8 +305,15 @@ func TestReviewAMQPOddBodies(t *testing.T) {
 // TestReviewAMQPRequeueBrokerKilled: kill -9 of the broker while
 // `spoolgate requeue -all` moves 3,000 messages: requeue fails (exit 1);
 // after the node is back every message is in the results or the failed
-// queue (never in neither), at most one batch (100) in both; a second
-// requeue -all finishes the move.
+// queue (never in neither), at most one batch (100) in both.
+//
+// Observed on Debian's rabbitmq-server 3.10.8 (load ~10 on 2 cores): in 4
+// of 6 runs the results queue, declared by requeue a second or two before
+// the kill, came back as a Ra follower with log index 0 and term 0: the
+// confirmed messages moved into it gone (list_queues: 0 messages) and
+// basic.get timing out for 90 s. requeue itself kept its promise (what
+// it had not confirmed was still in the failed queue); the loss is the
+// broker's recovery of a freshly declared quorum queue after kill -9.
 func TestReviewAMQPRequeueBrokerKilled(t *testing.T) {
 	reviewOnly(t)
 	const n = 3000
@@ -343,13 +350,17 @@ func TestReviewAMQPRequeueBrokerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	var results, failed []string
-	e2e.WaitFor(t, 90*time.Second, "both queues readable after the restart", func() bool {
+	e2e.WaitFor(t, 50*time.Second, "both queues readable after the restart", func() bool {
 		var err1, err2 error
 		results, err1 = readIDs(e.url, e.queue)
-		failed, err2 = readIDs(e.url, e.failedQ)
+		if err1 == nil { // only then: readIDs acks what it read
+			failed, err2 = readIDs(e.url, e.failedQ)
+		}
 		if err1 != nil || err2 != nil {
+			qs, _ := node.Ctl("eval", `rabbit_quorum_queue:status(<<"/">>, <<"`+e.queue+`">>).`)
+			t.Logf("quorum status of %s: %s", e.queue, strings.ReplaceAll(qs, "\n", " "))
 			st, _ := node.Ctl("list_queues", "name", "type", "messages", "state", "leader", "online")
-			t.Logf("not yet: %.200v; %.200v\n%s", err1, err2, st)
+			t.Logf("not yet: %.80v; %.80v\nQUEUES %s", err1, err2, strings.ReplaceAll(st, "\n", " | "))
 			time.Sleep(2 * time.Second) // polling interval: each try may take a timeout
 		}
 		return err1 == nil && err2 == nil
