@@ -222,12 +222,7 @@ func (s *AMQPSink) AppendFrom(peer string, received []time.Time, lines [][]byte)
 	case errors.Is(err, broker.ErrNack):
 		reason = "nack"
 	case errors.Is(err, broker.ErrReturned):
-		reason = "returned"
-		// The queue is gone (deleted by hand): declare it again so that
-		// the peer's resend finds it.
-		if derr := s.pub.Redeclare(); derr != nil {
-			s.log.Error("declare the queue again after a return", "queue", s.queue, "err", derr)
-		}
+		reason = "returned" // the queue was deleted by hand: the publisher declares it again
 	case errors.Is(err, broker.ErrConfirmTimeout):
 		reason = "confirm_timeout"
 	case errors.Is(err, broker.ErrClosed):

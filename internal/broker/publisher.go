@@ -34,12 +34,10 @@ type Publisher struct {
 	mu      sync.Mutex // publishes on ch and (re)connects
 	conn    *amqp.Connection
 	ch      *amqp.Channel
-	gen     uint64           // of conn/ch; a failed batch drops only its own generation
-	returns chan amqp.Return // buffered: the broker's return precedes its ack, so it is here when the ack is
-	seq     uint64           // numbers each message (header spoolgateSeq), to match returns
-
-	retMu    sync.Mutex
-	returned map[uint64]string // seq → why, drained from returns
+	gen     uint64      // of conn/ch; a failed batch drops only its own generation
+	book    *returnBook // the returns of ch
+	seq     uint64      // numbers each message (header spoolgateSeq), to match returns
+	blocked atomic.Bool // the broker blocks this connection's publishes (a resource alarm)
 
 	down    atomic.Pointer[error] // why there is no connection now; nil when connected
 	closed  atomic.Bool
@@ -68,10 +66,9 @@ func NewPublisher(urls []string, name string, q Queue, timeout time.Duration, lo
 	}
 	p := &Publisher{
 		urls: urls, name: name, q: q, timeout: timeout, log: log,
-		returned: make(map[uint64]string),
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		stopped:  make(chan struct{}),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	err := errors.New("not connected yet")
 	p.down.Store(&err)
@@ -127,8 +124,11 @@ func (p *Publisher) channel() (*amqp.Channel, error) {
 	}
 	p.conn, p.ch = conn, ch
 	p.gen++
-	p.returns = ch.NotifyReturn(make(chan amqp.Return, 4096))
+	p.book = newReturnBook(ch)
+	p.blocked.Store(false)
 	gen := p.gen
+	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	go p.watchBlocked(gen, blocks)
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
 	chCloses := ch.NotifyClose(make(chan *amqp.Error, 1))
 	go func() {
@@ -168,7 +168,9 @@ func (p *Publisher) setDown(err error) {
 // Healthy's error. Called with mu held.
 func (p *Publisher) dropLocked(why error) {
 	if p.conn != nil {
-		p.conn.Close()
+		// A blocked broker (a resource alarm) reads nothing, so it never
+		// answers the close: do not wait for it longer than a second.
+		p.conn.CloseDeadline(time.Now().Add(time.Second))
 		p.conn, p.ch = nil, nil
 	}
 	if why != nil {
@@ -221,8 +223,12 @@ func (p *Publisher) Publish(ctx context.Context, msgs []amqp.Publishing) error {
 		p.mu.Unlock()
 		return err
 	}
+	if p.blocked.Load() {
+		p.mu.Unlock()
+		return p.Healthy()
+	}
 	gen := p.gen
-	returns := p.returns
+	book := p.book
 	first := p.seq + 1
 	dcs := make([]*amqp.DeferredConfirmation, len(msgs))
 	for i := range msgs {
@@ -268,11 +274,19 @@ func (p *Publisher) Publish(ctx context.Context, msgs []amqp.Publishing) error {
 			return ErrNack
 		}
 	}
-	if why := p.takeReturned(returns, first, last); why != "" {
-		// The queue may have been deleted: drop the connection, so that the
-		// next Publish connects again and declares it.
+	if why := book.take(first, last); why != "" {
+		// The queue may have been deleted: declare it again, so that the
+		// next Publish (the peer's resend, the sender's retry) finds it. A
+		// queue that now exists with other arguments closes the channel:
+		// the connection is dropped and Healthy says why.
 		err := fmt.Errorf("%w: %s", ErrReturned, why)
-		p.fail(gen, err)
+		p.mu.Lock()
+		if p.gen == gen && p.ch != nil {
+			if derr := Declare(p.ch, p.q); derr != nil {
+				p.dropLocked(derr)
+			}
+		}
+		p.mu.Unlock()
 		return err
 	}
 	return nil
@@ -287,37 +301,98 @@ func (p *Publisher) fail(gen uint64, why error) {
 	p.mu.Unlock()
 }
 
-// takeReturned drains the returns received so far and reports (and
-// forgets) any of the messages numbered first to last. A return arrives
-// before the ack of its message, so once the acks are in, it is in the
-// channel's buffer.
-func (p *Publisher) takeReturned(returns chan amqp.Return, first, last uint64) string {
-	p.retMu.Lock()
-	defer p.retMu.Unlock()
-drain:
+// watchBlocked follows the broker's connection.blocked and unblocked for
+// generation gen: while blocked, Healthy says why and Publish fails at
+// once (its messages would wait in the socket until the confirm timeout).
+func (p *Publisher) watchBlocked(gen uint64, blocks chan amqp.Blocking) {
+	for b := range blocks {
+		p.mu.Lock()
+		if p.gen == gen && p.conn != nil {
+			p.blocked.Store(b.Active)
+			if b.Active {
+				p.setDown(fmt.Errorf("RabbitMQ blocks publishing (a resource alarm on the broker: %s)", b.Reason))
+			} else {
+				p.down.Store(nil)
+				p.log.Info("RabbitMQ publishing unblocked", "queue", p.q.Name)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// A returnBook records the returns of one channel. The channel hands
+// each return to its goroutine over an unbuffered channel before it reads
+// the next frame, so a return that comes before its message's ack (as
+// the broker sends them) has been received, and then recorded, before the
+// ack is seen; a query the goroutine answers after that sees it.
+type returnBook struct {
+	returns  chan amqp.Return
+	queries  chan returnQuery
+	done     chan struct{} // closed when the channel's returns end
+	mu       sync.Mutex
+	returned map[uint64]string // seq → why
+}
+
+type returnQuery struct {
+	first, last uint64
+	why         chan string
+}
+
+func newReturnBook(ch *amqp.Channel) *returnBook {
+	b := &returnBook{
+		returns:  ch.NotifyReturn(make(chan amqp.Return)),
+		queries:  make(chan returnQuery),
+		done:     make(chan struct{}),
+		returned: make(map[uint64]string),
+	}
+	go b.run()
+	return b
+}
+
+func (b *returnBook) run() {
+	defer close(b.done)
 	for {
 		select {
-		case r, open := <-returns:
-			if !open {
-				// The channel has closed (amqp091 closes its return
-				// listeners): a closed channel would always be ready.
-				break drain
+		case r, open := <-b.returns:
+			if !open { // the channel closed: amqp091 closes its listeners
+				return
 			}
 			if n, ok := r.Headers[spoolgateSeq].(int64); ok {
-				p.returned[uint64(n)] = strconv.Itoa(int(r.ReplyCode)) + " " + r.ReplyText
+				b.mu.Lock()
+				b.returned[uint64(n)] = strconv.Itoa(int(r.ReplyCode)) + " " + r.ReplyText
+				b.mu.Unlock()
 			}
-		default:
-			break drain
+		case q := <-b.queries:
+			q.why <- b.lookup(q.first, q.last)
 		}
 	}
+}
+
+// lookup reports (and forgets) a return of the messages numbered first to
+// last.
+func (b *returnBook) lookup(first, last uint64) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	why := ""
-	for n := first; n <= last && len(p.returned) > 0; n++ {
-		if w, ok := p.returned[n]; ok {
+	for n := first; n <= last && len(b.returned) > 0; n++ {
+		if w, ok := b.returned[n]; ok {
 			why = w
-			delete(p.returned, n)
+			delete(b.returned, n)
 		}
 	}
 	return why
+}
+
+// take reports whether any of the messages numbered first to last came
+// back returned; called once their acks are in.
+func (b *returnBook) take(first, last uint64) string {
+	q := returnQuery{first, last, make(chan string, 1)}
+	select {
+	case b.queries <- q:
+		return <-q.why
+	case <-b.done:
+		return b.lookup(first, last) // the goroutine has ended: all it received is recorded
+	}
 }
 
 // Close waits for nothing more: Publish calls in flight fail with
