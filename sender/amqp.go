@@ -13,16 +13,20 @@ package sender
 //     reason, code, attempts, remote and failed_at, then acked. Until the
 //     broker confirms that publish the delivery is held and the publish
 //     retried with backoff; a drain or a lost channel gives it back to
-//     the queue (nack, requeue) instead. So a line is never acked unless it
+//     the queue instead. So a line is never acked unless it
 //     was delivered or is in the failed queue; it may be in both, or sent
 //     twice, after a crash or a lost connection (at least once);
 //   - the remote unreachable (the circuit opens): no delivery fails; the
-//     consumer is cancelled, what is held and prefetched goes back to the
-//     queue (nack, requeue), and consuming resumes when the circuit
-//     closes. With single_active the queue's next consumer (another host)
-//     takes over meanwhile;
-//   - a drain (SIGTERM): the consumer is cancelled, the sends in flight
-//     finish (at most shutdown_timeout), everything else is requeued.
+//     session ends, what is held and prefetched goes back to the queue,
+//     and consuming resumes when the circuit closes. With single_active
+//     the queue's next consumer (another host) takes over meanwhile;
+//   - a drain (SIGTERM): the sends in flight finish (at most
+//     shutdown_timeout), everything else goes back to the queue.
+//
+// Giving back is never a nack with requeue, which puts the message at the
+// back of a quorum queue: the delivery is left unacked and the session
+// closes its channel, which puts it back in front (queue order kept).
+// A reload that changes the prefetch consumes again with it (session).
 //
 // At most sender.workers lines are sent at once (one, in queue order, with
 // sender.amqp.single_active); the prefetch is workers × window. The broker
@@ -56,6 +60,7 @@ const (
 var (
 	errCircuitOpen = errors.New("remote unreachable (circuit open)")
 	errDraining    = errors.New("draining")
+	errReconsume   = errors.New("consuming again with the reloaded prefetch")
 )
 
 // amqpSource is the consumer side of the results queue. Its fields are set
@@ -74,20 +79,23 @@ type amqpSource struct {
 	alarmed atomic.Bool           // the broker's unavailability was logged
 	sending atomic.Int64          // deliveries handed to a worker
 	opened  chan struct{}         // a signal: the circuit opened
+	// a signal: the tunables were reloaded (the prefetch may change)
+	reloaded chan struct{}
 }
 
 func newAMQPSource(s *Sender) *amqpSource {
 	c := s.cfg.AMQP
 	host, _ := os.Hostname()
 	a := &amqpSource{
-		s:       s,
-		urls:    c.URL,
-		queue:   ResultsQueue(s.cfg),
-		failedQ: FailedQueue(s.cfg),
-		tag:     fmt.Sprintf("spoolgate-sender %s %d", host, os.Getpid()),
-		name:    "spoolgate-sender " + host,
-		slots:   s.slots,
-		opened:  make(chan struct{}, 1),
+		s:        s,
+		urls:     c.URL,
+		queue:    ResultsQueue(s.cfg),
+		failedQ:  FailedQueue(s.cfg),
+		tag:      fmt.Sprintf("spoolgate-sender %s %d", host, os.Getpid()),
+		name:     "spoolgate-sender " + host,
+		slots:    s.slots,
+		opened:   make(chan struct{}, 1),
+		reloaded: make(chan struct{}, 1),
 	}
 	if c.SingleActive {
 		a.slots = newLimiter(1) // queue order: one line at a time
@@ -198,7 +206,7 @@ func (a *amqpSource) run(ctx, hard context.Context) error {
 		first, wait = false, amqpBackoff
 		err = a.session(ctx, hard, conn, ch, where)
 		switch {
-		case errors.Is(err, errDraining):
+		case errors.Is(err, errDraining), errors.Is(err, errReconsume):
 		case errors.Is(err, errCircuitOpen):
 			a.setDown(err)
 		default:
@@ -234,12 +242,7 @@ func (a *amqpSource) connect() (*amqp.Connection, *amqp.Channel, string, error) 
 		}
 	}
 	if err == nil {
-		t := a.s.live.Load()
-		prefetch := min(t.workers*t.window, math.MaxUint16)
-		if a.queue.SingleActive {
-			prefetch = min(t.window, math.MaxUint16)
-		}
-		err = ch.Qos(prefetch, 0, false)
+		err = ch.Qos(a.prefetch(), 0, false)
 	}
 	if err != nil {
 		conn.Close()
@@ -252,19 +255,43 @@ func (a *amqpSource) connect() (*amqp.Connection, *amqp.Channel, string, error) 
 	return conn, ch, where, nil
 }
 
+// prefetch is the consumer's prefetch for the tunables in use:
+// workers × window, or window with single_active (one line at a time).
+func (a *amqpSource) prefetch() int {
+	t := a.s.live.Load()
+	if a.queue.SingleActive {
+		return min(t.window, math.MaxUint16)
+	}
+	return min(t.workers*t.window, math.MaxUint16)
+}
+
+// reload tells the session that the tunables changed (Sender.Reload).
+func (a *amqpSource) reload() {
+	select {
+	case a.reloaded <- struct{}{}:
+	default:
+	}
+}
+
 // session consumes on ch until ctx is done (errDraining), the circuit
-// opens (errCircuitOpen) or the channel is lost (its error), and hands
-// back what it holds.
+// opens (errCircuitOpen), a reload changes the prefetch with single_active
+// (errReconsume) or the channel is lost (its error). It settles the sends
+// in flight, then closes the channel: what it still holds unacked (being
+// sent when cut off, or prefetched) goes back to the queue in front, in
+// queue order. It never nacks with requeue: on a quorum queue that puts
+// the message at the back.
 func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, ch *amqp.Channel, where string) error {
 	s := a.s
 	defer conn.Close()
-	deliveries, err := ch.Consume(a.queue.Name, a.tag, false, false, false, false, nil)
+	tag := a.tag
+	deliveries, err := ch.Consume(a.queue.Name, tag, false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("%s: consume %q: %w", where, a.queue.Name, err)
 	}
+	prefetch := a.prefetch()
 	a.down.Store(nil)
 	a.alarmed.Store(false)
-	s.log.Info("consuming from RabbitMQ", "node", where, "queue", a.queue.Name, "single_active", a.queue.SingleActive)
+	s.log.Info("consuming from RabbitMQ", "node", where, "queue", a.queue.Name, "single_active", a.queue.SingleActive, "prefetch", prefetch)
 
 	// sess stops taking deliveries and new attempts; alive ends what
 	// needs the channel (holding a line for the failed queue).
@@ -300,6 +327,12 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 		stop(why)
 	}()
 
+	// feeds are the delivery channels of this session's consumers, oldest
+	// first: a reload without single_active starts a consumer with the new
+	// prefetch and cancels the old one, whose deliveries are sent first
+	// (they are ahead in the queue).
+	feeds := []<-chan amqp.Delivery{deliveries}
+	gen := 0
 	var workers sync.WaitGroup
 	for {
 		if err := a.slots.acquire(sess); err != nil {
@@ -308,8 +341,41 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 		var d amqp.Delivery
 		ok := false
 		select {
-		case d, ok = <-deliveries:
+		case d, ok = <-feeds[0]:
 		case <-sess.Done():
+		case <-a.reloaded:
+			a.slots.release()
+			p := a.prefetch()
+			if p == prefetch {
+				continue
+			}
+			if a.queue.SingleActive { // a second consumer could let another host's go first
+				stop(errReconsume)
+				continue
+			}
+			gen++
+			next := fmt.Sprintf("%s #%d", a.tag, gen)
+			var nd <-chan amqp.Delivery
+			err := ch.Qos(p, 0, false) // for the consumers started after it
+			if err == nil {
+				nd, err = ch.Consume(a.queue.Name, next, false, false, false, false, nil)
+			}
+			if err == nil {
+				err = ch.Cancel(tag, false)
+				feeds = append(feeds, nd)
+				tag, prefetch = next, p
+			}
+			if err != nil {
+				stop(fmt.Errorf("%s: consume again with prefetch %d: %w", where, p, err))
+				continue
+			}
+			s.log.Info("consuming again with the new prefetch", "queue", a.queue.Name, "prefetch", p)
+			continue
+		}
+		if !ok && sess.Err() == nil && len(feeds) > 1 { // a consumer cancelled for a reload, emptied
+			feeds = feeds[1:]
+			a.slots.release()
+			continue
 		}
 		if !ok {
 			a.slots.release()
@@ -341,18 +407,23 @@ func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, c
 		}
 	}
 	stop(cause)
-	// Stop consuming, and give back what was prefetched (on a lost
-	// channel Cancel fails at once and the broker requeues it all).
-	cut := time.AfterFunc(5*time.Second, func() { conn.Close() })
-	if err := ch.Cancel(a.tag, false); err != nil {
-		conn.Close()
-	}
-	cut.Stop()
-	for d := range deliveries {
-		_ = d.Nack(false, true)
+	// Without single_active the consumer is cancelled, so that other
+	// consumers take the rest meanwhile. With it the consumer stays until
+	// the channel closes: cancelled, it would let the next consumer (another
+	// host) start behind the messages this one still holds.
+	if !a.queue.SingleActive {
+		cut := time.AfterFunc(5*time.Second, func() { conn.Close() })
+		if err := ch.Cancel(tag, false); err != nil {
+			conn.Close()
+		}
+		cut.Stop()
 	}
 	workers.Wait()
-	_ = ch.Close()
+	_ = ch.Close() // gives back, in front, every delivery not acked
+	for _, f := range feeds {
+		for range f { // closed by the channel's close
+		}
+	}
 	close(over)
 	<-watched
 	return cause
@@ -371,8 +442,7 @@ func (a *amqpSource) handle(sess, alive, hard context.Context, d amqp.Delivery) 
 			s.log.Warn("delivered, but the ack did not reach RabbitMQ: the line will be sent again", "message_id", d.MessageId, "err", err)
 		}
 		s.lineDone(sess, "message "+d.MessageId, 1, r)
-	case lineAborted:
-		_ = d.Nack(false, true)
+	case lineAborted: // left unacked: the channel's close gives it back in front
 	default:
 		a.fail(alive, d, r)
 	}
@@ -395,8 +465,7 @@ func (a *amqpSource) fail(alive context.Context, d amqp.Delivery, r lineResult) 
 			s.log.Error("could not publish a failed line to the failed queue: holding it and retrying",
 				"queue", a.failedQ.Name, "message_id", d.MessageId, "err", err)
 		}
-		if !sleep(alive, jitter(wait)) {
-			_ = d.Nack(false, true)
+		if !sleep(alive, jitter(wait)) { // left unacked: the channel's close gives it back in front
 			s.log.Warn("failed line given back to the results queue (not in the failed queue)", "message_id", d.MessageId)
 			return
 		}

@@ -261,6 +261,9 @@ func (s *Sender) Reload(c conf.Sender) {
 	s.slots.setLimit(t.workers)
 	s.client.trim()
 	s.q.setSettle(t.settle)
+	if s.amqp != nil {
+		s.amqp.reload() // the prefetch may change
+	}
 	if *old != *t {
 		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window,
 			"connect_timeout", t.connectTimeout, "retry_backoff", t.backoff, "retry_backoff_max", t.backoffMax,
