@@ -31,6 +31,17 @@ type conn struct {
 	born   time.Time // when it was dialled
 	idle   time.Time // when it went back to the pool
 	reused bool      // it carried a message before
+	read   int64     // bytes read from the remote
+}
+
+// countingReader counts what the remote sent on a connection (see
+// closedUnread).
+type countingReader struct{ cn *conn }
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.cn.nc.Read(p)
+	r.cn.read += int64(n)
+	return n, err
 }
 
 // client connects to the remote (the first reachable of its addresses),
@@ -74,8 +85,10 @@ func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, tlsutil.AsRejected(err)
 	}
-	br := bufio.NewReaderSize(nc, replyBuf)
-	return &conn{nc: nc, br: br, rd: protocol.NewReader(br, protocol.MaxMessageBytes), addr: addr, born: time.Now()}, nil
+	cn := &conn{nc: nc, addr: addr, born: time.Now()}
+	cn.br = bufio.NewReaderSize(countingReader{cn}, replyBuf)
+	cn.rd = protocol.NewReader(cn.br, protocol.MaxMessageBytes)
+	return cn, nil
 }
 
 // dial tries the address in use, then the others in order; the primary is
@@ -150,20 +163,27 @@ func (c *client) probe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	wait := min(c.live().connectTimeout, closeWait)
 	if c.tls != nil {
-		if err := cn.awaitAlert(min(c.live().connectTimeout, alertWait)); err != nil {
-			c.discard(cn)
-			return err
-		}
+		wait = min(c.live().connectTimeout, alertWait)
+	}
+	if err := cn.awaitAlert(wait); err != nil {
+		c.discard(cn)
+		return err
 	}
 	c.put(cn)
 	return nil
 }
 
-// alertWait bounds how long a probe waits for a TLS alert after the dial.
-const alertWait = time.Second
+// alertWait bounds how long a probe waits for a TLS alert after the dial;
+// closeWait, over plain TCP, for the remote to close the connection it
+// accepted (a balancer whose backends are down does so at once).
+const (
+	alertWait = time.Second
+	closeWait = 100 * time.Millisecond
+)
 
-// awaitAlert reads for d: a TLS alert about our certificate (or a close)
+// awaitAlert reads for d: a TLS alert about our certificate, or a close,
 // that arrives is returned; a timeout, the usual case, returns nil and
 // leaves the connection usable (crypto/tls read timeouts are temporary).
 func (cn *conn) awaitAlert(d time.Duration) error {

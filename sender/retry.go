@@ -26,8 +26,10 @@ import (
 // unreadable reply, a process_no that is not the line's, an unknown code, or
 // 500. Not an attempt: a pooled connection the remote closed while it was
 // idle (the line is written again at once), and anything that makes the
-// remote unreachable: no address accepts a connection, or the remote
-// rejects our client certificate (a TLS 1.3 alert after the dial). Those
+// remote unreachable: no address accepts a connection, a new connection is
+// closed or reset before the remote sent a byte (a balancer whose backends
+// are down accepts and closes at once), or the remote rejects our client
+// certificate (a TLS 1.3 alert after the dial). Those
 // open the circuit, which pauses every send until a probe gets through,
 // and count against no line. Between attempts a line waits
 // sender.retry_backoff doubled per failed attempt, at most
@@ -69,10 +71,11 @@ func errResult(err error, timeout time.Duration) (result, reason string) {
 }
 
 // notAnAttempt reports whether a failed round trip counts against no line:
-// the remote rejected our client certificate (the circuit opens), or stale,
-// a reused connection the remote closed while idle (see staleConn).
-func (s *Sender) notAnAttempt(err error, stale bool) bool {
-	if isRejected(err) {
+// the remote rejected our client certificate or unread (see closedUnread)
+// (the circuit opens), or stale, a reused connection the remote closed
+// while idle (see staleConn).
+func (s *Sender) notAnAttempt(err error, stale, unread bool) bool {
+	if isRejected(err) || unread {
 		s.client.unreachable(s.m.attempts[resultConnect].Inc, err)
 		return true
 	}
@@ -132,6 +135,15 @@ func jitter(d time.Duration) time.Duration {
 func staleConn(err error) bool {
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)
+}
+
+// closedUnread reports whether err on cn is the remote closing or
+// resetting a new connection before sending a byte: it accepted the
+// connection but cannot serve it (a balancer with its backends down), as
+// unreachable as a refused connect. A connection that carried a reply
+// before, or that got part of one, is not: that failure is an attempt.
+func closedUnread(cn *conn, err error) bool {
+	return !cn.reused && cn.read == 0 && staleConn(err)
 }
 
 // isTimeout reports a deadline expiry.

@@ -42,7 +42,7 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 			if hard.Err() != nil {
 				return lineResult{kind: lineAborted}
 			}
-			if s.notAnAttempt(err, cn.reused && staleConn(err)) {
+			if s.notAnAttempt(err, cn.reused && staleConn(err), closedUnread(cn, err)) {
 				r.attempts--
 				continue
 			}

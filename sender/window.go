@@ -282,16 +282,18 @@ func (w *window) read(timeout time.Duration) ([]byte, error) {
 // reply: the connection is closed and the lines in flight are to be
 // written again. A connection from the idle pool that fails before its
 // first reply was closed by the remote while idle: not an attempt; nor is
-// a TLS alert rejecting our certificate, which opens the circuit. With
+// a new connection closed or reset before the remote sent a byte, nor a
+// TLS alert rejecting our certificate: those open the circuit. With
 // end, r is the first line's outcome.
 func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	stale := w.cn.reused && w.answered == 0 && staleConn(err)
+	unread := closedUnread(w.cn, err)
 	remote := w.cn.addr
 	w.drop()
 	if w.hard.Err() != nil {
 		return lineResult{kind: lineAborted}, true
 	}
-	if w.s.notAnAttempt(err, stale) {
+	if w.s.notAnAttempt(err, stale, unread) {
 		return lineResult{}, false
 	}
 	result, reason := errResult(err, t.timeout)
