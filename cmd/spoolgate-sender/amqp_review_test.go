@@ -21,9 +21,12 @@ import (
 // Adversarial review of sender.source=amqp (issue 14). These tests show
 // defects found in review (and checks found sound); those of defects not
 // fixed yet run only with SPOOLGATE_REVIEW=1 so that the suite stays
-// green until the fixes land (those fixed always run:
-// TestReviewAMQPFailedQueueDeleted, TestReviewAMQPSingleActiveDrainOrder,
-// TestReviewAMQPReloadWorkers, TestReviewAMQPRemoteResets):
+// green until the fixes land. Those fixed, and the checks found sound,
+// always run. Still gated: TestReviewAMQPAlarmDrain (under a broker
+// memory alarm the sender overruns shutdown_timeout until the alarm
+// clears; nothing is lost) and TestReviewAMQPRequeueBrokerKilled (the
+// broker, 3.10.8, can lose a quorum queue declared just before a kill -9
+// of its node):
 //
 //	SPOOLGATE_REVIEW=1 go test -race -count=1 -run 'TestReviewAMQP' -v ./cmd/spoolgate-sender
 func reviewOnly(t *testing.T) {
@@ -239,7 +242,6 @@ func TestReviewAMQPAlarmDrain(t *testing.T) {
 // least once, none to the failed queue, none left, and the duplicates are
 // at most the sends that were in flight.
 func TestReviewAMQPConnectionLost(t *testing.T) {
-	reviewOnly(t)
 	const n, workers = 20, 4
 	node := e2e.RabbitShared(t)
 	release := make(chan struct{})
@@ -277,7 +279,6 @@ func TestReviewAMQPConnectionLost(t *testing.T) {
 // land in the failed queue byte for byte (none delivered, none lost, the
 // sender not stuck), and a good line behind them is delivered.
 func TestReviewAMQPOddBodies(t *testing.T) {
-	reviewOnly(t)
 	node := e2e.RabbitShared(t)
 	f := serveFake(t, listen(t), nil)
 	e := newAMQPEnv(t, node, f.addr(), nil)

@@ -111,8 +111,8 @@ func TestReviewPublisherAlarm(t *testing.T) {
 // TestReviewQuorumRequeueOrder (evidence for a fix, passes) records how a single-active quorum queue
 // of this broker orders messages given back: a nack with requeue puts the
 // message behind the others, a channel closed with the message unacked
-// puts it back in front. The sender's single_active order rests on the
-// second, but it nacks (amqp.go: handle, session, fail).
+// puts it back in front. The sender therefore gives messages back by
+// closing its channel, never by a nack (sender/amqp.go).
 func TestReviewQuorumRequeueOrder(t *testing.T) {
 	reviewOnly(t)
 	n := e2e.RabbitShared(t)
