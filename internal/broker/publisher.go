@@ -170,7 +170,7 @@ func (p *Publisher) dropLocked(why error) {
 	if p.conn != nil {
 		// A blocked broker (a resource alarm) reads nothing, so it never
 		// answers the close: do not wait for it longer than a second.
-		p.conn.CloseDeadline(time.Now().Add(time.Second))
+		p.conn.CloseDeadline(time.Now().Add(closeWait))
 		p.conn, p.ch = nil, nil
 	}
 	if why != nil {
@@ -407,9 +407,14 @@ func (p *Publisher) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn != nil {
-		err := p.conn.Close()
+		// Bounded as in dropLocked: a broker blocked by an alarm never
+		// answers the close, and a drain must not wait for it.
+		err := p.conn.CloseDeadline(time.Now().Add(closeWait))
 		p.conn, p.ch = nil, nil
 		return err
 	}
 	return nil
 }
+
+// closeWait is how long a close waits for the broker's close-ok.
+const closeWait = time.Second
