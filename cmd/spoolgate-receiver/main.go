@@ -86,6 +86,12 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		_ = admin.Close(cctx)
 	}()
 
+	// Watched before the listeners serve and READY=1: an edit or a SIGHUP
+	// from then on is seen.
+	cw, cwErr := daemon.NewConfigWatch(path)
+	if cwErr != nil {
+		log.Error("config watch: reload on change is off (SIGHUP too)", "err", cwErr)
+	}
 	serveErr := make(chan error, len(lns))
 	var serving sync.WaitGroup
 	for _, ln := range lns {
@@ -103,17 +109,17 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
+		if cw == nil {
+			return
+		}
 		prev := cfg
-		err := daemon.WatchConfig(bg, path, log, func() {
+		cw.Run(bg, log, func() {
 			if next := reload(path, cfg, prev, lg, srv); next != nil {
 				prev = next
 				shutdownTimeout.Store(int64(next.ShutdownTimeout))
 				tlsWatch.Set(srv.TLSFiles())
 			}
 		})
-		if err != nil {
-			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
-		}
 	}()
 
 	var runErr error

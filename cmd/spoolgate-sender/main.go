@@ -58,6 +58,11 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		_ = admin.Close(cctx)
 	}()
 
+	// Watched before READY=1: an edit or a SIGHUP from then on is seen.
+	cw, cwErr := daemon.NewConfigWatch(path)
+	if cwErr != nil {
+		log.Error("config watch: reload on change is off (SIGHUP too)", "err", cwErr)
+	}
 	bg, stopBg := context.WithCancel(context.Background())
 	go con.Run(bg)
 	tlsWatch := daemon.WatchFiles(bg, "tls files", s.TLSFiles(), log, s.ReloadTLS)
@@ -65,6 +70,9 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
+		if cw == nil {
+			return
+		}
 		prev := cfg
 		onChange := func() {
 			if next := reload(path, cfg, prev, lg, s); next != nil {
@@ -72,9 +80,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 			}
 			tlsWatch.Set(s.TLSFiles())
 		}
-		if err := daemon.WatchConfig(bg, path, log, onChange); err != nil {
-			log.Error("config watch: reload on change is off (SIGHUP too)", "err", err)
-		}
+		cw.Run(bg, log, onChange)
 	}()
 	go func() {
 		select {

@@ -52,55 +52,77 @@ func Signals(ctx context.Context, log *slog.Logger) (drain context.Context, stop
 	}
 }
 
-// debounce is how long WatchConfig waits for more events after a change
+// debounce is how long ConfigWatch.Run waits for more events after a change
 // before it reloads: editors write a file in several steps.
 const debounce = 200 * time.Millisecond
 
-// WatchConfig calls reload on SIGHUP and whenever the file at path changes
-// on disk. It watches the file's directory, so editors that replace the
-// file by rename are seen too. It returns nil when ctx is done, or an error
-// when the watcher cannot start. reload runs on WatchConfig's goroutine.
-func WatchConfig(ctx context.Context, path string, log *slog.Logger, reload func()) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+// A ConfigWatch is SIGHUP and the config file's directory, watched from
+// the moment NewConfigWatch returns: a daemon makes it before it listens
+// or says READY=1, so that an edit or a `systemctl reload` right after the
+// start is neither missed nor (SIGHUP's default action) fatal.
+type ConfigWatch struct {
+	path string
+	abs  string
+	hup  chan os.Signal
+	w    *fsnotify.Watcher
+}
 
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return err
-	}
-	defer w.Close()
+// NewConfigWatch starts watching: SIGHUP is caught from now on, and changes
+// of the file at path are queued. It watches the file's directory, so
+// editors that replace the file by rename are seen too. Run, or Close,
+// must follow.
+func NewConfigWatch(path string) (*ConfigWatch, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
 	}
 	if err := w.Add(filepath.Dir(abs)); err != nil {
-		return err
+		w.Close()
+		return nil, err
 	}
+	c := &ConfigWatch{path: path, abs: abs, hup: make(chan os.Signal, 1), w: w}
+	signal.Notify(c.hup, syscall.SIGHUP)
+	return c, nil
+}
+
+// Close stops watching; Run closes the watch when it returns.
+func (c *ConfigWatch) Close() {
+	signal.Stop(c.hup)
+	c.w.Close()
+}
+
+// Run calls reload on SIGHUP and whenever the file changes on disk, until
+// ctx is done; reload runs on Run's goroutine.
+func (c *ConfigWatch) Run(ctx context.Context, log *slog.Logger, reload func()) {
+	defer c.Close()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-hup:
-			log.Info("SIGHUP: reloading config", "path", path)
+			return
+		case <-c.hup:
+			log.Info("SIGHUP: reloading config", "path", c.path)
 			reload()
-		case ev, ok := <-w.Events:
+		case ev, ok := <-c.w.Events:
 			if !ok {
-				return nil
+				return
 			}
-			if changes(ev, abs) {
+			if changes(ev, c.abs) {
 				timer.Reset(debounce)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-c.w.Errors:
 			if !ok {
-				return nil
+				return
 			}
 			log.Warn("config watcher", "err", err)
 		case <-timer.C:
-			log.Info("config file changed: reloading", "path", path)
+			log.Info("config file changed: reloading", "path", c.path)
 			reload()
 		}
 	}

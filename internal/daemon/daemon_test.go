@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -81,48 +80,47 @@ func TestAdmin(t *testing.T) {
 	}
 }
 
+// TestWatchConfig: from the moment NewConfigWatch returns, a write, a
+// replace by rename and a SIGHUP each reload once (a daemon makes the
+// watch before READY=1, so an edit or `systemctl reload` right after the
+// start is neither missed nor, for SIGHUP, fatal).
 func TestWatchConfig(t *testing.T) {
-	// Keep SIGHUP from killing the test binary before WatchConfig listens.
-	guard := make(chan os.Signal, 1)
-	signal.Notify(guard, syscall.SIGHUP)
-	defer signal.Stop(guard)
-
 	dir := t.TempDir()
 	path := filepath.Join(dir, "conf.properties")
 	if err := os.WriteFile(path, []byte("a=1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	cw, err := NewConfigWatch(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Right away, before Run: the change is queued, not missed.
+	if err := os.WriteFile(path, []byte("a=2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	reloads := make(chan struct{}, 100)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- WatchConfig(ctx, path, testLog(t), func() { reloads <- struct{}{} }) }()
+	done := make(chan struct{})
+	go func() { cw.Run(ctx, testLog(t), func() { reloads <- struct{}{} }); close(done) }()
 
-	// A write to the file reloads (the watcher may start after the first
-	// writes, so keep writing until one is seen).
-	wait := func(what string, poke func()) {
+	wait := func(what string) {
 		t.Helper()
-		deadline := time.After(10 * time.Second)
-		tick := time.NewTicker(300 * time.Millisecond)
-		defer tick.Stop()
-		poke()
-		for {
-			select {
-			case <-reloads:
-				return
-			case <-tick.C:
-				poke()
-			case <-deadline:
-				t.Fatalf("no reload on %s", what)
-			}
+		select {
+		case <-reloads:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no reload on %s", what)
 		}
 	}
-	wait("write", func() { _ = os.WriteFile(path, []byte("a=2\n"), 0o644) })
+	wait("write")
 	// Editors replace by rename.
-	wait("rename", func() {
-		tmp := filepath.Join(dir, "x.tmp")
-		_ = os.WriteFile(tmp, []byte("a=3\n"), 0o644)
-		_ = os.Rename(tmp, path)
-	})
+	tmp := filepath.Join(dir, "x.tmp")
+	if err := os.WriteFile(tmp, []byte("a=3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	wait("rename")
 	// Let late file events settle so that the next reload is the signal's.
 	for quiet := false; !quiet; {
 		select {
@@ -131,11 +129,12 @@ func TestWatchConfig(t *testing.T) {
 			quiet = true
 		}
 	}
-	wait("SIGHUP", func() { _ = syscall.Kill(os.Getpid(), syscall.SIGHUP) })
-	cancel()
-	if err := <-done; err != nil {
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
+	wait("SIGHUP")
+	cancel()
+	<-done
 }
 
 func TestChanges(t *testing.T) {
