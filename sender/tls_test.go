@@ -25,16 +25,7 @@ func TestTLS(t *testing.T) {
 		{"unknown server CA opens the circuit", other.File, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			tln := tls.NewListener(ln, &tls.Config{
-				Certificates: []tls.Certificate{srv.Pair},
-				ClientAuth:   tls.RequireAndVerifyClientCert,
-				ClientCAs:    ca.Pool,
-			})
-			r := serveRemote(t, tln, nil)
+			r := mtlsRemote(t, ca, srv, 0, 0)
 			c := testConf(t, r.addr())
 			c.TLS.CA, c.TLS.Cert, c.TLS.Key = tc.ca, cli.CertFile, cli.KeyFile
 			s, _ := runSender(t, c, nil)
@@ -60,17 +51,7 @@ func TestRejectedClientCertTLS12(t *testing.T) {
 	ca := tlstest.NewCA(t, "partner")
 	srv := ca.Issue(t, "server", tlstest.Opts{})
 	expired := ca.Issue(t, "client", tlstest.Opts{Client: true, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tln := tls.NewListener(ln, &tls.Config{
-		Certificates: []tls.Certificate{srv.Pair},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    ca.Pool,
-		MaxVersion:   tls.VersionTLS12,
-	})
-	r := serveRemote(t, tln, nil)
+	r := mtlsRemote(t, ca, srv, 0, tls.VersionTLS12)
 	c := testConf(t, r.addr())
 	c.TLS.CA, c.TLS.Cert, c.TLS.Key = ca.File, expired.CertFile, expired.KeyFile
 	s, _ := runSender(t, c, nil)
@@ -82,4 +63,22 @@ func TestRejectedClientCertTLS12(t *testing.T) {
 	if len(r.messages()) != 0 || len(visible(t, c.FailedDir)) != 0 {
 		t.Fatalf("messages %v, failed %v", r.messages(), visible(t, c.FailedDir))
 	}
+}
+
+// mtlsRemote is a remote that requires a client certificate signed by ca,
+// serving srv; minVersion and maxVersion bound the TLS version (0: Go's
+// defaults).
+func mtlsRemote(t *testing.T, ca *tlstest.CA, srv *tlstest.Leaf, minVersion, maxVersion uint16) *remote {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveRemote(t, tls.NewListener(ln, &tls.Config{
+		Certificates: []tls.Certificate{srv.Pair},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    ca.Pool,
+		MinVersion:   minVersion,
+		MaxVersion:   maxVersion,
+	}), nil)
 }

@@ -3,7 +3,6 @@ package sender
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,17 +197,7 @@ func TestWindowRejectedClientCert(t *testing.T) {
 	ca := tlstest.NewCA(t, "partner")
 	srv := ca.Issue(t, "server", tlstest.Opts{})
 	expired := ca.Issue(t, "client", tlstest.Opts{Client: true, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tln := tls.NewListener(ln, &tls.Config{
-		Certificates: []tls.Certificate{srv.Pair},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    ca.Pool,
-		MinVersion:   tls.VersionTLS13,
-	})
-	r := serveRemote(t, tln, nil)
+	r := mtlsRemote(t, ca, srv, tls.VersionTLS13, 0)
 	c := testConf(t, r.addr())
 	c.Window = 8
 	c.TLS.CA, c.TLS.Cert, c.TLS.Key = ca.File, expired.CertFile, expired.KeyFile

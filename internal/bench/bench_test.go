@@ -20,19 +20,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestRunAgainstNull(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- ServeNull(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	ln := nullServer(t)
 	for _, keep := range []bool{false, true} {
 		r, err := Run(context.Background(), Options{Addr: ln.Addr().String(), Clients: 4, Count: 400, KeepAlive: keep, Payload: 100})
 		if err != nil {
@@ -198,19 +186,7 @@ func TestProbe(t *testing.T) {
 // TestPipelineAgainstNull: with Pipeline, every message of every window
 // gets its reply, kept alive or with a connection per window.
 func TestPipelineAgainstNull(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- ServeNull(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	ln := nullServer(t)
 	for _, keep := range []bool{true, false} {
 		r, err := Run(context.Background(), Options{Addr: ln.Addr().String(), Clients: 3, Count: 1000, KeepAlive: keep, Pipeline: 64})
 		if err != nil {
@@ -248,4 +224,23 @@ func TestAppendMessage(t *testing.T) {
 			t.Fatalf("message %d %q: %v", i, got, err)
 		}
 	}
+}
+
+// nullServer serves ServeNull on a loopback listener until the test ends.
+func nullServer(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- ServeNull(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return ln
 }
