@@ -211,10 +211,11 @@ func TestReviewAMQPAlarmDrain(t *testing.T) {
 	})
 	close(release) // 400: to the failed queue, under the alarm
 	e2e.WaitFor(t, 20*time.Second, "the 400 answered", func() bool { return r.Busy() == 0 })
-	// Past the failed publisher's confirm timeout, max(5s, sender.timeout
-	// 10s): the scenario, not a synchronisation (nothing shows the
-	// moment: the Publish that would log it does not return).
-	time.Sleep(12 * time.Second)
+	// The failed queue's publisher has met the alarm: blocked by the
+	// broker, or its confirm timed out (either logs this once).
+	e2e.WaitFor(t, 30*time.Second, "the failed-queue publisher to meet the alarm", func() bool {
+		return p.Log.Contains("RabbitMQ unavailable")
+	})
 	if k, _ := e.depth(t, e.failedQ); k != 0 {
 		t.Fatalf("%d in the failed queue under the alarm", k)
 	}
