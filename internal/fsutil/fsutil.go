@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -217,16 +218,32 @@ func MoveNoClobber(src, dstDir, name string) (string, error) {
 	return "", fmt.Errorf("move %q to %q: too many files named %q", src, dstDir, name)
 }
 
-// Move is MoveNoClobber across file systems too: there it copies src (a
-// regular file, never through a symlink) to a synced dotfile in dstDir with
-// src's mode and modification time, moves that, and removes src once the
-// copy is durable.
+// Move is MoveNoClobber across file systems too. There it makes a copy of
+// src in a dotfile in dstDir, moves that, and removes src once the copy is
+// durable; src is never opened but for reading a regular file, never
+// followed (see copyTemp and remakeTemp):
+//   - a regular file: its bytes, mode and modification time;
+//   - a symlink: a new symlink to the same target;
+//   - a named pipe or a socket: a new empty one with its permission bits
+//     (neither holds data: a socket's file only names an address);
+//   - a device: not made again (that needs CAP_MKNOD, and would open a
+//     second path to the device): an empty named pipe without permission
+//     bits stands in for it (StandIn tells the caller).
 func Move(src, dstDir, name string) (string, error) {
 	final, err := MoveNoClobber(src, dstDir, name)
 	if !errors.Is(err, syscall.EXDEV) {
 		return final, err
 	}
-	tmp, err := copyTemp(src, dstDir)
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return "", fmt.Errorf("move %q to %q: %w", src, dstDir, err)
+	}
+	var tmp string
+	if fi.Mode().IsRegular() {
+		tmp, err = copyTemp(src, dstDir)
+	} else {
+		tmp, err = remakeTemp(src, fi, dstDir)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -239,6 +256,57 @@ func Move(src, dstDir, name string) (string, error) {
 		return final, fmt.Errorf("remove %s after copying it to %s: %w", src, final, err)
 	}
 	return final, nil
+}
+
+// StandIn reports whether Move left a stand-in for src, whose Lstat was
+// fi, at final (a device moved across file systems) rather than src itself
+// or a copy of its kind.
+func StandIn(fi os.FileInfo, final string) bool {
+	lfi, err := os.Lstat(final)
+	return err == nil && lfi.Mode().Type() != fi.Mode().Type()
+}
+
+// remakeTemp makes a dotfile in dir that stands for the non-regular file
+// src (Lstat fi) without opening it, as Move says.
+func remakeTemp(src string, fi os.FileInfo, dir string) (string, error) {
+	m := fi.Mode()
+	var mk func(path string) error
+	switch {
+	case m&os.ModeSymlink != 0:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return "", fmt.Errorf("copy %s: %w", src, err)
+		}
+		mk = func(path string) error { return os.Symlink(target, path) }
+	case m&os.ModeNamedPipe != 0, m&os.ModeSocket != 0:
+		kind := uint32(unix.S_IFIFO)
+		if m&os.ModeSocket != 0 {
+			kind = unix.S_IFSOCK
+		}
+		mk = func(path string) error {
+			if err := unix.Mknod(path, kind|uint32(m.Perm()), 0); err != nil {
+				return err
+			}
+			return os.Chmod(path, m.Perm()) // mknod applied the umask
+		}
+	case m&os.ModeDevice != 0:
+		mk = func(path string) error { return unix.Mkfifo(path, 0) }
+	default:
+		return "", fmt.Errorf("copy %s: cannot copy %v", src, m.Type())
+	}
+	for range 100 {
+		path := filepath.Join(dir, ".spoolgate-"+strconv.FormatUint(rand.Uint64(), 36))
+		err := mk(path)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			_ = os.Remove(path)
+			return "", fmt.Errorf("copy %s: %w", src, err)
+		}
+		return path, nil
+	}
+	return "", fmt.Errorf("copy %s: no free temporary name in %s", src, dir)
 }
 
 // copyTemp copies the regular file src (never following a symlink) to a

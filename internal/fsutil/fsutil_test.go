@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -149,5 +151,99 @@ func TestWriteTemp(t *testing.T) {
 	des, _ := os.ReadDir(dir)
 	if len(des) != 1 {
 		t.Fatalf("a failed write left a file: %v", des)
+	}
+}
+
+// TestMoveAcrossFileSystems: Move into a directory on another file system
+// (a tmpfs) copies a regular file, makes a symlink again with the same
+// target (never following it), makes a named pipe and a socket again as
+// empty ones with their permission bits, and leaves an empty named pipe
+// without permission bits in a device's place; the sources are gone
+// (issue 21: a symlink or FIFO never left the spool). Skips without root
+// (mount).
+func TestMoveAcrossFileSystems(t *testing.T) {
+	dst := filepath.Join(t.TempDir(), "other")
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dst, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs for another file system (needs root): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dst, 0); err != nil {
+			t.Errorf("unmount %s: %v", dst, err)
+		}
+	})
+	src := t.TempDir()
+	target := filepath.Join(src, "target")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(target, []byte("secret"), 0o600))
+	must(os.WriteFile(filepath.Join(src, "file"), []byte("data"), 0o640))
+	must(os.Symlink(target, filepath.Join(src, "link")))
+	must(syscall.Mkfifo(filepath.Join(src, "pipe"), 0o620))
+	must(os.Chmod(filepath.Join(src, "pipe"), 0o620))
+	must(syscall.Mknod(filepath.Join(src, "sock"), syscall.S_IFSOCK|0o600, 0))
+	device := os.Geteuid() == 0
+	if device {
+		must(syscall.Mknod(filepath.Join(src, "dev"), syscall.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	}
+	for _, tc := range []struct {
+		name    string
+		typ     os.FileMode
+		perm    os.FileMode
+		standIn bool
+	}{
+		{"file", 0, 0o640, false},
+		{"link", os.ModeSymlink, 0o777, false},
+		{"pipe", os.ModeNamedPipe, 0o620, false},
+		{"sock", os.ModeSocket, 0o600, false},
+		{"dev", os.ModeNamedPipe, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "dev" && !device {
+				t.Skip("making a device node needs root")
+			}
+			fi, err := os.Lstat(filepath.Join(src, tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			final, err := Move(filepath.Join(src, tc.name), dst, tc.name)
+			if err != nil {
+				t.Fatalf("Move: %v", err)
+			}
+			if final != filepath.Join(dst, tc.name) {
+				t.Fatalf("final %s", final)
+			}
+			got, err := os.Lstat(final)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Mode().Type() != tc.typ || got.Mode().Perm() != tc.perm {
+				t.Fatalf("%s is %v, want type %v perm %v", final, got.Mode(), tc.typ, tc.perm)
+			}
+			if StandIn(fi, final) != tc.standIn {
+				t.Fatalf("StandIn = %v", !tc.standIn)
+			}
+			if _, err := os.Lstat(filepath.Join(src, tc.name)); !os.IsNotExist(err) {
+				t.Fatalf("source still there: %v", err)
+			}
+		})
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "link")); err != nil || l != target {
+		t.Fatalf("link -> %q, %v", l, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "file")); err != nil || string(b) != "data" {
+		t.Fatalf("file holds %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "secret" {
+		t.Fatalf("the link's target changed: %q, %v", b, err)
+	}
+	if des, err := os.ReadDir(dst); err != nil || len(des) != 4+map[bool]int{true: 1}[device] {
+		t.Fatalf("%s holds %v (%v): a temporary file left?", dst, des, err)
 	}
 }
