@@ -40,36 +40,24 @@ func ReadFailed(c conf.Sender) ([]FailedFile, error) {
 	return list, err
 }
 
-// listFailed lists failed_dir without reading the .reason files, sorted
-// by time then name.
+// listFailed lists the failed files of failed_dir (see isFailed: of any
+// type but directories) without reading the .reason files, sorted by time
+// then name.
 func listFailed(dir string) ([]FailedFile, error) {
-	des, err := os.ReadDir(dir)
+	es, err := failedEntries(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	reasons := make(map[string]time.Time)
-	var out []FailedFile
-	for _, de := range des {
-		name := de.Name()
-		fi, err := de.Info()
-		if err != nil {
-			continue
+	out := make([]FailedFile, 0, len(es))
+	for _, e := range es {
+		f := FailedFile{Name: e.name, Size: e.fi.Size(), Time: e.fi.ModTime()}
+		if fi, err := os.Lstat(filepath.Join(dir, e.name+ReasonSuffix)); err == nil {
+			f.Time = fi.ModTime()
 		}
-		if base, ok := strings.CutSuffix(name, ReasonSuffix); ok {
-			reasons[base] = fi.ModTime()
-			continue
-		}
-		if isFailedName(name) && fi.Mode().IsRegular() {
-			out = append(out, FailedFile{Name: name, Size: fi.Size(), Time: fi.ModTime()})
-		}
-	}
-	for i := range out {
-		if t, ok := reasons[out[i].Name]; ok {
-			out[i].Time = t
-		}
+		out = append(out, f)
 	}
 	slices.SortFunc(out, func(a, b FailedFile) int {
 		if c := a.Time.Compare(b.Time); c != 0 {

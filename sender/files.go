@@ -121,17 +121,72 @@ const specialReasonPerm fs.FileMode = 0o640
 // ReasonSuffix ends the name of the file that explains a failed file.
 const ReasonSuffix = ".reason"
 
-// fail moves src into failed_dir under name (suffixed when taken) and
-// writes its .reason file with mode rperm. It returns the final path.
-func (d dirs) fail(src, name string, f failure, rperm fs.FileMode) (string, error) {
-	final, err := fsutil.Move(src, d.failed, name)
-	if err != nil {
-		return "", fmt.Errorf("move %s to %s: %w", src, d.failed, err)
+// reasonEscape is added to the failed_dir name of a file whose name ends
+// in ReasonSuffix.
+const reasonEscape = ".file"
+
+// failedName returns the name a file named name (a spool file's, or one
+// made from it: <name>.line-<n>) is stored under in failed_dir: the same,
+// but with ".file" added when it ends in .reason (docs/PROTOCOL.md §5). So
+// no failed file is named like a reason file, which is always <the failed
+// file's name>.reason.
+func failedName(name string) string {
+	if strings.HasSuffix(name, ReasonSuffix) {
+		return name + reasonEscape
 	}
-	if err := fsutil.WriteFileAtomic(final+ReasonSuffix, f.text(time.Now()), rperm); err != nil {
-		return final, fmt.Errorf("write reason for %s: %w", final, err)
+	return name
+}
+
+// freeName returns the first of name, name.1, name.2, … that neither a
+// file nor a reason file in failed_dir holds, so that the reason file
+// written beside the failed file replaces nothing (a failed_dir of an
+// earlier version may hold a failed file named X.reason: see isFailed). A
+// name taken by the time the file is moved gets a suffix from the move.
+func (d dirs) freeName(name string) string {
+	taken := func(n string) bool {
+		_, err := os.Lstat(filepath.Join(d.failed, n))
+		return err == nil
+	}
+	for i := 0; i < 100000; i++ {
+		cand := name
+		if i > 0 {
+			cand += "." + strconv.Itoa(i)
+		}
+		if !taken(cand) && !taken(cand+ReasonSuffix) {
+			return cand
+		}
+	}
+	return name
+}
+
+// fail moves src into failed_dir under the name name takes there
+// (failedName, suffixed when taken) and writes its .reason file with mode
+// rperm. It returns the final path, also when only the reason could not be
+// written.
+func (d dirs) fail(src, name string, f failure, rperm fs.FileMode) (string, error) {
+	final, err := d.place(src, name)
+	if err != nil {
+		return "", err
+	}
+	return final, d.writeReason(final, f, rperm)
+}
+
+// place moves src into failed_dir under the name name takes there
+// (failedName, suffixed when taken) and returns the final path.
+func (d dirs) place(src, name string) (string, error) {
+	final, err := fsutil.Move(src, d.failed, d.freeName(failedName(name)))
+	if err != nil {
+		return final, fmt.Errorf("move %s to %s: %w", src, d.failed, err)
 	}
 	return final, nil
+}
+
+// writeReason writes the .reason file of the failed file at final.
+func (d dirs) writeReason(final string, f failure, rperm fs.FileMode) error {
+	if err := fsutil.WriteFileAtomic(final+ReasonSuffix, f.text(time.Now()), rperm); err != nil {
+		return fmt.Errorf("write reason for %s: %w", final, err)
+	}
+	return nil
 }
 
 // failData writes data as a new file of mode perm (the spool file's) in

@@ -15,8 +15,10 @@
 // In failed_dir a file whose every line failed keeps its name;
 // the failed lines of a multi-line file go to <name>.line-<n> (a rejected
 // line) or <name>.lines-<n>-<m> (the unsent lines n to the end once the
-// retries of line n ran out), numbered by physical line. A name already
-// taken gets .1, .2, …; each failed file has <its name>.reason beside it.
+// retries of line n ran out), numbered by physical line. A name ending in
+// .reason gets .file added, so that no failed file is named like a reason
+// file; a name whose file or .reason file exists is taken and gets .1, .2,
+// …; each failed file has <its name>.reason beside it.
 // At a drain a claim goes back into the spool under its name (suffixed if
 // a new file of that name arrived meanwhile); a partly sent file goes back
 // holding only its unsent lines, with its original modification time and

@@ -59,24 +59,60 @@ func ReadStatus(c conf.Sender, now time.Time) (Status, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
 	}
-	err = eachEntry(d.failed, func(name string, fi fs.FileInfo) {
-		if isFailedName(name) && !fi.IsDir() {
-			st.Failed++
-		}
-	})
+	failed, err := failedEntries(d.failed)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return st, err
 	}
+	st.Failed = len(failed)
 	if !oldest.IsZero() {
 		st.OldestPendingSeconds = max(0, now.Sub(oldest).Seconds())
 	}
 	return st, nil
 }
 
-// isFailedName reports whether a name in failed_dir is a failed file (not
-// its .reason, not a temporary dotfile).
-func isFailedName(name string) bool {
-	return name != "" && name[0] != '.' && !strings.HasSuffix(name, ReasonSuffix)
+// isFailed reports whether the entry name of failed_dir is a failed file,
+// not a reason file nor a temporary dotfile; has tells whether failed_dir
+// holds a name. A name ending in .reason is a reason file, but for a
+// failed file stored by a version before failedName: a spool file X.reason
+// that failed whole kept its name, and has X.reason.reason beside it and
+// no X.
+func isFailed(name string, has func(string) bool) bool {
+	if name == "" || name[0] == '.' {
+		return false
+	}
+	base, ok := strings.CutSuffix(name, ReasonSuffix)
+	return !ok || (!has(base) && has(name+ReasonSuffix))
+}
+
+// failedEntry is a failed file and its Lstat.
+type failedEntry struct {
+	name string
+	fi   fs.FileInfo
+}
+
+// failedEntries lists the failed files of dir (see isFailed), of any type
+// but directories, in directory order. Entries that vanish meanwhile are
+// skipped.
+func failedEntries(dir string) ([]failedEntry, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", dir, err)
+	}
+	names := make(map[string]bool, len(des))
+	for _, de := range des {
+		names[de.Name()] = true
+	}
+	has := func(n string) bool { return names[n] }
+	var out []failedEntry
+	for _, de := range des {
+		if de.IsDir() || !isFailed(de.Name(), has) {
+			continue
+		}
+		if fi, err := de.Info(); err == nil {
+			out = append(out, failedEntry{de.Name(), fi})
+		}
+	}
+	return out, nil
 }
 
 // eachEntry calls f with the Lstat of every entry of dir; entries that
@@ -96,14 +132,16 @@ func eachEntry(dir string, f func(name string, fi fs.FileInfo)) error {
 	return nil
 }
 
-// FailedFiles lists the failed files in failed_dir, sorted by name.
+// FailedFiles lists the failed files in failed_dir that can be requeued
+// (regular files), sorted by name.
 func FailedFiles(c conf.Sender) ([]string, error) {
+	es, err := failedEntries(c.FailedDir)
 	var names []string
-	err := eachEntry(c.FailedDir, func(name string, fi fs.FileInfo) {
-		if isFailedName(name) && fi.Mode().IsRegular() {
-			names = append(names, name)
+	for _, e := range es {
+		if e.fi.Mode().IsRegular() {
+			names = append(names, e.name)
 		}
-	})
+	}
 	slices.Sort(names)
 	return names, err
 }
@@ -139,7 +177,11 @@ func (d dirs) requeue(arg string) (string, error) {
 			return "", fmt.Errorf("requeue %s: not in failed_dir %s", arg, d.failed)
 		}
 	}
-	if !isFailedName(name) || !eligibleName(name) {
+	has := func(n string) bool {
+		_, err := os.Lstat(filepath.Join(d.failed, n))
+		return err == nil
+	}
+	if !isFailed(name, has) || !eligibleName(name) {
 		return "", fmt.Errorf("requeue %s: not a failed file name", arg)
 	}
 	path := filepath.Join(d.failed, name)
