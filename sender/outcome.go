@@ -6,7 +6,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
+
+	"spoolgate/internal/fsutil"
 )
 
 // The outcomes of a claim, in one place: a worker calls one of these once
@@ -41,17 +44,59 @@ func (s *Sender) claim(e *entry) bool {
 }
 
 // failSpecial moves a symlink, FIFO, device or socket to failed_dir
-// without opening it.
+// without opening it; on another file system failed_dir gets a new one of
+// its kind, or a stand-in for a device (fsutil.Move). A move that fails is
+// logged at error once per name, then at debug: the watcher finds the file
+// again at every scan.
 func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
 	why := describeMode(fi.Mode())
-	final, err := s.dirs.fail(filepath.Join(dir, name), name, failure{
-		file: name, lines: "-", reason: "not a regular file: " + why + "; never opened",
-	}, specialReasonPerm)
+	f := failure{file: name, lines: "-", reason: "not a regular file: " + why + "; never opened"}
+	final, err := s.dirs.place(filepath.Join(dir, name), name)
+	if err == nil {
+		if fsutil.StandIn(fi, final) {
+			f.reason += "; failed_dir is on another file system: an empty named pipe without permission bits stands in for it"
+		}
+		err = s.dirs.writeReason(final, f, specialReasonPerm)
+	}
 	if err != nil {
-		s.log.Error("move non-regular file to failed_dir", "name", name, "err", err)
+		if s.specials.first(name) {
+			s.log.Error("move non-regular file to failed_dir", "name", name, "type", why, "err", err)
+		} else {
+			s.log.Debug("move non-regular file to failed_dir", "name", name, "type", why, "err", err)
+		}
 		return
 	}
+	s.specials.forget(name)
 	s.log.Warn("moved non-regular file to failed_dir", "name", name, "type", why, "to", final)
+}
+
+// nameSet is a set of names, safe for concurrent use: the special files
+// whose move failed and was logged.
+type nameSet struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
+
+// first adds name and reports whether it was new. The set is bounded: when
+// it is full it starts again (some names are then logged again).
+func (n *nameSet) first(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.names[name] {
+		return false
+	}
+	if n.names == nil || len(n.names) >= 4096 {
+		n.names = make(map[string]bool)
+	}
+	n.names[name] = true
+	return true
+}
+
+// forget removes name.
+func (n *nameSet) forget(name string) {
+	n.mu.Lock()
+	delete(n.names, name)
+	n.mu.Unlock()
 }
 
 // putBack returns an unfinished claim to the spool (see dirs.putBack).

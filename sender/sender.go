@@ -116,6 +116,7 @@ type Sender struct {
 	failedIdx                   *failedIndex
 	putBacks                    atomic.Int64 // claims returned to the spool at drain
 	leaseWarned                 atomic.Bool  // the kernel could not tell whether a claim had a writer
+	specials                    nameSet      // non-regular files whose move to failed_dir failed (logged once)
 
 	amqp *amqpSource // sender.source=amqp (amqp.go); nil: the spool
 }
