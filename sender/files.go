@@ -162,17 +162,19 @@ func (d dirs) freeName(name string) string {
 // fail moves src into failed_dir under the name name takes there
 // (failedName, suffixed when taken) and writes its .reason file with mode
 // rperm. It returns the final path, also when only the reason could not be
-// written.
+// written, or only src could not be removed after a copy across file
+// systems.
 func (d dirs) fail(src, name string, f failure, rperm fs.FileMode) (string, error) {
 	final, err := d.place(src, name)
 	if err != nil {
-		return "", err
+		return final, err
 	}
 	return final, d.writeReason(final, f, rperm)
 }
 
 // place moves src into failed_dir under the name name takes there
-// (failedName, suffixed when taken) and returns the final path.
+// (failedName, suffixed when taken) and returns the final path, also when
+// src could not be removed after a copy across file systems.
 func (d dirs) place(src, name string) (string, error) {
 	final, err := fsutil.Move(src, d.failed, d.freeName(failedName(name)))
 	if err != nil {
@@ -283,21 +285,24 @@ func describeMode(m fs.FileMode) string {
 	return "not a regular file (" + m.Type().String() + ")"
 }
 
-// finish disposes of a fully processed claim: deleted, or moved to
-// sent_dir; then its sidecar goes, if it may have one.
-func (d dirs) finish(name string, sidecar bool) error {
-	path := filepath.Join(d.inflight, name)
-	if d.sent != "" {
-		if _, err := fsutil.Move(path, d.sent, name); err != nil {
-			return fmt.Errorf("archive %s: %w", name, err)
-		}
-	} else if err := os.Remove(path); err != nil {
-		return fmt.Errorf("remove delivered %s: %w", name, err)
+// archive moves a delivered claim to sent_dir and returns its path
+// there, also when the claim was copied there (across file systems) but
+// could not be removed from .inflight (the error says so).
+func (d dirs) archive(name string) (string, error) {
+	final, err := fsutil.Move(filepath.Join(d.inflight, name), d.sent, name)
+	if err != nil {
+		return final, fmt.Errorf("archive %s: %w", name, err)
 	}
-	if !sidecar {
-		return nil
+	return final, nil
+}
+
+// removeClaim removes a claim from .inflight; one already gone is not an
+// error.
+func (d dirs) removeClaim(name string) error {
+	if err := os.Remove(filepath.Join(d.inflight, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove claim %s: %w", name, err)
 	}
-	return d.removeAck(name)
+	return nil
 }
 
 // putBack returns an unfinished claim to the spool. With nothing done it

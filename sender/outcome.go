@@ -110,25 +110,66 @@ func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time, 
 	s.log.Debug("claim put back", "name", name, "to", final)
 }
 
-// finish disposes of a claim whose every line is done.
-func (s *Sender) finish(name string, sidecar bool) {
-	if err := s.dirs.finish(name, sidecar); err != nil {
-		s.log.Error("dispose of delivered file", "name", name, "err", err)
+// finish disposes of a claim whose every line is done: deleted, or moved
+// to sent_dir, then its sidecar removed; a step that fails is retried
+// until it works (untilDone: the claim is stuck meanwhile).
+func (s *Sender) finish(ctx context.Context, sl *slot, name string, sidecar bool) {
+	archived := s.dirs.sent == ""
+	steps := []func() error{
+		func() error {
+			if archived {
+				return nil
+			}
+			final, err := s.dirs.archive(name)
+			archived = final != "" // copied to sent_dir, also when the claim could not be removed (below)
+			if !archived {
+				return err
+			}
+			return nil
+		},
+		func() error { return s.dirs.removeClaim(name) },
 	}
+	if sidecar {
+		steps = append(steps, func() error { return s.dirs.removeAck(name) })
+	}
+	s.untilDone(ctx, sl, name, "dispose of delivered file", steps...)
 }
 
 // failWhole moves a claimed file of mode perm to failed_dir under its own
-// name.
-func (s *Sender) failWhole(name string, perm fs.FileMode, f failure) {
-	final, err := s.dirs.fail(filepath.Join(s.dirs.inflight, name), name, f, reasonPerm(perm))
-	if err != nil {
-		s.log.Error("move file to failed_dir; it stays in .inflight and is retried at the next start", "name", name, "err", err)
+// name (failedName), retried until it works (untilDone).
+func (s *Sender) failWhole(ctx context.Context, sl *slot, name string, perm fs.FileMode, f failure) {
+	src := filepath.Join(s.dirs.inflight, name)
+	final, ok := s.saveFailed(ctx, sl, name, "move file to failed_dir", &f, reasonPerm(perm), func() (string, error) {
+		return s.dirs.fail(src, name, f, reasonPerm(perm))
+	})
+	if !ok {
 		return
 	}
+	// A move across file systems that copied the claim but could not
+	// remove it: it must not be sent again.
+	s.untilDone(ctx, sl, name, "remove claim moved to failed_dir", func() error { return s.dirs.removeClaim(name) })
 	if err := s.dirs.removeAck(name); err != nil {
 		s.log.Warn("remove sidecar", "name", name, "err", err)
 	}
 	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
+}
+
+// saveFailed runs save, which puts lines or a file of the claim name into
+// failed_dir with the reason *f (a dirs.fail… call), until it works
+// (untilDone): once they are in failed_dir but their reason is not, only
+// the reason (mode rperm) is written again. It returns their path, and
+// false when the claim stays in .inflight (see untilDone).
+func (s *Sender) saveFailed(ctx context.Context, sl *slot, name, what string, f *failure, rperm fs.FileMode, save func() (string, error)) (string, bool) {
+	var final string
+	ok := s.untilDone(ctx, sl, name, what, func() error {
+		if final != "" {
+			return s.dirs.writeReason(final, *f, rperm)
+		}
+		var err error
+		final, err = save()
+		return err
+	})
+	return final, ok
 }
 
 // putBackClaim returns a claim that was never started to the spool,
@@ -155,7 +196,7 @@ func (s *Sender) putBackClaim(name string) {
 // was done), or stays in .inflight with its progress recorded while another
 // process still holds it open for writing, since a copy of the unsent lines
 // would miss what that writer appends.
-func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, first int, mtime time.Time, perm fs.FileMode, p *progress) {
+func (s *Sender) abort(ctx context.Context, sl *slot, name string, cf *claimFile, data []byte, off, lineNo, first int, mtime time.Time, perm fs.FileMode, p *progress) {
 	if off <= first {
 		s.putBack(name, nil, 0, time.Time{}, 0) // nothing done: the file goes back as it is
 		return
@@ -163,7 +204,7 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 	data, st, err := cf.refresh(data)
 	switch {
 	case errors.Is(err, errTooLarge) && writerOf(cf, !s.noLeases) != writerOpen:
-		if s.failOverCap(name, cf, off, lineNo, first, perm, p) {
+		if s.failOverCap(ctx, sl, name, cf, off, lineNo, first, perm, p) {
 			return
 		}
 	case err != nil:
@@ -194,22 +235,27 @@ func (s *Sender) abort(name string, cf *claimFile, data []byte, off, lineNo, fir
 // one. It is called with no writer holding the file open (under the
 // lease), or when that cannot be told. False when the lines could not be
 // saved (logged): the claim then stays in .inflight.
-func (s *Sender) failOverCap(name string, cf *claimFile, off, lineNo, first int, perm fs.FileMode, p *progress) bool {
+func (s *Sender) failOverCap(ctx context.Context, sl *slot, name string, cf *claimFile, off, lineNo, first int, perm fs.FileMode, p *progress) bool {
 	f := failure{file: name, reason: errTooLarge.Error() + " (the most the sender reads of one spool file): it grew past that after it was claimed; split it"}
 	if p.recorded == 0 && (first < 0 || off <= first) {
 		f.lines = "all"
-		s.failWhole(name, perm, f)
+		s.failWhole(ctx, sl, name, perm, f)
 		return true
 	}
-	to, n, err := s.dirs.failRest(cf.f, int64(off), lineNo, &f, perm)
-	if err != nil {
-		s.log.Error("save the lines of a file that grew past the cap; it stays in .inflight", "name", name, "line", lineNo, "err", err)
+	var n int
+	to, ok := s.saveFailed(ctx, sl, name, "save the lines of a file that grew past the cap", &f, reasonPerm(perm), func() (string, error) {
+		var to string
+		var err error
+		to, n, err = s.dirs.failRest(cf.f, int64(off), lineNo, &f, perm)
+		return to, err
+	})
+	if !ok {
 		return false
 	}
 	s.countFailed(int64(n))
 	s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", name,
 		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
-	s.finish(name, p.sidecar)
+	s.finish(ctx, sl, name, p.sidecar)
 	return true
 }
 
@@ -241,12 +287,14 @@ func (s *Sender) countFailed(n int64) {
 }
 
 // saveRejected saves the rejected line lineNo of a claim (line, its bytes
-// with LF) to failed_dir as <name>.line-<n> with mode perm. False when it
-// could not (logged): the claim then stays in .inflight.
-func (s *Sender) saveRejected(line []byte, f failure, lineNo int, perm fs.FileMode) bool {
-	to, err := s.dirs.failData(line, f.file+".line-"+f.lines, f, perm)
-	if err != nil {
-		s.log.Error("save rejected line; the file stays in .inflight and is resumed at the next start", "name", f.file, "line", lineNo, "err", err)
+// with LF) to failed_dir as <name>.line-<n> with mode perm, retried until
+// it works (untilDone). False when it did not (logged): the claim then
+// stays in .inflight.
+func (s *Sender) saveRejected(ctx context.Context, sl *slot, line []byte, f failure, lineNo int, perm fs.FileMode) bool {
+	to, ok := s.saveFailed(ctx, sl, f.file, "save rejected line", &f, reasonPerm(perm), func() (string, error) {
+		return s.dirs.failData(line, f.file+".line-"+f.lines, f, perm)
+	})
+	if !ok {
 		return false
 	}
 	s.log.Warn("line rejected", "name", f.file, "line", lineNo, "to", to, "reason", f.reason)
@@ -255,16 +303,17 @@ func (s *Sender) saveRejected(line []byte, f failure, lineNo int, perm fs.FileMo
 
 // saveUnsent saves the unsent lines of a claim, from line lineNo (several
 // of them: multi) to the end, to failed_dir as <name>.line(s)-<f.lines>
-// with mode perm. False when it could not (logged): the claim then stays
-// in .inflight.
-func (s *Sender) saveUnsent(rest []byte, f failure, lineNo int, multi bool, perm fs.FileMode) bool {
+// with mode perm, retried until it works (untilDone). False when it did
+// not (logged): the claim then stays in .inflight.
+func (s *Sender) saveUnsent(ctx context.Context, sl *slot, rest []byte, f failure, lineNo int, multi bool, perm fs.FileMode) bool {
 	suffix := ".line-"
 	if multi {
 		suffix = ".lines-"
 	}
-	to, err := s.dirs.failData(rest, f.file+suffix+f.lines, f, perm)
-	if err != nil {
-		s.log.Error("save unsent lines; the file stays in .inflight and is resumed at the next start", "name", f.file, "line", lineNo, "err", err)
+	to, ok := s.saveFailed(ctx, sl, f.file, "save unsent lines", &f, reasonPerm(perm), func() (string, error) {
+		return s.dirs.failData(rest, f.file+suffix+f.lines, f, perm)
+	})
+	if !ok {
 		return false
 	}
 	s.log.Warn("lines failed after retries", "name", f.file, "lines", f.lines, "to", to, "reason", f.reason)

@@ -117,6 +117,7 @@ type Sender struct {
 	putBacks                    atomic.Int64 // claims returned to the spool at drain
 	leaseWarned                 atomic.Bool  // the kernel could not tell whether a claim had a writer
 	specials                    nameSet      // non-regular files whose move to failed_dir failed (logged once)
+	stuck                       stuckClaims  // claims whose disposal is being retried (stuck.go)
 
 	amqp *amqpSource // sender.source=amqp (amqp.go); nil: the spool
 }
@@ -164,6 +165,10 @@ func New(o Options) (*Sender, error) {
 		n, _ := s.failedIdx.count()
 		return float64(n)
 	}))
+	s.m.collectors = append(s.m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_sender_claims_stuck",
+		Help: "Claims whose disposal (lines to sender.failed_dir, a file to sender.sent_dir) failed, most often on a full file system, and is retried; /readyz fails meanwhile.",
+	}, func() float64 { return float64(s.stuck.count()) }))
 	s.circuit = &circuit{
 		log: s.log,
 		backoff: func() (time.Duration, time.Duration) {
@@ -239,6 +244,11 @@ func (s *Sender) Ready() error {
 	}
 	if p := s.w.scanErr.Load(); p != nil {
 		return *p
+	}
+	if st := s.stuck.list(); len(st) > 0 {
+		c := st[0]
+		return fmt.Errorf("%d claim(s) stuck: %s of %s failing since %s: %s (retried until it works)",
+			len(st), c.What, c.Name, c.Since.Format(time.RFC3339), c.Error)
 	}
 	return nil
 }
@@ -435,23 +445,45 @@ var errYield = errors.New("slot wanted by a parked claim")
 // slot is a worker's hold on one of the sender.workers slots. A claim
 // whose writer still holds the file open waits without one (park), so
 // that files that hang open (a stalled scp) cannot take every worker, and
-// takes one again (unpark) before it sends or disposes of anything.
+// takes one again (unpark) before it sends or disposes of anything. So
+// does a stuck claim (parkIn, untilDone).
 type slot struct {
 	s      *Sender
 	held   bool
 	parked bool
-	key    resumeKey // the claim's file: parked claims resume oldest first
+	gauge  prometheus.Gauge // counts the claim while parked; nil: none
+	key    resumeKey        // the claim's file: parked claims resume oldest first
 }
 
-// park gives the slot back while the claim waits for its writer.
+// park gives the slot back while the claim waits for its writer (counted
+// in spoolgate_sender_claims_waiting_for_writer).
 func (sl *slot) park() {
+	if sl != nil {
+		sl.parkIn(sl.s.m.waiting)
+	}
+}
+
+// parkIn gives the slot back while the claim waits, counted in g (nil: in
+// none) instead of spoolgate_sender_inflight.
+func (sl *slot) parkIn(g prometheus.Gauge) {
 	if sl == nil || !sl.held {
 		return
 	}
-	sl.held, sl.parked = false, true
+	sl.held, sl.parked, sl.gauge = false, true, g
 	sl.s.m.inflight.Dec()
-	sl.s.m.waiting.Inc()
+	if g != nil {
+		g.Inc()
+	}
 	sl.s.slots.release()
+}
+
+// unparked ends the wait of a parked claim.
+func (sl *slot) unparked() {
+	sl.parked = false
+	if sl.gauge != nil {
+		sl.gauge.Dec()
+		sl.gauge = nil
+	}
 }
 
 // unpark takes a slot again, before the picker does; false when ctx is
@@ -460,8 +492,7 @@ func (sl *slot) unpark(ctx context.Context) bool {
 	if sl == nil || !sl.parked {
 		return true
 	}
-	sl.parked = false
-	sl.s.m.waiting.Dec()
+	sl.unparked()
 	if sl.s.slots.resume(ctx, &sl.key) != nil {
 		return false
 	}
@@ -473,8 +504,7 @@ func (sl *slot) unpark(ctx context.Context) bool {
 // done ends the worker: its slot, if held, is released.
 func (sl *slot) done() {
 	if sl.parked {
-		sl.parked = false
-		sl.s.m.waiting.Dec()
+		sl.unparked()
 	}
 	if sl.held {
 		sl.held = false

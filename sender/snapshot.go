@@ -29,6 +29,10 @@ type Snapshot struct {
 	Pending              int     `json:"pending"`
 	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
 	InFlight             int     `json:"in_flight"`
+	// Stuck lists the claims whose disposal failed and is being retried
+	// (a full file system: stuck.go), longest stuck first; they are among
+	// InFlight.
+	Stuck []StuckClaim `json:"stuck"`
 	// Delivered, Rejected and Failed count messages (lines) since start.
 	Delivered int64 `json:"delivered_total"`
 	Rejected  int64 `json:"rejected_total"`
@@ -104,6 +108,7 @@ func (s *Sender) Snapshot(now time.Time, oldest int) Snapshot {
 	if s.amqp != nil {
 		sn.InFlight = int(s.amqp.sending.Load()) // deliveries being sent
 	}
+	sn.Stuck = s.stuck.list()
 	sn.Delivered, sn.Rejected, sn.Failed = s.delivered.Load(), s.rejected.Load(), s.failed.Load()
 	return sn
 }

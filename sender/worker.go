@@ -315,10 +315,10 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 		}
 		return
 	case errors.Is(err, errTooLarge):
-		if restored && s.failRestoredOverCap(name, cf, wb) {
+		if restored && s.failRestoredOverCap(ctx, sl, name, cf, wb) {
 			return
 		}
-		s.failWhole(name, fi.Mode(), failure{file: name, lines: "all", reason: err.Error() + "; split it"})
+		s.failWhole(ctx, sl, name, fi.Mode(), failure{file: name, lines: "all", reason: err.Error() + "; split it"})
 		return
 	case errors.Is(err, fs.ErrNotExist):
 		s.log.Warn("claimed file vanished", "name", name)
@@ -358,7 +358,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
 			s.putBack(name, nil, 0, time.Time{}, 0)
 		case endTooLarge:
-			if !s.failOverCap(name, cf, off, lineNo, first, perm, &p) {
+			if !s.failOverCap(ctx, sl, name, cf, off, lineNo, first, perm, &p) {
 				flush()
 			}
 		case endStopped:
@@ -410,7 +410,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 			more := hasContent(data[next:])
 			switch r.kind {
 			case lineAborted:
-				s.abort(name, cf, data, off, lineNo, first, mtime, perm, &p)
+				s.abort(ctx, sl, name, cf, data, off, lineNo, first, mtime, perm, &p)
 				return
 			case lineDelivered:
 				s.lineDone(ctx, name, lineNo, r)
@@ -422,7 +422,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 					// its writer appends more.
 					switch res := s.awaitAll(ctx, cf, &data, name, flush, sl); {
 					case res == endDone && !hasContent(data[next:]):
-						s.failWhole(name, perm, f)
+						s.failWhole(ctx, sl, name, perm, f)
 						return
 					case res != endDone:
 						other(res)
@@ -430,7 +430,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 					}
 					more = true
 				}
-				if !s.saveRejected(data[off:next], f, lineNo, perm) {
+				if !s.saveRejected(ctx, sl, data[off:next], f, lineNo, perm) {
 					flush()
 					return
 				}
@@ -448,14 +448,14 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 					f.lines += "-" + strconv.Itoa(last)
 				}
 				if off == first {
-					s.failWhole(name, perm, f)
+					s.failWhole(ctx, sl, name, perm, f)
 					return
 				}
-				if !s.saveUnsent(data[off:], f, lineNo, last != lineNo, perm) {
+				if !s.saveUnsent(ctx, sl, data[off:], f, lineNo, last != lineNo, perm) {
 					flush()
 					return
 				}
-				s.finish(name, p.sidecar)
+				s.finish(ctx, sl, name, p.sidecar)
 				return
 			}
 			off, lineNo = next, lineNo+1
@@ -489,7 +489,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 		}
 		break
 	}
-	s.finish(name, p.sidecar)
+	s.finish(ctx, sl, name, p.sidecar)
 }
 
 // failRestoredOverCap ends a claim restored at start whose file is over
@@ -498,7 +498,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 // reads the first maxFileBytes bytes, which hold what the record covers,
 // to check the record's CRC. False when the record does not match or
 // covers no line (the caller fails the file whole).
-func (s *Sender) failRestoredOverCap(name string, cf *claimFile, wb *workBuf) bool {
+func (s *Sender) failRestoredOverCap(ctx context.Context, sl *slot, name string, cf *claimFile, wb *workBuf) bool {
 	buf := wb.data
 	if cap(buf) < maxFileBytes {
 		buf = make([]byte, maxFileBytes)
@@ -515,7 +515,7 @@ func (s *Sender) failRestoredOverCap(name string, cf *claimFile, wb *workBuf) bo
 		return false
 	}
 	p := progress{recorded: a.lines, sidecar: true}
-	s.failOverCap(name, cf, int(a.offset), a.lines+1, firstContent(buf), cf.fi.Mode().Perm(), &p)
+	s.failOverCap(ctx, sl, name, cf, int(a.offset), a.lines+1, firstContent(buf), cf.fi.Mode().Perm(), &p)
 	return true // saved, or (logged) left in .inflight: never failed whole
 }
 

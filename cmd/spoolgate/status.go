@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -120,8 +121,22 @@ func printLive(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now time
 	fmt.Fprintf(w, "pending:        %d\n", st.Pending)
 	fmt.Fprintf(w, "oldest pending: %s\n", oldest)
 	fmt.Fprintf(w, "in flight:      %d\n", st.InFlight)
+	printStuck(w, st.Stuck, now)
 	fmt.Fprintf(w, "failed:         %d  (%s)\n", st.FailedCount, cfg.Sender.FailedDir)
 	fmt.Fprintf(w, "since start:    %d delivered, %d rejected, %d failed\n", st.Delivered, st.Rejected, st.Failed)
+}
+
+// printStuck prints the stuck claims, if any: claims whose disposal failed
+// (a full file system) and that the sender retries.
+func printStuck(w io.Writer, stuck []sender.StuckClaim, now time.Time) {
+	if len(stuck) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "stuck:          %d claim(s) that cannot be disposed of; the sender retries (free space, or fix what the error says)\n", len(stuck))
+	for _, c := range stuck {
+		fmt.Fprintf(w, "  %s  since %s (%s), %d tries: %s: %s\n", strconv.Quote(c.Name), c.Since.Local().Format("2006-01-02 15:04:05"),
+			now.Sub(c.Since).Round(time.Second), c.Tries, c.What, c.Error)
+	}
 }
 
 // printLiveState prints the running sender's readiness, circuit, remotes
