@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"spoolgate/conf"
+	"spoolgate/protocol"
 )
 
 // FailedFile is one failed file with what its .reason file says.
@@ -27,6 +28,46 @@ type FailedFile struct {
 	Remote   string    `json:"remote,omitempty"`
 	Lines    string    `json:"lines,omitempty"`
 	Reason   string    `json:"reason"`
+	Class    FailClass `json:"class"`
+}
+
+// FailClass says whether a failed file may be delivered if it is requeued
+// as it is, from what its .reason file says; its value is the word in
+// `spoolgate failed -json` (class).
+type FailClass string
+
+// The classes of failed files.
+const (
+	// FailRetry: its lines were sent and their retries ran out (timeout,
+	// conn_error, bad_reply, 500): once the remote answers again,
+	// requeueing it may deliver it.
+	FailRetry FailClass = "retry"
+	// FailRejected: the remote answered 400; as it is, it is rejected again.
+	FailRejected FailClass = "rejected"
+	// FailNotSent: never sent (invalid against protocol.result.*, or too
+	// large): as it is, it fails again.
+	FailNotSent FailClass = "not_sent"
+	// FailNotRegular: a symlink or special file, never opened nor
+	// requeued.
+	FailNotRegular FailClass = "not_regular"
+	// FailUnknown: no .reason file says why.
+	FailUnknown FailClass = "unknown"
+)
+
+// class classifies f from the fields of its .reason file (not from the
+// words of its reason): lines "-" is a file never opened, attempts 0 a line
+// never sent, code 400 a rejection; anything else was sent and ran out of
+// retries.
+func (f *FailedFile) class() FailClass {
+	switch {
+	case f.Lines == "-" || strings.HasPrefix(f.Lines, "- "):
+		return FailNotRegular
+	case f.Code == protocol.CodeInvalid:
+		return FailRejected
+	case f.Attempts == 0:
+		return FailNotSent
+	}
+	return FailRetry
 }
 
 // ReadFailed lists the failed files of failed_dir with their reasons,
@@ -74,9 +115,10 @@ func listFailed(dir string) ([]FailedFile, error) {
 func (f *FailedFile) readReason(dir string) {
 	b, err := os.ReadFile(filepath.Join(dir, f.Name+ReasonSuffix))
 	if err != nil {
-		f.Reason = "(no .reason file)"
+		f.Reason, f.Class = "(no .reason file)", FailUnknown
 		return
 	}
+	defer func() { f.Class = f.class() }()
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
