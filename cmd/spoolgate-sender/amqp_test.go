@@ -463,13 +463,13 @@ func TestAMQPStatusAndRequeue(t *testing.T) {
 	e.publish(t, bodies(0, n))
 	e2e.WaitFor(t, 30*time.Second, "all in the failed queue", func() bool { k, _ := e.depth(t, e.failedQ); return k == n })
 
-	out, code := runToolOut(t, "status", "-config", e.conf)
+	out, code := runToolOut(t, "status", "-daemons", "sender", "-config", e.conf)
 	if code != 0 || !strings.Contains(out, "results queue:  "+e.queue+"  0 ready, 1 consumer(s)") ||
 		!strings.Contains(out, "failed queue:   "+e.failedQ+"  5") || !strings.Contains(out, "source:         amqp (amqp://guest:xxxxx@") ||
 		!strings.Contains(out, "5 rejected") {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
-	out, code = runToolOut(t, "status", "-json", "-config", e.conf)
+	out, code = runToolOut(t, "status", "-daemons", "sender", "-json", "-config", e.conf)
 	var st struct {
 		Source string `json:"source"`
 		Queues []struct {

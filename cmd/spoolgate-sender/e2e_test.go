@@ -241,11 +241,13 @@ func TestStatusAndRequeue(t *testing.T) {
 	})
 	e := newEnv(t, f.addr(), nil)
 	makeSpool(t, e.spool, 5)
-	status := func() map[string]float64 {
+	// status runs spoolgate status -json, which exits 1 while the sender
+	// does not run (the only daemon expected here).
+	status := func(running bool) map[string]float64 {
 		t.Helper()
-		out, err := exec.Command(toolBin, "status", "-config", e.conf, "-json").Output()
-		if err != nil {
-			t.Fatalf("spoolgate status: %v", err)
+		out, err := exec.Command(toolBin, "status", "-daemons", "sender", "-config", e.conf, "-json").Output()
+		if code := exitCode(t, err); code != map[bool]int{true: 0, false: 1}[running] {
+			t.Fatalf("spoolgate status: exit %d (sender running: %v)", code, running)
 		}
 		var st map[string]any
 		if err := json.Unmarshal(out, &st); err != nil {
@@ -259,12 +261,12 @@ func TestStatusAndRequeue(t *testing.T) {
 		}
 		return m
 	}
-	if st := status(); st["pending"] != 5 || st["failed"] != 0 || st["oldest_pending_seconds"] < 3500 {
+	if st := status(false); st["pending"] != 5 || st["failed"] != 0 || st["oldest_pending_seconds"] < 3500 {
 		t.Fatalf("status before: %v", st)
 	}
 	p := e.startSender(t)
 	e2e.WaitFor(t, 10*time.Second, "5 rejected", func() bool { return count(t, e.failed) == 10 })
-	if st := status(); st["pending"] != 0 || st["failed"] != 5 || st["in_flight"] != 0 {
+	if st := status(true); st["pending"] != 0 || st["failed"] != 5 || st["in_flight"] != 0 {
 		t.Fatalf("status with the daemon running: %v", st)
 	}
 	accept.Store(true)

@@ -2,14 +2,15 @@
 //
 //	spoolgate check   [-config PATH] [-daemons LIST]  test the config and this host, like nginx -t; exit 0 or 2
 //	spoolgate send    -addr HOST:PORT [MESSAGE…]      send messages (or stdin lines), print each reply
-//	spoolgate status  [-config PATH] [-json] [-age]   the running sender's state, else the directories'
+//	spoolgate status  [-config PATH] [-json] [-age]   the running sender's state, else the directories'; exit 1 when a daemon expected here (-daemons) is down
 //	spoolgate failed  [-config PATH] [-json]          failed files with reason, code, attempts, time
 //	spoolgate requeue [-config PATH] (-all | FILE…)   move failed files back into the spool
 //	spoolgate bench   -addr HOST:PORT -c N -n COUNT   load generator; -null ADDR serves the reference
 //	spoolgate -version                                version, commit and Go version
 //
 // Exit codes: 0 success, 1 failure (a reply other than 200, a connection
-// error), 2 bad usage or a bad config.
+// error, a daemon expected on this host that does not run), 2 bad usage or
+// a bad config.
 package main
 
 import (
@@ -29,7 +30,8 @@ const usage = `usage: spoolgate COMMAND [flags]
 commands:
   check    [-config PATH] [-daemons LIST]   test the config and this host like nginx -t (exit 0, or 2: one line a problem)
   send     -addr HOST:PORT [MESSAGE...]     send messages (or stdin lines), print each reply
-  status   [-config PATH] [-json] [-age]    the running sender's state (circuit, remotes, pending, failed), else the directories'
+  status   [-config PATH] [-json] [-age]    the running sender's state (circuit, remotes, pending, failed), else the directories';
+                                            exit 1 when a daemon expected here (-daemons LIST) is down
   failed   [-config PATH] [-json]           failed files with reason, code, attempts and time, newest last
   requeue  [-config PATH] (-all | FILE...)  move failed files back into the spool
   bench    -addr HOST:PORT -c N -n COUNT    load generator (-null ADDR serves the reference)

@@ -213,7 +213,7 @@ func TestHelp(t *testing.T) {
 	tests := []struct{ cmd, synopsis, flag string }{
 		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender] [-syntax]", "-daemons"},
 		{"send", "usage: spoolgate send -addr HOST:PORT [-timeout D] [MESSAGE...]", "-addr"},
-		{"status", "usage: spoolgate status [-config PATH] [-json] [-age]", "-age"},
+		{"status", "usage: spoolgate status [-config PATH] [-daemons LIST] [-json] [-age]", "-daemons"},
 		{"failed", "usage: spoolgate failed [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
 		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME", "-keepalive"},

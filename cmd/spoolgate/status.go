@@ -18,19 +18,19 @@ import (
 
 // runStatus prints the state of the sender: it asks the running sender at
 // sender.admin_listen (GET /api/status: circuit, in flight, last error,
-// remotes) and, when none answers, reads the directories and says so.
+// remotes) and, when none answers, reads the directories and says so. It
+// asks the receiver at receiver.admin_listen whether it runs and is ready.
 //
-//	spoolgate status [-config PATH] [-json] [-age]
+//	spoolgate status [-config PATH] [-daemons LIST] [-json] [-age]
 //
 // -age adds the pending and failed files by age, in qshape's buckets.
-// Exit codes: 0, 1 when a directory cannot be read, 2 for bad usage or a
-// bad config.
+// Exit codes (statusUsage): 0 when every daemon expected here answers, 1
+// when one does not (each named on stderr) or a directory or the broker
+// cannot be read, 2 for bad usage or a bad config.
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "[-config PATH] [-json] [-age]",
-		"Prints the sender's state: it asks the running sender at sender.admin_listen (circuit, remotes,\n"+
-			"last error, pending, oldest pending age, in flight, failed) and, when none answers, reads the\n"+
-			"directories and says so. -age adds the files by age (qshape buckets). Takes no arguments.", stderr)
+	fs := newFlags("status", "[-config PATH] [-daemons LIST] [-json] [-age]", statusUsage, stderr)
 	path := configFlag(fs)
+	list := fs.String("daemons", "", "the daemons that run on this host: receiver, sender or receiver,sender (default: the receiver, and the sender when sender.remote is set)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	byAge := fs.Bool("age", false, "also show the pending and failed files by age (qshape buckets: 5m, 10m, 20m, 40m, 80m, …)")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
@@ -44,13 +44,102 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	if cfg.Sender.Source == conf.SourceAMQP {
-		return statusAMQP(cfg, *asJSON, *byAge, stdout, stderr)
+	on := daemons{receiver: true, sender: cfg.RequireSender() == nil}
+	if *list != "" {
+		var err error
+		if on, err = parseDaemons(*list); err != nil {
+			fmt.Fprintln(stderr, "spoolgate status:", err)
+			return 2
+		}
 	}
 	now := time.Now()
 	live, liveErr := askSender(cfg.Sender.AdminListen)
+	ds := daemonStates(cfg, on, live, liveErr)
+	code := 0
+	if cfg.Sender.Source == conf.SourceAMQP {
+		code = statusAMQP(cfg, ds, live, liveErr, *asJSON, *byAge, stdout, stderr)
+	} else {
+		code = statusSpool(cfg, ds, live, liveErr, now, *asJSON, *byAge, stdout, stderr)
+	}
+	if code == 2 {
+		return code
+	}
+	for _, d := range ds {
+		if d.down() {
+			fmt.Fprintf(stderr, "spoolgate status: spoolgate-%s is not running: %s\n", d.Name, d.Error)
+			code = 1
+		}
+	}
+	return code
+}
+
+// statusUsage is the help of spoolgate status, exit codes included (the
+// README's operator's tool section says the same).
+const statusUsage = "Prints the sender's state: it asks the running sender at sender.admin_listen (circuit, remotes,\n" +
+	"last error, pending, oldest pending age, in flight, stuck claims, failed) and, when none answers,\n" +
+	"reads the directories and says so. It asks the receiver at receiver.admin_listen whether it runs\n" +
+	"and is ready. -age adds the files by age (qshape buckets). Takes no arguments.\n\n" +
+	"Exit codes: 0 every daemon expected on this host (-daemons) answers, ready or not; 1 one does not\n" +
+	"(each is named on stderr), or a directory or the broker cannot be read; 2 bad usage or config."
+
+// daemonState is what status found of one daemon.
+type daemonState struct {
+	Name     string `json:"name"`     // receiver or sender
+	Expected bool   `json:"expected"` // on this host (-daemons)
+	Running  bool   `json:"running"`  // its admin address answered
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	Error    string `json:"error,omitempty"` // why it is not known to run
+	noAdmin  bool   // its admin address is empty: whether it runs cannot be asked
+}
+
+// down reports an expected daemon that does not answer.
+func (d daemonState) down() bool { return d.Expected && !d.Running && !d.noAdmin }
+
+// daemonStates asks the receiver (when expected) and takes the sender's
+// answer (live, or why none: liveErr).
+func daemonStates(cfg *conf.Config, on daemons, live *console.SenderStatus, liveErr error) []daemonState {
+	var ds []daemonState
+	if on.receiver {
+		d := daemonState{Name: "receiver", Expected: true}
+		rs, err := askReceiver(cfg.Receiver.AdminListen)
+		if err != nil {
+			d.Error, d.noAdmin = err.Error(), errors.Is(err, errNoAdmin)
+		} else {
+			d.Running, d.Ready, d.NotReady = true, rs.Ready, rs.NotReady
+		}
+		ds = append(ds, d)
+	}
+	d := daemonState{Name: "sender", Expected: on.sender}
+	if live != nil {
+		d.Running, d.Ready, d.NotReady = true, live.Ready, live.NotReady
+	} else {
+		d.Error, d.noAdmin = liveErr.Error(), errors.Is(liveErr, errNoAdmin)
+	}
+	return append(ds, d)
+}
+
+// printDaemon prints the line of a daemon other than the sender (whose
+// state printLiveState prints).
+func printDaemon(w io.Writer, d daemonState, addr string) {
+	label := d.Name + ":"
+	switch {
+	case d.Running && d.Ready:
+		fmt.Fprintf(w, "%-15s running (admin %s); ready\n", label, addr)
+	case d.Running:
+		fmt.Fprintf(w, "%-15s running (admin %s); NOT READY: %s\n", label, addr, d.NotReady)
+	case d.noAdmin:
+		fmt.Fprintf(w, "%-15s not asked (%s)\n", label, d.Error)
+	default:
+		fmt.Fprintf(w, "%-15s not running (%s)\n", label, d.Error)
+	}
+}
+
+// statusSpool is spoolgate status with sender.source=spool.
+func statusSpool(cfg *conf.Config, ds []daemonState, live *console.SenderStatus, liveErr error, now time.Time, asJSON, byAge bool, stdout, stderr io.Writer) int {
+	snd := ds[len(ds)-1]
 	var st sender.Status
-	if live == nil {
+	if live == nil && snd.Expected {
 		var err error
 		if st, err = sender.ReadStatus(cfg.Sender, now); err != nil {
 			fmt.Fprintln(stderr, "spoolgate status:", err)
@@ -58,7 +147,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	var ages *ageTable
-	if *byAge {
+	if byAge {
 		pending, failed, err := sender.Ages(cfg.Sender)
 		if err != nil {
 			fmt.Fprintln(stderr, "spoolgate status:", err)
@@ -66,21 +155,25 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		ages = newAgeTable(now, pending, failed)
 	}
-	if *asJSON {
+	if asJSON {
 		var out any
 		if live != nil {
 			out = struct {
 				Source string `json:"source"`
 				*console.SenderStatus
-				Ages *ageTable `json:"ages,omitempty"`
-			}{"sender", live, ages}
+				Ages    *ageTable     `json:"ages,omitempty"`
+				Daemons []daemonState `json:"daemons"`
+				Down    []string      `json:"down"`
+			}{"sender", live, ages, ds, downNames(ds)}
 		} else {
 			out = struct {
 				Source     string `json:"source"`
 				NotRunning string `json:"not_running"`
 				sender.Status
-				Ages *ageTable `json:"ages,omitempty"`
-			}{"directories", liveErr.Error(), st, ages}
+				Ages    *ageTable     `json:"ages,omitempty"`
+				Daemons []daemonState `json:"daemons"`
+				Down    []string      `json:"down"`
+			}{"directories", liveErr.Error(), st, ages, ds, downNames(ds)}
 		}
 		if err := writeJSON(stdout, out); err != nil {
 			fmt.Fprintln(stderr, "spoolgate status:", err)
@@ -94,10 +187,20 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		}
 		return (time.Duration(s) * time.Second).String()
 	}
-	if live != nil {
+	for _, d := range ds[:len(ds)-1] {
+		printDaemon(stdout, d, cfg.Receiver.AdminListen)
+	}
+	switch {
+	case live != nil:
 		printLive(stdout, cfg, live, now)
-	} else {
-		fmt.Fprintf(stdout, "sender:         not running (%v); read from the directories\n", liveErr)
+	case !snd.Expected:
+		fmt.Fprintf(stdout, "sender:         not running (%v); not expected on this host (sender.remote is empty, or -daemons)\n", liveErr)
+	default:
+		state := "not running"
+		if snd.noAdmin {
+			state = "not asked"
+		}
+		fmt.Fprintf(stdout, "sender:         %s (%v); read from the directories\n", state, liveErr)
 		fmt.Fprintf(stdout, "spool:          %s\n", st.SpoolDir)
 		fmt.Fprintf(stdout, "pending:        %d\n", st.Pending)
 		fmt.Fprintf(stdout, "oldest pending: %s\n", age(st.OldestPendingSeconds))
@@ -109,6 +212,17 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		ages.print(stdout)
 	}
 	return 0
+}
+
+// downNames lists the expected daemons that do not answer (never nil).
+func downNames(ds []daemonState) []string {
+	out := []string{}
+	for _, d := range ds {
+		if d.down() {
+			out = append(out, d.Name)
+		}
+	}
+	return out
 }
 
 func printLive(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now time.Time) {
@@ -167,16 +281,40 @@ func printLiveState(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now
 	}
 }
 
+// errNoAdmin: a daemon's admin address is empty, so whether it runs
+// cannot be asked.
+var errNoAdmin = errors.New("admin_listen is empty")
+
 // askSender gets the running sender's /api/status at its admin address; a
 // wildcard listen address is asked on the loopback. The error says why
 // there is no answer.
 func askSender(addr string) (*console.SenderStatus, error) {
+	var st console.SenderStatus
+	if err := askAdmin("sender", addr, &st, func() bool { return st.Daemon == "sender" }); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// askReceiver gets the running receiver's /api/status (as askSender).
+func askReceiver(addr string) (*console.ReceiverStatus, error) {
+	var st console.ReceiverStatus
+	if err := askAdmin("receiver", addr, &st, func() bool { return st.Daemon == "receiver" }); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// askAdmin decodes the /api/status of the daemon at its admin address addr
+// into v; is tells whether v is that daemon's. A wildcard listen address
+// is asked on the loopback. The error says why there is no answer.
+func askAdmin(daemon, addr string, v any, is func() bool) error {
 	if addr == "" {
-		return nil, errors.New("sender.admin_listen is empty")
+		return fmt.Errorf("%s.%w", daemon, errNoAdmin)
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
@@ -186,19 +324,18 @@ func askSender(addr string) (*console.SenderStatus, error) {
 	if err != nil {
 		var oe *net.OpError
 		if errors.As(err, &oe) {
-			return nil, fmt.Errorf("no answer at %s: %v", addr, oe.Err)
+			return fmt.Errorf("no answer at %s: %v", addr, oe.Err)
 		}
-		return nil, fmt.Errorf("no answer at %s: %v", addr, err)
+		return fmt.Errorf("no answer at %s: %v", addr, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s/api/status answered %s", addr, resp.Status)
+		return fmt.Errorf("%s/api/status answered %s", addr, resp.Status)
 	}
-	var st console.SenderStatus
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil || st.Daemon != "sender" {
-		return nil, fmt.Errorf("%s is not a spoolgate-sender's admin address", addr)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(v); err != nil || !is() {
+		return fmt.Errorf("%s is not a spoolgate-%s's admin address", addr, daemon)
 	}
-	return &st, nil
+	return nil
 }
 
 // ageBuckets are qshape's: each column counts the files younger than it

@@ -29,11 +29,11 @@ type queueDepth struct {
 // statusAMQP is `spoolgate status` with sender.source=amqp: the running
 // sender's state (when it answers at sender.admin_listen) and the depths
 // of the results and failed queues (a passive declare: nothing is
-// created). Exit 1 when the broker cannot be asked.
-func statusAMQP(cfg *conf.Config, asJSON, byAge bool, stdout, stderr io.Writer) int {
+// created). Exit 1 when the broker cannot be asked; runStatus adds the
+// daemons that do not answer (states).
+func statusAMQP(cfg *conf.Config, states []daemonState, live *console.SenderStatus, liveErr error, asJSON, byAge bool, stdout, stderr io.Writer) int {
 	now := time.Now()
 	c := cfg.Sender
-	live, liveErr := askSender(c.AdminListen)
 	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
 	defer cancel()
 	ds, derr := broker.Depths(ctx, c.AMQP.URL, c.AMQP.Queue, c.AMQP.FailedQueue)
@@ -54,10 +54,12 @@ func statusAMQP(cfg *conf.Config, asJSON, byAge bool, stdout, stderr io.Writer) 
 			Source     string `json:"source"`
 			NotRunning string `json:"not_running,omitempty"`
 			*console.SenderStatus
-			Broker      string       `json:"broker"`
-			Queues      []queueDepth `json:"queues"`
-			QueuesError string       `json:"queues_error,omitempty"`
-		}{Source: "sender", SenderStatus: live, Broker: redacted(c.AMQP.URL), Queues: qs}
+			Broker      string        `json:"broker"`
+			Queues      []queueDepth  `json:"queues"`
+			QueuesError string        `json:"queues_error,omitempty"`
+			Daemons     []daemonState `json:"daemons"`
+			Down        []string      `json:"down"`
+		}{Source: "sender", SenderStatus: live, Broker: redacted(c.AMQP.URL), Queues: qs, Daemons: states, Down: downNames(states)}
 		if live == nil {
 			out.Source, out.NotRunning = "broker", liveErr.Error()
 		}
@@ -69,6 +71,9 @@ func statusAMQP(cfg *conf.Config, asJSON, byAge bool, stdout, stderr io.Writer) 
 			return 1
 		}
 		return code
+	}
+	for _, d := range states[:len(states)-1] {
+		printDaemon(stdout, d, cfg.Receiver.AdminListen)
 	}
 	if live != nil {
 		printLiveState(stdout, cfg, live, now)
