@@ -94,7 +94,7 @@ func TestStuckClaimOnFullSpool(t *testing.T) {
 	if !strings.Contains(metrics, "\nspoolgate_sender_claims_stuck 1\n") {
 		t.Errorf("metrics lack spoolgate_sender_claims_stuck 1")
 	}
-	out, err := exec.Command(toolBin, "status", "-config", e.conf).CombinedOutput()
+	out, err := exec.Command(toolBin, "status", "-daemons", "sender", "-config", e.conf).CombinedOutput()
 	if err != nil {
 		t.Errorf("spoolgate status: %v", err)
 	}
