@@ -17,23 +17,6 @@ import (
 	"spoolgate/internal/e2e"
 )
 
-// mountTmpfs mounts a tmpfs with opts on dir (created), unmounted at the
-// end of the test, or skips the test.
-func mountTmpfs(t *testing.T, dir, opts string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, opts); err != nil {
-		t.Skipf("cannot mount a tmpfs on %s (needs root): %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-}
-
 // fillInodes creates files in dir until its file system has no inode
 // left, and returns a function that removes them.
 func fillInodes(t *testing.T, dir string) func() {
@@ -72,7 +55,7 @@ func fillInodes(t *testing.T, dir string) func() {
 func TestSpecialFilesToAnotherFileSystem(t *testing.T) {
 	r := startRemote(t, nil)
 	c := testConf(t, r.addr())
-	mountTmpfs(t, c.FailedDir, "size=1m,nr_inodes=64")
+	e2e.MountTmpfs(t, c.FailedDir, "size=1m,nr_inodes=64")
 	unfill := fillInodes(t, c.FailedDir)
 	outside := filepath.Join(t.TempDir(), "secret.txt")
 	if err := os.WriteFile(outside, []byte(body(1)+"\n"), 0o600); err != nil {

@@ -1,41 +1,14 @@
 package sender
 
 import (
-	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"spoolgate/internal/e2e"
 )
-
-// fillBytes writes a dotfile in dir until its file system is full and
-// returns a function that removes it.
-func fillBytes(t *testing.T, dir string) func() {
-	t.Helper()
-	p := filepath.Join(dir, ".filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 4096)); errors.Is(err, syscall.ENOSPC) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
-	f.Close()
-	return func() {
-		if err := os.Remove(p); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestStuckArchive: a delivered file that cannot be archived to a full
 // sent_dir (another file system) is a stuck claim (Ready fails, the
@@ -47,8 +20,8 @@ func TestStuckArchive(t *testing.T) {
 	r := startRemote(t, nil)
 	c := testConf(t, r.addr())
 	c.SentDir = filepath.Join(t.TempDir(), "sent")
-	mountTmpfs(t, c.SentDir, "size=64k")
-	unfill := fillBytes(t, c.SentDir)
+	e2e.MountTmpfs(t, c.SentDir, "size=64k")
+	unfill := e2e.FillFS(t, c.SentDir)
 	s, stop := runSender(t, c, nil)
 	inflight := filepath.Join(c.SpoolDir, InflightDir)
 
@@ -70,7 +43,7 @@ func TestStuckArchive(t *testing.T) {
 		t.Fatalf("sent %d times", len(r.messages()))
 	}
 
-	unfill = fillBytes(t, c.SentDir)
+	unfill = e2e.FillFS(t, c.SentDir)
 	defer unfill()
 	drop(t, c.SpoolDir, "b.txt", body(2)+"\n", time.Time{})
 	e2e.WaitFor(t, 10*time.Second, "b.txt stuck", func() bool { return len(s.Snapshot(time.Now(), 0).Stuck) == 1 })

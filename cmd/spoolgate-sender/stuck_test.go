@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,31 +34,12 @@ func TestStuckClaimOnFullSpool(t *testing.T) {
 		}
 	})
 	e := newEnv(t, f.addr(), map[string]string{"sender.retry_backoff_max": "100ms", "sender.settle": "50ms"})
-	if err := syscall.Mount("tmpfs", e.spool, "tmpfs", 0, "size=128k"); err != nil {
-		t.Skipf("cannot mount a tmpfs on the spool (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(e.spool, 0); err != nil {
-			t.Errorf("unmount %s: %v", e.spool, err)
-		}
-	})
+	e2e.MountTmpfs(t, e.spool, "size=128k")
 	if err := os.Mkdir(filepath.Join(e.spool, ".inflight"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	e2e.WriteFile(t, filepath.Join(e.spool, "a.txt"), body(1)+"\n"+body(2)+"\n"+body(3)+"\n")
-	filler := filepath.Join(e.spool, ".filler")
-	fl, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := fl.Write(make([]byte, 4096)); errors.Is(err, syscall.ENOSPC) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
-	fl.Close()
+	free := e2e.FillFS(t, e.spool)
 
 	p := e.startSender(t)
 	var body string
@@ -104,9 +84,7 @@ func TestStuckClaimOnFullSpool(t *testing.T) {
 		}
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	e2e.WaitFor(t, 20*time.Second, "the rest of the file sent, ready again", func() bool {
 		return len(f.messages(t)) == 2 && e.ready() == 200
 	})

@@ -14,6 +14,8 @@ import (
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
+
+	"spoolgate/internal/e2e"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -163,17 +165,7 @@ func TestWriteTemp(t *testing.T) {
 // (mount).
 func TestMoveAcrossFileSystems(t *testing.T) {
 	dst := filepath.Join(t.TempDir(), "other")
-	if err := os.Mkdir(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dst, "tmpfs", 0, "size=1m"); err != nil {
-		t.Skipf("cannot mount a tmpfs for another file system (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dst, 0); err != nil {
-			t.Errorf("unmount %s: %v", dst, err)
-		}
-	})
+	e2e.MountTmpfs(t, dst, "size=1m")
 	src := t.TempDir()
 	target := filepath.Join(src, "target")
 	must := func(err error) {
