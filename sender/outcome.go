@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -52,6 +53,11 @@ func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
 	why := describeMode(fi.Mode())
 	f := failure{file: name, lines: "-", reason: "not a regular file: " + why + "; never opened"}
 	final, err := s.dirs.place(filepath.Join(dir, name), name)
+	if err != nil && final != "" {
+		// Made again in failed_dir, but the one in the spool could not be
+		// removed: undone, or every scan would make another.
+		_ = os.Remove(final)
+	}
 	if err == nil {
 		if fsutil.StandIn(fi, final) {
 			f.reason += "; failed_dir is on another file system: an empty named pipe without permission bits stands in for it"
