@@ -20,6 +20,8 @@ import (
 // failSpecial: in failed_dir with a .reason file), or put back into the
 // spool (putBack, putBackClaim, abort); on the way, single lines are
 // delivered (lineDone), or saved to failed_dir (saveRejected, saveUnsent).
+// What must be written to failed_dir or sent_dir is retried until it works
+// while the claim counts as stuck (untilDone, stuck.go).
 
 // claim renames a settled file into .inflight. Whether it is still the
 // file that settled (size, mtime) and a regular one is checked by its

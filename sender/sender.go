@@ -24,7 +24,9 @@
 // holding only its unsent lines, with its original modification time and
 // mode. A claim stays open while it is sent: what its writer appends after
 // the claim is sent too before the file is disposed of, and a claim whose
-// writer still holds it open waits for it (see process).
+// writer still holds it open waits for it (see process). A disposal that
+// fails (a full file system) is retried, the claim counted as stuck
+// meanwhile (stuck.go).
 //
 // With sender.source=amqp the lines come from a RabbitMQ queue instead
 // and the spool is not used (amqp.go).
