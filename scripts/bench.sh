@@ -8,6 +8,7 @@
 #   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
 #   SKIP_AMQP=1 scripts/bench.sh     # without the RabbitMQ row (skipped anyway without rabbitmq-server)
+#   SKIP_LINK=1 scripts/bench.sh     # without the rows through a simulated 30 ms link (about 10 minutes of the run)
 #   PIPE_WINDOW=10000 PIPE_ONE=5000 scripts/bench.sh  # the pipelining rows' windows (the defaults)
 #   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
@@ -227,6 +228,30 @@ printf '| %-58s | %12s | %10s | %8s |\n' "sender drain $BIG files, files/s" "$f1
 printf '| %-58s | %12s | %10s | %8s |\n' "sender peak RSS MB ($SMALL / $BIG files)" "$h10 / $h100" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver peak RSS MB, whole run" "$recv_hwm_all" "" ""
 
+claimrun() { # claimrun CONF LINES BASE WAIT: one LINES-line file (process_nos from BASE) through a sender with CONF, at most WAIT; prints lines/s from its claim, and from the sender's start
+	local conf=$1 lines=$2 base=$3 maxwait=$4 spid tpid done
+	awk -v n="$lines" -v b="$base" 'BEGIN { for (i = 0; i < n; i++) printf "REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|\n", b+i, b+i, i }' >"$work/outbox/.big.tmp"
+	touch -d '-1 min' "$work/outbox/.big.tmp"; mv "$work/outbox/.big.tmp" "$work/outbox/big.txt"; sync
+	# The claim's life (its rename into .inflight to its deletion), looked
+	# at every millisecond from just before the sender starts.
+	rm -f "$work/claim.json"
+	"$sg" bench -time-claim "$work/outbox/big.txt" -d "$maxwait" -json >"$work/claim.json" 2>"$work/claim.err" &
+	tpid=$!; pids+=("$tpid")
+	for _ in $(seq 1 500); do grep -q watching "$work/claim.err" 2>/dev/null && break; sleep 0.01; done
+	"$work/bin/spoolgate-sender" -config "$conf" &
+	spid=$!; pids+=("$spid")
+	while kill -0 "$tpid" 2>/dev/null && kill -0 "$spid" 2>/dev/null; do sleep 0.05; done
+	wait "$tpid" 2>/dev/null || true
+	grep -v watching "$work/claim.err" >&2 || true
+	done=$(metric "$sport" 'spoolgate_sender_messages_total{outcome="delivered"}')
+	[ "${done:-0}" = "$lines" ] || echo "bench.sh: a $lines-line file stopped with ${done:-0} lines delivered" >&2
+	kill -TERM "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	rm -rf "$work/outbox" "$work/failed"; mkdir -p "$work/outbox" "$work/failed"
+	local took wait; took=$(jnum took_ns <"$work/claim.json"); wait=$(jnum wait_ns <"$work/claim.json")
+	awk -v n="${done:-0}" -v took="${took:-0}" -v w="${wait:-0}" 'BEGIN { if (took > 0) printf "%.0f %.0f\n", n/(took/1e9), n/((w+took)/1e9); else print "- -" }'
+}
+
 # One result file of many lines through the sender (issue 12): sender.window
 # = 1 against a window of $ML_WINDOW, into the receiver above (fsync=always)
 # and into a second one with fsync=never. Lines/s from the file's claim to
@@ -248,29 +273,9 @@ if [ -z "${SKIP_MULTILINE:-}" ]; then
 	# mlrun runs in a subshell: the caller moves it on.
 	ml_base=500000000
 	mlrun() { # mlrun PORT WINDOW: one $ML_LINES-line file through the sender; prints lines/s from its claim, and from the sender's start
-		local port=$1 win=$2 spid tpid done
-		sed -e "s/^sender.remote = .*/sender.remote = 127.0.0.1:$port/" "$work/conf.properties" >"$work/conf-ml.properties"
-		echo "sender.window = $win" >>"$work/conf-ml.properties"
-		awk -v n="$ML_LINES" -v b="$ml_base" 'BEGIN { for (i = 0; i < n; i++) printf "REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|\n", b+i, b+i, i }' >"$work/outbox/.big.tmp"
-		touch -d '-1 min' "$work/outbox/.big.tmp"; mv "$work/outbox/.big.tmp" "$work/outbox/big.txt"; sync
-		# The claim's life (its rename into .inflight to its deletion), looked
-		# at every millisecond from just before the sender starts.
-		rm -f "$work/claim.json"
-		"$sg" bench -time-claim "$work/outbox/big.txt" -d 300s -json >"$work/claim.json" 2>"$work/claim.err" &
-		tpid=$!; pids+=("$tpid")
-		for _ in $(seq 1 500); do grep -q watching "$work/claim.err" 2>/dev/null && break; sleep 0.01; done
-		"$work/bin/spoolgate-sender" -config "$work/conf-ml.properties" &
-		spid=$!; pids+=("$spid")
-		while kill -0 "$tpid" 2>/dev/null && kill -0 "$spid" 2>/dev/null; do sleep 0.05; done
-		wait "$tpid" 2>/dev/null || true
-		grep -v watching "$work/claim.err" >&2 || true
-		done=$(metric "$sport" 'spoolgate_sender_messages_total{outcome="delivered"}')
-		[ "${done:-0}" = "$ML_LINES" ] || echo "bench.sh: multi-line file stopped with ${done:-0} lines delivered" >&2
-		kill -TERM "$spid" 2>/dev/null || true
-		wait "$spid" 2>/dev/null || true
-		rm -rf "$work/outbox" "$work/failed"; mkdir -p "$work/outbox" "$work/failed"
-		local took wait; took=$(jnum took_ns <"$work/claim.json"); wait=$(jnum wait_ns <"$work/claim.json")
-		awk -v n="${done:-0}" -v took="${took:-0}" -v w="${wait:-0}" 'BEGIN { if (took > 0) printf "%.0f %.0f\n", n/(took/1e9), n/((w+took)/1e9); else print "- -" }'
+		sed -e "s/^sender.remote = .*/sender.remote = 127.0.0.1:$1/" "$work/conf.properties" >"$work/conf-ml.properties"
+		echo "sender.window = $2" >>"$work/conf-ml.properties"
+		claimrun "$work/conf-ml.properties" "$ML_LINES" "$ml_base" 300s
 	}
 	dups0=$(metric "$aport" spoolgate_receiver_duplicates_total); dupn0=$(metric "$maport" spoolgate_receiver_duplicates_total)
 	declare -A ml mls
@@ -348,4 +353,96 @@ if [ -z "${SKIP_AMQP:-}" ] && [ -x "$RABBIT_BIN/rabbitmq-server" ]; then
 	fi
 else
 	echo "bench.sh: rabbitmq-server not installed (apt-get install rabbitmq-server) or SKIP_AMQP set: amqp row skipped" >&2
+fi
+
+# The partner 30 ms away (issue 24): the rows above again through a
+# simulated link, Shopify's toxiproxy (a tool of go.mod) on 127.0.0.1 with
+# $LINK_LATENCY_MS ms each way, configured over its HTTP API, each row
+# beside the link's own limit, in the same rounds. To the receiver above
+# (fsync=always); the sender at its shipped defaults except where a row
+# says. SKIP_LINK=1 skips it.
+LINK_ROUNDS=${LINK_ROUNDS:-3}
+LINK_LATENCY_MS=${LINK_LATENCY_MS:-15} # each way: a round trip of twice that
+LINK_MBIT=${LINK_MBIT:-10}             # the capped link, for the windowed file
+LINK_LINES=${LINK_LINES:-1500}         # one file at the shipped defaults
+LINK_BIG_LINES=${LINK_BIG_LINES:-100000}
+LINK_WINDOWS=${LINK_WINDOWS:-32 1024}  # sender.window for the big file
+LINK_FILES=${LINK_FILES:-2000}         # single-line files at the shipped defaults
+if [ -z "${SKIP_LINK:-}" ]; then
+	go build -o "$work/bin/toxiproxy-server" github.com/Shopify/toxiproxy/v2/cmd/server
+	tport=$(free_port); lport=$(free_port); cport=$(free_port)
+	LOG_LEVEL=warn "$work/bin/toxiproxy-server" -host 127.0.0.1 -port "$tport" >"$work/log/toxiproxy.log" 2>&1 &
+	pids+=("$!")
+	wait_port "$tport"
+	toxi() { # toxi PATH JSON: POST JSON to toxiproxy's API (bash's /dev/tcp, as metric: no curl); fails unless it answers 2xx
+		local resp
+		exec 6<>"/dev/tcp/127.0.0.1/$tport" || return 1
+		printf 'POST %s HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "$1" "${#2}" "$2" >&6
+		resp=$(cat <&6); exec 6<&-
+		case "$resp" in "HTTP/1."?" 2"*) return 0 ;; esac
+		echo "bench.sh: toxiproxy POST $1: ${resp%%$'\r'*}" >&2
+		return 1
+	}
+	# Two links to the receiver: latency only, and latency then the
+	# bandwidth cap (toxiproxy's KB/s are 1,000 bytes; latency first, so
+	# that the wait for the cap adds to it).
+	link_kbps=$((LINK_MBIT * 125))
+	for l in "plain $lport" "capped $cport"; do
+		read -r name port <<<"$l"
+		toxi /proxies "{\"name\":\"$name\",\"listen\":\"127.0.0.1:$port\",\"upstream\":\"127.0.0.1:$rport\"}"
+		for s in upstream downstream; do
+			toxi "/proxies/$name/toxics" "{\"name\":\"latency_$s\",\"type\":\"latency\",\"stream\":\"$s\",\"attributes\":{\"latency\":$LINK_LATENCY_MS}}"
+			[ "$name" = plain ] || toxi "/proxies/$name/toxics" "{\"name\":\"bandwidth_$s\",\"type\":\"bandwidth\",\"stream\":\"$s\",\"attributes\":{\"rate\":$link_kbps}}"
+		done
+	done
+	# The sender's shipped defaults (conf/conf.properties holds them): only
+	# where it sends, its directories and its admin address are set.
+	cat >"$work/conf-link.properties" <<CONF
+sender.remote = 127.0.0.1:$lport
+sender.admin_listen = 127.0.0.1:$sport
+sender.spool_dir = $work/outbox
+sender.failed_dir = $work/failed
+log.dir = $work/log
+log.level = info
+CONF
+	workers=$(awk -F' *= *' '$1 == "sender.workers" {print $2}' conf/conf.properties)
+	rtt=$((2 * LINK_LATENCY_MS))
+	link_base=700000000
+	declare -A lk # each row's value per round
+	for r in $(seq 1 "$LINK_ROUNDS"); do
+		echo "round $r/$LINK_ROUNDS: through a ${rtt} ms link: receiver keep-alive, $LINK_LINES-line file, $LINK_BIG_LINES-line file at ${LINK_MBIT} Mbit/s (window $LINK_WINDOWS), $LINK_FILES files" >&2
+		out=$("$sg" bench -addr "127.0.0.1:$lport" -c 1 -n 30 -keepalive -json) || true
+		lk[rtt]+="$(echo "$out" | jnum p50_ns | awk '{printf "%.1f", $1/1e6}') "
+		run link_keep "127.0.0.1:$lport" -keepalive
+		read -r claim _ <<<"$(claimrun "$work/conf-link.properties" "$LINK_LINES" "$link_base" 900s)"
+		link_base=$((link_base + LINK_LINES)); lk[file]+="$claim "
+		for w in $LINK_WINDOWS; do
+			sed "s/^sender.remote = .*/sender.remote = 127.0.0.1:$cport/" "$work/conf-link.properties" >"$work/conf-link-w.properties"
+			echo "sender.window = $w" >>"$work/conf-link-w.properties"
+			read -r claim _ <<<"$(claimrun "$work/conf-link-w.properties" "$LINK_BIG_LINES" "$link_base" 900s)"
+			link_base=$((link_base + LINK_BIG_LINES)); lk[big-$w]+="$claim "
+		done
+		read -r f _ <<<"$(drain "$LINK_FILES" "$work/conf-link.properties")"; lk[files]+="$f "
+	done
+	# The wire bytes of a line of the big file, on average: the line as
+	# claimrun writes it, its LF, and the length field the sender puts in
+	# front ("0087|").
+	per_line=$(awk -v n="$LINK_BIG_LINES" -v b="$link_base" 'BEGIN { for (i = 0; i < n; i++) s += length(sprintf("REQ|%09d|20261121093000|ORG01|SV01|KEY-%d|payload %d|", b+i, b+i, i)) + 1 + 5; printf "%.1f", s/n }')
+	lkmed() { echo "${lk[$1]}" | tr ' ' '\n' | grep -v '^-*$' | median | awk '{printf "%.0f", $1}'; }
+	per_rtt=$(awk -v c="$CLIENTS" -v r="$rtt" 'BEGIN {printf "%.0f", c * 1000 / r}')
+	wk_rtt=$(awk -v w="$workers" -v r="$rtt" 'BEGIN {printf "%.0f", w * 1000 / r}')
+	bw_lines=$(awk -v k="$link_kbps" -v p="$per_line" 'BEGIN {printf "%.0f", k * 1000 / p}')
+	lr=$(echo "${lk[rtt]}" | tr ' ' '\n' | grep . | median)
+	printf '| %-58s | %12s | %10s | %8s |\n' "link: one client's round trip, p50 ms" "$lr" "$rtt" "$(ratio "$lr" "$rtt")"
+	lv=$(med link_keep)
+	printf '| %-58s | %12s | %10s | %8s |\n' "link: receiver keep-alive, $CLIENTS clients, msg/s vs $CLIENTS/RTT" "$lv" "$per_rtt" "$(ratio "$lv" "$per_rtt")"
+	lv=$(lkmed file)
+	printf '| %-58s | %12s | %10s | %8s |\n' "link: $LINK_LINES-line file, sender defaults, lines/s vs $workers/RTT" "$lv" "$wk_rtt" "$(ratio "$lv" "$wk_rtt")"
+	for w in $LINK_WINDOWS; do
+		lv=$(lkmed "big-$w")
+		printf '| %-58s | %12s | %10s | %8s |\n' "link ${LINK_MBIT} Mbit/s: $LINK_BIG_LINES-line file, window $w, vs bandwidth" "$lv" "$bw_lines" "$(ratio "$lv" "$bw_lines")"
+	done
+	lv=$(lkmed files)
+	printf '| %-58s | %12s | %10s | %8s |\n' "link: $LINK_FILES single-line files, defaults, files/s vs $workers/RTT" "$lv" "$wk_rtt" "$(ratio "$lv" "$wk_rtt")"
+	printf '%s\n' "link rows per round: round trip ms ${lk[rtt]}/ keep-alive ${rate[link_keep]}/ file ${lk[file]}/ $(for w in $LINK_WINDOWS; do printf 'window %s %s/ ' "$w" "${lk[big-$w]}"; done)files ${lk[files]}" >&2
 fi

@@ -859,7 +859,8 @@ func TestRunLocal(t *testing.T) {
 func TestBenchScript(t *testing.T) {
 	tmp := t.TempDir()
 	env := append(os.Environ(), "TMPDIR="+tmp, "ROUNDS=1", "DURATION=200ms", "IDLE=50", "IDLE_HOLD=1s",
-		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400", "ML_LINES=500", "ML_ROUNDS=1", "PIPE_WINDOW=200", "PIPE_ONE=500")
+		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400", "ML_LINES=500", "ML_ROUNDS=1", "PIPE_WINDOW=200", "PIPE_ONE=500",
+		"LINK_ROUNDS=1", "LINK_LINES=50", "LINK_BIG_LINES=500", "LINK_FILES=50")
 	out, code := script(t, env, "bench.sh")
 	if code != 0 {
 		t.Fatalf("bench.sh exit %d", code)
@@ -884,6 +885,12 @@ func TestBenchScript(t *testing.T) {
 		`sender, 500-line file, window 32 vs 1, lines/s, fsync=never +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`the same from the sender's start \(\+ settle\), fsync=always +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`the same from the sender's start \(\+ settle\), fsync=never +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link: one client's round trip, p50 ms +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link: receiver keep-alive, 16 clients, msg/s vs 16/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link: 50-line file, sender defaults, lines/s vs [0-9]+/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link 10 Mbit/s: 500-line file, window 32, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link 10 Mbit/s: 500-line file, window 1024, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link: 50 single-line files, defaults, files/s vs [0-9]+/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 	} {
 		if !regexp.MustCompile(row).MatchString(out) {
 			t.Errorf("no row matching %q", row)
