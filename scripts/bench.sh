@@ -8,7 +8,7 @@
 #   SKIP_DRAIN=1 scripts/bench.sh    # receiver only
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
 #   SKIP_AMQP=1 scripts/bench.sh     # without the RabbitMQ row (skipped anyway without rabbitmq-server)
-#   SKIP_LINK=1 scripts/bench.sh     # without the rows through a simulated 30 ms link (about 10 minutes of the run)
+#   SKIP_LINK=1 scripts/bench.sh     # without the rows through a simulated 30 ms link (13 minutes of the run)
 #   PIPE_WINDOW=10000 PIPE_ONE=5000 scripts/bench.sh  # the pipelining rows' windows (the defaults)
 #   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
@@ -440,7 +440,7 @@ CONF
 	printf '| %-58s | %12s | %10s | %8s |\n' "link: $LINK_LINES-line file, sender defaults, lines/s vs $workers/RTT" "$lv" "$wk_rtt" "$(ratio "$lv" "$wk_rtt")"
 	for w in $LINK_WINDOWS; do
 		lv=$(lkmed "big-$w")
-		printf '| %-58s | %12s | %10s | %8s |\n' "link ${LINK_MBIT} Mbit/s: $LINK_BIG_LINES-line file, window $w, vs bandwidth" "$lv" "$bw_lines" "$(ratio "$lv" "$bw_lines")"
+		printf '| %-58s | %12s | %10s | %8s |\n' "link ${LINK_MBIT} Mbit/s: $LINK_BIG_LINES lines, window $w, vs bandwidth" "$lv" "$bw_lines" "$(ratio "$lv" "$bw_lines")"
 	done
 	lv=$(lkmed files)
 	printf '| %-58s | %12s | %10s | %8s |\n' "link: $LINK_FILES single-line files, defaults, files/s vs $workers/RTT" "$lv" "$wk_rtt" "$(ratio "$lv" "$wk_rtt")"

@@ -888,8 +888,8 @@ func TestBenchScript(t *testing.T) {
 		`link: one client's round trip, p50 ms +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`link: receiver keep-alive, 16 clients, msg/s vs 16/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`link: 50-line file, sender defaults, lines/s vs [0-9]+/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
-		`link 10 Mbit/s: 500-line file, window 32, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
-		`link 10 Mbit/s: 500-line file, window 1024, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link 10 Mbit/s: 500 lines, window 32, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link 10 Mbit/s: 500 lines, window 1024, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`link: 50 single-line files, defaults, files/s vs [0-9]+/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 	} {
 		if !regexp.MustCompile(row).MatchString(out) {

@@ -1,8 +1,8 @@
 // Package e2e is the plumbing the end-to-end tests share: building the
 // binaries in TestMain, running a daemon with its log captured, waiting
 // with a deadline, free loopback ports, atomic file writes and plain HTTP
-// GETs, and a scriptable fake remote (Remote). Only tests import it; it
-// holds no domain logic.
+// GETs, a scriptable fake remote (Remote) and a simulated partner link
+// (Link, toxiproxy). Only tests import it; it holds no domain logic.
 package e2e
 
 import (

@@ -218,9 +218,7 @@ func TestLinkBlackhole(t *testing.T) {
 	if n, err := c.Read(make([]byte, 16)); err != io.EOF {
 		t.Fatalf("held connection after the blackhole was removed: %d bytes, %v; want EOF", n, err)
 	}
-	if rtt := roundTrip(t, dialLink(t, l)); rtt > 10*time.Second {
-		t.Fatalf("round trip %v", rtt)
-	}
+	roundTrip(t, dialLink(t, l))
 }
 
 // TestLinkReset: a connection opened after Reset is reset by the link at
