@@ -11,9 +11,10 @@ package e2e
 // writes, the goroutine reading the client and the noop toxic in front of
 // the closed one block for ever on unbuffered channel sends, and
 // Proxy.Stop, which only closes the connections, does not free them:
-// goleak failed every run of such a test with the server in-process. The
-// binary is toxiproxy's cmd/server, a tool of go.mod, built once into Go's
-// build cache (`go tool -n`), like scripts/bench.sh's.
+// goleak failed each of three runs of such a probe with the server
+// in-process. The binary is toxiproxy's cmd/server, a tool of go.mod,
+// built once into Go's build cache (`go tool -n`); scripts/bench.sh builds
+// the same into its temporary directory.
 //
 // What toxiproxy does, read in its v2.5.0 source (link.go, toxics/):
 //   - each way is a chain of toxics in the order they were added, fed by a
@@ -35,6 +36,8 @@ package e2e
 //   - reset closes the connection at the next chunk that way; the close is
 //     a TCP reset (SO_LINGER 0) only on connections opened while the reset
 //     toxic was on the link, and a FIN on those already open;
+//   - a cut (limit_data) closes the upstream's socket whole, not half: what
+//     the upstream answers to the bytes before the cut is lost;
 //   - a client whose upstream refuses is accepted and then closed (EOF),
 //     not refused;
 //   - slicing writes each chunk as pieces of average ± variation bytes
