@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
 )
 
 // ParseError is a spec violation: the peer is answered CodeInvalid, the log
@@ -35,19 +34,24 @@ func (e *ParseError) Code() int { return CodeInvalid }
 type Message struct {
 	spec *Spec
 	line []byte
-	ends [MaxFields]uint16 // ends[i] is the offset just past field i
+	ends [MaxFields]uint16 // ends[i] is the offset just past field i's value (its padding excluded)
 }
 
-// Line returns the message line without its LF.
+// Line returns the message without its framing: without its LF (framing
+// lf) or its header (framing length), as a request file holds it.
 func (m *Message) Line() []byte { return m.line }
 
-// FieldAt returns field i, or nil when i is out of range.
+// FieldAt returns the value of field i, or nil when i is out of range. In
+// the fixed layout the value is without its padding (the trailing spaces
+// of a class or text field).
 func (m *Message) FieldAt(i int) []byte {
 	if m.spec == nil || i < 0 || i >= len(m.spec.fields) {
 		return nil
 	}
 	start := 0
-	if i > 0 {
+	if m.spec.w.fixed {
+		start = m.spec.fields[i].off
+	} else if i > 0 {
 		start = int(m.ends[i-1]) + 1
 	}
 	return m.line[start:m.ends[i]:m.ends[i]]
@@ -59,6 +63,17 @@ func (m *Message) Field(name string) []byte {
 		return nil
 	}
 	return m.FieldAt(m.spec.Index(name))
+}
+
+// AppendKey appends the values of the fields at idx (Dialect.KeyIndexes)
+// to dst, each followed by sep: the duplicate key of a request, or its
+// message_id with sep '|'.
+func (m *Message) AppendKey(dst []byte, idx []int, sep byte) []byte {
+	for _, i := range idx {
+		dst = append(dst, m.FieldAt(i)...)
+		dst = append(dst, sep)
+	}
+	return dst
 }
 
 // Values returns every field as a string, in order (it allocates).
@@ -74,64 +89,108 @@ func fail(field, rule, detail string) error {
 	return &ParseError{Field: field, Rule: rule, Detail: detail}
 }
 
-// Parse validates line, a message without its LF, against the spec. On
-// success it allocates nothing. The error is a *ParseError.
+// Parse validates line, a message without its framing (Message.Line),
+// against the spec in its dialect. Checks, in order: the size limit, CR
+// (and LF under framing length), the field count (delimited) or the width
+// (fixed), each field's rule; the first failure is the reason. On success
+// it allocates nothing. The error is a *ParseError.
 func (s *Spec) Parse(line []byte) (Message, error) {
 	var m Message
-	if len(line)+1 > MaxMessageBytes {
-		return m, fail("message", "too long", strconv.Itoa(len(line)+1)+" bytes")
+	w := s.w
+	if len(line)+w.lf() > MaxMessageBytes {
+		return m, fail("message", "too long", strconv.Itoa(len(line)+w.lf())+" bytes")
 	}
 	if i := bytes.IndexByte(line, '\r'); i >= 0 {
 		return m, fail("message", "no CR", "CR at byte "+strconv.Itoa(i))
 	}
+	if w.length {
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			return m, fail("message", "no LF", "LF at byte "+strconv.Itoa(i))
+		}
+	}
 	n := len(s.fields)
-	start := 0
-	for i := 0; i < n; i++ {
-		end := len(line)
-		if i == n-1 && bytes.IndexByte(line[start:], '|') >= 0 {
-			return m, fail("message", "field count", fmt.Sprintf("more than %d fields", n))
+	if w.fixed {
+		if len(line) != s.width {
+			return m, fail("message", s.widthRule, fmt.Sprintf("%d bytes, want %d", len(line), s.width))
 		}
-		if i < n-1 {
-			j := bytes.IndexByte(line[start:], '|')
-			if j < 0 {
-				return m, fail("message", "field count", fmt.Sprintf("%d fields, want %d", i+1, n))
+		for i := range s.fields {
+			f := &s.fields[i]
+			end := f.off + f.width
+			if f.Rule.padded() {
+				for end > f.off && line[end-1] == ' ' {
+					end--
+				}
 			}
-			end = start + j
+			m.ends[i] = uint16(end)
 		}
-		m.ends[i] = uint16(end)
-		start = end + 1
+	} else {
+		start := 0
+		for i := 0; i < n; i++ {
+			end := len(line)
+			if i == n-1 && bytes.IndexByte(line[start:], w.sep) >= 0 {
+				return m, fail("message", "field count", fmt.Sprintf("more than %d fields", n))
+			}
+			if i < n-1 {
+				j := bytes.IndexByte(line[start:], w.sep)
+				if j < 0 {
+					return m, fail("message", "field count", fmt.Sprintf("%d fields, want %d", i+1, n))
+				}
+				end = start + j
+			}
+			m.ends[i] = uint16(end)
+			start = end + 1
+		}
 	}
 	m.spec, m.line = s, line
 	for i := range s.fields {
-		if err := s.fields[i].check(m.FieldAt(i), len(line)+1); err != nil {
-			return Message{}, err
+		f := &s.fields[i]
+		if v := m.FieldAt(i); !f.Rule.valid(v, len(line)+w.lf(), w) {
+			return Message{}, f.explain(v, len(line)+w.lf(), w)
 		}
 	}
 	return m, nil
 }
 
-func (f *Field) check(v []byte, msgLen int) error {
+// valid reports whether v, a field's value, satisfies the rule in a
+// message of msgLen bytes (its LF counted under framing lf). It allocates
+// nothing.
+func (r *Rule) valid(v []byte, msgLen int, w *wire) bool {
+	switch r.Kind {
+	case KindLength:
+		return allDigits(v, r.Width) && atoi(v) == msgLen
+	case KindDigits:
+		return allDigits(v, r.Width)
+	case KindConst:
+		return string(v) == r.cw
+	case KindTime:
+		return validTime(v, r.tokens)
+	case KindClass:
+		if len(v) < r.Min || len(v) > r.Max {
+			return false
+		}
+		for _, c := range v {
+			if !r.set[c] {
+				return false
+			}
+		}
+		return true
+	case KindText:
+		return len(v) >= r.Min && len(v) <= r.Max && w.validText(v)
+	}
+	return false
+}
+
+// explain returns the *ParseError for v, a value valid refused. Values in
+// the detail are decoded to UTF-8 for the log.
+func (f *Field) explain(v []byte, msgLen int, w *wire) error {
 	r := &f.Rule
+	q := func() string { return strconv.Quote(w.charset.Decode(v)) }
 	switch r.Kind {
 	case KindLength:
 		if !allDigits(v, r.Width) {
-			return fail(f.Name, r.text, fmt.Sprintf("%q is not %d digits", v, r.Width))
+			return fail(f.Name, r.text, fmt.Sprintf("%s is not %d digits", q(), r.Width))
 		}
-		if got := atoi(v); got != msgLen {
-			return fail(f.Name, "equals message length", fmt.Sprintf("says %d, message is %d bytes", got, msgLen))
-		}
-	case KindDigits:
-		if !allDigits(v, r.Width) {
-			return fail(f.Name, r.text, fmt.Sprintf("%q", v))
-		}
-	case KindConst:
-		if string(v) != r.Const {
-			return fail(f.Name, r.text, fmt.Sprintf("%q", v))
-		}
-	case KindTime:
-		if !validTime(v, r.tokens) {
-			return fail(f.Name, r.text, fmt.Sprintf("%q", v))
-		}
+		return fail(f.Name, "equals message length", fmt.Sprintf("says %d, message is %d bytes", atoi(v), msgLen))
 	case KindClass:
 		if len(v) < r.Min || len(v) > r.Max {
 			return fail(f.Name, r.text, fmt.Sprintf("%d bytes", len(v)))
@@ -145,16 +204,9 @@ func (f *Field) check(v []byte, msgLen int) error {
 		if len(v) < r.Min || len(v) > r.Max {
 			return fail(f.Name, r.text, fmt.Sprintf("%d bytes", len(v)))
 		}
-		for _, c := range v {
-			if c == 0 || c == '\n' || c == '\r' || c == '|' {
-				return fail(f.Name, r.text, fmt.Sprintf("forbidden byte %q", c))
-			}
-		}
-		if !utf8.Valid(v) {
-			return fail(f.Name, r.text, "invalid UTF-8")
-		}
+		return fail(f.Name, r.text, w.textProblem(v))
 	}
-	return nil
+	return fail(f.Name, r.text, q())
 }
 
 func allDigits(v []byte, width int) bool {
@@ -181,35 +233,71 @@ func atoi(v []byte) int {
 // ErrEncode reports values that do not make a valid message.
 var ErrEncode = errors.New("protocol: values do not make a valid message")
 
-// Encode joins values, one per field after the length field, prepends the
-// correct length field, appends LF and validates the result. The error
-// wraps the *ParseError that the message fails with.
+// Encode builds a message of the spec from values, one per field after
+// the length field (framing lf) or one per field (framing length): joined
+// by the separator, or each padded with spaces to its width (fixed), with
+// the correct length field first under framing lf. It returns the message
+// framed for the wire (LF, or the header) and validated. The error wraps
+// the *ParseError that the message fails with, or ErrTooLong.
 func (s *Spec) Encode(values ...string) ([]byte, error) {
-	if len(values) != len(s.fields)-1 {
-		return nil, fmt.Errorf("%w: %d values for %d fields after the length field", ErrEncode, len(values), len(s.fields)-1)
+	first := 0
+	if !s.w.length {
+		first = 1
 	}
-	size := 5 // "NNNN|"
-	for i, v := range values {
-		size += len(v)
-		if i > 0 {
-			size++
+	if len(values) != len(s.fields)-first {
+		after := ""
+		if first == 1 {
+			after = " after the length field"
 		}
+		return nil, fmt.Errorf("%w: %d values for %d fields%s", ErrEncode, len(values), len(s.fields)-first, after)
 	}
-	body := make([]byte, 0, size)
+	size := 0
+	for _, v := range values {
+		size += len(v) + 1
+	}
+	body := make([]byte, 0, size+s.width)
 	for i, v := range values {
-		if i > 0 {
-			body = append(body, '|')
+		f := &s.fields[i+first]
+		if i > 0 && !s.w.fixed {
+			body = append(body, s.w.sep)
 		}
 		body = append(body, v...)
+		if s.w.fixed && f.Rule.padded() {
+			for k := len(v); k < f.width; k++ {
+				body = append(body, ' ')
+			}
+		}
 	}
-	out, err := AppendFrame(make([]byte, 0, size+1), body)
-	if err != nil {
-		return nil, err
+	msg := body
+	if !s.w.length {
+		var err error
+		if msg, err = s.appendWithLength(make([]byte, 0, len(body)+6), body); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := s.Parse(out[:len(out)-1]); err != nil {
+	if _, err := s.Parse(msg); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncode, err)
 	}
-	return out, nil
+	return s.w.frame(make([]byte, 0, len(msg)+s.w.hdrBytes+1), msg)
+}
+
+// appendWithLength appends body, a message without its length field (a
+// spool line), with its length field before it: 4 digits and the
+// separator (delimited) or 4 digits (fixed). It fails with ErrTooLong when
+// the message with its LF exceeds MaxMessageBytes. Framing lf only.
+func (s *Spec) appendWithLength(dst, body []byte) ([]byte, error) {
+	n := len(body) + 5
+	if !s.w.fixed {
+		n++
+	}
+	if n > MaxMessageBytes {
+		return dst, fmt.Errorf("%w: %d bytes framed", ErrTooLong, n)
+	}
+	dst = append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10))
+	if !s.w.fixed {
+		dst = append(dst, s.w.sep)
+	}
+	return append(dst, body...), nil
 }
 
 // ErrTooLong reports a message longer than the allowed maximum.
@@ -231,25 +319,75 @@ func AppendFrame(dst, body []byte) ([]byte, error) {
 
 var zeroProcessNo = []byte("000000000")
 
-// ProcessNo returns the process_no field of a raw, possibly invalid, line
-// when it is 9 digits, else "000000000" (docs/PROTOCOL.md §2). The result aliases
-// line or a shared constant: do not modify it.
-func (s *Spec) ProcessNo(line []byte) []byte {
+// ProcessNo returns the process_no that a reply to raw, a message of this
+// spec without its framing (possibly invalid), carries: the field named
+// process_no taken by position (padding removed) when it fits the reply's
+// process_no rule, else that rule's zero value ("000000000" in the
+// default dialect, docs/PROTOCOL.md §2). It returns nil when replies carry
+// no process_no. The result aliases raw or a shared constant: do not
+// modify it. It allocates nothing.
+func (s *Spec) ProcessNo(raw []byte) []byte {
+	if s.pnoRule == nil {
+		return nil
+	}
 	if s.processNo < 0 {
-		return zeroProcessNo
+		return s.pnoZero
 	}
-	for i := 0; i < s.processNo; i++ {
-		j := bytes.IndexByte(line, '|')
-		if j < 0 {
-			return zeroProcessNo
+	v, ok := s.rawField(raw, s.processNo)
+	if !ok || !s.pnoRule.valid(v, 0, s.w) {
+		return s.pnoZero
+	}
+	return v
+}
+
+// rawField returns field i of raw, a message of the spec that may be
+// invalid or cut short, by position: in the delimited layout after i
+// separators, up to the next one (the last field: the rest); in the fixed
+// layout at the field's offset when raw holds the field whole, its padding
+// removed. ok is false when raw has no such field.
+func (s *Spec) rawField(raw []byte, i int) (v []byte, ok bool) {
+	if i < 0 || i >= len(s.fields) {
+		return nil, false
+	}
+	if s.w.fixed {
+		f := &s.fields[i]
+		if f.off+f.width > len(raw) {
+			return nil, false
 		}
-		line = line[j+1:]
+		end := f.off + f.width
+		if f.Rule.padded() {
+			for end > f.off && raw[end-1] == ' ' {
+				end--
+			}
+		}
+		return raw[f.off:end:end], true
 	}
-	if j := bytes.IndexByte(line, '|'); j >= 0 {
-		line = line[:j]
+	for f := 0; f < i; f++ {
+		j := bytes.IndexByte(raw, s.w.sep)
+		if j < 0 {
+			return nil, false
+		}
+		raw = raw[j+1:]
 	}
-	if !allDigits(line, 9) {
-		return zeroProcessNo
+	if i < len(s.fields)-1 {
+		if j := bytes.IndexByte(raw, s.w.sep); j >= 0 {
+			raw = raw[:j]
+		}
 	}
-	return line
+	return raw[:len(raw):len(raw)], true
+}
+
+// AppendRawKey is Message.AppendKey for raw, a message of the spec that is
+// not parsed (a line of a request file, for the duplicate window's
+// rebuild): the fields at idx by position. ok is false when raw lacks one.
+func (s *Spec) AppendRawKey(dst, raw []byte, idx []int, sep byte) (out []byte, ok bool) {
+	for _, i := range idx {
+		v, ok := s.rawField(raw, i)
+		if !ok {
+			return dst, false
+		}
+		dst = append(dst, v...)
+		dst = append(dst, sep)
+	}
+	return dst, true
 }

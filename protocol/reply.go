@@ -9,11 +9,14 @@ import (
 // ReplyLen is the byte length of every reply, including its LF.
 const ReplyLen = 38
 
-// Reply is a parsed reply: length|RES|process_no|responded_at|code.
+// Reply is a parsed reply: length|RES|process_no|responded_at|code in the
+// default dialect (ParseReply), the fields of the reply spec in another
+// (Dialect.ParseReply).
 type Reply struct {
 	ProcessNo string
 	At        time.Time // local time, second precision
-	Code      int
+	Code      int       // CodeOK, CodeInvalid, CodeUnavailable; ParseReply: any 3 digits; Dialect.ParseReply: 0 for a code of none of them
+	CodeText  string    // Dialect.ParseReply: the code as sent (decoded) when Code is 0
 }
 
 // AppendReply appends the reply "0038|RES|<processNo>|<at>|<code>\n" to dst.
@@ -35,13 +38,17 @@ func AppendReply(dst, processNo []byte, at time.Time, code int) []byte {
 	return append(dst, '\n')
 }
 
+// appendInt appends the last width decimal digits of v >= 0, zero-padded.
 func appendInt(dst []byte, v, width int) []byte {
-	var buf [8]byte
-	for i := width - 1; i >= 0; i-- {
-		buf[i] = byte('0' + v%10)
+	n := len(dst)
+	for range width {
+		dst = append(dst, '0')
+	}
+	for i := len(dst) - 1; i >= n && v > 0; i-- {
+		dst[i] = byte('0' + v%10)
 		v /= 10
 	}
-	return append(dst, buf[:width]...)
+	return dst
 }
 
 var replyTime = [...]timeTok{{unit: 'y', n: 4}, {unit: 'M', off: 4, n: 2}, {unit: 'd', off: 6, n: 2}, {unit: 'H', off: 8, n: 2}, {unit: 'm', off: 10, n: 2}, {unit: 's', off: 12, n: 2}}

@@ -1,6 +1,9 @@
 package protocol
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 type timeTok struct {
 	unit byte // 'y' year, 'M' month, 'd' day, 'H' hour, 'm' minute, 's' second, 0 literal
@@ -10,9 +13,10 @@ type timeTok struct {
 }
 
 // parseLayout splits a layout such as yyyyMMddHHmmss into tokens. Literal
-// bytes other than letters are allowed ("yyyy-MM-dd"). A layout with a day
-// must have a month; the year may be absent (then Feb 29 is allowed).
-func parseLayout(layout string) ([]timeTok, bool) {
+// bytes other than letters, blanks and sep (the separator, or 0) are
+// allowed ("yyyy-MM-dd"). A layout with a day must have a month; the year
+// may be absent (then Feb 29 is allowed).
+func parseLayout(layout string, sep byte) ([]timeTok, bool) {
 	var toks []timeTok
 	seen := map[byte]bool{}
 	for i := 0; i < len(layout); {
@@ -33,7 +37,7 @@ func parseLayout(layout string) ([]timeTok, bool) {
 			unit, n = 's', 2
 		default:
 			c := layout[i]
-			if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '|' || c <= ' ' || c >= 0x7f {
+			if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == sep || c <= ' ' || c >= 0x7f {
 				return nil, false
 			}
 			toks = append(toks, timeTok{off: i, n: 1, lit: c})
@@ -115,4 +119,47 @@ func daysIn(month, year int) int {
 		return 30
 	}
 	return 31
+}
+
+// appendTime appends at in the layout of toks.
+func appendTime(dst []byte, at time.Time, toks []timeTok) []byte {
+	y, mo, d := at.Date()
+	h, mi, s := at.Clock()
+	for _, t := range toks {
+		switch t.unit {
+		case 'y':
+			dst = appendInt(dst, y, 4)
+		case 'M':
+			dst = appendInt(dst, int(mo), 2)
+		case 'd':
+			dst = appendInt(dst, d, 2)
+		case 'H':
+			dst = appendInt(dst, h, 2)
+		case 'm':
+			dst = appendInt(dst, mi, 2)
+		case 's':
+			dst = appendInt(dst, s, 2)
+		default:
+			dst = append(dst, t.lit)
+		}
+	}
+	return dst
+}
+
+// timeOf returns the local time of v, a valid time in the layout of toks,
+// and false when the layout lacks the year, the month or the day.
+func timeOf(v []byte, toks []timeTok) (time.Time, bool) {
+	var u [6]int // y M d H m s
+	var seen [6]bool
+	for _, t := range toks {
+		i := strings.IndexByte("yMdHms", t.unit)
+		if t.unit == 0 || i < 0 {
+			continue
+		}
+		u[i], seen[i] = atoi(v[t.off:t.off+t.n]), true
+	}
+	if !seen[0] || !seen[1] || !seen[2] {
+		return time.Time{}, false
+	}
+	return time.Date(u[0], time.Month(u[1]), u[2], u[3], u[4], u[5], 0, time.Local), true
 }
