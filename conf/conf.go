@@ -127,9 +127,14 @@ type Sender struct {
 	RetryBackoff    time.Duration // first backoff, <= RetryBackoffMax
 	RetryBackoffMax time.Duration
 	Keepalive       bool
-	ScanInterval    time.Duration
-	Settle          time.Duration
-	TLS             struct {
+	// Heartbeat is how long a kept-alive connection may stay idle before
+	// HeartbeatMessage (the echo telegram in the spool format) is sent on
+	// it; 0: off. Load checks that the message is the dialect's echo.
+	Heartbeat        time.Duration
+	HeartbeatMessage string
+	ScanInterval     time.Duration
+	Settle           time.Duration
+	TLS              struct {
 		CA, Cert, Key, ServerName string // all empty: plain TCP
 	}
 	AdminListen string // "" disables the admin server
@@ -147,10 +152,30 @@ type Log struct {
 	RotateDaily bool
 }
 
-// Protocol holds the message specs built from the protocol.* keys.
+// Protocol holds the protocol.* keys and the dialect built from them
+// (docs/PROTOCOL.md §1, §2, §7). The daemons use Dialect; the other fields
+// are the keys' values as loaded (Request, Result and Reply are Dialect's
+// specs).
 type Protocol struct {
+	Charset   protocol.Charset
+	Layout    protocol.Layout
+	Separator string
+	Framing   protocol.Framing
+	Length    struct {
+		Format protocol.LengthFormat
+		Bytes  int
+		Counts protocol.LengthCounts
+	}
+	Codes struct{ OK, Invalid, Unavailable string } // protocol.reply.code.*
+	Echo  struct{ Field, Value string }             // protocol.echo.*; empty: no echo telegram
+
 	Request *protocol.Spec // what the receiver accepts
 	Result  *protocol.Spec // what the sender sends; the request spec unless configured
+	Reply   *protocol.Spec // the replies, both ways
+
+	// Dialect is the wire built from all of the above; never nil after
+	// Load or Default.
+	Dialect *protocol.Dialect
 }
 
 // Error is a bad value (or an unknown key) in the configuration. Error()
@@ -232,7 +257,10 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 		file = filepath.Base(path)
 	}
 	dec := &decoders{file: file}
-	v := viper.NewWithOptions(viper.WithDecoderRegistry(dec)) // a private instance, never the global
+	// A private instance, never the global; keys are split on "::", which
+	// no key holds, so that viper does not nest them on "." (a key may be
+	// the prefix of another: sender.heartbeat, sender.heartbeat.message).
+	v := viper.NewWithOptions(viper.WithDecoderRegistry(dec), viper.KeyDelimiter("::"))
 	v.SetConfigType("properties")
 	v.AllowEmptyEnv(true) // a variable set to "" overrides too (log.dir= logs to stderr)
 	for _, k := range keys {

@@ -158,6 +158,16 @@ func TestDefaults(t *testing.T) {
 		{"admin.pprof", c.AdminPprof, false},
 		{"protocol.request", c.Protocol.Request, protocol.DefaultRequestSpec()},
 		{"protocol.result", c.Protocol.Result, protocol.DefaultRequestSpec()},
+		{"protocol.charset", c.Protocol.Charset, protocol.CharsetUTF8},
+		{"protocol.layout", c.Protocol.Layout, protocol.LayoutDelimited},
+		{"protocol.separator", c.Protocol.Separator, "|"},
+		{"protocol.framing", c.Protocol.Framing, protocol.FramingLF},
+		{"protocol.length", [3]any{c.Protocol.Length.Format, c.Protocol.Length.Bytes, c.Protocol.Length.Counts}, [3]any{protocol.LengthASCII, 4, protocol.CountsRest}},
+		{"protocol.reply.fields", c.Protocol.Reply.Names(), []string{"length", "type", "process_no", "replied_at", "code"}},
+		{"protocol.reply.code", c.Protocol.Codes, struct{ OK, Invalid, Unavailable string }{"200", "400", "500"}},
+		{"protocol.echo", c.Protocol.Echo, struct{ Field, Value string }{}},
+		{"dialect", c.Protocol.Dialect.String(), protocol.DefaultDialect().String()},
+		{"sender.heartbeat", [2]any{s.Heartbeat, s.HeartbeatMessage}, [2]any{time.Duration(0), ""}},
 	}
 	for _, ck := range checks {
 		t.Run(ck.name, func(t *testing.T) {
@@ -236,6 +246,65 @@ func TestGoodCustom(t *testing.T) {
 	}
 }
 
+// TestGoodDialects: the worked examples of docs/PROTOCOL.md load, and their
+// dialects are what the docs say.
+func TestGoodDialects(t *testing.T) {
+	for file, want := range map[string]string{
+		"good_dialect_euckr_fixed":     `euc-kr, fixed width (request 97 bytes, reply 31), framing length (4 ascii bytes counting the rest); request 6 fields, result the request's; reply kind,process_no,replied_at,code; codes ok 0000, invalid 9999, unavailable 9998; echo kind=0800`,
+		"good_dialect_binary":          `utf-8, delimited by "|", framing length (2 binary bytes counting the rest); request 8 fields, result the request's; reply type,process_no,replied_at,code; codes ok 200, invalid 400, unavailable 500; no echo`,
+		"good_dialect_codes":           `utf-8, delimited by "|", framing lf; request 9 fields, result the request's; reply length,type,process_no,replied_at,code; codes ok 0000, invalid 9999, unavailable 9998; no echo`,
+		"good_dialect_euckr_delimited": `euc-kr, delimited by "|", framing lf; request 9 fields, result the request's; reply length,type,process_no,replied_at,code; codes ok 200, invalid 400, unavailable 500; no echo`,
+	} {
+		t.Run(file, func(t *testing.T) {
+			c, err := Load(filepath.Join("testdata", file+".properties"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := c.Protocol.Dialect
+			if got := d.String(); got != want {
+				t.Errorf("dialect\n%s\nwant\n%s", got, want)
+			}
+			if c.Protocol.Request != d.Request() || c.Protocol.Result != d.Result() || c.Protocol.Reply != d.Reply() {
+				t.Error("the specs are not the dialect's")
+			}
+			if _, err := d.KeyIndexes(c.Receiver.DedupKey); err != nil {
+				t.Error(err)
+			}
+			if c.Sender.Heartbeat > 0 {
+				if _, err := d.Heartbeat(c.Sender.HeartbeatMessage); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestDialectReload: a change of the dialect needs a restart, and each
+// daemon sees the changes of the keys it reads.
+func TestDialectReload(t *testing.T) {
+	old := Default()
+	c, err := Load(write(t, "conf.properties", "protocol.charset = cp949\nprotocol.reply.field.code = digits 4\n"+
+		"protocol.reply.code.ok = 0000\nprotocol.reply.code.invalid = 9999\nprotocol.reply.code.unavailable = 9998\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, restart := c.LiveDiff(old)
+	want := []string{"protocol.charset", "protocol.reply.*", "protocol.reply.code.ok", "protocol.reply.code.invalid", "protocol.reply.code.unavailable"}
+	if live != nil || !slices.Equal(restart, want) {
+		t.Errorf("LiveDiff = %v, %v; want restart %v", live, restart, want)
+	}
+	for _, daemon := range []string{"receiver", "sender"} {
+		if _, restart := c.ReloadDiff(old, daemon); !slices.Equal(restart, want) {
+			t.Errorf("%s: ReloadDiff restart %v", daemon, restart)
+		}
+	}
+	for _, key := range []string{"sender.heartbeat", "sender.heartbeat.message"} {
+		if _, ok := Variant(key); !ok || IsLive(key) {
+			t.Errorf("%s: no variant, or live", key)
+		}
+	}
+}
+
 func TestBadFiles(t *testing.T) {
 	tests := []struct{ file, want string }{
 		{"bad_duration_bare", `receiver.read_timeout = "5": a duration needs a unit, e.g. 5s`},
@@ -304,6 +373,28 @@ func TestBadFiles(t *testing.T) {
 		{"bad_source_url_missing", `sender.amqp.url = "": required with sender.source=amqp: comma-separated amqp:// or amqps:// URLs`},
 		{"bad_amqp_failed_queue_same", `sender.amqp.failed_queue = "spoolgate.results": a queue other than sender.amqp.queue`},
 		{"bad_escape", `line 2: bad escape \u12G4: want \uXXXX`},
+		{"bad_protocol_length_field", `protocol.request.field.length = "length 4": no length field under protocol.framing=length: the header carries the length`},
+		{"bad_protocol_fixed_zero_width", `protocol.request.field.note = "text 0..0": under protocol.layout=fixed every field needs a width of at least 1 byte (MAX >= 1)`},
+		{"bad_protocol_reply_no_code", `protocol.reply.fields = "length,type,process_no": a reply needs a field named code, which carries protocol.reply.code.*`},
+		{"bad_protocol_binary_3", `protocol.length.bytes = "3": 2 or 4 with protocol.length.format=binary`},
+		{"bad_protocol_separator_letter", `protocol.separator = "x": one printable ASCII byte, not a letter, digit or space, e.g. |`},
+		{"bad_protocol_separator_empty", `protocol.separator = "": one printable ASCII byte, not a letter, digit or space, e.g. |`},
+		{"bad_protocol_code_rule", `protocol.reply.code.ok = "0000": a code that fits protocol.reply.field.code (the rule of reply field code is digits 3)`},
+		{"bad_protocol_code_same", `protocol.reply.code.invalid = "200": a code other than protocol.reply.code.ok (the sender could not tell the outcomes apart)`},
+		{"bad_protocol_code_empty", `protocol.reply.code.unavailable = "": the value of the reply's code field for this outcome, e.g. 0000`},
+		{"bad_protocol_echo_field", `protocol.echo.field = "ping": a field of the request spec (length,type,process_no,sent_at,org_code,service_code,key,payload,filler)`},
+		{"bad_protocol_echo_value", `protocol.echo.value = "ECHO1": a value of protocol.echo.field service_code (the rule of service_code is class A-Z0-9 4..4)`},
+		{"bad_protocol_echo_half", `protocol.echo.value = "": set with protocol.echo.field: the value of service_code that marks the echo telegram`},
+		{"bad_protocol_charset", `protocol.charset = "latin1": one of utf-8, euc-kr, cp949`},
+		{"bad_protocol_const_charset", `protocol.request.field.type = "const 갂": const needs a text the charset euc-kr can carry: a character of "갂" is in cp949 but not in euc-kr`},
+		{"bad_protocol_fixed_max_message", `receiver.max_message_bytes = "50": at least 101: every request of the fixed layout is that long (protocol.request.fields)`},
+		{"bad_protocol_reply_field", `protocol.reply.field.note = "text 0..5": a reply field is the length, the code, a const, a time, or named like a request field (whose value it echoes); note is none of these`},
+		{"bad_protocol_reply_rule_unlisted", `protocol.reply.field.status = "digits 2": status is not in protocol.reply.fields (empty: length,type,process_no,replied_at,code)`},
+		{"bad_protocol_header_small", `protocol.length.bytes = "2": a header that can say 120 bytes (protocol.request.fields are that wide); ascii 2 bytes say at most 99`},
+		{"bad_heartbeat_message_missing", `sender.heartbeat.message = "": required with sender.heartbeat > 0: the echo telegram as a spool line`},
+		{"bad_heartbeat_not_echo", `sender.heartbeat.message = "REQ|000000000|20260101000000|ORG01|SV01|K|ping|x": the echo telegram as a spool line: not the echo telegram: its field filler is "x", protocol.echo.value is "PING"`},
+		{"bad_heartbeat_no_echo", `sender.heartbeat.message = "REQ|000000000|20260101000000|ORG01|SV01|K|ping|PING": the echo telegram as a spool line: no echo telegram: protocol.echo.field is not set or not a field of the result spec`},
+		{"bad_heartbeat_keepalive", `sender.heartbeat = "5s": 0s with sender.keepalive=false: only a kept-alive connection is ever idle`},
 	}
 	files, err := filepath.Glob("testdata/bad_*.properties")
 	if err != nil {

@@ -47,7 +47,7 @@ func Keys() []string {
 // and returns the keys whose values differ: live lists those the daemons
 // apply on reload (see IsLive), restart those that take effect only after a
 // restart. Both are in the order of conf.properties; a changed message spec is
-// reported as protocol.request.* or protocol.result.*. Either config may be
+// reported as protocol.request.*, protocol.result.* or protocol.reply.*. Either config may be
 // nil (every key then differs). LiveDiff only reads c and old.
 func (c *Config) LiveDiff(old *Config) (live, restart []string) {
 	a, b := c.values(), old.values()
@@ -113,17 +113,17 @@ func specText(s *protocol.Spec) string {
 }
 
 // reads reports whether daemon ("receiver" or "sender") uses key: its own
-// section, log.*, admin.*, shutdown_timeout and the spec it works with (the
-// sender's result spec is the request spec unless configured, and its
-// canonical text tells either change).
+// section, log.*, admin.*, shutdown_timeout and the dialect, of whose specs
+// the one it works with (the sender's result spec is the request spec
+// unless configured, and its canonical text tells either change).
 func reads(daemon, key string) bool {
 	switch {
 	case strings.HasPrefix(key, "log."), strings.HasPrefix(key, "admin."), key == "shutdown_timeout":
 		return true
 	case daemon == "receiver":
-		return strings.HasPrefix(key, "receiver.") || strings.HasPrefix(key, "protocol.request.")
+		return strings.HasPrefix(key, "receiver.") || strings.HasPrefix(key, "protocol.") && !strings.HasPrefix(key, "protocol.result.")
 	case daemon == "sender":
-		return strings.HasPrefix(key, "sender.") || strings.HasPrefix(key, "protocol.result.")
+		return strings.HasPrefix(key, "sender.") || strings.HasPrefix(key, "protocol.") && !strings.HasPrefix(key, "protocol.request.")
 	}
 	return false
 }

@@ -14,8 +14,8 @@ import (
 // applies it on reload without a restart, how its value is decoded and
 // checked (and rendered for LiveDiff), and the one-line doc that
 // conf.properties carries above it (TestKeyDocs). The field rules
-// protocol.{request,result}.field.NAME come on top (see ruleKey); the two
-// protocol.*.fields entries are decoded by loader.protocol.
+// protocol.{request,result,reply}.field.NAME come on top (see ruleKey);
+// loader.protocol decodes the protocol.* keys into the dialect.
 var keys = []key{
 	{"receiver.listen", "0.0.0.0:9010", restart,
 		listenV(func(c *Config) *string { return &c.Receiver.Listen }, false),
@@ -52,7 +52,7 @@ var keys = []key{
 		"Connections open at once from one address (waiting or served); more are closed at once; 0: no limit."},
 	{"receiver.max_message_bytes", "9999", restart,
 		intV(func(c *Config) *int { return &c.Receiver.MaxMessageBytes }, 16, protocol.MaxMessageBytes),
-		"Longest message in bytes, LF included (16 to 9999)."},
+		"Longest message in bytes: under framing lf with its LF, under framing length without its header (16 to 9999)."},
 	{"receiver.read_timeout", "10s", liveReceiver,
 		durV(func(c *Config) *time.Duration { return &c.Receiver.ReadTimeout }, true),
 		"Time to finish a message once its first byte arrived."},
@@ -149,6 +149,12 @@ var keys = []key{
 	{"sender.keepalive", "true", restart,
 		boolV(func(c *Config) *bool { return &c.Sender.Keepalive }),
 		"Reuse connections between messages."},
+	{"sender.heartbeat", "0s", restart,
+		durV(func(c *Config) *time.Duration { return &c.Sender.Heartbeat }, false),
+		"Send sender.heartbeat.message on a kept-alive connection idle this long; an echo not answered ok within sender.timeout closes the connection; 0s: off."},
+	{"sender.heartbeat.message", "", restart,
+		fieldOf(func(c *Config) *string { return &c.Sender.HeartbeatMessage }, (*loader).heartbeatMessage),
+		"The echo telegram the heartbeat sends, one line as a spool file holds it (protocol.echo.field holding protocol.echo.value; under layout fixed padded to its width); required with sender.heartbeat."},
 	{"sender.scan_interval", "5s", liveSender,
 		durV(func(c *Config) *time.Duration { return &c.Sender.ScanInterval }, true),
 		"Full rescan of the spool besides fsnotify events."},
@@ -203,12 +209,51 @@ var keys = []key{
 	{"admin.token", "", restart,
 		fieldOf(func(c *Config) *string { return &c.AdminToken }, (*loader).token),
 		"Secret that enables the web console's actions (requeue failed files); empty: the console is read-only. At least 16 characters; set it in the environment file as SPOOLGATE_ADMIN_TOKEN rather than here."},
+	{"protocol.charset", "utf-8", restart,
+		enumV(func(c *Config) *protocol.Charset { return &c.Protocol.Charset }, protocol.Charsets...),
+		"utf-8, euc-kr or cp949 (cp949 is euc-kr and the other modern Hangul): text fields are checked in it and const texts sent in it; widths and lengths count its bytes; nothing is ever transcoded."},
+	{"protocol.layout", "delimited", restart,
+		enumV(func(c *Config) *protocol.Layout { return &c.Protocol.Layout }, protocol.LayoutDelimited, protocol.LayoutFixed),
+		"delimited: fields joined by protocol.separator; fixed: each field at its width (digits N: N, const: its bytes, time: its layout, class and text: MAX), right-padded with spaces."},
+	{"protocol.separator", "|", restart,
+		fieldOf(func(c *Config) *string { return &c.Protocol.Separator }, (*loader).separator),
+		"Layout delimited: one printable ASCII byte, not a letter, digit or space (so it is never part of a character in any charset)."},
+	{"protocol.framing", "lf", restart,
+		enumV(func(c *Config) *protocol.Framing { return &c.Protocol.Framing }, protocol.FramingLF, protocol.FramingLength),
+		"lf: a first field length 4 and LF at the end; length: a header (protocol.length.*) before each message and reply, no LF, no length field."},
+	{"protocol.length.format", "ascii", restart,
+		enumV(func(c *Config) *protocol.LengthFormat { return &c.Protocol.Length.Format }, protocol.LengthASCII, protocol.LengthBinary),
+		"Framing length: ascii (zero-padded decimal digits) or binary (an unsigned big-endian integer)."},
+	{"protocol.length.bytes", "4", restart,
+		intV(func(c *Config) *int { return &c.Protocol.Length.Bytes }, 1, 8),
+		"Framing length: the header's bytes, ascii 1 to 8, binary 2 or 4."},
+	{"protocol.length.counts", "rest", restart,
+		enumV(func(c *Config) *protocol.LengthCounts { return &c.Protocol.Length.Counts }, protocol.CountsRest, protocol.CountsAll),
+		"Framing length: rest (the header counts the bytes after it) or all (the header's own bytes too)."},
 	{"protocol.request.fields", "", restart,
 		specV(func(c *Config) **protocol.Spec { return &c.Protocol.Request }),
 		""},
 	{"protocol.result.fields", "", restart,
 		specV(func(c *Config) **protocol.Spec { return &c.Protocol.Result }),
 		""},
+	{"protocol.reply.fields", "", restart,
+		specV(func(c *Config) **protocol.Spec { return &c.Protocol.Reply }),
+		"The reply's fields in order; empty: length,type,process_no,replied_at,code (without length under framing length). Must include code."},
+	{"protocol.reply.code.ok", "200", restart,
+		fieldOf(func(c *Config) *string { return &c.Protocol.Codes.OK }, (*loader).code),
+		"The code field's value for a message valid and stored (spoolgate's 200)."},
+	{"protocol.reply.code.invalid", "400", restart,
+		fieldOf(func(c *Config) *string { return &c.Protocol.Codes.Invalid }, (*loader).code),
+		"The code field's value for a message that violates the spec: not stored, not to be sent again as is (spoolgate's 400)."},
+	{"protocol.reply.code.unavailable", "500", restart,
+		fieldOf(func(c *Config) *string { return &c.Protocol.Codes.Unavailable }, (*loader).code),
+		"The code field's value for a valid message not stored now: to be sent again later (spoolgate's 500)."},
+	{"protocol.echo.field", "", restart,
+		strV(func(c *Config) *string { return &c.Protocol.Echo.Field }),
+		"The request field that marks the link-test (echo) telegram; empty: none. An echo is answered ok, never stored or de-duplicated."},
+	{"protocol.echo.value", "", restart,
+		strV(func(c *Config) *string { return &c.Protocol.Echo.Value }),
+		"The value of protocol.echo.field that marks the echo telegram (in the config's UTF-8; sent in protocol.charset)."},
 }
 
 var keySet = func() map[string]bool {
@@ -219,14 +264,15 @@ var keySet = func() map[string]bool {
 	return m
 }()
 
-// ruleKey splits protocol.<dir>.field.<name> into dir and name.
+// ruleKey splits protocol.<dir>.field.<name> into dir (request, result,
+// reply) and name.
 func ruleKey(key string) (dir, name string, ok bool) {
 	rest, ok := strings.CutPrefix(key, "protocol.")
 	if !ok {
 		return "", "", false
 	}
 	dir, name, ok = strings.Cut(rest, ".field.")
-	if !ok || (dir != "request" && dir != "result") || !validName(name) {
+	if !ok || (dir != "request" && dir != "result" && dir != "reply") || !validName(name) {
 		return "", "", false
 	}
 	return dir, name, true
@@ -291,75 +337,139 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-// protocol builds both specs. The request spec is built first since
-// receiver.dedup_key refers to it.
+// protocol builds the dialect: the protocol.* keys are decoded first (the
+// table loop decodes them again, to the same values), then the specs'
+// field lists and rules are read, then protocol.NewDialect checks them
+// together. It runs before the table loop since receiver.dedup_key and
+// sender.heartbeat.message refer to the dialect. After an error the
+// default dialect stands in, so that later keys can still be decoded.
 func (l *loader) protocol(c *Config) {
-	c.Protocol.Request = l.spec("request")
-	if c.Protocol.Request == nil {
-		c.Protocol.Request = protocol.DefaultRequestSpec()
+	for _, k := range keys {
+		if strings.HasPrefix(k.name, "protocol.") && !strings.HasSuffix(k.name, ".fields") {
+			k.v.load(l, k.name, c)
+		}
 	}
-	c.Protocol.Result = l.spec("result")
-	if c.Protocol.Result == nil {
-		c.Protocol.Result = c.Protocol.Request
+	p := &c.Protocol
+	cfg := protocol.DialectConfig{
+		Charset: p.Charset, Layout: p.Layout, Separator: p.Separator, Framing: p.Framing,
+		LengthFormat: p.Length.Format, LengthBytes: p.Length.Bytes, LengthCounts: p.Length.Counts,
+		Request: l.specConfig("request", nil),
+		Result:  l.specConfig("result", nil),
+		Reply:   l.specConfig("reply", protocol.DefaultReplyNames(p.Framing)),
+		CodeOK:  p.Codes.OK, CodeInvalid: p.Codes.Invalid, CodeUnavailable: p.Codes.Unavailable,
+		EchoField: p.Echo.Field, EchoValue: p.Echo.Value,
 	}
+	d := protocol.DefaultDialect()
+	if l.err == nil {
+		nd, err := protocol.NewDialect(cfg)
+		var de *protocol.DialectError
+		switch {
+		case errors.As(err, &de):
+			l.fail("protocol."+de.Key, de.Value, de.Want)
+		case err != nil:
+			l.fail("protocol.request.fields", l.get("protocol.request.fields"), err.Error())
+		default:
+			d = nd
+		}
+	}
+	p.Dialect, p.Request, p.Result, p.Reply = d, d.Request(), d.Result(), d.Reply()
 }
 
-// spec builds the spec of protocol.<dir>.*, or returns nil when
-// protocol.<dir>.fields is not set (or on error).
-func (l *loader) spec(dir string) *protocol.Spec {
+// specConfig reads protocol.<dir>.fields and the rules of the fields it
+// lists. Names is nil when the list is not set (the default spec). For
+// request and result (defaults nil) every listed field needs a rule and
+// rules need the list; for the reply, rules may be left out (the dialect
+// has defaults) and, when the list is not set, given for the fields of
+// defaults.
+func (l *loader) specConfig(dir string, defaults []string) protocol.SpecConfig {
 	fieldsKey := "protocol." + dir + ".fields"
 	prefix := "protocol." + dir + ".field."
 	raw := l.get(fieldsKey)
 	names := list(raw)
+	listed := names
 	if len(names) == 0 {
-		for _, k := range l.fileKeys() {
-			if strings.HasPrefix(k, prefix) {
-				l.fail(k, l.set[k], "needs "+fieldsKey+" to list the fields in order")
-				return nil
+		if defaults == nil {
+			for _, k := range l.fileKeys() {
+				if strings.HasPrefix(k, prefix) {
+					l.fail(k, l.set[k], "needs "+fieldsKey+" to list the fields in order")
+					return protocol.SpecConfig{}
+				}
 			}
+			return protocol.SpecConfig{}
 		}
-		return nil
+		listed = defaults
 	}
-	inList := make(map[string]bool, len(names))
-	for _, n := range names {
+	inList := make(map[string]bool, len(listed))
+	for _, n := range listed {
 		if !validName(n) {
 			l.fail(fieldsKey, raw, "comma-separated field names of a-z, 0-9 and _ (bad "+`"`+n+`")`)
-			return nil
+			return protocol.SpecConfig{}
 		}
 		inList[n] = true
 	}
 	for _, k := range l.fileKeys() {
 		if d, n, ok := ruleKey(k); ok && d == dir && !inList[n] {
-			l.fail(k, l.set[k], n+" is not in "+fieldsKey)
-			return nil
+			want := n + " is not in " + fieldsKey
+			if len(names) == 0 {
+				want += " (empty: " + strings.Join(listed, ",") + ")"
+			}
+			l.fail(k, l.set[k], want)
+			return protocol.SpecConfig{}
 		}
 	}
-	rules := make(map[string]string, len(names))
-	for _, n := range names {
+	rules := make(map[string]string, len(listed))
+	for _, n := range listed {
 		k := prefix + n
 		if l.useEnv {
 			l.bindEnv(k)
 		}
 		if !l.isSet(k) {
-			l.fail(k, "", "a rule for field "+n+", e.g. text 0..100")
-			return nil
+			if defaults == nil {
+				l.fail(k, "", "a rule for field "+n+", e.g. text 0..100")
+				return protocol.SpecConfig{}
+			}
+			continue
 		}
 		rules[n] = l.get(k)
 	}
-	s, err := protocol.NewSpec(names, rules)
-	if err != nil {
-		var re *protocol.RuleError
-		switch {
-		case errors.As(err, &re) && re.Field != "":
-			l.fail(prefix+re.Field, rules[re.Field], re.Want)
-		case errors.As(err, &re):
-			l.fail(fieldsKey, raw, re.Want)
-		default:
-			l.fail(fieldsKey, raw, err.Error())
-		}
-		return nil
+	if len(names) == 0 {
+		names = nil
 	}
-	return s
+	return protocol.SpecConfig{Names: names, Rules: rules}
+}
+
+// separator reads protocol.separator; an empty value is refused rather
+// than taken as the default.
+func (l *loader) separator(key string, _ *Config) string {
+	v := l.get(key)
+	if v == "" {
+		l.fail(key, v, "one printable ASCII byte, not a letter, digit or space, e.g. |")
+		return "|"
+	}
+	return v
+}
+
+// code reads a protocol.reply.code.*: not empty (the dialect checks it
+// against the code field's rule).
+func (l *loader) code(key string, _ *Config) string {
+	v := l.get(key)
+	if v == "" {
+		l.fail(key, v, "the value of the reply's code field for this outcome, e.g. 0000")
+	}
+	return v
+}
+
+// heartbeatMessage reads sender.heartbeat.message: when set, the dialect's
+// echo telegram as a spool line (protocol.Dialect.Heartbeat).
+func (l *loader) heartbeatMessage(key string, c *Config) string {
+	v := l.get(key)
+	if v == "" || c.Protocol.Dialect == nil {
+		return v
+	}
+	if _, err := c.Protocol.Dialect.Heartbeat(v); err != nil {
+		l.fail(key, v, "the echo telegram as a spool line: "+err.Error())
+	}
+	return v
 }
 
 // fileKeys returns the keys the file sets, in file order.

@@ -195,8 +195,10 @@ func (d *decoders) Decoder(format string) (viper.Decoder, error) {
 	return d, nil
 }
 
-// Decode implements viper.Decoder: it parses data into nested maps, one
-// level per dot-separated key segment, as viper expects.
+// Decode implements viper.Decoder: it parses data into m, one entry per
+// key. The viper instance of Load splits keys on "::", not ".", so a key
+// may be the prefix of another (sender.heartbeat and
+// sender.heartbeat.message): m stays flat.
 func (d *decoders) Decode(data []byte, m map[string]any) error {
 	entries, err := parseProperties(data)
 	if err != nil {
@@ -213,19 +215,7 @@ func (d *decoders) Decode(data []byte, m map[string]any) error {
 		seen[e.key] = e.line
 	}
 	for _, e := range entries {
-		// Known keys are never a prefix of one another, so the nested maps
-		// cannot collide.
-		path := strings.Split(e.key, ".")
-		cur := m
-		for _, seg := range path[:len(path)-1] {
-			next, ok := cur[seg].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				cur[seg] = next
-			}
-			cur = next
-		}
-		cur[path[len(path)-1]] = e.value
+		m[e.key] = e.value
 	}
 	d.entries = entries
 	return nil

@@ -1,7 +1,11 @@
 package conf
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
+
+	"spoolgate/protocol"
 )
 
 // Validate checks the values of a Config built in code, as Load checks a
@@ -24,6 +28,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Sender.SpoolDir == c.Receiver.DataDir {
 		return &Error{Key: "sender.spool_dir", Value: c.Sender.SpoolDir, Want: "a directory other than receiver.data_dir"}
+	}
+	if d := c.Protocol.Dialect; d != nil && d.Request().Width() > 0 {
+		n := d.Request().Width()
+		if d.Framing() == protocol.FramingLF {
+			n++ // the LF
+		}
+		if n > c.Receiver.MaxMessageBytes {
+			return &Error{Key: "receiver.max_message_bytes", Value: strconv.Itoa(c.Receiver.MaxMessageBytes),
+				Want: fmt.Sprintf("at least %d: every request of the fixed layout is that long (protocol.request.fields)", n)}
+		}
 	}
 	return nil
 }
@@ -72,6 +86,10 @@ func (s Sender) Validate() error {
 		return &Error{Key: "sender.sent_dir", Value: s.SentDir, Want: "a directory other than sender.spool_dir"}
 	case s.SentDir != "" && s.SentDir == s.FailedDir:
 		return &Error{Key: "sender.sent_dir", Value: s.SentDir, Want: "a directory other than sender.failed_dir"}
+	case s.Heartbeat > 0 && s.HeartbeatMessage == "":
+		return &Error{Key: "sender.heartbeat.message", Want: "required with sender.heartbeat > 0: the echo telegram as a spool line"}
+	case s.Heartbeat > 0 && !s.Keepalive:
+		return &Error{Key: "sender.heartbeat", Value: s.Heartbeat.String(), Want: "0s with sender.keepalive=false: only a kept-alive connection is ever idle"}
 	case s.RetryBackoff > s.RetryBackoffMax:
 		return &Error{Key: "sender.retry_backoff", Value: s.RetryBackoff.String(), Want: "at most sender.retry_backoff_max (" + s.RetryBackoffMax.String() + ")"}
 	case s.TLS.Cert != "" && s.TLS.Key == "":

@@ -8,6 +8,18 @@ var variants = []string{
 	"process_no", "0123456789abcdef", "h", "classic", "amqp://127.0.0.1:1/",
 }
 
+// variantConfigs are whole files for keys whose other values need other
+// keys: a heartbeat needs the dialect's echo telegram.
+var variantConfigs = map[string]string{
+	"sender.heartbeat":         echoVariant + "sender.heartbeat = 13s\nsender.heartbeat.message = " + echoLine + "\n",
+	"sender.heartbeat.message": echoVariant + "sender.heartbeat.message = " + echoLine + "\n",
+}
+
+const (
+	echoVariant = "protocol.echo.field = filler\nprotocol.echo.value = PING\n"
+	echoLine    = "REQ|000000000|20260101000000|ORG01|SV01|K|ping|PING"
+)
+
 // Variant returns the defaults (Default) with key set to a valid value
 // other than its default, and false when none of a few candidate values
 // loads (the TLS files must exist; protocol.* needs more than one line).
@@ -20,6 +32,10 @@ func Variant(key string) (*Config, bool) {
 		return nil, false
 	}
 	def := Default()
+	if file, ok := variantConfigs[key]; ok {
+		c, err := load("", []byte(file), false)
+		return c, err == nil && k.v.text(c) != k.v.text(def)
+	}
 	for _, v := range variants {
 		c, err := load("", []byte(key+" = "+v+"\n"), false)
 		if err == nil && k.v.text(c) != k.v.text(def) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,16 @@ var (
 		"code":       "digits 3",
 	}
 )
+
+// DefaultReplyNames returns the reply's fields when protocol.reply.fields
+// is empty: length,type,process_no,replied_at,code, without length under
+// framing length.
+func DefaultReplyNames(f Framing) []string {
+	if f == FramingLength {
+		return append([]string(nil), defaultReplyNames[1:]...)
+	}
+	return append([]string(nil), defaultReplyNames...)
+}
 
 // DefaultDialectConfig returns the default dialect's configuration with
 // every value filled in: docs/PROTOCOL.md §1.
@@ -622,12 +633,26 @@ func (s *Spec) lengthField(line []byte) (int, bool) {
 	return atoi(line[:4]), true
 }
 
+// Heartbeat returns the wire bytes of the sender's heartbeat: text, the
+// echo telegram as a spool line in the config's UTF-8
+// (sender.heartbeat.message), converted to the charset and framed by
+// AppendEcho.
+func (d *Dialect) Heartbeat(text string) ([]byte, error) {
+	line, err := d.w.charset.encode(text)
+	if err != nil {
+		return nil, err
+	}
+	return d.AppendEcho(nil, line)
+}
+
 // AppendEcho appends the wire bytes of line, the echo telegram in the
-// spool format (sender.heartbeat.message), framed as AppendResult frames a
-// line but without checking the result spec beyond the echo field: an echo
-// telegram need not be a valid message, only one the partner recognizes.
-// It fails when the line holds CR or LF, is too long, or its echo field
-// (by position in the result spec) does not hold protocol.echo.value.
+// spool format, framed as AppendResult frames a line but without checking
+// the result spec beyond the echo field: an echo telegram need not be a
+// valid message, only one the partner recognizes. In the fixed layout a
+// line narrower than the result spec is padded with spaces to its width
+// (a config value cannot end in spaces). It fails when the line holds CR
+// or LF, is too long, or its echo field (by position in the result spec)
+// does not hold protocol.echo.value.
 func (d *Dialect) AppendEcho(dst, line []byte) ([]byte, error) {
 	s, w := d.result, d.w
 	if s.echo < 0 {
@@ -635,6 +660,11 @@ func (d *Dialect) AppendEcho(dst, line []byte) ([]byte, error) {
 	}
 	if i := bytes.IndexAny(line, "\r\n"); i >= 0 {
 		return dst, fmt.Errorf("the echo telegram holds a CR or LF at byte %d", i)
+	}
+	if w.fixed {
+		if pad := s.width - w.lf()*4 - len(line); pad > 0 {
+			line = append(slices.Clone(line), bytes.Repeat([]byte{' '}, pad)...)
+		}
 	}
 	msg := line
 	start := len(dst)

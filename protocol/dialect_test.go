@@ -566,10 +566,13 @@ func TestEcho(t *testing.T) {
 	if r, err := d.ParseReply(d.Unframe(rep)); err != nil || r.Code != CodeOK || r.ProcessNo != "000000007" {
 		t.Fatalf("echo reply %q: %+v, %v", rep, r, err)
 	}
-	hb := "0800" + strings.Repeat(" ", 50) // not a valid request: only the echo field counts
-	out, err := d.AppendEcho(nil, []byte(hb))
-	if err != nil || string(out) != "0054"+hb {
+	// Not a valid request: only the echo field counts; padded to the width.
+	out, err := d.AppendEcho(nil, []byte("0800"))
+	if err != nil || string(out) != "0097"+"0800"+strings.Repeat(" ", 93) {
 		t.Fatalf("AppendEcho = %q, %v", out, err)
+	}
+	if hb, err := d.Heartbeat("0800 링크 테스트"); err != nil || !bytes.HasPrefix(hb, []byte("00970800 \xb8\xb5")) || len(hb) != 101 {
+		t.Fatalf("Heartbeat = %q, %v", hb, err)
 	}
 	if _, err := d.AppendEcho(nil, []byte("0200"+strings.Repeat(" ", 50))); err == nil || !strings.Contains(err.Error(), "not the echo telegram") {
 		t.Fatalf("AppendEcho of a request: %v", err)

@@ -28,7 +28,10 @@ receiver.sink=amqp or sender.source=amqp a RabbitMQ node of the URLs answers
 (a warning when none does: the daemon starts, not ready, and reconnects).
 
 With -syntax only the configuration is tested, not this host (a tree staged
-under DESTDIR, a config for another host).
+under DESTDIR, a config for another host). Once the configuration loads,
+the first line on stdout is the dialect of the wire it sets (protocol.*),
+e.g. "dialect: euc-kr, fixed width (request 97 bytes, reply 31), framing
+length (4 ascii bytes counting the rest); …".
 
 Problems go to stderr, one line each, and make the exit code 2; warnings
 ("warning: ...", stderr) and notes ("note: ...", stdout) do not.`
@@ -56,6 +59,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	fmt.Fprintln(stdout, "dialect: "+cfg.Protocol.Dialect.String())
 	r := &report{}
 	for _, w := range cfg.Warnings {
 		r.warn("%s", w)

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/conf"
 	"spoolgate/internal/e2e"
+	"spoolgate/protocol"
 )
 
 // hostDir returns a new directory that every user can enter (t.TempDir's
@@ -86,6 +88,51 @@ func listen(t *testing.T) string {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
+}
+
+// defaultDialectLine is check's first line on stdout for a config that
+// leaves protocol.* at the defaults.
+var defaultDialectLine = "dialect: " + protocol.DefaultDialect().String()
+
+// TestCheckDialect: check prints the dialect a config sets in one line,
+// and refuses every combination that cannot work with exit 2 and the one
+// line conf.Load gives (the daemons print the same at start).
+func TestCheckDialect(t *testing.T) {
+	good := map[string]string{
+		"good_dialect_euckr_fixed": "dialect: euc-kr, fixed width (request 97 bytes, reply 31), framing length (4 ascii bytes counting the rest); " +
+			"request 6 fields, result the request's; reply kind,process_no,replied_at,code; codes ok 0000, invalid 9999, unavailable 9998; echo kind=0800\n",
+		"good_dialect_binary": `dialect: utf-8, delimited by "|", framing length (2 binary bytes counting the rest); request 8 fields, result the request's; ` +
+			"reply type,process_no,replied_at,code; codes ok 200, invalid 400, unavailable 500; no echo\n",
+	}
+	for name, want := range good {
+		p := filepath.Join("..", "..", "conf", "testdata", name+".properties")
+		code, out, errs := spoolgate(t, "", "check", "-syntax", "-config", p)
+		if code != 0 || !strings.HasPrefix(out, want) || errs != "" {
+			t.Errorf("%s: exit %d\nstdout:\n%sstderr:\n%swant first line\n%s", name, code, out, errs, want)
+		}
+	}
+	bad, err := filepath.Glob(filepath.Join("..", "..", "conf", "testdata", "bad_*.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range bad {
+		if !strings.Contains(p, "bad_protocol_") && !strings.Contains(p, "bad_heartbeat_") {
+			continue
+		}
+		n++
+		_, lerr := conf.Load(p)
+		if lerr == nil {
+			t.Fatalf("%s loads", p)
+		}
+		code, out, errs := spoolgate(t, "", "check", "-syntax", "-config", p)
+		if code != 2 || errs != lerr.Error()+"\n" || out != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and %q", filepath.Base(p), code, out, errs, lerr)
+		}
+	}
+	if n < 20 {
+		t.Errorf("%d bad dialect files", n)
+	}
 }
 
 // rootNote is the note check adds when run as root.
@@ -188,9 +235,10 @@ func checkOutput(t *testing.T, code int, out, errs string, wantCode int, wantErr
 		re = strings.ReplaceAll(re, "ADDR", `127\.0\.0\.1:\d+`)
 		return regexp.MustCompile(`^` + re + `$`).MatchString(got)
 	}
-	if code != wantCode || !match(errs, wantErr) || !match(out, append(append([]string{}, wantOut...), last)) {
+	wantOut = append(append([]string{defaultDialectLine}, wantOut...), last)
+	if code != wantCode || !match(errs, wantErr) || !match(out, wantOut) {
 		t.Fatalf("exit %d, stderr:\n%sstdout:\n%s\nwant exit %d, stderr:\n%s\nstdout:\n%s", code, errs, out,
-			wantCode, strings.Join(wantErr, "\n"), strings.Join(append(wantOut, last), "\n"))
+			wantCode, strings.Join(wantErr, "\n"), strings.Join(wantOut, "\n"))
 	}
 }
 
