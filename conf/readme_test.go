@@ -79,3 +79,45 @@ func TestREADMEConfigReference(t *testing.T) {
 		t.Fatal("README.md's config reference differs from conf/conf.properties: run SPOOLGATE_UPDATE_README=1 go test ./conf -run README")
 	}
 }
+
+// TestREADMEPartnerExample holds the worked example of the README's "Your
+// partner's format" to conf/testdata/good_dialect_euckr_fixed.properties:
+// the same settings, and the dialect line the README quotes.
+func TestREADMEPartnerExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	i := strings.Index(s, "## Your partner's format")
+	if i < 0 {
+		t.Fatal(`README.md has no "Your partner's format"`)
+	}
+	s = s[i:]
+	j := strings.Index(s, "In `conf.properties`:\n\n")
+	if j < 0 {
+		t.Fatal("no example block")
+	}
+	var block strings.Builder
+	for line := range strings.Lines(s[j+len("In `conf.properties`:\n\n"):]) {
+		if !strings.HasPrefix(line, "    ") {
+			break
+		}
+		block.WriteString(strings.TrimPrefix(line, "    "))
+	}
+	got, err := Load(write(t, "conf.properties", block.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Load("testdata/good_dialect_euckr_fixed.properties")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, restart := got.LiveDiff(want); live != nil || restart != nil {
+		t.Errorf("the README's example differs from good_dialect_euckr_fixed.properties in %v %v", live, restart)
+	}
+	quoted := strings.Join(strings.Fields(s[:strings.Index(s, "`conf/testdata/good_dialect_euckr_fixed.properties`")]), " ")
+	if !strings.Contains(quoted, "`dialect: "+got.Protocol.Dialect.String()+"`") {
+		t.Errorf("the README does not quote the dialect line %q", got.Protocol.Dialect)
+	}
+}

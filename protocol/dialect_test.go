@@ -688,6 +688,9 @@ func TestCharsetBytes(t *testing.T) {
 					t.Fatalf("cp949 admits %#x %#x", lead, trail)
 				}
 			}
+			if inCP && !inEUC && lead > 0xc6 {
+				t.Fatalf("cp949 adds %#x %#x, past the extension's first bytes 81-C6", lead, trail)
+			}
 			if inEUC {
 				euc++
 				if lead < 0xa1 || trail < 0xa1 || lead == 0xff || trail == 0xff || !inCP {
@@ -701,6 +704,15 @@ func TestCharsetBytes(t *testing.T) {
 	// them); CP949 adds the 8,822 other modern Hangul syllables.
 	if euc != 8226 || cp != 8226+8822 {
 		t.Errorf("euc-kr admits %d pairs, cp949 %d", euc, cp)
+	}
+	// The user-defined rows of KS X 1001 and € ®, as PROTOCOL.md says.
+	for _, p := range [][2]byte{{0xc9, 0xa1}, {0xfe, 0xa1}, {0xfe, 0xfe}} {
+		if pairOK(set, false, p[0], p[1]) {
+			t.Errorf("%#x %#x is admitted", p[0], p[1])
+		}
+	}
+	if !pairOK(set, true, 0xa2, 0xe6) || !pairOK(set, true, 0xa2, 0xe7) || CharsetEUCKR.Decode([]byte{0xa2, 0xe6, 0xa2, 0xe7}) != "€®" {
+		t.Error("€ or ® is not in euc-kr")
 	}
 }
 
@@ -762,6 +774,11 @@ func TestNewDialectErrors(t *testing.T) {
 				t.Errorf("not one line: %q", err)
 			}
 		})
+	}
+	// Under framing length a reply may be the code alone.
+	d1 := mustDialect(t, DialectConfig{Framing: FramingLength, Request: delimitedNoLength, Reply: SpecConfig{Names: []string{"code"}}})
+	if rep := d1.AppendReply(nil, nil, CodeInvalid, testAt); string(rep) != "0003400" {
+		t.Errorf("code-only reply %q", rep)
 	}
 	// Under layout fixed, | is a byte like any other.
 	d := mustDialect(t, DialectConfig{Layout: LayoutFixed, Request: SpecConfig{Names: []string{"length", "t", "c"},

@@ -273,8 +273,12 @@ func NewSpec(names []string, rules map[string]string) (*Spec, error) {
 
 // buildSpec builds a spec in the dialect w. Errors are *RuleError.
 func buildSpec(names []string, rules map[string]string, w *wire) (*Spec, error) {
-	if len(names) < 2 || len(names) > MaxFields {
-		return nil, &RuleError{Rule: strings.Join(names, ","), Want: fmt.Sprintf("a list of 2 to %d field names, the first the length field", MaxFields)}
+	if least := 1 + w.lf(); len(names) < least || len(names) > MaxFields {
+		want := fmt.Sprintf("a list of 2 to %d field names, the first the length field", MaxFields)
+		if w.length {
+			want = fmt.Sprintf("a list of 1 to %d field names", MaxFields)
+		}
+		return nil, &RuleError{Rule: strings.Join(names, ","), Want: want}
 	}
 	fields := make([]Field, len(names))
 	seen := make(map[string]bool, len(names))
