@@ -72,19 +72,20 @@ func pairOK(set *[8192]byte, euc bool, lead, trail byte) bool {
 // none of the bytes a text may not hold (NUL, CR, LF and, in the delimited
 // layout, the separator). It allocates nothing.
 func (w *wire) validText(v []byte) bool {
-	if !w.charset.korean() {
+	sep := w.textSep
+	if w.pairs == nil { // utf-8
 		for _, c := range v {
-			if c == 0 || c == '\n' || c == '\r' || c == w.textSep {
+			if c == 0 || c == '\n' || c == '\r' || c == sep {
 				return false
 			}
 		}
 		return utf8.Valid(v)
 	}
-	set, euc := w.pairs, w.charset == CharsetEUCKR
+	set, euc := w.pairs, w.euc
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c < 0x80 {
-			if c == 0 || c == '\n' || c == '\r' || c == w.textSep {
+			if c == 0 || c == '\n' || c == '\r' || c == sep {
 				return false
 			}
 			continue

@@ -235,7 +235,7 @@ func newWire(c *DialectConfig) (*wire, error) {
 	switch c.Charset {
 	case CharsetUTF8:
 	case CharsetEUCKR, CharsetCP949:
-		w.pairs = cp949Pairs()
+		w.pairs, w.euc = cp949Pairs(), c.Charset == CharsetEUCKR
 	default:
 		return bad("charset", string(c.Charset), "one of utf-8, euc-kr, cp949")
 	}

@@ -124,14 +124,15 @@ func (s *Spec) Parse(line []byte) (Message, error) {
 			m.ends[i] = uint16(end)
 		}
 	} else {
+		sep := w.sep
 		start := 0
 		for i := 0; i < n; i++ {
 			end := len(line)
-			if i == n-1 && bytes.IndexByte(line[start:], w.sep) >= 0 {
+			if i == n-1 && bytes.IndexByte(line[start:], sep) >= 0 {
 				return m, fail("message", "field count", fmt.Sprintf("more than %d fields", n))
 			}
 			if i < n-1 {
-				j := bytes.IndexByte(line[start:], w.sep)
+				j := bytes.IndexByte(line[start:], sep)
 				if j < 0 {
 					return m, fail("message", "field count", fmt.Sprintf("%d fields, want %d", i+1, n))
 				}
@@ -142,11 +143,18 @@ func (s *Spec) Parse(line []byte) (Message, error) {
 		}
 	}
 	m.spec, m.line = s, line
+	msgLen, fixed := len(line)+w.lf(), w.fixed
+	start := 0
 	for i := range s.fields {
 		f := &s.fields[i]
-		if v := m.FieldAt(i); !f.Rule.valid(v, len(line)+w.lf(), w) {
-			return Message{}, f.explain(v, len(line)+w.lf(), w)
+		if fixed {
+			start = f.off
 		}
+		end := int(m.ends[i])
+		if v := line[start:end:end]; !f.Rule.valid(v, msgLen, w) {
+			return Message{}, f.explain(v, msgLen, w)
+		}
+		start = end + 1
 	}
 	return m, nil
 }

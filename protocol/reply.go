@@ -40,15 +40,15 @@ func AppendReply(dst, processNo []byte, at time.Time, code int) []byte {
 
 // appendInt appends the last width decimal digits of v >= 0, zero-padded.
 func appendInt(dst []byte, v, width int) []byte {
-	n := len(dst)
-	for range width {
-		dst = append(dst, '0')
+	if width > 8 { // digits N of a sample: not on a hot path
+		return append(appendInt(dst, v/100000000, width-8), appendInt(nil, v%100000000, 8)...)
 	}
-	for i := len(dst) - 1; i >= n && v > 0; i-- {
-		dst[i] = byte('0' + v%10)
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
 		v /= 10
 	}
-	return dst
+	return append(dst, buf[:width]...)
 }
 
 var replyTime = [...]timeTok{{unit: 'y', n: 4}, {unit: 'M', off: 4, n: 2}, {unit: 'd', off: 6, n: 2}, {unit: 'H', off: 8, n: 2}, {unit: 'm', off: 10, n: 2}, {unit: 's', off: 12, n: 2}}

@@ -116,7 +116,8 @@ type wire struct {
 	hdrBinary bool
 	hdrBytes  int
 	countsAll bool
-	pairs     *[8192]byte // the Korean charsets: cp949Pairs
+	pairs     *[8192]byte // the Korean charsets: cp949Pairs; nil: utf-8
+	euc       bool        // charset euc-kr: pairs of A1-FE only
 }
 
 // defaultWire is docs/PROTOCOL.md §1: UTF-8, fields joined by |, a length
