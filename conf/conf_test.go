@@ -279,6 +279,22 @@ func TestGoodDialects(t *testing.T) {
 	}
 }
 
+// TestSeparatorUnderFixed: the fixed layout has no separator, so whatever
+// protocol.separator says (the shipped file lists it) is not looked at.
+func TestSeparatorUnderFixed(t *testing.T) {
+	body := "protocol.layout = fixed\nprotocol.request.fields = length,kind,ref\nprotocol.request.field.length = length 4\n" +
+		"protocol.request.field.kind = const 0200\nprotocol.request.field.ref = digits 9\nreceiver.dedup_key = ref\n"
+	for _, sep := range []string{"", "x", "|"} {
+		c, err := Load(write(t, "conf.properties", body+"protocol.separator = "+sep+"\n"))
+		if err != nil {
+			t.Fatalf("separator %q: %v", sep, err)
+		}
+		if _, err := c.Protocol.Dialect.Parse([]byte("00180200000000123")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestDialectReload: a change of the dialect needs a restart, and each
 // daemon sees the changes of the keys it reads.
 func TestDialectReload(t *testing.T) {

@@ -439,10 +439,11 @@ func (l *loader) specConfig(dir string, defaults []string) protocol.SpecConfig {
 }
 
 // separator reads protocol.separator; an empty value is refused rather
-// than taken as the default.
-func (l *loader) separator(key string, _ *Config) string {
+// than taken as the default, unless the layout (decoded before it) is
+// fixed, which has no separator.
+func (l *loader) separator(key string, c *Config) string {
 	v := l.get(key)
-	if v == "" {
+	if v == "" && c.Protocol.Layout != protocol.LayoutFixed {
 		l.fail(key, v, "one printable ASCII byte, not a letter, digit or space, e.g. |")
 		return "|"
 	}

@@ -9,7 +9,7 @@ import (
 // ReplyLen is the byte length of every reply, including its LF.
 const ReplyLen = 38
 
-// Reply is a parsed reply: length|RES|process_no|responded_at|code in the
+// Reply is a parsed reply: length|RES|process_no|replied_at|code in the
 // default dialect (ParseReply), the fields of the reply spec in another
 // (Dialect.ParseReply).
 type Reply struct {
