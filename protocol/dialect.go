@@ -471,6 +471,11 @@ func (d *Dialect) Framing() Framing { return d.cfg.Framing }
 // the console, reasons): see Charset.Decode.
 func (d *Dialect) Text(b []byte) string { return d.w.charset.Decode(b) }
 
+// FromUTF8 returns text, UTF-8 as people type it (a config value, the
+// arguments of spoolgate send), in the wire charset. It fails when a
+// character has no code in the charset.
+func (d *Dialect) FromUTF8(text string) ([]byte, error) { return d.w.charset.encode(text) }
+
 // String returns the dialect in one line, for `spoolgate check` and the
 // start-up log, e.g.
 //
@@ -638,7 +643,7 @@ func (s *Spec) lengthField(line []byte) (int, bool) {
 // (sender.heartbeat.message), converted to the charset and framed by
 // AppendEcho.
 func (d *Dialect) Heartbeat(text string) ([]byte, error) {
-	line, err := d.w.charset.encode(text)
+	line, err := d.FromUTF8(text)
 	if err != nil {
 		return nil, err
 	}

@@ -604,12 +604,15 @@ func TestKeys(t *testing.T) {
 		}
 		key := m.AppendKey(nil, idx, 0)
 		raw, ok := d.request.AppendRawKey(nil, msg, idx, 0)
-		want := "000000042\x00" + wireText(t, d, "홍길동") + "\x00"
+		want := "000000042\x00" + wireText(t, d, "홍길동")
 		if string(key) != want || !ok || string(raw) != want {
 			t.Errorf("%s: key %q, raw key %q %v, want %q", td.name, key, raw, ok, want)
 		}
-		if _, ok := d.request.AppendRawKey(nil, msg[:5], idx, 0); ok {
-			t.Errorf("%s: a raw key of a cut message", td.name)
+		if k, ok := d.request.AppendRawKey([]byte("x"), msg[:5], idx, 0); ok || string(k) != "x" {
+			t.Errorf("%s: a raw key of a cut message: %q", td.name, k)
+		}
+		if id := m.AppendKey(nil, idx[:1], '|'); string(id) != "000000042" {
+			t.Errorf("%s: message_id %q", td.name, id)
 		}
 	}
 	if _, err := DefaultDialect().KeyIndexes([]string{"org_code", "nope"}); err == nil || !strings.Contains(err.Error(), "nope is not a field") {
@@ -658,6 +661,12 @@ func TestDecodeForPeople(t *testing.T) {
 	}
 	if got := CharsetUTF8.Decode([]byte("a\xffb")); got != "a\uFFFDb" {
 		t.Errorf("utf-8 = %q", got)
+	}
+	if b, err := d.FromUTF8("홍길동"); err != nil || string(b) != string(euc) {
+		t.Errorf("FromUTF8 = %q, %v", b, err)
+	}
+	if _, err := d.FromUTF8("😀"); err == nil {
+		t.Error("FromUTF8 of a character euc-kr lacks")
 	}
 	vals := sample(t, d, testDialects()[3], 1)
 	vals[valIndex(d, "org_code")] = wireText(t, d, "가")

@@ -66,12 +66,15 @@ func (m *Message) Field(name string) []byte {
 }
 
 // AppendKey appends the values of the fields at idx (Dialect.KeyIndexes)
-// to dst, each followed by sep: the duplicate key of a request, or its
-// message_id with sep '|'.
+// to dst, joined by sep: the duplicate key of a request (sep 0: NUL is in
+// no value, so the key is unambiguous), or its message_id (sep '|':
+// "ORG01|000000123").
 func (m *Message) AppendKey(dst []byte, idx []int, sep byte) []byte {
-	for _, i := range idx {
+	for k, i := range idx {
+		if k > 0 {
+			dst = append(dst, sep)
+		}
 		dst = append(dst, m.FieldAt(i)...)
-		dst = append(dst, sep)
 	}
 	return dst
 }
@@ -389,13 +392,16 @@ func (s *Spec) rawField(raw []byte, i int) (v []byte, ok bool) {
 // not parsed (a line of a request file, for the duplicate window's
 // rebuild): the fields at idx by position. ok is false when raw lacks one.
 func (s *Spec) AppendRawKey(dst, raw []byte, idx []int, sep byte) (out []byte, ok bool) {
-	for _, i := range idx {
+	n := len(dst)
+	for k, i := range idx {
 		v, ok := s.rawField(raw, i)
 		if !ok {
-			return dst, false
+			return dst[:n], false
+		}
+		if k > 0 {
+			dst = append(dst, sep)
 		}
 		dst = append(dst, v...)
-		dst = append(dst, sep)
 	}
 	return dst, true
 }
