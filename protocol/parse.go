@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ParseError is a spec violation: the peer is answered CodeInvalid, the log
@@ -186,7 +187,19 @@ func (r *Rule) valid(v []byte, msgLen int, w *wire) bool {
 		}
 		return true
 	case KindText:
-		return len(v) >= r.Min && len(v) <= r.Max && w.validText(v)
+		if len(v) < r.Min || len(v) > r.Max {
+			return false
+		}
+		if w.pairs != nil {
+			return w.validText(v)
+		}
+		sep := w.textSep // utf-8: the loop of validText, inline on the default's path
+		for _, c := range v {
+			if c == 0 || c == '\n' || c == '\r' || c == sep {
+				return false
+			}
+		}
+		return utf8.Valid(v)
 	}
 	return false
 }
