@@ -68,20 +68,12 @@ func pairOK(set *[8192]byte, euc bool, lead, trail byte) bool {
 	return set[i>>3]&(1<<(i&7)) != 0
 }
 
-// validText reports whether v is valid in the wire's charset and holds
-// none of the bytes a text may not hold (NUL, CR, LF and, in the delimited
-// layout, the separator). It allocates nothing.
-func (w *wire) validText(v []byte) bool {
-	sep := w.textSep
-	if w.pairs == nil { // utf-8
-		for _, c := range v {
-			if c == 0 || c == '\n' || c == '\r' || c == sep {
-				return false
-			}
-		}
-		return utf8.Valid(v)
-	}
-	set, euc := w.pairs, w.euc
+// validKorean reports whether v is text of the Korean charset of the wire
+// (w.pairs set) without the bytes a text may not hold (NUL, CR, LF and, in
+// the delimited layout, the separator). Rule.valid checks UTF-8 itself. It
+// allocates nothing.
+func (w *wire) validKorean(v []byte) bool {
+	sep, set, euc := w.textSep, w.pairs, w.euc
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c < 0x80 {
@@ -98,7 +90,7 @@ func (w *wire) validText(v []byte) bool {
 	return true
 }
 
-// textProblem says why validText refused v: the first bad byte, or a
+// textProblem says why a text rule refused v: the first bad byte, or a
 // character cut at the end of the field. For the log, not a hot path.
 func (w *wire) textProblem(v []byte) string {
 	if !w.charset.korean() {

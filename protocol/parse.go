@@ -191,9 +191,9 @@ func (r *Rule) valid(v []byte, msgLen int, w *wire) bool {
 			return false
 		}
 		if w.pairs != nil {
-			return w.validText(v)
+			return w.validKorean(v)
 		}
-		sep := w.textSep // utf-8: the loop of validText, inline on the default's path
+		sep := w.textSep // utf-8, inline on the default dialect's path
 		for _, c := range v {
 			if c == 0 || c == '\n' || c == '\r' || c == sep {
 				return false
