@@ -58,6 +58,7 @@ type Config struct {
 	Receiver        Receiver
 	Sender          Sender
 	Log             Log
+	Journal         Journal
 	Protocol        Protocol
 	ShutdownTimeout time.Duration // graceful drain on SIGTERM
 	AdminPprof      bool          // serve /debug/pprof on the admin addresses
@@ -110,8 +111,9 @@ type Sender struct {
 	Remote    []string // host:port, tried in order; empty unless RequireSender passes
 	SpoolDir  string
 	FailedDir string
-	SentDir   string // "" deletes delivered files
-	Source    Source // SourceSpool (files in SpoolDir) or SourceAMQP
+	SentDir   string        // "" deletes delivered files
+	SentKeep  time.Duration // delivered files older than this are removed from SentDir; 0 keeps them
+	Source    Source        // SourceSpool (files in SpoolDir) or SourceAMQP
 	AMQP      struct {
 		URL          []string // amqp:// or amqps:// nodes, tried in order; required with SourceAMQP
 		Queue        string   // the results queue consumed
@@ -150,6 +152,23 @@ type Log struct {
 	MaxAgeDays  int // 0 keeps all
 	Compress    bool
 	RotateDaily bool
+	// Mask names fields of the request or result spec shown as '*'
+	// wherever a message is shown (logs, console, .reason files), and
+	// stored as a keyed hash in the journal.
+	Mask []string
+	// MaskRRN: resident registration number shapes are masked too.
+	MaskRRN bool
+}
+
+// Journal holds the journal.* keys: the trail of message outcomes that
+// spoolgate trace reads.
+type Journal struct {
+	// Dir is journal.dir with ${log.dir} replaced; "" turns the journal
+	// off.
+	Dir string
+	// Keep is how long a day's file is kept after its day; 0 keeps
+	// them forever, else at least a day.
+	Keep time.Duration
 }
 
 // Protocol holds the protocol.* keys and the dialect built from them

@@ -113,12 +113,13 @@ func specText(s *protocol.Spec) string {
 }
 
 // reads reports whether daemon ("receiver" or "sender") uses key: its own
-// section, log.*, admin.*, shutdown_timeout and the dialect, of whose specs
-// the one it works with (the sender's result spec is the request spec
-// unless configured, and its canonical text tells either change).
+// section, log.*, journal.*, admin.*, shutdown_timeout and the dialect, of
+// whose specs the one it works with (the sender's result spec is the
+// request spec unless configured, and its canonical text tells either
+// change).
 func reads(daemon, key string) bool {
 	switch {
-	case strings.HasPrefix(key, "log."), strings.HasPrefix(key, "admin."), key == "shutdown_timeout":
+	case strings.HasPrefix(key, "log."), strings.HasPrefix(key, "journal."), strings.HasPrefix(key, "admin."), key == "shutdown_timeout":
 		return true
 	case daemon == "receiver":
 		return strings.HasPrefix(key, "receiver.") || strings.HasPrefix(key, "protocol.") && !strings.HasPrefix(key, "protocol.result.")

@@ -23,6 +23,9 @@ func (c *Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		return err
 	}
+	if err := c.Journal.Validate(c); err != nil {
+		return err
+	}
 	if err := checkKeys(c, func(name string) bool { return !strings.Contains(name, ".") }); err != nil {
 		return err
 	}
@@ -103,6 +106,29 @@ func (s Sender) Validate() error {
 // Validate checks the log.* values (see Config.Validate).
 func (g Log) Validate() error {
 	return checkKeys(&Config{Log: g}, prefix("log."))
+}
+
+// Validate checks the journal.* values (see Config.Validate): the journal
+// may not share a directory with the data the daemons move (the sender
+// would send its files from the spool).
+func (j Journal) Validate(c *Config) error {
+	if err := checkKeys(&Config{Journal: j}, prefix("journal.")); err != nil {
+		return err
+	}
+	if j.Dir == "" {
+		return nil
+	}
+	for _, d := range []struct{ key, dir string }{
+		{"receiver.data_dir", c.Receiver.DataDir},
+		{"sender.spool_dir", c.Sender.SpoolDir},
+		{"sender.failed_dir", c.Sender.FailedDir},
+		{"sender.sent_dir", c.Sender.SentDir},
+	} {
+		if j.Dir == d.dir {
+			return &Error{Key: "journal.dir", Value: j.Dir, Want: "a directory other than " + d.key}
+		}
+	}
+	return nil
 }
 
 func prefix(p string) func(string) bool {
