@@ -1,0 +1,535 @@
+package journal
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Entry is one journal line, parsed.
+type Entry struct {
+	Time     time.Time         `json:"time"`
+	Daemon   string            `json:"daemon"`
+	Event    string            `json:"event"`
+	Instance string            `json:"instance,omitempty"`
+	Code     int               `json:"code,omitempty"`
+	Peer     string            `json:"peer,omitempty"`   // receiver
+	Remote   string            `json:"remote,omitempty"` // sender
+	Keys     map[string]string `json:"keys,omitempty"`   // key fields; masked ones as HashPrefix + hex
+	File     string            `json:"file,omitempty"`
+	Line     int               `json:"line,omitempty"`
+	Queue    string            `json:"queue,omitempty"`
+	MsgID    string            `json:"msgid,omitempty"`
+	Attempts int               `json:"attempts,omitempty"`
+	// LatencyMS is the latency in milliseconds.
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	To        string  `json:"to,omitempty"`
+	Reason    string  `json:"reason,omitempty"`
+	// Written is the file the receiver wrote the line to when File is
+	// the name it was published under (a .part renamed; see Search).
+	Written string `json:"written,omitempty"`
+	// Source is the journal file and line this entry was read from.
+	Source string `json:"source"`
+}
+
+// errLine is a line that is not a journal line (half a line a failed
+// write left, say).
+var errLine = errors.New("journal: not a journal line")
+
+// ParseLine parses one journal line (without its LF).
+func ParseLine(line []byte) (Entry, error) {
+	var e Entry
+	col := 0
+	for len(line) > 0 || col < 3 {
+		var f []byte
+		if i := bytes.IndexByte(line, '\t'); i >= 0 {
+			f, line = line[:i], line[i+1:]
+		} else {
+			f, line = line, nil
+		}
+		switch col {
+		case 0:
+			t, err := time.Parse(TimeLayout, string(f))
+			if err != nil {
+				return e, errLine
+			}
+			e.Time = t
+		case 1:
+			e.Daemon = string(f)
+		case 2:
+			e.Event = string(f)
+			if e.Daemon == "" || e.Event == "" {
+				return e, errLine
+			}
+		default:
+			name, v, ok := bytes.Cut(f, []byte{'='})
+			if !ok {
+				return e, errLine
+			}
+			if err := e.set(string(name), unescape(v)); err != nil {
+				return e, err
+			}
+		}
+		col++
+	}
+	return e, nil
+}
+
+func (e *Entry) set(name, v string) error {
+	var err error
+	num := func() int {
+		n, aerr := strconv.Atoi(v)
+		if aerr != nil {
+			err = errLine
+		}
+		return n
+	}
+	switch name {
+	case "inst":
+		e.Instance = v
+	case "code":
+		e.Code = num()
+	case "peer":
+		e.Peer = v
+	case "remote":
+		e.Remote = v
+	case "file":
+		e.File = v
+	case "line":
+		e.Line = num()
+	case "queue":
+		e.Queue = v
+	case "msgid":
+		e.MsgID = v
+	case "attempts":
+		e.Attempts = num()
+	case "latency":
+		f, perr := strconv.ParseFloat(strings.TrimSuffix(v, "ms"), 64)
+		if perr != nil {
+			return errLine
+		}
+		e.LatencyMS = f
+	case "to":
+		e.To = v
+	case "reason":
+		e.Reason = v
+	default:
+		if e.Keys == nil {
+			e.Keys = make(map[string]string, 2)
+		}
+		e.Keys[name] = v
+	}
+	return err
+}
+
+// Attr returns the value of attribute or key field name as written ("" when
+// the line has none), for matching.
+func (e *Entry) Attr(name string) (string, bool) {
+	switch name {
+	case "time":
+		return e.Time.Format(TimeLayout), true
+	case "daemon":
+		return e.Daemon, true
+	case "event":
+		return e.Event, true
+	case "inst":
+		return e.Instance, e.Instance != ""
+	case "code":
+		return strconv.Itoa(e.Code), e.Code != 0
+	case "peer":
+		return e.Peer, e.Peer != ""
+	case "remote":
+		return e.Remote, e.Remote != ""
+	case "file":
+		return e.File, e.File != ""
+	case "line":
+		return strconv.Itoa(e.Line), e.Line != 0
+	case "queue":
+		return e.Queue, e.Queue != ""
+	case "msgid":
+		return e.MsgID, e.MsgID != ""
+	case "attempts":
+		return strconv.Itoa(e.Attempts), e.Attempts != 0
+	case "to":
+		return e.To, e.To != ""
+	case "reason":
+		return e.Reason, e.Reason != ""
+	}
+	if v, ok := e.Keys[name]; ok {
+		return v, true
+	}
+	v, ok := e.Keys[KeyPrefix+name]
+	return v, ok
+}
+
+// unescape undoes appendEscaped.
+func unescape(v []byte) string {
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v)
+	}
+	out := make([]byte, 0, len(v))
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c != '\\' || i+1 == len(v) {
+			out = append(out, c)
+			continue
+		}
+		i++
+		switch v[i] {
+		case 't':
+			out = append(out, '\t')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 'x':
+			if i+2 < len(v) {
+				if b, err := strconv.ParseUint(string(v[i+1:i+3]), 16, 8); err == nil {
+					out = append(out, byte(b))
+					i += 2
+					continue
+				}
+			}
+			out = append(out, '\\', 'x')
+		default:
+			out = append(out, v[i])
+		}
+	}
+	return string(out)
+}
+
+// Term is one FIELD=VALUE of a search: a key field or an attribute.
+type Term struct{ Name, Value string }
+
+// Query is what Search looks for: entries that match every term name,
+// where a name given more than once matches any of its values. A key
+// field matches its value as written, or the value's keyed hash (when Key
+// is set) when the journal stored it masked. file matches the name a
+// request file was written or published under.
+type Query struct {
+	Terms []Term
+	// Since skips what happened before it (zero: nothing).
+	Since time.Time
+	// Key is the journal's key (ReadKey); nil: masked values are not
+	// found.
+	Key []byte
+	// Prefixes picks the files (daemon, or daemon@instance); nil: all.
+	Prefixes []string
+	// Workers is how many files are read at once (default GOMAXPROCS).
+	Workers int
+}
+
+// Result is what Search found.
+type Result struct {
+	Entries []Entry // in time order
+	Files   int     // journal files read
+	Lines   int64   // lines read
+	// Problems are files or lines that could not be read (a gzip cut
+	// short, half a line a failed write left); the rest was searched.
+	Problems []string
+}
+
+type matcher struct {
+	names   []string            // distinct term names, in order
+	values  map[string][]string // name → values as the journal may hold them
+	needles [][][]byte          // by name: what a matching line must contain (one of)
+	// strictFile are the file= values as given: after resolve, an entry
+	// matches when one names its file exactly (values holds the .part
+	// names too, to find the lines before resolve).
+	strictFile []string
+}
+
+func newMatcher(q Query) *matcher {
+	m := &matcher{values: map[string][]string{}}
+	for _, t := range q.Terms {
+		if _, ok := m.values[t.Name]; !ok {
+			m.names = append(m.names, t.Name)
+		}
+		vs := []string{t.Value}
+		if q.Key != nil && !attrNames[t.Name] {
+			vs = append(vs, Hash(q.Key, t.Name, t.Value), Hash(q.Key, KeyPrefix+t.Name, t.Value))
+		}
+		m.values[t.Name] = append(m.values[t.Name], vs...)
+	}
+	if vs, ok := m.values["file"]; ok {
+		// A request file is written as NAME.part and published as NAME
+		// or NAME.N: its lines are found by the .part name, then resolved.
+		var all []string
+		for _, v := range vs {
+			v = filepath.Base(v)
+			all = append(all, v)
+			if !strings.HasSuffix(v, ".part") {
+				all = append(all, v+".part", trimCollision(v)+".part")
+			}
+		}
+		m.values["file"], m.strictFile = all, vs
+	}
+	for _, n := range m.names {
+		var ns [][]byte
+		for _, v := range m.values[n] {
+			ns = append(ns, appendEscaped(nil, v))
+		}
+		m.needles = append(m.needles, ns)
+	}
+	return m
+}
+
+// trimCollision removes a collision suffix .N from a file name.
+func trimCollision(name string) string {
+	i := strings.LastIndexByte(name, '.')
+	if i < 0 || i == len(name)-1 {
+		return name
+	}
+	for _, c := range name[i+1:] {
+		if c < '0' || c > '9' {
+			return name
+		}
+	}
+	return name[:i]
+}
+
+// maybe reports whether line may match: it holds a needle of every name.
+func (m *matcher) maybe(line []byte) bool {
+	for _, ns := range m.needles {
+		found := false
+		for _, n := range ns {
+			if bytes.Contains(line, n) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// match reports whether e matches every term; strict applies the file=
+// values as given (after resolve), else their .part names match too.
+func (m *matcher) match(e *Entry, strict bool) bool {
+	for _, n := range m.names {
+		ok := false
+		vs := m.values[n]
+		if n == "file" && strict {
+			vs = m.strictFile
+		}
+		for _, v := range vs {
+			switch n {
+			case "file":
+				b := filepath.Base(v)
+				ok = e.File == b || e.Written == b || e.To == b
+			default:
+				got, has := e.Attr(n)
+				ok = has && got == v
+			}
+			if ok {
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+var published = []byte(Published.String())
+
+// eventIs reports whether line's third column is event.
+func eventIs(line, event []byte) bool {
+	i := bytes.IndexByte(line, '\t')
+	if i < 0 {
+		return false
+	}
+	line = line[i+1:]
+	if i = bytes.IndexByte(line, '\t'); i < 0 {
+		return false
+	}
+	line = line[i+1:]
+	return bytes.HasPrefix(line, event) && (len(line) == len(event) || line[len(event)] == '\t')
+}
+
+// Search reads the journal files of dir (compressed or not) that may hold
+// events from q.Since on, and returns the entries that match q, in time
+// order (for the same time: the receiver first, then file order). A
+// receiver line's file written as NAME.part is shown under the name it
+// was published under (Entry.File; Entry.Written keeps the .part) when
+// the journal holds that publication. Files are read in parallel; a file
+// or line that cannot be read is a Problem, not an error. The error is
+// for a directory that cannot be listed.
+func Search(dir string, q Query) (Result, error) {
+	keep := func(string) bool { return true }
+	if q.Prefixes != nil {
+		keep = func(p string) bool {
+			for _, x := range q.Prefixes {
+				if x == p {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	files, err := Files(dir, keep)
+	if err != nil {
+		return Result{}, err
+	}
+	if !q.Since.IsZero() {
+		// A file holds its day's events, and a few of the day before
+		// written just after midnight.
+		from := midnight(q.Since).AddDate(0, 0, -1)
+		i := 0
+		for i < len(files) && files[i].Day.Before(from) {
+			i++
+		}
+		files = files[i:]
+	}
+	m := newMatcher(q)
+	workers := q.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	type part struct {
+		entries, published []Entry
+		lines              int64
+		problems           []string
+	}
+	parts := make([]part, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				p := &parts[i]
+				f := files[i]
+				receiver := f.Daemon() == "receiver"
+				base := filepath.Base(f.Path)
+				bad := 0
+				n, err := scan(f, func(line []byte, no int64) {
+					pub := receiver && eventIs(line, published)
+					if !pub && !m.maybe(line) {
+						return
+					}
+					e, err := ParseLine(line)
+					if err != nil {
+						bad++
+						if bad <= 3 {
+							p.problems = append(p.problems, fmt.Sprintf("%s:%d: not a journal line: %.60q", base, no, line))
+						}
+						return
+					}
+					if e.Time.Before(q.Since) {
+						return
+					}
+					e.Source = base + ":" + strconv.FormatInt(no, 10)
+					if pub {
+						p.published = append(p.published, e)
+					}
+					if e.Event != "published" && m.match(&e, false) {
+						p.entries = append(p.entries, e)
+					}
+				})
+				p.lines = n
+				if err != nil {
+					p.problems = append(p.problems, fmt.Sprintf("%s: %v (read up to line %d)", base, err, n))
+				}
+			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
+	res := Result{Files: len(files)}
+	var published []Entry
+	for _, p := range parts {
+		res.Entries = append(res.Entries, p.entries...)
+		published = append(published, p.published...)
+		res.Lines += p.lines
+		res.Problems = append(res.Problems, p.problems...)
+	}
+	resolve(res.Entries, published)
+	// The published names are known now: a file= term may match more.
+	if _, ok := m.values["file"]; ok {
+		out := res.Entries[:0]
+		for _, e := range res.Entries {
+			if m.match(&e, true) {
+				out = append(out, e)
+			}
+		}
+		res.Entries = out
+	}
+	sort.SliceStable(res.Entries, func(i, j int) bool {
+		a, b := &res.Entries[i], &res.Entries[j]
+		if !a.Time.Equal(b.Time) {
+			return a.Time.Before(b.Time)
+		}
+		return a.Daemon == "receiver" && b.Daemon != "receiver"
+	})
+	return res, nil
+}
+
+// resolve gives the receiver entries written to a .part file the name it
+// was published under: the first publication of that file (same
+// instance) at or after the entry. A .part published later again (a
+// restart within the same minute) is the next one's.
+func resolve(entries, published []Entry) {
+	if len(published) == 0 {
+		return
+	}
+	sort.SliceStable(published, func(i, j int) bool { return published[i].Time.Before(published[j].Time) })
+	for i := range entries {
+		e := &entries[i]
+		if e.Daemon != "receiver" || !strings.HasSuffix(e.File, ".part") {
+			continue
+		}
+		for _, p := range published {
+			if p.File == e.File && p.Instance == e.Instance && !p.Time.Before(e.Time) && p.To != "" {
+				e.Written, e.File = e.File, p.To
+				break
+			}
+		}
+	}
+}
+
+// scan calls fn for every line of f (without its LF), numbered from 1,
+// and returns how many it read.
+func scan(f File, fn func(line []byte, no int64)) (int64, error) {
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	var r io.Reader = fh
+	if f.Compressed {
+		zr, err := gzip.NewReader(bufio.NewReaderSize(fh, 256<<10))
+		if err != nil {
+			return 0, err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var n int64
+	for sc.Scan() {
+		n++
+		fn(sc.Bytes(), n)
+	}
+	return n, sc.Err()
+}
