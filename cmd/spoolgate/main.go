@@ -5,6 +5,7 @@
 //	spoolgate status  [-config PATH] [-json] [-age]   the running sender's state, else the directories'; exit 1 when a daemon expected here (-daemons) is down
 //	spoolgate failed  [-config PATH] [-json]          failed files with reason, code, attempts, time
 //	spoolgate requeue [-config PATH] (-all | FILE…)   move failed files back into the spool
+//	spoolgate trace   [-config PATH] FIELD=VALUE…     every journal event of the matching messages
 //	spoolgate bench   -addr HOST:PORT -c N -n COUNT   load generator; -null ADDR serves the reference
 //	spoolgate -version                                version, commit and Go version
 //
@@ -34,6 +35,7 @@ commands:
                                             exit 1 when a daemon expected here (-daemons LIST) is down
   failed   [-config PATH] [-json]           failed files with reason, code, attempts and time, newest last
   requeue  [-config PATH] (-all | FILE...)  move failed files back into the spool
+  trace    [-config PATH] FIELD=VALUE...    every journal event of the matching messages, both daemons, in time order
   bench    -addr HOST:PORT -c N -n COUNT    load generator (-null ADDR serves the reference)
 
 Run 'spoolgate COMMAND -h' for a command's arguments and flags, 'spoolgate -version' for the version.
@@ -56,6 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runFailed(rest, stdout, stderr)
 	case "requeue":
 		return runRequeue(rest, stdout, stderr)
+	case "trace":
+		return runTrace(rest, stdout, stderr)
 	case "bench":
 		return runBench(rest, stdout, stderr)
 	case "version", "-version", "--version":

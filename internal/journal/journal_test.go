@@ -640,3 +640,51 @@ func TestFullDisk(t *testing.T) {
 	}
 	t.Logf("written %d, dropped %d, write errors %d", s.Written, s.Dropped, s.Errors)
 }
+
+// TestScan: the lines holding a needle, each once, numbered; the line
+// count; a last line without its LF; a line longer than the buffer; an
+// empty file.
+func TestScan(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("x", 3<<20) + "needle"
+	tests := []struct {
+		name, data string
+		needles    []string
+		want       []string // "no:line"
+		lines      int64
+	}{
+		{"empty", "", []string{"a"}, nil, 0},
+		{"one needle twice on a line", "a needle needle\nb\nc needle\n", []string{"needle"}, []string{"1:a needle needle", "3:c needle"}, 3},
+		{"two needles, one line", "x\ny ab cd\nz\n", []string{"cd", "ab"}, []string{"2:y ab cd"}, 3},
+		{"no LF at the end", "a\nb needle", []string{"needle"}, []string{"2:b needle"}, 2},
+		{"first and last", "needle\nx\nneedle", []string{"needle"}, []string{"1:needle", "3:needle"}, 3},
+		{"longer than the buffer", "a\n" + long + "\nneedle\n", []string{"needle"}, []string{"2:" + long, "3:needle"}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, "receiver-2026-12-06.log")
+			if err := os.WriteFile(p, []byte(tt.data), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			for _, gz := range []bool{false, true} {
+				f := File{Path: p}
+				if gz {
+					if err := Compress(p); err != nil {
+						t.Fatal(err)
+					}
+					f = File{Path: p + ".gz", Compressed: true}
+				}
+				var got []string
+				var ns [][]byte
+				for _, n := range tt.needles {
+					ns = append(ns, []byte(n))
+				}
+				n, err := scan(f, ns, func(line []byte, no int64) { got = append(got, fmt.Sprintf("%d:%s", no, line)) })
+				if err != nil || n != tt.lines || !equal(got, tt.want) {
+					t.Errorf("gz %v: %d lines, %v; got %.80q, want %.80q", gz, n, err, got, tt.want)
+				}
+			}
+			os.Remove(p + ".gz")
+		})
+	}
+}

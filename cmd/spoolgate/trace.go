@@ -1,0 +1,329 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"spoolgate/conf"
+	"spoolgate/internal/journal"
+)
+
+// envConfigDir names the directory of the instances' configs
+// (docs/PROTOCOL.md §10.2 of the SPEC: conf.properties and NAME.properties).
+const envConfigDir = "SPOOLGATE_CONFIG_DIR"
+
+const defaultConfigDir = "/etc/spoolgate"
+
+// maskedShown is how trace shows a key value the journal holds masked.
+const maskedShown = "********"
+
+// runTrace prints every journal event of the messages that match, on
+// this host, in time order: both daemons, the gzipped days too.
+//
+//	spoolgate trace [-config PATH] [-since 7d] [-json] [-all] FIELD=VALUE...
+//
+// FIELD is a key field (receiver.dedup_key's, process_no) or a journal
+// attribute (file, line, code, peer, remote, event, …); terms of
+// different fields must all match, a field given twice matches either
+// value. A masked key field is found by its value (the journal's keyed
+// hash). Exit codes: 0 when events were found, 1 when none (or a journal
+// could not be read), 2 for bad usage or a bad config.
+func runTrace(args []string, stdout, stderr io.Writer) int {
+	const synopsis = "[-config PATH] [-since 7d] [-json] [-all] FIELD=VALUE..."
+	fs := newFlags("trace", synopsis,
+		"Prints every journal event of the messages that match, on this host, in time order: the receiver's\n"+
+			"(accepted, duplicate, rejected, unavailable) and the sender's (delivered, failed, put_back), the\n"+
+			"gzipped days too. FIELD is a key field (those of receiver.dedup_key, and process_no) or one of\n"+
+			"file, line, code, peer, remote, event, daemon, queue, msgid, reason. Different fields must all\n"+
+			"match; a field given twice matches either value. A field of log.mask is found by its value.\n"+
+			"Exit 0 when events were found, 1 when none.\n\n"+
+			"  spoolgate trace process_no=000000123\n"+
+			"  spoolgate trace -since 2026-12-01 org_code=ORG01 process_no=000000123", stderr)
+	path := configFlag(fs)
+	sinceFlag := fs.String("since", "7d", "how far back: a duration (7d, 36h) or a date (2026-12-01); 0: all the journal keeps")
+	asJSON := fs.Bool("json", false, "print a JSON array of the events")
+	all := fs.Bool("all", false, "every instance in the config directory ($"+envConfigDir+", default "+defaultConfigDir+"), not only -config's")
+	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
+		return code
+	}
+	usage := func(msg string) int {
+		fmt.Fprintln(stderr, "spoolgate trace: "+msg)
+		fmt.Fprintln(stderr, "usage: spoolgate trace "+synopsis)
+		return 2
+	}
+	if fs.NArg() == 0 {
+		return usage("name what to look for, e.g. process_no=000000123")
+	}
+	var terms []journal.Term
+	for _, a := range fs.Args() {
+		name, value, ok := strings.Cut(a, "=")
+		if !ok || name == "" {
+			return usage(fmt.Sprintf("%q: want FIELD=VALUE", a))
+		}
+		terms = append(terms, journal.Term{Name: name, Value: value})
+	}
+	now := time.Now()
+	since, err := parseSince(*sinceFlag, now)
+	if err != nil {
+		return usage(err.Error())
+	}
+	if *all && *path != "" {
+		return usage("give -all or -config, not both")
+	}
+	configs := []instanceConfig{{path: conf.Path(*path)}}
+	if *all {
+		dir := os.Getenv(envConfigDir)
+		if dir == "" {
+			dir = defaultConfigDir
+		}
+		if configs, err = instanceConfigs(dir); err != nil {
+			fmt.Fprintln(stderr, "spoolgate trace:", err)
+			return 2
+		}
+	}
+	var (
+		found    []journal.Entry
+		files    int
+		lines    int64
+		failed   bool
+		searched []string
+	)
+	for _, ic := range configs {
+		cfg, ok := loadConfig(ic.path, stderr)
+		if !ok {
+			return 2
+		}
+		if bad := unknownFields(cfg, terms); bad != "" {
+			return usage(bad)
+		}
+		dir := cfg.Journal.Dir
+		if dir == "" {
+			fmt.Fprintf(stderr, "spoolgate trace: %s: %s\n", ic.label(), cfg.JournalOff())
+			failed = true
+			continue
+		}
+		key, err := journal.ReadKey(dir)
+		if err != nil && !errors.Is(err, iofs.ErrNotExist) {
+			fmt.Fprintln(stderr, "spoolgate trace:", err)
+			failed = true
+		}
+		res, err := journal.Search(dir, journal.Query{Terms: terms, Since: since, Key: key,
+			Prefixes: []string{journal.Prefix("receiver", ic.name), journal.Prefix("sender", ic.name)}})
+		if err != nil {
+			fmt.Fprintln(stderr, "spoolgate trace:", err)
+			failed = true
+			continue
+		}
+		for _, p := range res.Problems {
+			fmt.Fprintf(stderr, "spoolgate trace: warning: %s\n", p)
+		}
+		for i := range res.Entries {
+			if res.Entries[i].Instance == "" {
+				res.Entries[i].Instance = ic.name
+			}
+		}
+		found = append(found, res.Entries...)
+		files += res.Files
+		lines += res.Lines
+		searched = append(searched, dir)
+	}
+	sort.SliceStable(found, func(i, j int) bool { return found[i].Time.Before(found[j].Time) })
+	if *asJSON {
+		if found == nil {
+			found = []journal.Entry{}
+		}
+		if err := writeJSON(stdout, found); err != nil {
+			return 1
+		}
+	} else {
+		for i := range found {
+			printEntry(stdout, &found[i], *all)
+		}
+		from := "everything kept"
+		if !since.IsZero() {
+			from = "since " + since.Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(stdout, "-- %d events; %d journal files, %d lines, %s in %s\n", len(found), files, lines, from, strings.Join(searched, ", "))
+		if len(found) == 0 && !since.IsZero() {
+			fmt.Fprintln(stdout, "-- -since 0 searches all the journal keeps")
+		}
+	}
+	if len(found) == 0 || failed {
+		return 1
+	}
+	return 0
+}
+
+// parseSince reads -since: a duration back from now (conf.ParseDuration:
+// 7d, 36h), a local date or date and time, or 0 for everything.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	switch s {
+	case "0", "0d", "0s", "all":
+		return time.Time{}, nil
+	}
+	if d, err := conf.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("-since %q: a duration back from now, not a negative one", s)
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02T15:04:05"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("-since %q: want a duration like 7d or 36h, a date like 2026-12-01 (local time), or 0 for all", s)
+}
+
+// unknownFields returns why a term's field cannot be in the journal, or
+// "": the journal holds the key fields (receiver.dedup_key's that the
+// spec has, and process_no) and its attributes.
+func unknownFields(cfg *conf.Config, terms []journal.Term) string {
+	keys := journal.KeyFields(cfg.Receiver.DedupKey, cfg.Protocol.Request.Names())
+	for _, k := range journal.KeyFields(cfg.Receiver.DedupKey, cfg.Protocol.Result.Names()) {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	attrs := journal.Searchable()
+	for _, t := range terms {
+		if slices.Contains(keys, t.Name) || slices.Contains(attrs, t.Name) {
+			continue
+		}
+		why := "is not in the journal"
+		if cfg.Protocol.Request.Index(t.Name) >= 0 || cfg.Protocol.Result.Index(t.Name) >= 0 {
+			why = "is a field of the spec, but the journal keeps only the key fields"
+		}
+		return fmt.Sprintf("%s %s: search a key field (%s) or one of %s", t.Name, why, strings.Join(keys, ", "), strings.Join(attrs, ", "))
+	}
+	return ""
+}
+
+// printEntry prints one event on one line:
+//
+//	2026-12-06 09:30:00.123  receiver  accepted   200  202612060930_request.txt:17  peer 10.1.2.3:51234  org_code=ORG01 process_no=000000123
+func printEntry(w io.Writer, e *journal.Entry, instances bool) {
+	var b strings.Builder
+	b.WriteString(e.Time.Local().Format("2006-01-02 15:04:05.000"))
+	if instances {
+		inst := e.Instance
+		if inst == "" {
+			inst = "-"
+		}
+		fmt.Fprintf(&b, "  %-10s", inst)
+	}
+	code := "-"
+	if e.Code != 0 {
+		code = strconv.Itoa(e.Code)
+	}
+	fmt.Fprintf(&b, "  %-8s  %-11s  %3s", e.Daemon, e.Event, code)
+	where := "-"
+	switch {
+	case e.File != "" && e.Line > 0:
+		where = e.File + ":" + strconv.Itoa(e.Line)
+	case e.File != "":
+		where = e.File
+	case e.Queue != "":
+		where = "queue " + e.Queue
+		if e.MsgID != "" {
+			where += " id " + e.MsgID
+		}
+	}
+	b.WriteString("  " + where)
+	if e.Peer != "" {
+		b.WriteString("  peer " + e.Peer)
+	}
+	if e.Remote != "" {
+		b.WriteString("  remote " + e.Remote)
+	}
+	names := make([]string, 0, len(e.Keys))
+	for n := range e.Keys {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	sep := "  "
+	for _, n := range names {
+		v := e.Keys[n]
+		if strings.HasPrefix(v, journal.HashPrefix) {
+			v = maskedShown
+		}
+		b.WriteString(sep + strings.TrimPrefix(n, journal.KeyPrefix) + "=" + v)
+		sep = " "
+	}
+	if e.Attempts > 0 {
+		b.WriteString("  attempts=" + strconv.Itoa(e.Attempts))
+	}
+	if e.LatencyMS > 0 {
+		b.WriteString(" latency=" + strconv.FormatFloat(e.LatencyMS, 'f', 1, 64) + "ms")
+	}
+	if e.To != "" {
+		b.WriteString("  to " + e.To)
+	}
+	if e.Reason != "" {
+		b.WriteString("  reason: " + strconv.Quote(e.Reason))
+	}
+	b.WriteByte('\n')
+	io.WriteString(w, b.String())
+}
+
+// instanceConfig is the config of one instance: name "" is the unnamed
+// one (conf.properties).
+type instanceConfig struct {
+	name, path string
+}
+
+func (ic instanceConfig) label() string {
+	if ic.name == "" {
+		return ic.path
+	}
+	return ic.name + " (" + ic.path + ")"
+}
+
+// instanceConfigs lists the instances of a config directory: the unnamed
+// one when conf.properties is there, and NAME for each NAME.properties
+// whose NAME is an instance name (lower-case letters, digits, '-').
+func instanceConfigs(dir string) ([]instanceConfig, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("config directory: %w", err)
+	}
+	var out []instanceConfig
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".properties")
+		if !ok || e.IsDir() {
+			continue
+		}
+		switch {
+		case name == "conf":
+			out = append(out, instanceConfig{"", filepath.Join(dir, e.Name())})
+		case instanceName(name):
+			out = append(out, instanceConfig{name, filepath.Join(dir, e.Name())})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no conf.properties or NAME.properties in %s", dir)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+func instanceName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
