@@ -199,7 +199,10 @@ func checkDirs(cfg *conf.Config, on daemons, r *report) {
 		dirs = append(dirs, dir{"sender.spool_dir", cfg.Sender.SpoolDir}, dir{"sender.failed_dir", cfg.Sender.FailedDir},
 			dir{"sender.sent_dir", cfg.Sender.SentDir})
 	}
-	dirs = append(dirs, dir{"log.dir", cfg.Log.Dir})
+	dirs = append(dirs, dir{"log.dir", cfg.Log.Dir}, dir{"journal.dir", cfg.Journal.Dir})
+	if off := cfg.JournalOff(); off != "" {
+		r.note("%s (spoolgate trace finds nothing)", off)
+	}
 	who := userName()
 	for _, d := range dirs {
 		if d.path == "" {

@@ -48,7 +48,7 @@ func writeConf(t *testing.T, dir string, lines ...string) string {
 // (created) and whose addresses are free: nothing for check to report.
 func hostConf(t *testing.T, dir string) []string {
 	t.Helper()
-	for _, d := range []string{"data", "spool", "failed", "log"} {
+	for _, d := range []string{"data", "spool", "failed", "log", "log/journal"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +200,15 @@ func TestCheckHost(t *testing.T) {
 		}, 2, []string{
 			`conf.properties: sender.remote = "": required: host:port of the remote receiver (or -daemons receiver when no sender runs here)`,
 			"warning: $SPOOLGATE_X is set but is no configuration key: ignored",
-		}, []string{"note: log.dir DIR/newlog: does not exist; the daemon creates it in DIR"}},
+		}, []string{"note: log.dir DIR/newlog: does not exist; the daemon creates it in DIR",
+			"note: journal.dir DIR/newlog/journal: does not exist; the daemon creates it in DIR"}},
+		{"journal off", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "log.dir ="), nil, nil
+		}, 0, nil, []string{"note: journal off: log.dir is empty (logs go to stderr) and journal.dir is ${log.dir}/… or empty; set journal.dir to a directory to keep one (spoolgate trace finds nothing)"}},
+		{"journal dir not a directory", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			e2e.WriteFile(t, filepath.Join(dir, "file"), "x")
+			return with(base, "journal.dir = "+filepath.Join(dir, "file")), nil, nil
+		}, 2, []string{"journal.dir DIR/file: not a directory"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,7 +266,8 @@ func warnings(lines []string) int {
 func TestCheckBesideRunningReceiver(t *testing.T) {
 	dir := hostDir(t)
 	base := hostConf(t, dir)
-	lines := with(base, "receiver.listen = "+e2e.FreeAddr(t), "receiver.admin_listen = "+e2e.FreeAddr(t), "log.dir =")
+	lines := with(base, "receiver.listen = "+e2e.FreeAddr(t), "receiver.admin_listen = "+e2e.FreeAddr(t), "log.dir =",
+		"journal.dir = "+filepath.Join(dir, "log", "journal"))
 	path := writeConf(t, dir, lines...)
 	rcv := e2e.Start(t, "receiver", exec.Command(receiverBin, "-config", path), nil)
 	e2e.WaitFor(t, 30*time.Second, "the receiver to listen", func() bool {
@@ -297,6 +306,7 @@ func TestCheckAsOtherUser(t *testing.T) {
 		return p
 	}
 	open, logs := mkdir("open", 0o777), mkdir("logs", 0o777)
+	mkdir("logs/journal", 0o777)
 	locked := mkdir("locked", 0o555) // no directory can be made in it
 	hidden := mkdir("hidden", 0o600) // cannot be entered
 	if err := os.Chmod(filepath.Join(dir, "data"), 0o555); err != nil {
