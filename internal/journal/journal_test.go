@@ -478,7 +478,7 @@ func TestSearch(t *testing.T) {
 	r(Accepted, "2026-12-06 09:30:00.100", "ORG01", "000000001", "202612060930_request.txt.part", 1)
 	r(Accepted, "2026-12-06 09:30:00.200", "ORG02", "000000001", "202612060930_request.txt.part", 2)
 	r(Accepted, "2026-12-06 09:30:00.300", "ORG01", "000000002", "202612060930_request.txt.part", 3)
-	rb = recv.Append(rb, &Record{Time: at("2026-12-06 09:31:00.000"), Event: Published, File: "202612060930_request.txt.part", To: "202612060930_request.txt.1"})
+	rb = recv.Append(rb, &Record{Time: at("2026-12-06 09:31:00.000"), Event: Published, File: "202612060930_request.txt.part", To: "202612060930s002_request.txt"})
 	rb = append(rb, "2026-12-06T09:31\treceiver\taccepted\torg_code=ORG01\tprocess_no=000000001\n"...) // half a line
 
 	r(Accepted, "2026-12-06 09:32:00.000", "ORG01", "000000003", "202612060932_request.txt.part", 1)
@@ -500,14 +500,15 @@ func TestSearch(t *testing.T) {
 		probs int
 	}{
 		{"masked org_code found by value, time order across daemons", Query{Terms: []Term{{"org_code", "ORG01"}, {"process_no", "000000001"}}, Key: key, Prefixes: []string{"receiver", "sender"}},
-			[]want{{"receiver", "000000001", "202612060930_request.txt.1"}, {"sender", "000000001", "res-1.txt"}}, 1},
+			[]want{{"receiver", "000000001", "202612060930s002_request.txt"}, {"sender", "000000001", "res-1.txt"}}, 1},
 		{"without the key a masked value is not found", Query{Terms: []Term{{"org_code", "ORG01"}}, Prefixes: []string{"receiver", "sender"}}, nil, 1},
 		{"one name twice: either value", Query{Terms: []Term{{"process_no", "000000002"}, {"process_no", "000000003"}}, Key: key, Prefixes: []string{"receiver", "sender"}},
-			[]want{{"receiver", "000000002", "202612060930_request.txt.1"}, {"receiver", "000000003", "202612060932_request.txt.part"}, {"sender", "000000002", "res-2.txt"}}, 0},
+			[]want{{"receiver", "000000002", "202612060930s002_request.txt"}, {"receiver", "000000003", "202612060932_request.txt.part"}, {"sender", "000000002", "res-2.txt"}}, 0},
 		{"since", Query{Terms: []Term{{"process_no", "000000002"}}, Since: at("2026-12-07 00:00:00.000"), Prefixes: []string{"receiver", "sender"}},
 			[]want{{"sender", "000000002", "res-2.txt"}}, 0},
-		{"by published name", Query{Terms: []Term{{"file", "/srv/request/202612060930_request.txt.1"}}, Prefixes: []string{"receiver", "sender"}},
-			[]want{{"receiver", "000000001", "202612060930_request.txt.1"}, {"receiver", "000000001", "202612060930_request.txt.1"}, {"receiver", "000000002", "202612060930_request.txt.1"}}, 0},
+		{"by published name", Query{Terms: []Term{{"file", "/srv/request/202612060930s002_request.txt"}}, Prefixes: []string{"receiver", "sender"}},
+			[]want{{"receiver", "000000001", "202612060930s002_request.txt"}, {"receiver", "000000001", "202612060930s002_request.txt"}, {"receiver", "000000002", "202612060930s002_request.txt"}}, 0},
+		{"the minute's first name: these were published under its next", Query{Terms: []Term{{"file", "202612060930_request.txt"}}, Prefixes: []string{"receiver"}}, nil, 0},
 		{"published name of another minute", Query{Terms: []Term{{"file", "202612060932_request.txt"}}, Prefixes: []string{"receiver"}}, nil, 0},
 		{"by written name", Query{Terms: []Term{{"file", "202612060932_request.txt.part"}, {"line", "1"}}, Prefixes: []string{"receiver"}},
 			[]want{{"receiver", "000000003", "202612060932_request.txt.part"}}, 0},

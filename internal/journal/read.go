@@ -246,8 +246,8 @@ type matcher struct {
 	values  map[string][]string // name → values as the journal may hold them
 	needles [][][]byte          // by name: what a matching line must contain (one of)
 	// strictFile are the file= values as given: after resolve, an entry
-	// matches when one names its file exactly (values holds the .part
-	// names too, to find the lines before resolve).
+	// matches when one names its file exactly (values holds their minutes
+	// too, to find the lines written to a .part before resolve).
 	strictFile []string
 }
 
@@ -264,14 +264,16 @@ func newMatcher(q Query) *matcher {
 		m.values[t.Name] = append(m.values[t.Name], vs...)
 	}
 	if vs, ok := m.values["file"]; ok {
-		// A request file is written as NAME.part and published as NAME
-		// or NAME.N: its lines are found by the .part name, then resolved.
+		// A request file is written as <yyyyMMddHHmm>_request.txt.part and
+		// published under a name of its minute (the same without .part, or
+		// the minute's next name): before resolve its lines are found by
+		// the minute, then matched by the name they were published under.
 		var all []string
 		for _, v := range vs {
 			v = filepath.Base(v)
 			all = append(all, v)
-			if !strings.HasSuffix(v, ".part") {
-				all = append(all, v+".part", trimCollision(v)+".part")
+			if p := minuteStamp(v); p != "" {
+				all = append(all, p)
 			}
 		}
 		m.values["file"], m.strictFile = all, vs
@@ -286,18 +288,19 @@ func newMatcher(q Query) *matcher {
 	return m
 }
 
-// trimCollision removes a collision suffix .N from a file name.
-func trimCollision(name string) string {
-	i := strings.LastIndexByte(name, '.')
-	if i < 0 || i == len(name)-1 {
-		return name
+// minuteStamp returns the yyyyMMddHHmm a request file's name starts
+// with, or "".
+func minuteStamp(name string) string {
+	const n = len("200601021504")
+	if len(name) <= n {
+		return ""
 	}
-	for _, c := range name[i+1:] {
-		if c < '0' || c > '9' {
-			return name
+	for i := 0; i < n; i++ {
+		if name[i] < '0' || name[i] > '9' {
+			return ""
 		}
 	}
-	return name[:i]
+	return name[:n]
 }
 
 // rarest returns the term whose lines scan looks for: the one whose
@@ -336,7 +339,8 @@ func (m *matcher) maybe(line []byte) bool {
 }
 
 // match reports whether e matches every term; strict applies the file=
-// values as given (after resolve), else their .part names match too.
+// values as given (after resolve), else the .part files of their minutes
+// match too.
 func (m *matcher) match(e *Entry, strict bool) bool {
 	for _, n := range m.names {
 		ok := false
@@ -345,8 +349,10 @@ func (m *matcher) match(e *Entry, strict bool) bool {
 			vs = m.strictFile
 		}
 		for _, v := range vs {
-			switch n {
-			case "file":
+			switch {
+			case n == "file" && !strict && len(v) == len("200601021504"):
+				ok = e.File == v || strings.HasPrefix(e.File, v) && strings.HasSuffix(e.File, ".part") // resolved later
+			case n == "file":
 				b := filepath.Base(v)
 				ok = e.File == b || e.Written == b || e.To == b
 			default:
