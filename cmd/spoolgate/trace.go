@@ -152,7 +152,11 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 		if !since.IsZero() {
 			from = "since " + since.Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(stdout, "-- %d events; %d journal files, %d lines, %s in %s\n", len(found), files, lines, from, strings.Join(searched, ", "))
+		events := "events"
+		if len(found) == 1 {
+			events = "event"
+		}
+		fmt.Fprintf(stdout, "-- %d %s; %d journal files, %d lines, %s in %s\n", len(found), events, files, lines, from, strings.Join(searched, ", "))
 		if len(found) == 0 && !since.IsZero() {
 			fmt.Fprintln(stdout, "-- -since 0 searches all the journal keeps")
 		}
