@@ -12,13 +12,14 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"spoolgate/internal/e2e"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -558,31 +559,14 @@ func TestFullDisk(t *testing.T) {
 	}
 	// Larger than the 4 MiB of lines kept while writes fail, so that
 	// they fit once the filler is gone.
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=8m"); err != nil {
-		t.Skipf("cannot mount a tmpfs on the journal dir (needs root): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
+	e2e.MountTmpfs(t, dir, "size=8m")
 	reg := prometheus.NewRegistry()
 	j, err := New(Options{Dir: dir, Daemon: "receiver", Keys: []string{"org_code", "process_no"}, FlushEvery: 20 * time.Millisecond, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := f.Write(make([]byte, 64<<10)); err != nil {
-			break
-		}
-	}
-	f.Close()
+	free := e2e.FillFS(t, dir)
 
 	// 100,000 records (about 10 MiB of lines) against a full disk: the
 	// callers return at once; what the 4 MiB of pending lines cannot hold
@@ -612,9 +596,7 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("spoolgate_journal_write_errors_total registered %d times, %v", n, err)
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	add(j, Accepted, time.Now(), "999999999")
 	waitFor(t, 10*time.Second, "the journal writing again", func() bool {
 		res, _ := Search(dir, Query{Terms: []Term{{"process_no", "999999999"}}})

@@ -87,18 +87,12 @@ type Record struct {
 // AddKey appends the next key value, in the order of Options.Keys: the
 // field's bytes as on the wire (the journal decodes them with
 // Options.Decode). v is copied.
-func (r *Record) AddKey(v []byte) {
-	if r.nkeys >= MaxKeys {
-		return
-	}
-	start := r.keyStart(r.nkeys)
-	n := copy(r.kbuf[start:], v)
-	r.kend[r.nkeys] = uint16(start + n)
-	r.nkeys++
-}
+func (r *Record) AddKey(v []byte) { addKey(r, v) }
 
 // AddKeyString is AddKey for a string.
-func (r *Record) AddKeyString(v string) {
+func (r *Record) AddKeyString(v string) { addKey(r, v) }
+
+func addKey[T ~string | ~[]byte](r *Record, v T) {
 	if r.nkeys >= MaxKeys {
 		return
 	}
