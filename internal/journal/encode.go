@@ -48,6 +48,13 @@ type Encoder struct {
 	mac          hash.Hash
 	sum          []byte
 	raw, scratch []byte
+
+	// The time column of the last second formatted, cut before the
+	// microseconds, and the zone after them: a second's lines share them.
+	sec        int64
+	secLoc     *time.Location
+	secPrefix  []byte // 2026-12-06T09:30:00.
+	zoneSuffix []byte // +09:00
 }
 
 // NewEncoder returns an Encoder for o's daemon and keys (o.Dir is not
@@ -77,7 +84,7 @@ func NewEncoder(o Options, key []byte) *Encoder {
 
 // Append appends r as one journal line, LF included, to dst.
 func (e *Encoder) Append(dst []byte, r *Record) []byte {
-	dst = r.Time.AppendFormat(dst, TimeLayout)
+	dst = e.appendTime(dst, r.Time)
 	dst = append(dst, '\t')
 	dst = append(dst, e.daemon...)
 	dst = append(dst, '\t')
@@ -124,6 +131,26 @@ func (e *Encoder) Append(dst []byte, r *Record) []byte {
 		dst = e.text(dst, "reason", r.Reason)
 	}
 	return append(dst, '\n')
+}
+
+// appendTime appends t in TimeLayout: formatted once a second (the
+// layout's interpretation is most of an Append's cost), the microseconds
+// added to that.
+func (e *Encoder) appendTime(dst []byte, t time.Time) []byte {
+	if sec := t.Unix(); sec != e.sec || t.Location() != e.secLoc || e.secPrefix == nil {
+		whole := t.Truncate(time.Second)
+		b := whole.AppendFormat(e.secPrefix[:0], TimeLayout) // "….000000+09:00"
+		dot := len("2006-01-02T15:04:05.")
+		e.secPrefix = b[:dot]
+		e.zoneSuffix = append(e.zoneSuffix[:0], b[dot+6:]...)
+		e.sec, e.secLoc = sec, t.Location()
+	}
+	dst = append(dst, e.secPrefix...)
+	us := t.Nanosecond() / 1000
+	for div := 100000; div > 0; div /= 10 {
+		dst = append(dst, byte('0'+us/div%10))
+	}
+	return append(dst, e.zoneSuffix...)
 }
 
 // text appends a text attribute, escaped, cut at maxText bytes, with the

@@ -671,3 +671,24 @@ func TestScan(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendTime: the time column formatted once a second is what
+// TimeLayout formats, across seconds, zones and a DST change.
+func TestAppendTime(t *testing.T) {
+	seoul := time.FixedZone("KST", 9*3600)
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		ny = time.FixedZone("EST", -5*3600)
+	}
+	e := NewEncoder(Options{Daemon: "receiver"}, testKey)
+	base := time.Date(2026, 3, 8, 6, 59, 58, 0, time.UTC) // 01:59:58 EST, before the change to EDT
+	for i := range 200 {
+		tm := base.Add(time.Duration(i) * 37 * time.Millisecond).Add(time.Duration(i) * time.Microsecond)
+		for _, loc := range []*time.Location{time.UTC, seoul, ny, time.Local} {
+			tl := tm.In(loc)
+			if got, want := string(e.appendTime(nil, tl)), tl.Format(TimeLayout); got != want {
+				t.Fatalf("%v: %s, want %s", tl, got, want)
+			}
+		}
+	}
+}
