@@ -97,9 +97,9 @@ func Generate(o Options) (Summary, error) {
 	for _, d := range []string{"receiver", "sender"} {
 		enc[d] = journal.NewEncoder(journal.Options{Daemon: d, Instance: o.Instance, Keys: Keys, Masked: o.Masked, MaskRRN: true}, key)
 	}
-	// About 2.05 lines a message (see Events) and one a minute.
+	// About 2 lines a message (see Events) and one a minute.
 	start := midnight(o.End).AddDate(0, 0, -(o.Days - 1))
-	msgs := max(1, int((float64(o.Lines)-o.End.Sub(start).Minutes())/2.05))
+	msgs := max(1, int((float64(o.Lines)-o.End.Sub(start).Minutes())/2.006))
 	sum := Summary{Messages: msgs, First: start, Interval: o.End.Sub(start) / time.Duration(msgs)}
 
 	type out struct {
