@@ -1,6 +1,9 @@
 package protocol
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 // TestFieldSpan: on a valid message every span is the field Parse gives;
 // on a cut or invalid line the fields that are there are found.
@@ -38,5 +41,41 @@ func TestFieldSpan(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { s.FieldSpan([]byte(example), 7) }); n != 0 {
 		t.Errorf("%v allocations", n)
+	}
+}
+
+// TestFieldSpanDialects: in every test dialect a field's span is where
+// Parse found it (in the fixed layout with its padding), and a message cut
+// inside a field gives the part of it that is there.
+func TestFieldSpanDialects(t *testing.T) {
+	for _, td := range testDialects() {
+		t.Run(td.name, func(t *testing.T) {
+			d := mustDialect(t, td.cfg)
+			spec := d.Request()
+			line := build(d, spec, sample(t, d, td, 7))
+			m, err := spec.Parse(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range spec.Fields() {
+				a, b, ok := spec.FieldSpan(line, i)
+				got := line[a:b]
+				if d.w.fixed && spec.fields[i].Rule.padded() {
+					got = bytes.TrimRight(got, " ")
+				}
+				if !ok || !bytes.Equal(got, m.FieldAt(i)) || (d.w.fixed && b-a != spec.fields[i].width) {
+					t.Errorf("field %d: span %d..%d %v: %q, Parse: %q", i, a, b, ok, line[a:b], m.FieldAt(i))
+				}
+			}
+			last := len(spec.Fields()) - 1
+			a, _, _ := spec.FieldSpan(line, last)
+			cut := line[:a+1]
+			if a2, b2, ok := spec.FieldSpan(cut, last); !ok || a2 != a || b2 != a+1 {
+				t.Errorf("cut inside the last field: %d..%d %v, want %d..%d", a2, b2, ok, a, a+1)
+			}
+			if _, _, ok := spec.FieldSpan(line[:a], last); ok && d.w.fixed {
+				t.Errorf("a line that ends before the field found it")
+			}
+		})
 	}
 }
