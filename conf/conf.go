@@ -65,6 +65,10 @@ type Config struct {
 	// AdminToken, when set, enables the console's actions (requeue); a
 	// request must carry it. A secret: never log or print it.
 	AdminToken string
+	// AdminHosts are the host names, lower case, that the admin servers
+	// answer besides IP addresses, localhost, the host's name and the
+	// host of their own address.
+	AdminHosts []string
 
 	// Warnings are one-line messages about the environment that do not
 	// stop start-up: a SPOOLGATE_* variable that sets no key (a typo of an
@@ -208,9 +212,13 @@ type Error struct {
 	// too big).
 	File  string
 	Key   string // the key, lower case; "" for a problem of the file itself
-	Value string // the value as given
+	Value string // the value as given; a secret's is hidden (see Load)
 	Want  string // what is expected
 	Err   error  // the underlying error, if any (a missing file: fs.ErrNotExist)
+	// Line is the line of the file when the key itself is the problem
+	// (unknown, set twice): the value is then not shown at all, since it
+	// may be a secret under a misspelt name.
+	Line int
 }
 
 // Unwrap returns the underlying error, or nil.
@@ -226,19 +234,63 @@ func (e *Error) Error() string {
 		key = strconv.Quote(key) // keep the message on one line
 	}
 	msg := fmt.Sprintf("%s = %s: %s", key, strconv.Quote(e.Value), e.Want)
+	if e.Line > 0 {
+		msg = fmt.Sprintf("line %d: %s: %s", e.Line, key, e.Want)
+	}
 	if e.File == "" {
 		return msg // from Validate: no file was read
 	}
 	return e.File + ": " + msg
 }
 
+// Errors is every problem Load found in a configuration, when there is
+// more than one: one *Error per key, in the order found (the file's
+// unknown and repeated keys, then the values in the order of
+// conf.properties, then the rules that tie keys together).
+type Errors []*Error
+
+// Error returns one line per problem.
+func (e Errors) Error() string {
+	lines := make([]string, len(e))
+	for i, p := range e {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems, so errors.As finds the first *Error.
+func (e Errors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, p := range e {
+		out[i] = p
+	}
+	return out
+}
+
+// Problems returns the problems of an error of Load: the list of an
+// Errors, the one *Error otherwise, nil when err holds none.
+func Problems(err error) []*Error {
+	var list Errors
+	if errors.As(err, &list) {
+		return list
+	}
+	var one *Error
+	if errors.As(err, &one) {
+		return []*Error{one}
+	}
+	return nil
+}
+
 // Load reads the file at path, applies defaults and SPOOLGATE_* environment
 // overrides, and validates every value, the TLS files (they load, the key
 // matches the certificate) and that no two listen addresses share a port.
-// Every problem is returned as an *Error (use errors.As), including a file
+// A problem is returned as an *Error (use errors.As), including a file
 // that cannot be read, is not a regular file or is larger than
-// MaxFileBytes. Environment variables that set no key are reported in
-// Config.Warnings. Load is safe for concurrent use.
+// MaxFileBytes; several problems as Errors, one per key (Problems lists
+// them). A secret (admin.token, the password of an AMQP URL) is never in
+// an error: its value is hidden, and a key that is unknown or set twice is
+// named without its value. Environment variables that set no key are
+// reported in Config.Warnings. Load is safe for concurrent use.
 func Load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
@@ -285,7 +337,8 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 	for _, k := range keys {
 		v.SetDefault(k.name, k.def)
 	}
-	l := &loader{v: v, file: file, useEnv: useEnv, set: map[string]string{}, bound: map[string]bool{}}
+	l := &loader{v: v, file: file, useEnv: useEnv, set: map[string]string{}, bound: map[string]bool{},
+		failed: map[string]bool{}}
 	if useEnv {
 		for _, k := range keys {
 			l.bindEnv(k.name)
@@ -298,25 +351,41 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	l.errs = dec.errs // unknown and repeated keys
 	l.entries = dec.entries
 	for _, e := range dec.entries {
 		l.set[e.key] = e.value
 	}
 	c := &Config{Path: path}
 	l.protocol(c)
+	var def *Config
 	for _, k := range keys {
 		k.v.load(l, k.name, c)
+		if l.failed[k.name] {
+			// The rules below judge the others against the default, not
+			// against a fallback of the bad value.
+			if def == nil {
+				def = Default()
+			}
+			k.v.copy(c, def)
+		}
 	}
-	if l.err == nil {
-		l.adopt(c.Validate())
+	for _, p := range c.problems() {
+		if !l.anyFailed(p.keys...) {
+			l.fail(p.Key, l.get(p.Key), p.Want)
+		}
 	}
 	l.keyPair("receiver.tls.cert", "receiver.tls.key")
 	l.caFile("receiver.tls.client_ca")
 	l.caFile("sender.tls.ca")
 	l.keyPair("sender.tls.cert", "sender.tls.key")
 	l.distinctPorts(c)
-	if l.err != nil {
-		return nil, l.err
+	switch len(l.errs) {
+	case 0:
+	case 1:
+		return nil, l.errs[0]
+	default:
+		return nil, Errors(l.errs)
 	}
 	if useEnv {
 		c.Warnings = l.envWarnings()

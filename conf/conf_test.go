@@ -336,9 +336,25 @@ func TestBadFiles(t *testing.T) {
 		{"bad_duration_negative", `sender.settle = "-1s": a duration >= 0, e.g. 5s`},
 		{"bad_duration_timeout_zero", `sender.timeout = "0s": a duration > 0, e.g. 5s`},
 		{"bad_duration_garbage", `shutdown_timeout = "soon": a duration like 5s or 250ms`},
-		{"bad_unknown_key", `receiver.lisen = "0.0.0.0:9011": unknown key (did you mean receiver.listen?)`},
-		{"bad_unknown_key_far", `frobnicate = "yes": unknown key`},
-		{"bad_duplicate_key", `sender.workers = "8": set twice (lines 1 and 3)`},
+		{"bad_unknown_key", `line 2: receiver.lisen: unknown key (did you mean receiver.listen?)`},
+		{"bad_unknown_key_far", `line 1: frobnicate: unknown key`},
+		{"bad_duplicate_key", `line 3: sender.workers: set twice (first on line 1)`},
+		// Secrets (admin.token, the AMQP URLs' passwords) are never printed:
+		// a key set twice or misspelt shows no value, a secret's own
+		// problems hide it (every secret in testdata holds "s3cret").
+		{"bad_secret_token_twice", `line 3: admin.token: set twice (first on line 2)`},
+		{"bad_secret_token_misspelt", `line 1: admin.tokn: unknown key (did you mean admin.token?)`},
+		{"bad_secret_url_twice", `line 3: sender.amqp.url: set twice (first on line 2)`},
+		{"bad_secret_url_misspelt", "line 2: receiver.amqp.uri: unknown key (did you mean receiver.amqp.url?)\n" +
+			"line 3: receiver.amqp_url_backup: unknown key"},
+		{"bad_secret_escape", `line 2: bad escape in the value of admin.token (hidden): want \uXXXX`},
+		// Every problem of a file, one line each (a rule over a key that
+		// failed is not judged: sender.retry_backoff against a bad max).
+		{"bad_many", "line 4: frobnicate: unknown key\n" +
+			`receiver.read_timeout = "5": a duration needs a unit, e.g. 5s` + "\n" +
+			`sender.workers = "0": an integer >= 1` + "\n" +
+			`sender.retry_backoff_max = "soon": a duration like 5s or 250ms` + "\n" +
+			`log.level = "loud": one of debug, info, warn, error`},
 		{"bad_cidr", `receiver.allow = "10.0.0.0/8, 10.1.0.0/33": comma-separated CIDRs like 10.0.0.0/8,192.168.1.5 (bad "10.1.0.0/33")`},
 		{"bad_cidr_zone", `receiver.allow = "fe80::1%eth0": comma-separated CIDRs like 10.0.0.0/8,192.168.1.5 (bad "fe80::1%eth0")`},
 		{"bad_proxy_protocol", `receiver.proxy_protocol = "yes": one of off, on`},
@@ -397,6 +413,7 @@ func TestBadFiles(t *testing.T) {
 		{"bad_source_url_missing", `sender.amqp.url = "": required with sender.source=amqp: comma-separated amqp:// or amqps:// URLs`},
 		{"bad_amqp_failed_queue_same", `sender.amqp.failed_queue = "spoolgate.results": a queue other than sender.amqp.queue`},
 		{"bad_escape", `line 2: bad escape \u12G4: want \uXXXX`},
+		{"bad_admin_hosts", `admin.hosts = "gw1.example.com, gw1:9011": comma-separated host names without a port, e.g. gw1.example.com,gw1 (bad "gw1:9011")`},
 		{"bad_protocol_length_field", `protocol.request.field.length = "length 4": no length field under protocol.framing=length: the header carries the length`},
 		{"bad_protocol_fixed_zero_width", `protocol.request.field.note = "text 0..0": under protocol.layout=fixed every field needs a width of at least 1 byte (MAX >= 1)`},
 		{"bad_protocol_reply_no_code", `protocol.reply.fields = "length,type,process_no": a reply needs a field named code, which carries protocol.reply.code.*`},
@@ -443,11 +460,15 @@ func TestBadFiles(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %v (%T), want a *conf.Error", err, err)
 			}
-			if want := name + ": " + tt.want; err.Error() != want {
+			want := name + ": " + strings.ReplaceAll(tt.want, "\n", "\n"+name+": ")
+			if err.Error() != want {
 				t.Errorf("error\n%s\nwant\n%s", err, want)
 			}
-			if strings.ContainsAny(err.Error(), "\r\n") {
-				t.Errorf("error is not one line: %q", err)
+			if got, want := len(Problems(err)), strings.Count(tt.want, "\n")+1; got != want {
+				t.Errorf("Problems: %d, want %d, one a line", got, want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error shows a secret: %s", err)
 			}
 		})
 	}
@@ -674,7 +695,7 @@ func TestErrorOneLine(t *testing.T) {
 	if err == nil || strings.ContainsAny(err.Error(), "\n\r") {
 		t.Fatalf("error %q", err)
 	}
-	if want := `x.properties: "we\nird" = "va\nlue": unknown key`; err.Error() != want {
+	if want := `x.properties: line 1: "we\nird": unknown key`; err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
 }

@@ -127,6 +127,8 @@ func (v daysValue) check(c *Config) (string, string) {
 
 func (v daysValue) text(c *Config) string { return formatDays(*v.at(c)) }
 
+func (v daysValue) copy(dst, src *Config) { *v.at(dst) = *v.at(src) }
+
 // LogDirVar is what journal.dir may start with to name a directory under
 // log.dir: the default is ${log.dir}/journal.
 const LogDirVar = "${log.dir}"

@@ -222,8 +222,11 @@ var keys = []key{
 		boolV(func(c *Config) *bool { return &c.AdminPprof }),
 		"Serve /debug/pprof on the admin addresses."},
 	{"admin.token", "", restart,
-		fieldOf(func(c *Config) *string { return &c.AdminToken }, (*loader).token),
+		secretV{fieldOf(func(c *Config) *string { return &c.AdminToken }, (*loader).token)},
 		"Secret that enables the web console's actions (requeue failed files); empty: the console is read-only. At least 16 characters; set it in the environment file as SPOOLGATE_ADMIN_TOKEN rather than here."},
+	{"admin.hosts", "", restart,
+		fieldOf(func(c *Config) *[]string { return &c.AdminHosts }, (*loader).hosts),
+		"Comma-separated host names (e.g. a DNS alias) by which a browser or a scraper may reach the admin addresses, besides IP addresses, localhost, this host's name and the host of the admin_listen keys; a request with any other Host header is refused (421), so a DNS-rebinding web page cannot read the console."},
 	{"protocol.charset", "utf-8", restart,
 		enumV(func(c *Config) *protocol.Charset { return &c.Protocol.Charset }, protocol.Charsets...),
 		"utf-8, euc-kr or cp949 (cp949 is euc-kr and the other modern Hangul): text fields are checked in it and const texts sent in it; widths and lengths count its bytes; nothing is ever transcoded."},
@@ -375,7 +378,8 @@ func (l *loader) protocol(c *Config) {
 		EchoField: p.Echo.Field, EchoValue: p.Echo.Value,
 	}
 	d := protocol.DefaultDialect()
-	if l.err == nil {
+	l.dialectFailed = l.anyFailedIn("protocol.")
+	if !l.dialectFailed {
 		nd, err := protocol.NewDialect(cfg)
 		var de *protocol.DialectError
 		switch {
@@ -386,6 +390,7 @@ func (l *loader) protocol(c *Config) {
 		default:
 			d = nd
 		}
+		l.dialectFailed = err != nil
 	}
 	p.Dialect, p.Request, p.Result, p.Reply = d, d.Request(), d.Result(), d.Reply()
 }
@@ -479,7 +484,7 @@ func (l *loader) code(key string, _ *Config) string {
 // echo telegram as a spool line (protocol.Dialect.Heartbeat).
 func (l *loader) heartbeatMessage(key string, c *Config) string {
 	v := l.get(key)
-	if v == "" || c.Protocol.Dialect == nil {
+	if v == "" || c.Protocol.Dialect == nil || l.dialectFailed {
 		return v
 	}
 	if _, err := c.Protocol.Dialect.Heartbeat(v); err != nil {

@@ -18,14 +18,15 @@ import (
 
 // This file holds the loader: it reads the raw text of each key (the file
 // through a private viper, then SPOOLGATE_* overrides) and decodes it into
-// typed values for the table in keys.go, recording the first problem.
+// typed values for the table in keys.go, recording every problem (one per
+// key).
 
 // envName maps a key to its environment variable.
 func envName(key string) string {
 	return "SPOOLGATE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// loader reads and validates values, keeping the first error.
+// loader reads and validates values, keeping one problem per key.
 type loader struct {
 	v       *viper.Viper
 	file    string
@@ -33,7 +34,11 @@ type loader struct {
 	set     map[string]string // keys the file sets
 	entries []entry           // the same, in file order
 	bound   map[string]bool   // the environment variables bound to a key
-	err     *Error
+	// dialectFailed: a protocol.* key has a problem, and the default
+	// dialect stands in (keys that refer to it are not judged by it).
+	dialectFailed bool
+	errs       []*Error
+	failed  map[string]bool // the keys of errs
 }
 
 func (l *loader) bindEnv(key string) {
@@ -60,28 +65,41 @@ func (l *loader) get(key string) string {
 	return strings.TrimSpace(l.v.GetString(key))
 }
 
+// fail records the problem of key, unless key has one already. The value
+// of a secret is hidden (redact).
 func (l *loader) fail(key, value, want string) {
-	if l.err != nil {
+	if l.failed[key] {
 		return
 	}
+	l.failed[key] = true
 	file := l.file
 	if l.fromEnv(key) {
 		file = "$" + envName(key)
 	}
-	l.err = &Error{File: file, Key: key, Value: value, Want: want}
+	l.errs = append(l.errs, &Error{File: file, Key: key, Value: redact(key, value), Want: want})
+}
+
+// anyFailedIn reports whether a key starting with prefix has a problem.
+func (l *loader) anyFailedIn(prefix string) bool {
+	for k := range l.failed {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// anyFailed reports whether one of keys has a problem.
+func (l *loader) anyFailed(keys ...string) bool {
+	for _, k := range keys {
+		if l.failed[k] {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *loader) str(key string) string { return l.get(key) }
-
-// adopt records an error of Validate, naming where the key was set and the
-// value as given.
-func (l *loader) adopt(err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		return
-	}
-	l.fail(e.Key, l.get(e.Key), e.Want)
-}
 
 // minTokenLen is the shortest admin.token accepted: a guessable token is
 // worse than none, because it looks like protection.
@@ -93,11 +111,25 @@ func (l *loader) token(key string, _ *Config) string {
 	switch {
 	case v == "":
 	case len(v) < minTokenLen:
-		l.fail(key, "(hidden)", fmt.Sprintf("at least %d characters (got %d), e.g. from: head -c 24 /dev/urandom | base64", minTokenLen, len(v)))
+		l.fail(key, v, fmt.Sprintf("at least %d characters (got %d), e.g. from: head -c 24 /dev/urandom | base64", minTokenLen, len(v)))
 	case strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		l.fail(key, "(hidden)", "no spaces or control characters")
+		l.fail(key, v, "no spaces or control characters")
 	}
 	return v
+}
+
+// hosts reads admin.hosts: host names (letters, digits, '-' and '.'),
+// without a port, lower-cased.
+func (l *loader) hosts(key string, _ *Config) []string {
+	var out []string
+	for _, h := range list(l.get(key)) {
+		if strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != "" || strings.Trim(h, ".") == "" {
+			l.fail(key, l.get(key), fmt.Sprintf("comma-separated host names without a port, e.g. gw1.example.com,gw1 (bad %q)", h))
+			return nil
+		}
+		out = append(out, strings.ToLower(strings.TrimSuffix(h, ".")))
+	}
+	return out
 }
 
 // dir returns a cleaned directory path; required ones may not be empty.
@@ -276,6 +308,9 @@ func (l *loader) dedupKey(key string, c *Config) []string {
 	spec := c.Protocol.Request
 	s := l.get(key)
 	names := list(s)
+	if l.dialectFailed {
+		return names // the default spec stands in: it would fail too
+	}
 	for _, n := range names {
 		if spec != nil && spec.Index(n) < 0 {
 			l.fail(key, s, fmt.Sprintf("%s is not a field of the request spec (%s)", n, strings.Join(spec.Names(), ",")))
@@ -298,8 +333,8 @@ func (l *loader) remote(key string, _ *Config) []string {
 }
 
 // amqpURLs reads a list of broker URLs (docs/PROTOCOL.md §8), each as
-// amqp091.ParseURI takes it. An error shows the URL with its password
-// replaced by xxxxx: credentials are never printed.
+// amqp091.ParseURI takes it. An error shows the bad URL with its password
+// replaced by xxxxx (fail redacts it): credentials are never printed.
 func (l *loader) amqpURLs(key string) []string {
 	var out []string
 	for _, u := range list(l.get(key)) {
@@ -308,12 +343,29 @@ func (l *loader) amqpURLs(key string) []string {
 			if ue := (*url.Error)(nil); errors.As(err, &ue) { // its text quotes the URL, password and all
 				why = `it does not parse as a URL; a reserved character such as "?", "#", "@", ":" or "/" in the user name or password must be percent-encoded`
 			}
-			l.fail(key, RedactURL(u), "comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost ("+why+")")
+			l.fail(key, u, "comma-separated amqp:// or amqps:// URLs, e.g. amqp://user:password@10.0.0.5:5672/vhost ("+why+")")
 			return nil
 		}
 		out = append(out, u)
 	}
 	return out
+}
+
+// redact returns value as an error may show it: a secret key's value
+// hidden (an AMQP URL list with each password replaced by xxxxx), any
+// other as it is.
+func redact(key, value string) string {
+	switch {
+	case !isSecret(key):
+		return value
+	case strings.HasSuffix(key, ".amqp.url"):
+		urls := list(value)
+		for i, u := range urls {
+			urls[i] = RedactURL(u)
+		}
+		return strings.Join(urls, ",")
+	}
+	return "(hidden)"
 }
 
 // RedactURL returns u with the password of its user info replaced by

@@ -119,6 +119,10 @@ func splitEntry(l string) (key, value string, err error) {
 	}
 	value, keep, err := unescape(rest)
 	if err != nil {
+		if k := strings.ToLower(key); isSecret(k) {
+			// The escape is a piece of the secret: name the key instead.
+			return "", "", fmt.Errorf("bad escape in the value of %s (hidden): want \\uXXXX", k)
+		}
 		return "", "", err
 	}
 	// Drop unescaped trailing white space.
@@ -181,10 +185,13 @@ func utf8RuneLen(s string) int {
 
 // decoders is the viper DecoderRegistry for one Load: it knows only the
 // "properties" format and checks every key against the known set while it
-// decodes, recording the entries so Load can tell what the file set.
+// decodes, recording the entries so Load can tell what the file set, and
+// the problems of the keys themselves (unknown, set twice), which name the
+// line and never the value: a misspelt key may hold a secret.
 type decoders struct {
 	file    string
-	entries []entry
+	entries []entry // the known keys, each once (the first)
+	errs    []*Error
 }
 
 // Decoder implements viper.DecoderRegistry.
@@ -205,15 +212,20 @@ func (d *decoders) Decode(data []byte, m map[string]any) error {
 		return &Error{File: d.file, Want: err.Error()}
 	}
 	seen := make(map[string]int, len(entries))
+	known := entries[:0:0]
 	for _, e := range entries {
 		if !knownKey(e.key) {
-			return &Error{File: d.file, Key: e.key, Value: e.value, Want: unknownKeyWant(e.key)}
+			d.errs = append(d.errs, &Error{File: d.file, Key: e.key, Line: e.line, Want: unknownKeyWant(e.key)})
+			continue
 		}
 		if l, dup := seen[e.key]; dup {
-			return &Error{File: d.file, Key: e.key, Value: e.value, Want: fmt.Sprintf("set twice (lines %d and %d)", l, e.line)}
+			d.errs = append(d.errs, &Error{File: d.file, Key: e.key, Line: e.line, Want: fmt.Sprintf("set twice (first on line %d)", l)})
+			continue
 		}
 		seen[e.key] = e.line
+		known = append(known, e)
 	}
+	entries = known
 	for _, e := range entries {
 		m[e.key] = e.value
 	}

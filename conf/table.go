@@ -78,7 +78,29 @@ type value interface {
 	// bounds, or "".
 	check(c *Config) (got, want string)
 	text(c *Config) string
+	// copy sets the value in dst to the one in src.
+	copy(dst, src *Config)
 }
+
+// secretV marks a value that is a secret (admin.token, the AMQP URLs,
+// which hold passwords): an error never shows it.
+type secretV struct{ value }
+
+// secretKeys are the keys whose table entry is a secretV. It is filled by
+// init: the table's decoders use it, so a variable initialised from the
+// table would be a cycle.
+var secretKeys = map[string]bool{}
+
+func init() {
+	for _, k := range keys {
+		if _, ok := k.v.(secretV); ok {
+			secretKeys[k.name] = true
+		}
+	}
+}
+
+// isSecret reports whether key holds a secret.
+func isSecret(key string) bool { return secretKeys[key] }
 
 // field is a value of type T at a place in Config.
 type field[T any] struct {
@@ -98,6 +120,8 @@ func (f field[T]) check(c *Config) (string, string) {
 }
 
 func (f field[T]) text(c *Config) string { return textOf(*f.at(c)) }
+
+func (f field[T]) copy(dst, src *Config) { *f.at(dst) = *f.at(src) }
 
 // textOf renders a typed value as canonical text.
 func textOf(v any) string {
@@ -204,7 +228,7 @@ func listV(at func(*Config) *[]string) value {
 // amqpV is a comma-separated list of amqp:// or amqps:// URLs (the nodes
 // of a cluster); a bad one is reported with its password hidden.
 func amqpV(at func(*Config) *[]string) value {
-	return field[[]string]{at: at, parse: func(l *loader, k string, _ *Config) []string { return l.amqpURLs(k) }}
+	return secretV{field[[]string]{at: at, parse: func(l *loader, k string, _ *Config) []string { return l.amqpURLs(k) }}}
 }
 
 // queueV is an AMQP queue name: 1 to 255 bytes, no control characters.

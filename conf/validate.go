@@ -24,7 +24,7 @@ import (
 // nothing is checked when either is unset or an earlier key failed.
 func (l *loader) keyPair(certKey, keyKey string) {
 	certFile, keyFile := l.get(certKey), l.get(keyKey)
-	if l.err != nil || certFile == "" || keyFile == "" {
+	if l.anyFailed(certKey, keyKey) || certFile == "" || keyFile == "" {
 		return
 	}
 	certPEM, ok := l.readTLS(certKey, certFile)
@@ -49,7 +49,7 @@ func (l *loader) keyPair(certKey, keyKey string) {
 // caFile checks that the file at key holds at least one PEM certificate.
 func (l *loader) caFile(key string) {
 	file := l.get(key)
-	if l.err != nil || file == "" {
+	if l.failed[key] || file == "" {
 		return
 	}
 	data, ok := l.readTLS(key, file)
@@ -92,15 +92,15 @@ func (l *loader) distinctPorts(c *Config) {
 	}
 	for i := range addrs {
 		for j := range i {
-			if samePort(addrs[j].addr, addrs[i].addr) {
-				bad, other := addrs[i], addrs[j]
-				if !l.isSet(bad.key) && l.isSet(other.key) {
-					bad, other = other, bad // name the key the file (or environment) set
-				}
-				l.fail(bad.key, bad.addr, "an address other than "+other.key+" ("+other.addr+
-					"): both listen on this host and cannot share a port")
-				return
+			if l.anyFailed(addrs[i].key, addrs[j].key) || !samePort(addrs[j].addr, addrs[i].addr) {
+				continue
 			}
+			bad, other := addrs[i], addrs[j]
+			if !l.isSet(bad.key) && l.isSet(other.key) {
+				bad, other = other, bad // name the key the file (or environment) set
+			}
+			l.fail(bad.key, bad.addr, "an address other than "+other.key+" ("+other.addr+
+				"): both listen on this host and cannot share a port")
 		}
 	}
 }
