@@ -72,7 +72,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		return err
 	}
 	con := console.NewReceiver(srv, log)
-	admin, err := daemon.Admin(rc.AdminListen, reg, srv.Ready, cfg.AdminPprof, log, con.Routes()...)
+	admin, err := daemon.Admin(rc.AdminListen, reg, srv.Ready, cfg.AdminPprof, cfg.AdminHosts, log, con.Routes()...)
 	if err != nil {
 		for _, ln := range lns {
 			ln.Close()

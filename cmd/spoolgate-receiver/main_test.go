@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -475,11 +476,60 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// TestAdmin: /healthz, /readyz and /metrics with the SPEC §7 names.
+// TestReloadHidesSecrets: a reload rejected for a key set twice or
+// misspelt logs the problems, one ERROR line, without the values: the
+// token and the AMQP password stay out of the log (issue 21).
+func TestReloadHidesSecrets(t *testing.T) {
+	dir := t.TempDir()
+	path := config(t, dir)
+	p := start(t, path, nil)
+	writeConfig(t, path,
+		"receiver.listen = 127.0.0.1:0",
+		"receiver.admin_listen = 127.0.0.1:0",
+		"receiver.data_dir = "+filepath.Join(dir, "data"),
+		"log.dir =",
+		"admin.token = s3cret-first-0123456789",
+		"admin.token = s3cret-second-0123456789",
+		"receiver.amqp.uri = amqp://gw:s3cret@10.0.0.5/")
+	p.Signal(t, syscall.SIGHUP)
+	e2e.WaitFor(t, 10*time.Second, "rejected reload", func() bool { return p.Log.Count("reload rejected") >= 1 })
+	log := p.Log.String()
+	if strings.Contains(log, "s3cret") {
+		t.Errorf("the log shows a secret:\n%s", log)
+	}
+	for _, want := range []string{"line 6: admin.token: set twice (first on line 5)", "line 7: receiver.amqp.uri: unknown key (did you mean receiver.amqp.url?)"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log does not say %q:\n%s", want, log)
+		}
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestAdmin: /healthz, /readyz and /metrics with the names of
+// docs/PROTOCOL.md §7; a Host header that does not name the admin address
+// (DNS rebinding) is refused, a name of admin.hosts is not.
 func TestAdmin(t *testing.T) {
-	p := start(t, config(t, t.TempDir()), nil)
+	p := start(t, config(t, t.TempDir(), "admin.hosts = gw-alias.example"), nil)
 	sendOne(t, p.addr, msg(t, "000000001", "ok"))
 	sendOne(t, p.addr, []byte("bad\n"))
+	for host, want := range map[string]int{"rebound.attacker.example": 421, "gw-alias.example": 200, "localhost": 200} {
+		req, err := http.NewRequest("GET", "http://"+p.admin+"/api/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: /api/status %d, want %d", host, resp.StatusCode, want)
+		}
+	}
 	get := func(path string) (int, string) {
 		code, body, err := e2e.HTTPGet("http://" + p.admin + path)
 		if err != nil {

@@ -48,7 +48,7 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	}
 	reg.MustRegister(daemon.ReadyGauge(s.Ready))
 	con := console.NewSender(s, cfg.AdminToken, log)
-	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, log, con.Routes()...)
+	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, cfg.AdminHosts, log, con.Routes()...)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", cfg.Sender.AdminListen, err)
 	}

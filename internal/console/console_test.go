@@ -99,7 +99,7 @@ func runSender(t *testing.T, remote, token string, pending int) (string, conf.Se
 		t.Fatal(err)
 	}
 	con := NewSender(s, token, log)
-	admin, err := daemon.Admin("127.0.0.1:0", prometheus.NewRegistry(), s.Ready, false, log, con.Routes()...)
+	admin, err := daemon.Admin("127.0.0.1:0", prometheus.NewRegistry(), s.Ready, false, nil, log, con.Routes()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +267,7 @@ func TestReceiverStatusAPI(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = srv.Serve(context.Background(), ln) })
 	con := NewReceiver(srv, log)
-	admin, err := daemon.Admin("127.0.0.1:0", prometheus.NewRegistry(), srv.Ready, false, log, con.Routes()...)
+	admin, err := daemon.Admin("127.0.0.1:0", prometheus.NewRegistry(), srv.Ready, false, nil, log, con.Routes()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -45,7 +46,7 @@ func TestAdmin(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	var notReady error = errors.New("data dir not writable")
-	a, err := Admin("127.0.0.1:0", reg, func() error { return notReady }, true, testLog(t))
+	a, err := Admin("127.0.0.1:0", reg, func() error { return notReady }, true, nil, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestAdmin(t *testing.T) {
 	if code, _ := get(t, base+"/debug/pprof/"); code != 200 {
 		t.Fatalf("pprof %d", code)
 	}
-	b, err := Admin("127.0.0.1:0", reg, func() error { return nil }, false, testLog(t))
+	b, err := Admin("127.0.0.1:0", reg, func() error { return nil }, false, nil, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +76,64 @@ func TestAdmin(t *testing.T) {
 	if code, _ := get(t, "http://"+b.Addr()+"/debug/pprof/"); code != 404 {
 		t.Fatalf("pprof off: %d", code)
 	}
-	if a, err := Admin("", reg, nil, false, testLog(t)); a != nil || err != nil || a.Addr() != "" || a.Close(context.Background()) != nil {
+	if a, err := Admin("", reg, nil, false, nil, testLog(t)); a != nil || err != nil || a.Addr() != "" || a.Close(context.Background()) != nil {
 		t.Fatal("disabled admin is not nil")
+	}
+}
+
+// TestAdminHost: the admin server answers only requests whose Host names
+// it: an IP address, localhost, this host's name, the host of its own
+// address, or a name of admin.hosts. A page whose DNS name was rebound to
+// 127.0.0.1 (DNS rebinding) gets 421 on every path, /api/status included.
+func TestAdminHost(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	api := Route{Pattern: "GET /api/status", Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"secret":"samples"}`))
+	})}
+	a, err := Admin("localhost:0", reg, func() error { return nil }, false, []string{"Gw-Alias.example."}, testLog(t), api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	_, port, _ := net.SplitHostPort(a.Addr())
+	hostname, _ := os.Hostname()
+	tests := []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:" + port, 200},
+		{"127.0.0.1", 200},
+		{"[::1]:" + port, 200},
+		{"10.1.2.3:" + port, 200}, // an address of this host behind NAT: no name to rebind
+		{"localhost:" + port, 200},
+		{"LOCALHOST.", 200},
+		{hostname + ":" + port, 200},
+		{"gw-alias.example:" + port, 200},
+		{"GW-ALIAS.EXAMPLE", 200},
+		{"rebind.attacker.example:" + port, 421},
+		{"localhost.attacker.example", 421},
+		{"gw-alias.example.attacker.example:" + port, 421},
+	}
+	for _, tt := range tests {
+		for _, path := range []string{"/api/status", "/metrics", "/healthz"} {
+			req, err := http.NewRequest("GET", "http://"+a.Addr()+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = tt.host
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("Host %s %s: %d %q, want %d", tt.host, path, resp.StatusCode, body, tt.want)
+			}
+			if tt.want == 421 && (strings.Contains(string(body), "samples") || !strings.Contains(string(body), "admin.hosts")) {
+				t.Errorf("Host %s %s: body %q", tt.host, path, body)
+			}
+		}
 	}
 }
 
