@@ -37,8 +37,8 @@ type loader struct {
 	// dialectFailed: a protocol.* key has a problem, and the default
 	// dialect stands in (keys that refer to it are not judged by it).
 	dialectFailed bool
-	errs       []*Error
-	failed  map[string]bool // the keys of errs
+	errs          []*Error
+	failed        map[string]bool // the keys of errs
 }
 
 func (l *loader) bindEnv(key string) {

@@ -55,22 +55,34 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spoolgate check:", err)
 		return 2
 	}
-	cfg, ok := loadConfig(*path, stderr)
-	if !ok {
-		return 2
-	}
-	fmt.Fprintln(stdout, "dialect: "+cfg.Protocol.Dialect.String())
 	r := &report{}
-	for _, w := range cfg.Warnings {
-		r.warn("%s", w)
+	cfg, warning, err := readConfig(*path)
+	if warning != "" {
+		r.warn("%s", warning)
 	}
-	if *syntax {
-		if err := cfg.RequireSender(); err != nil && on.sender {
-			r.note("the sender will not start until it is set: %v", err)
+	switch probs := conf.Problems(err); {
+	case err == nil:
+		fmt.Fprintln(stdout, "dialect: "+cfg.Protocol.Dialect.String())
+		for _, w := range cfg.Warnings {
+			r.warn("%s", w)
 		}
-	} else {
+		for _, c := range configChecks {
+			c(cfg, on, r)
+		}
+		if *syntax {
+			if err := cfg.RequireSender(); err != nil && on.sender {
+				r.note("the sender will not start until it is set: %v", err)
+			}
+			break
+		}
 		for _, c := range checks {
 			c(cfg, on, r)
+		}
+	case len(probs) == 0:
+		r.problem("%v", err)
+	default:
+		for _, p := range probs {
+			r.problem("%v", p)
 		}
 	}
 	for _, p := range r.problems {
@@ -131,6 +143,12 @@ func parseDaemons(s string) (daemons, error) {
 	return on, nil
 }
 
+// configChecks are the tests of a loaded configuration beyond what the
+// daemons refuse, made with -syntax too.
+var configChecks = []func(cfg *conf.Config, on daemons, r *report){
+	checkAdminExposed,
+}
+
 // checks are the tests of this host, in the order their lines print. Each
 // adds its findings to r; a new test (certificate expiry, key file
 // permissions) is one more function here.
@@ -140,6 +158,36 @@ var checks = []func(cfg *conf.Config, on daemons, r *report){
 	checkAddrs,
 	checkTLS, // checktls.go
 	checkBroker,
+	checkSecretFiles, // checksecret.go
+}
+
+// checkAdminExposed: an admin address on every address of the host (0.0.0.0,
+// [::], or no host) serves /metrics, /api/status and the console to every
+// host that reaches the port. Without admin.token nothing there asks for a
+// secret: a problem. With it (the console's actions need it), a note.
+func checkAdminExposed(cfg *conf.Config, on daemons, r *report) {
+	type admin struct{ key, addr string }
+	var admins []admin
+	if on.receiver {
+		admins = append(admins, admin{"receiver.admin_listen", cfg.Receiver.AdminListen})
+	}
+	if on.sender {
+		admins = append(admins, admin{"sender.admin_listen", cfg.Sender.AdminListen})
+	}
+	for _, a := range admins {
+		host, _, err := net.SplitHostPort(a.addr)
+		if a.addr == "" || err != nil || (host != "" && host != "0.0.0.0" && host != "::") {
+			continue
+		}
+		if cfg.AdminToken == "" {
+			r.problem("%s %s: listens on every address of this host and admin.token is not set: any host that reaches the port "+
+				"reads the console and /api/status (the receiver's reject samples too); listen on 127.0.0.1 (reach it with ssh -L) "+
+				"or on one address of a management network, or set admin.token and firewall the port", a.key, a.addr)
+			continue
+		}
+		r.note("%s %s: listens on every address of this host: /metrics, /api/status and the console are read without "+
+			"admin.token by any host that reaches the port; firewall it", a.key, a.addr)
+	}
 }
 
 // checkBroker: with the amqp sink or source, a node of the URLs answers and

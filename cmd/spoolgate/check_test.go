@@ -180,13 +180,15 @@ func TestCheckHost(t *testing.T) {
 			return with(base, "receiver.admin_listen = "+listen(t), "receiver.data_dir = /proc/nope"), []string{"-daemons", "sender"}, nil
 		}, 0, nil, nil},
 		{"receiver.sink=amqp: no data dir; broker down is a warning", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
-			return with(base, "receiver.sink = amqp", "receiver.amqp.url = amqp://gw:s3cret@127.0.0.1:1/", "receiver.data_dir = /proc/nope"), nil, nil
+			// The URL in the environment, as the README says (no warning about the file).
+			return with(base, "receiver.sink = amqp", "receiver.data_dir = /proc/nope"), nil, []string{"SPOOLGATE_RECEIVER_AMQP_URL=amqp://gw:s3cret@127.0.0.1:1/"}
 		}, 0, []string{"warning: receiver.amqp.url: no RabbitMQ node reachable: amqp://gw:xxxxx@127.0.0.1:1/: dial tcp 127.0.0.1:1: connect: connection refused: " +
 			"the receiver starts, answers 500 and reconnects until a node answers"}, nil},
 		{"sender.source=amqp: no spool; the broker answers, queues not declared yet", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			n := e2e.RabbitShared(t)
-			return with(base, "sender.source = amqp", "sender.amqp.url = "+n.URL, "sender.amqp.queue = check.results",
-				"sender.amqp.failed_queue = check.failed", "sender.spool_dir = /proc/nope", "sender.failed_dir = /proc/nope/failed"), nil, nil
+			return with(base, "sender.source = amqp", "sender.amqp.queue = check.results",
+					"sender.amqp.failed_queue = check.failed", "sender.spool_dir = /proc/nope", "sender.failed_dir = /proc/nope/failed"), nil,
+				[]string{"SPOOLGATE_SENDER_AMQP_URL=" + n.URL}
 		}, 0, nil, []string{"note: queue check.results does not exist yet: the daemon declares it at start",
 			"note: queue check.failed does not exist yet: the daemon declares it at start"}},
 		{"-syntax: the config only, not this host", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
@@ -195,6 +197,50 @@ func TestCheckHost(t *testing.T) {
 		{"env typo is a warning", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return base, nil, []string{"SPOOLGATE_SENDER_RETRISE=1"}
 		}, 0, []string{"warning: $SPOOLGATE_SENDER_RETRISE is set but is no configuration key: ignored (did you mean SPOOLGATE_SENDER_RETRIES?)"}, nil},
+		// Issue 21: an admin address on every address of the host without
+		// admin.token is a problem (also with -syntax); with it, a note.
+		{"admin on every address without a token", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.admin_listen = 0.0.0.0:0"), nil, nil
+		}, 2, []string{"sender.admin_listen 0.0.0.0:0: listens on every address of this host and admin.token is not set: " +
+			"any host that reaches the port reads the console and /api/status (the receiver's reject samples too); " +
+			"listen on 127.0.0.1 (reach it with ssh -L) or on one address of a management network, or set admin.token and firewall the port"}, nil},
+		{"admin on every address without a token, -syntax", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "receiver.admin_listen = [::]:0"), []string{"-syntax"}, nil
+		}, 2, []string{"receiver.admin_listen [::]:0: listens on every address of this host and admin.token is not set: " +
+			"any host that reaches the port reads the console and /api/status (the receiver's reject samples too); " +
+			"listen on 127.0.0.1 (reach it with ssh -L) or on one address of a management network, or set admin.token and firewall the port"}, nil},
+		{"admin on every address with a token", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.admin_listen = :0"), []string{"-daemons", "sender"}, []string{"SPOOLGATE_ADMIN_TOKEN=0123456789abcdef0123"}
+		}, 0, nil, []string{"note: sender.admin_listen :0: listens on every address of this host: /metrics, /api/status and the console " +
+			"are read without admin.token by any host that reaches the port; firewall it"}},
+		{"admin on every address, not run here", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "sender.admin_listen = 0.0.0.0:0"), []string{"-daemons", "receiver"}, nil
+		}, 0, nil, nil},
+		// Issue 21: a file that holds a secret and that every user can read
+		// is a warning: the config file (a token in it), the environment
+		// file (SPOOLGATE_DEFAULTS here; /etc/default/spoolgate on a host).
+		{"token in a config file every user reads", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			return with(base, "admin.token = s3cret-0123456789abcdef"), nil, nil
+		}, 0, []string{"warning: DIR/conf.properties holds admin.token and every user of this host can read it (mode 0644): " +
+			"chmod 0640 DIR/conf.properties and chgrp spoolgate, or move the secret to the environment file"}, nil},
+		{"secrets in an environment file every user reads", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			env := filepath.Join(dir, "spoolgate.env")
+			e2e.WriteFile(t, env, "# the daemons' environment\nSPOOLGATE_ADMIN_TOKEN=s3cret-0123456789abcdef\n"+
+				"SPOOLGATE_RECEIVER_AMQP_URL='amqp://gw:s3cret@127.0.0.1:1/'\n")
+			if err := os.Chmod(env, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return base, []string{"-daemons", "sender"}, []string{"SPOOLGATE_DEFAULTS=" + env}
+		}, 0, []string{"warning: DIR/spoolgate.env holds SPOOLGATE_ADMIN_TOKEN, SPOOLGATE_RECEIVER_AMQP_URL (a password) and every user " +
+			"of this host can read it (mode 0644): chmod 0640 DIR/spoolgate.env and chgrp spoolgate (0600 when only systemd or root's startup.sh reads it)"}, nil},
+		{"secrets in an environment file kept from others", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
+			env := filepath.Join(dir, "spoolgate.env")
+			e2e.WriteFile(t, env, "SPOOLGATE_ADMIN_TOKEN=s3cret-0123456789abcdef\n")
+			if err := os.Chmod(env, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			return with(base, "admin.token = s3cret-0123456789abcdef"), []string{"-daemons", "sender"}, []string{"SPOOLGATE_DEFAULTS=" + env}
+		}, 0, nil, nil},
 		{"problems, warnings and notes together", func(t *testing.T, dir string, base []string) ([]string, []string, []string) {
 			return with(base, "sender.remote =", "log.dir = "+filepath.Join(dir, "newlog")), nil, []string{"SPOOLGATE_X=1"}
 		}, 2, []string{
@@ -362,4 +408,71 @@ func currentUser() string {
 		return u.Username
 	}
 	return fmt.Sprintf("uid %d", os.Getuid())
+}
+
+// TestCheckEveryProblem: check lists every problem of the config, one line
+// each naming its key, then the count (exit 2), and never prints a secret:
+// a token or an AMQP password set twice or under a misspelt key (issue 21).
+func TestCheckEveryProblem(t *testing.T) {
+	dir := hostDir(t)
+	path := writeConf(t, dir, append(hostConf(t, dir),
+		"receiver.read_timeout = 5",
+		"sender.workers = 0",
+		"admin.token = s3cret-first-0123456789",
+		"admin.token = s3cret-second-0123456789",
+		"sender.amqp.uri = amqp://gw:s3cret@10.0.0.5/",
+		"log.level = loud")...)
+	code, out, errs := runTool(t, exec.Command(binary, "check", "-config", path), "")
+	want := []string{
+		"conf.properties: line 12: admin.token: set twice (first on line 11)",
+		"conf.properties: line 13: sender.amqp.uri: unknown key (did you mean sender.amqp.url?)",
+		`conf.properties: receiver.read_timeout = "5": a duration needs a unit, e.g. 5s`,
+		`conf.properties: sender.workers = "0": an integer >= 1`,
+		`conf.properties: log.level = "loud": one of debug, info, warn, error`,
+	}
+	checkOutput(t, code, out, errs, 2, want, nil, path, dir)
+	if strings.Contains(out+errs, "s3cret") {
+		t.Errorf("check printed a secret:\n%s%s", out, errs)
+	}
+}
+
+// TestConfigFromEnvironmentFile: without -config and SPOOLGATE_CONFIG, the
+// tool reads the config the daemons run with: SPOOLGATE_CONFIG and the
+// SPOOLGATE_<KEY> overrides of the environment file systemd gives them
+// (SPOOLGATE_DEFAULTS names it here, as in startup.sh; on a host it is
+// /etc/default/spoolgate or /etc/sysconfig/spoolgate). What the
+// environment sets wins over the file.
+func TestConfigFromEnvironmentFile(t *testing.T) {
+	dir := hostDir(t)
+	path := writeConf(t, dir, hostConf(t, dir)...)
+	other := filepath.Join(dir, "other-failed")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(dir, "spoolgate.env")
+	e2e.WriteFile(t, env, "# as /etc/default/spoolgate\nSPOOLGATE_CONFIG="+path+"\nSPOOLGATE_SENDER_FAILED_DIR=\""+other+"\"\n")
+	cmd := exec.Command(binary, "failed")
+	cmd.Env = append(os.Environ(), "SPOOLGATE_DEFAULTS="+env)
+	if code, out, errs := runTool(t, cmd, ""); code != 0 || out != "no failed files in "+other+"\n" {
+		t.Errorf("failed: exit %d\n%s%s\nwant the failed_dir of the environment file, %s", code, out, errs, other)
+	}
+	cmd = exec.Command(binary, "failed")
+	cmd.Env = append(os.Environ(), "SPOOLGATE_DEFAULTS="+env, "SPOOLGATE_SENDER_FAILED_DIR="+filepath.Join(dir, "failed"))
+	if code, out, errs := runTool(t, cmd, ""); code != 0 || out != "no failed files in "+filepath.Join(dir, "failed")+"\n" {
+		t.Errorf("failed with the key set in the environment: exit %d\n%s%s", code, out, errs)
+	}
+	cmd = exec.Command(binary, "check", "-daemons", "sender")
+	cmd.Env = append(os.Environ(), "SPOOLGATE_DEFAULTS="+env)
+	code, out, errs := runTool(t, cmd, "")
+	checkOutput(t, code, out, errs, 0, nil, nil, path, dir)
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(env, 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(binary, "failed", "-config", path)
+		cmd.Env = append(os.Environ(), "SPOOLGATE_DEFAULTS="+env)
+		if _, _, errs := runTool(t, cmd, ""); !strings.Contains(errs, "warning: cannot read the environment file "+env+" (permission denied)") {
+			t.Errorf("unreadable environment file: stderr %q", errs)
+		}
+	}
 }

@@ -31,18 +31,34 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 
 // configFlag adds -config to fs.
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "config file (default $SPOOLGATE_CONFIG, else /etc/spoolgate/conf.properties)")
+	return fs.String("config", "", "config file (default $SPOOLGATE_CONFIG, from the environment or else from the environment file "+
+		"the daemons read, /etc/default/spoolgate or /etc/sysconfig/spoolgate; else /etc/spoolgate/conf.properties)")
 }
 
-// loadConfig loads the config -config names; on error it prints the
-// error's one line to stderr and returns false (the caller exits 2).
+// loadConfig loads the config -config names (readConfig); it prints a
+// warning about the environment file, and on error every problem, one a
+// line, to stderr and returns false (the caller exits 2).
 func loadConfig(path string, stderr io.Writer) (*conf.Config, bool) {
-	cfg, err := conf.Load(conf.Path(path))
+	cfg, warning, err := readConfig(path)
+	if warning != "" {
+		fmt.Fprintln(stderr, "warning: "+warning)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return cfg, false
 	}
 	return cfg, true
+}
+
+// readConfig loads the config as the daemons do under systemd: the
+// environment file's variables first (applyEnvFile: its SPOOLGATE_CONFIG
+// names the file when neither -config nor the environment does, its
+// SPOOLGATE_<KEY> override keys), then path, else $SPOOLGATE_CONFIG, else
+// the default. warning says why the environment file was not read.
+func readConfig(path string) (cfg *conf.Config, warning string, err error) {
+	warning = applyEnvFile()
+	cfg, err = conf.Load(conf.Path(path))
+	return cfg, warning, err
 }
 
 // writeJSON writes v as indented JSON, for scripts.

@@ -33,13 +33,15 @@ func spoolgate(t *testing.T, stdin string, args ...string) (int, string, string)
 }
 
 // runTool runs cmd (the binary, with its environment and credentials set
-// or not) without SPOOLGATE_CONFIG and returns its exit code, stdout and
-// stderr.
+// or not) without SPOOLGATE_CONFIG, and without this host's environment
+// file unless cmd's environment names one in SPOOLGATE_DEFAULTS, and
+// returns its exit code, stdout and stderr.
 func runTool(t *testing.T, cmd *exec.Cmd, stdin string) (int, string, string) {
 	t.Helper()
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
+	cmd.Env = append([]string{"SPOOLGATE_DEFAULTS=/dev/null"}, cmd.Env...) // a later entry wins
 	cmd.Env = append(cmd.Env, "SPOOLGATE_CONFIG=")
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
