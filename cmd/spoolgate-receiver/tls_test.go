@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -122,6 +123,53 @@ func TestCertRotation(t *testing.T) {
 	live.exchange(t, "000000006")
 	live.Close()
 
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.ExitCode(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestTLSReloadLogInCertDir: with the log file in the certificates'
+// directory, a bad certificate is rejected and logged once per change of
+// the files: the ERROR line written into the directory is no change of a
+// watched file (it started a reload storm, 24 lines in 5 s, issue 21). A
+// good pair written after is applied.
+func TestTLSReloadLogInCertDir(t *testing.T) {
+	ca := tlstest.NewCA(t, "partner")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	ca.Issue(t, "server", tlstest.Opts{}).Install(t, certFile, keyFile)
+	path := config(t, t.TempDir(), "receiver.tls.cert = "+certFile, "receiver.tls.key = "+keyFile, "log.dir = "+dir)
+	p := e2e.Start(t, "receiver", exec.Command(bin, "-config", path), nil)
+	logFile := filepath.Join(dir, "receiver.log")
+	log := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	t.Cleanup(func() {
+		p.Kill()
+		t.Logf("receiver.log:\n%s\nstderr:\n%s", log(), p.Log.String())
+	})
+	e2e.WaitFor(t, 20*time.Second, "the receiver to listen", func() bool {
+		if p.Exited() {
+			t.Fatal("the receiver exited")
+		}
+		return strings.Contains(log(), "listening on ")
+	})
+
+	tlstest.WriteFile(t, certFile, ca.Issue(t, "server", tlstest.Opts{}).CertPEM) // without its key
+	e2e.WaitFor(t, 10*time.Second, "the bad pair rejected", func() bool { return strings.Count(log(), "tls reload rejected") > 0 })
+	// Nothing to wait for: no second rejection may come in ten debounce
+	// periods, while the log file (in the directory) has been written.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		if n := strings.Count(log(), "tls reload rejected"); n > 1 {
+			t.Fatalf("%d rejections of one change", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	good := ca.Issue(t, "server", tlstest.Opts{})
+	good.Install(t, certFile, keyFile)
+	e2e.WaitFor(t, 10*time.Second, "the good pair applied", func() bool { return strings.Contains(log(), "serial "+good.Serial.String()) })
+	if n := strings.Count(log(), "tls reload rejected"); n != 1 {
+		t.Errorf("%d rejections, want 1", n)
+	}
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.ExitCode(t, 15*time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
