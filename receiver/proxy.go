@@ -46,7 +46,9 @@ var proxyCauses = []string{proxyUntrusted, proxyMalformed, proxyMissing, proxyTi
 // false after closing the connection: a health check of a balancer (a
 // LOCAL or UNKNOWN header, or a close before any byte), counted and logged
 // at debug only, or a refused header, counted and logged at warn at most
-// once a minute per cause. No reply is sent on either.
+// once a minute per cause and address; or a direct peer over
+// max_conns_per_ip, or evicted while it waited, refused as serveConn
+// refuses them. No reply is sent on any.
 func (s *Server) proxied(c *conn, cfg *live) (net.Conn, bool) {
 	if !s.base.ProxyProtocol {
 		return c.nc, true
@@ -55,6 +57,18 @@ func (s *Server) proxied(c *conn, cfg *live) (net.Conn, bool) {
 	trusted := inPrefixes(cfg.proxyTrusted, raw)
 	if !trusted && !allowed(cfg.allow, raw) {
 		return c.nc, true // serveConn refuses it, with its log line
+	}
+	// A direct peer is who it is: it counts against max_conns_per_ip from
+	// now, not from its first byte, or one address could hold any number
+	// of silent connections. A balancer's connection counts once its
+	// header names the peer (serveConn).
+	if !trusted && !s.admit(c, addrOf(raw), cfg.maxPerIP) {
+		if s.evictedNow(c) {
+			s.refuse(c, raw.String(), refusedEvicted, evictedMsg)
+		} else {
+			s.refuse(c, raw.String(), refusedPerIP, "connection refused: receiver.max_conns_per_ip reached", "max_conns_per_ip", cfg.maxPerIP)
+		}
+		return nil, false
 	}
 	// Waiting for the first byte is an idle wait (a drain shortens it):
 	// read_timeout for a balancer, idle_timeout for a direct peer.
@@ -70,6 +84,9 @@ func (s *Server) proxied(c *conn, cfg *live) (net.Conn, bool) {
 	c.mu.Unlock()
 	if err != nil {
 		switch {
+		case s.evictedNow(c): // closed to make room: counted as such
+			s.refuse(c, raw.String(), refusedEvicted, evictedMsg)
+			return nil, false
 		case trusted && !timedOut(err): // closed or reset before any byte
 			s.proxyHealthCheck(raw, "closed before a header")
 		case trusted && !s.draining.Load():
@@ -82,6 +99,10 @@ func (s *Server) proxied(c *conn, cfg *live) (net.Conn, bool) {
 	}
 	c.nc.SetReadDeadline(time.Now().Add(cfg.readTimeout))
 	h, err := proxyproto.Read(br)
+	if err != nil && s.evictedNow(c) {
+		s.refuse(c, raw.String(), refusedEvicted, evictedMsg)
+		return nil, false
+	}
 	if !trusted {
 		if errors.Is(err, proxyproto.ErrNoProxyProtocol) {
 			return &proxyConn{Conn: c.nc, br: br, remote: raw}, true // a direct peer
@@ -121,11 +142,11 @@ func (s *Server) proxyHealthCheck(balancer net.Addr, what string) {
 }
 
 // proxyRefuse counts a connection closed for its header and logs it at
-// warn, once per cause and proxyLogEvery, with the count of refusals the
-// line stands for.
+// warn, once per cause, address and proxyLogEvery (bounded: see
+// maxRefusedAddrs), with the count of refusals the line stands for.
 func (s *Server) proxyRefuse(cause string, from net.Addr, err error, h *proxyproto.Header) {
 	s.m.proxyRefused.WithLabelValues(cause).Inc()
-	n, ok := s.proxyLog.Event(cause, s.clock())
+	n, ok := s.proxyLog.Event(cause+" "+addrOf(from).String(), s.clock())
 	if !ok {
 		return
 	}

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -355,4 +357,125 @@ func TestProxyDrain(t *testing.T) {
 		t.Fatalf("shutdown: %v", ts.shutErr)
 	}
 	closedWithoutReply(t, c)
+}
+
+// TestProxyDirectPerIP: with receiver.proxy_protocol=on, a direct peer (not
+// a balancer) counts against max_conns_per_ip from its accept, not from
+// its first byte: one address cannot hold more silent connections than
+// the limit (it held 200, issue 21).
+func TestProxyDirectPerIP(t *testing.T) {
+	cfg := proxyConfig(t, "127.0.0.1/32")
+	cfg.MaxConnsPerIP = 5
+	cfg.ReadTimeout, cfg.IdleTimeout = 60*time.Second, 60*time.Second
+	ts := startServer(t, Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	floodFrom(t, "127.0.0.8", ts.addr, 5+20)
+	e2e.WaitFor(t, 10*time.Second, "20 refused over max_conns_per_ip", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_refused_connections_total", "cause=per_ip") == 20
+	})
+	// A peer of another address, and a balancer's, are served.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.9")}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if code := roundTrip(t, c, bufio.NewReader(c), req(t, "000000001", "direct")).Code; code != 200 {
+		t.Fatalf("direct peer of another address: %d", code)
+	}
+	if code := send(t, ts.addr, append(v2(t, "10.1.2.3:40001"), req(t, "000000002", "through the balancer")...)); code != 200 {
+		t.Fatalf("through the balancer: %d", code)
+	}
+}
+
+// TestProxyEvictionByAddress: with receiver.proxy_protocol=on, the waiting
+// connections of each address are their own bucket for eviction: a
+// connect flood from one address evicts its own oldest, not the slow
+// honest clients of another that connected first (2 or 3 of 10 were
+// closed, issue 21), and every eviction is counted.
+func TestProxyEvictionByAddress(t *testing.T) {
+	cfg := proxyConfig(t, "127.0.0.1/32")
+	cfg.MaxConns, cfg.MaxConnsPerIP = 64, 0
+	cfg.ReadTimeout, cfg.IdleTimeout = 60*time.Second, 60*time.Second
+	ts := startServer(t, Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.10")}, Timeout: 5 * time.Second}
+	var honest []net.Conn
+	for range 10 {
+		c, err := d.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		honest = append(honest, c)
+	}
+	floodFrom(t, "127.0.0.11", ts.addr, 200)
+	e2e.WaitFor(t, 20*time.Second, "the flood's oldest evicted, and counted", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_refused_connections_total", "cause=evicted") == 10+200-64
+	})
+	for i, c := range honest {
+		if r := roundTrip(t, c, bufio.NewReader(c), req(t, fmt.Sprintf("%09d", i+1), "slow but honest")); r.Code != 200 {
+			t.Fatalf("honest client %d: %d", i, r.Code)
+		}
+	}
+}
+
+// TestRefusalsNamedPerAddress: refusals are logged once a minute per cause
+// and address, so each refused address is named (one line a cause a
+// minute named only the first, issue 21); a trusted balancer's
+// connect-then-close without a header is a quiet health check, not a
+// refused client, even when its address is not in receiver.allow.
+func TestRefusalsNamedPerAddress(t *testing.T) {
+	cfg := proxyConfig(t, "127.0.0.1/32")
+	// 127.0.0.15 and .16 may connect directly, not send a header.
+	cfg.Allow = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("127.0.0.15/32"), netip.MustParsePrefix("127.0.0.16/32")}
+	ts, log := startLogged(t, cfg)
+	check := dial(t, ts.addr) // the balancer's TCP check (nc -z)
+	check.Close()
+	e2e.WaitFor(t, 10*time.Second, "the health check counted", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_proxy_health_checks_total") == 1
+	})
+	for _, ip := range []string{"127.0.0.12", "127.0.0.13", "127.0.0.14"} { // direct strangers
+		for range 2 {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+			c, err := d.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write(req(t, "000000001", "not allowed"))
+			closedWithoutReply(t, c)
+			c.Close()
+		}
+	}
+	for _, src := range []string{"10.9.9.1:40001", "10.9.9.2:40002"} { // strangers through the balancer
+		c := dial(t, ts.addr)
+		c.Write(append(v2(t, src), req(t, "000000002", "not allowed")...))
+		closedWithoutReply(t, c)
+	}
+	for _, ip := range []string{"127.0.0.15", "127.0.0.16"} { // headers from addresses not trusted
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(append(v2(t, "10.1.2.3:40003"), req(t, "000000003", "forged")...))
+		closedWithoutReply(t, c)
+		c.Close()
+	}
+	e2e.WaitFor(t, 10*time.Second, "every refusal counted", func() bool {
+		return metric(t, ts.reg, "spoolgate_receiver_refused_connections_total", "cause=allow") == 8 &&
+			metric(t, ts.reg, "spoolgate_receiver_proxy_refused_total", "reason=untrusted") == 2
+	})
+	s := log.String()
+	for _, ip := range []string{"127.0.0.12", "127.0.0.13", "127.0.0.14", "10.9.9.1", "10.9.9.2"} {
+		if n := len(regexp.MustCompile(`address not in receiver.allow" remote=`+regexp.QuoteMeta(ip)+`:`).FindAllString(s, -1)); n != 1 {
+			t.Errorf("%d lines name %s refused by receiver.allow, want 1", n, ip)
+		}
+	}
+	for _, ip := range []string{"127.0.0.15", "127.0.0.16"} {
+		if !strings.Contains(s, "not in receiver.proxy_trusted (a forged address?)\" count=1 remote="+ip+":") {
+			t.Errorf("the untrusted header from %s is not named", ip)
+		}
+	}
+	if strings.Contains(s, "remote=127.0.0.1:") {
+		t.Errorf("the balancer's health check was logged as a refusal:\n%s", grepLines(s, "remote=127.0.0.1:"))
+	}
 }

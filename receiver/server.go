@@ -48,8 +48,13 @@ const (
 	// maxSample bounds the sample message in that line.
 	maxSample = 200
 	// DefaultRefusedLogEvery is how often each cause of refused
-	// connections is logged (with the count the line stands for).
+	// connections is logged per address (with the count the line stands
+	// for).
 	DefaultRefusedLogEvery = time.Minute
+	// maxRefusedAddrs bounds the causes and addresses whose refusals are
+	// logged each on a line of their own an interval; beyond them (a scan,
+	// a flood from many addresses) the others share one line an interval.
+	maxRefusedAddrs = 256
 )
 
 // Options configure a Server.
@@ -106,7 +111,8 @@ type Server struct {
 	base    conf.Receiver   // the configuration New was given
 	cfg     atomic.Pointer[live]
 	lim     limiter
-	// proxyLog: refused PROXY headers are logged once per cause a minute.
+	// proxyLog: refused PROXY headers are logged once per cause and
+	// address a minute.
 	proxyLog *logging.Sampler
 	rejects  *logging.Sampler // info lines per reject reason
 
@@ -130,7 +136,7 @@ type Server struct {
 
 	rejectStats  rejectStats // for the console
 	lineCache    lineCache
-	refusedLog   *logging.Sampler // refused connections: one line per cause and interval
+	refusedLog   *logging.Sampler // refused connections: one line per cause, address and interval
 	refusedEvery time.Duration
 	refusedM     *prometheus.CounterVec
 
@@ -209,11 +215,11 @@ func New(opts Options) (*Server, error) {
 		m:            m,
 		tls:          tlsConf,
 		base:         c,
-		proxyLog:     logging.NewSampler(proxyLogEvery),
+		proxyLog:     logging.NewBoundedSampler(proxyLogEvery, maxRefusedAddrs),
 		listeners:    make(map[net.Listener]struct{}),
 		conns:        make(map[*conn]struct{}),
 		perIP:        make(map[netip.Addr]int),
-		refusedLog:   logging.NewSampler(opts.RefusedLogEvery),
+		refusedLog:   logging.NewBoundedSampler(opts.RefusedLogEvery, maxRefusedAddrs),
 		refusedEvery: opts.RefusedLogEvery,
 		refusedM:     refusedM,
 		stopSummary:  make(chan struct{}),
@@ -371,7 +377,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// Even when a drain has begun, an accepted connection is served:
 		// closing it would reset it and destroy the message the peer sent.
 		// Shutdown waits for this loop before it waits for connections.
-		c := &conn{nc: nc, fresh: true}
+		// The address the connection came from counts for eviction
+		// from the start (a PROXY header may name its peer later).
+		c := &conn{nc: nc, fresh: true, ip: addrOf(nc.RemoteAddr())}
 		s.wg.Add(1)
 		s.track(c, s.cfg.Load().maxConns)
 		s.accepted.Add(1)

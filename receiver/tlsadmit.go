@@ -49,8 +49,9 @@ func newRefusedMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error)
 }
 
 // refuse closes c (whose peer is remote) without a reply, counts it, and
-// logs it once per cause and interval, with the count of refusals the line
-// stands for and this one's address as the sample. After a failed
+// logs it once per cause, address and interval (bounded: see
+// maxRefusedAddrs), with the count of refusals the line stands for, so
+// that every refused address is named each interval. After a failed
 // handshake it closes gracefully (half-close, then discard for a moment):
 // the peer's data arriving on a closed socket would make the kernel reset
 // the connection, and the reset can destroy the TLS alert that tells a
@@ -62,7 +63,7 @@ func (s *Server) refuse(c *conn, remote, cause, msg string, attrs ...any) {
 		s.m.denied.Inc()
 	}
 	s.refusedM.WithLabelValues(cause).Inc()
-	if n, ok := s.refusedLog.Event(cause, time.Now()); ok {
+	if n, ok := s.refusedLog.Event(cause+" "+hostOf(remote), time.Now()); ok {
 		s.log.Warn(msg, append([]any{"remote", remote, "cause", cause, "count", n, "interval", s.refusedEvery}, attrs...)...)
 	}
 	if cause == refusedHandshake || cause == refusedClientNames {
@@ -70,6 +71,14 @@ func (s *Server) refuse(c *conn, remote, cause, msg string, attrs ...any) {
 		return
 	}
 	c.nc.Close()
+}
+
+// hostOf returns the host of a host:port, or hostport as it is.
+func hostOf(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
 }
 
 // addrOf returns the IP of a, unmapped; the zero Addr when a is not TCP.
@@ -120,14 +129,19 @@ func (s *Server) track(c *conn, limit int) {
 }
 
 // admit records c's address; false when the address is at
-// max_conns_per_ip (0: no limit) or c was evicted meanwhile.
+// max_conns_per_ip (0: no limit) or c was evicted meanwhile. Admitting c
+// again with the address it was admitted with is a no-op (a direct peer
+// behind PROXY protocol is admitted before its first byte).
 func (s *Server) admit(c *conn, ip netip.Addr, perIP int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c.evicted {
 		return false
 	}
-	c.ip = ip // the eviction counts by address from now on
+	if c.counted && c.ip == ip {
+		return true
+	}
+	c.ip = ip // the eviction counts by the peer's address from now on
 	if perIP > 0 && s.perIP[ip] >= perIP {
 		return false
 	}

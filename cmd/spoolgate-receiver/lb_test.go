@@ -32,6 +32,7 @@ import (
 const (
 	partner  = "127.0.0.2" // in receiver.allow
 	stranger = "127.0.0.3" // not in receiver.allow
+	another  = "127.0.0.4" // not in receiver.allow either
 )
 
 // lbFile returns scripts/lb/name with each old string of repl (old, new
@@ -268,9 +269,25 @@ func checkBehind(t *testing.T, b *balancer, rs []*proc, dirs []string, watch tim
 			t.Fatalf("partner %s: code %d, %v", partner, code, err)
 		}
 	}
+	// A TCP check of the balancer's own (keepalived's TCP_CHECK, nc -z):
+	// connect, close, no header. A quiet health check, not a refusal.
+	for _, r := range rs {
+		c, err := net.DialTimeout("tcp", r.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
 	for i := range 3 {
 		if !refused(t, stranger, b.addr, msg(t, fmt.Sprintf("%09d", 300+i), "not allowed")) {
 			t.Fatalf("stranger %s got a reply", stranger)
+		}
+	}
+	// Refused right after, from another address: named too (a line per
+	// cause and address a minute, not per cause).
+	for i := range 2 {
+		if !refused(t, another, b.addr, msg(t, fmt.Sprintf("%09d", 310+i), "not allowed either")) {
+			t.Fatalf("%s got a reply", another)
 		}
 	}
 	// The health checks go on meanwhile; none may log at info or warn.
@@ -298,7 +315,7 @@ func checkBehind(t *testing.T, b *balancer, rs []*proc, dirs []string, watch tim
 		all.WriteString(s)
 		for _, l := range strings.Split(s, "\n") {
 			bad := strings.Contains(l, " - WARNING - ") || strings.Contains(l, " - ERROR - ")
-			if strings.Contains(l, "address not in receiver.allow") && strings.Contains(l, "remote="+stranger+":") {
+			if strings.Contains(l, "address not in receiver.allow") && (strings.Contains(l, "remote="+stranger+":") || strings.Contains(l, "remote="+another+":")) {
 				bad = false
 			}
 			if bad {
@@ -314,7 +331,8 @@ func checkBehind(t *testing.T, b *balancer, rs []*proc, dirs []string, watch tim
 			}
 		}
 	}
-	for _, want := range []string{"connection accepted remote=" + partner + ":", "address not in receiver.allow remote=" + stranger + ":"} {
+	for _, want := range []string{"connection accepted remote=" + partner + ":", "address not in receiver.allow remote=" + stranger + ":",
+		"address not in receiver.allow remote=" + another + ":"} {
 		if !strings.Contains(all.String(), want) {
 			t.Errorf("the receivers' logs lack %q", want)
 		}

@@ -535,3 +535,35 @@ func TestSampler(t *testing.T) {
 		t.Fatalf("Event of a known key allocates %v times", a)
 	}
 }
+
+// TestBoundedSampler: a bounded sampler holds at most its bound of keys:
+// a new key drops those whose interval has passed, and while none has,
+// new keys share Overflow's line.
+func TestBoundedSampler(t *testing.T) {
+	s := NewBoundedSampler(time.Minute, 2)
+	t0 := time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
+	type ev struct {
+		key   string
+		at    time.Duration
+		wantN uint64
+		ok    bool
+	}
+	for i, e := range []ev{
+		{"a", 0, 1, true},
+		{"b", time.Second, 1, true},
+		{"c", 2 * time.Second, 1, true},  // full: Overflow's first line
+		{"d", 3 * time.Second, 0, false}, // full: counted under Overflow
+		{"a", 4 * time.Second, 0, false}, // a known key is its own
+		{"e", 61 * time.Second, 1, true}, // a's interval has passed: a and b dropped, e gets a key
+		{"a", 62 * time.Second, 1, true}, // a new key again (its event at 4s dropped with it)
+		{"f", 63 * time.Second, 2, true}, // full (e, a): Overflow, standing for d and this one
+	} {
+		n, ok := s.Event(e.key, t0.Add(e.at))
+		if n != e.wantN || ok != e.ok {
+			t.Fatalf("event %d (%s at %v): n=%d ok=%v, want n=%d ok=%v", i, e.key, e.at, n, ok, e.wantN, e.ok)
+		}
+	}
+	if len(s.keys) > 3 {
+		t.Fatalf("%d keys, want at most 2 and Overflow", len(s.keys))
+	}
+}
