@@ -1,12 +1,17 @@
 package receiver
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"spoolgate/internal/fsutil"
 )
 
 // requestFile is one request file in the data dir.
@@ -16,8 +21,9 @@ type requestFile struct {
 	part   bool
 }
 
-// files lists the request files (final, .part and collision-suffixed
-// names) of minutes >= since, sorted by minute then name.
+// files lists the request files (every name parseName knows) of minutes
+// >= since, sorted by minute then name: within a minute, in the order
+// they were published.
 func (s *Store) files(since int64) ([]requestFile, error) {
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -57,23 +63,67 @@ func minuteName(m int64) string {
 	return time.Unix(m*60, 0).Format(minuteLayout) + fileSuffix
 }
 
-// parseName recognises <yyyyMMddHHmm>_request.txt, with .part or a
-// collision suffix .N, and returns its unix minute.
+// maxSeq is the most request files one minute may have: the first, then
+// seqName's 002 to 999.
+const maxSeq = 999
+
+// seqName is the name of the n-th request file of unix minute m (n from
+// 1): <yyyyMMddHHmm>_request.txt, then <yyyyMMddHHmm>s002_request.txt …
+// s999 (a restart within the minute, a local minute that repeats when
+// daylight saving time ends). Every name keeps the _request.txt suffix a
+// downstream globs for, and the names of a minute sort, as bytes, in the
+// order they were published, after the first and before the next minute's
+// ('_' < 's', the counter has a fixed width); they do under a locale's
+// collation too, which ignores '_' and '.' ('r' of _request < 's').
+func seqName(m int64, n int) string {
+	if n <= 1 {
+		return minuteName(m)
+	}
+	return time.Unix(m*60, 0).Format(minuteLayout) + fmt.Sprintf("%c%03d", seqMark, n) + fileSuffix
+}
+
+// seqMark starts the counter of seqName.
+const seqMark = 's'
+
+// publishAs renames src, a minute's .part file, to the first free name of
+// its minute m (seqName), never replacing a file, and fsyncs the data dir.
+// It returns the name.
+func (s *Store) publishAs(src string, m int64) (string, error) {
+	for n := 1; n <= maxSeq; n++ {
+		dst := filepath.Join(s.dir, seqName(m, n))
+		err := fsutil.RenameNoReplace(src, dst)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("publish %s: %w", src, errors.Unwrap(err))
+		}
+		return dst, fsutil.SyncDir(s.dir)
+	}
+	return "", fmt.Errorf("publish %s: minute %s has %d request files already", src, minuteName(m), maxSeq)
+}
+
+// parseName recognises the names of request files: seqName's, with .part
+// (only the first name of a minute is ever open), and the .N suffix an
+// earlier version gave a name taken at publish
+// (<yyyyMMddHHmm>_request.txt.1). It returns the file's unix minute.
 func parseName(name string) (minute int64, part bool, ok bool) {
 	if len(name) < len(minuteLayout)+len(fileSuffix) {
 		return 0, false, false
 	}
 	stamp, rest := name[:len(minuteLayout)], name[len(minuteLayout):]
-	if !strings.HasPrefix(rest, fileSuffix) {
-		return 0, false, false
-	}
-	rest = rest[len(fileSuffix):]
-	switch {
-	case rest == "":
-	case rest == partSuffix:
-		part = true
-	case len(rest) > 1 && rest[0] == '.' && allDigits(rest[1:]):
-	default:
+	if len(rest) > 4 && rest[0] == seqMark && allDigits(rest[1:4]) && rest[4:] == fileSuffix {
+		rest = rest[4:]
+	} else if strings.HasPrefix(rest, fileSuffix) {
+		switch rest = rest[len(fileSuffix):]; {
+		case rest == "":
+		case rest == partSuffix:
+			part = true
+		case len(rest) > 1 && rest[0] == '.' && allDigits(rest[1:]):
+		default:
+			return 0, false, false
+		}
+	} else {
 		return 0, false, false
 	}
 	t, err := time.ParseInLocation(minuteLayout, stamp, time.Local)

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"spoolgate/internal/fsutil"
 )
 
 // fileState tells whether the open file is still where it was opened.
@@ -106,8 +103,7 @@ func (s *Store) openFile(m int64) error {
 	if err := s.lock.Held(); err != nil {
 		return fmt.Errorf("store: open: %w", err)
 	}
-	final := minuteName(m)
-	path := filepath.Join(s.dir, final)
+	path := filepath.Join(s.dir, minuteName(m))
 	if s.rename {
 		path += partSuffix
 	}
@@ -129,7 +125,7 @@ func (s *Store) openFile(m int64) error {
 		f.Close()
 		return fmt.Errorf("store: open: %w", err)
 	}
-	s.f, s.path, s.final, s.minute, s.size = f, path, final, m, st.Size()
+	s.f, s.path, s.minute, s.size = f, path, m, st.Size()
 	s.cpath = append(append(s.cpath[:0], path...), 0)
 	s.id = idOf(st)
 	s.newFile, s.dirty = created, false
@@ -137,7 +133,7 @@ func (s *Store) openFile(m int64) error {
 }
 
 // closeFile closes the open file and, in rename mode when publish is set,
-// makes it durable and renames it to its final name. A file that holds no
+// makes it durable and renames it to its final name (publishAs). A file that holds no
 // line (its only writes failed: a full disk) is removed instead when
 // publish is set, in both modes, if its path still names it: the
 // downstream never sees an empty request file.
@@ -182,7 +178,7 @@ func (s *Store) closeFile(publish bool) {
 		s.unpub = append(s.unpub, path)
 		return
 	}
-	if _, err := fsutil.MoveNoClobber(path, s.dir, s.final); errors.Is(err, os.ErrNotExist) {
+	if _, err := s.publishAs(path, s.minuteOf(path)); errors.Is(err, os.ErrNotExist) {
 		s.log.Error("request file removed before it was published: lines acknowledged in it are gone", "file", path)
 	} else if err != nil {
 		s.log.Error("store: publish", "file", path, "err", err)
@@ -205,7 +201,8 @@ func (s *Store) retryPublish() {
 	s.unpub = kept
 }
 
-// publish syncs the .part file p and renames it to its final name; an
+// publish syncs the .part file p and renames it to its final name
+// (publishAs); an
 // empty one (no line was ever stored in it) is removed instead.
 func (s *Store) publish(p string) error {
 	f, err := os.Open(p)
@@ -224,11 +221,15 @@ func (s *Store) publish(p string) error {
 		}
 		f.Close()
 	}
-	if err == nil {
-		_, err = fsutil.MoveNoClobber(p, s.dir, strings.TrimSuffix(filepath.Base(p), partSuffix))
-	}
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", p, err)
 	}
-	return nil
+	_, err = s.publishAs(p, s.minuteOf(p))
+	return err
+}
+
+// minuteOf returns the unix minute of the .part file at path.
+func (s *Store) minuteOf(path string) int64 {
+	m, _, _ := parseName(filepath.Base(path)) // a name the store gave
+	return m
 }

@@ -73,7 +73,6 @@ type Store struct {
 	path      string // path of f
 	cpath     []byte // path, NUL-terminated, for statx
 	noStatx   bool   // statx is not there (ENOSYS, EPERM): stat, which allocates
-	final     string // final name of f (rename mode)
 	minute    int64  // unix minute of f
 	size      int64  // length of the durable, complete lines in f
 	dirty     bool   // f may hold bytes beyond size (a failed write or sync)

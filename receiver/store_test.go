@@ -120,6 +120,75 @@ func TestStorePublishModes(t *testing.T) {
 	}
 }
 
+// second is the name of the second request file of the minute of name
+// (a restart within the minute, issue 21).
+func second(name string) string { return name[:len(minuteLayout)] + "s002" + fileSuffix }
+
+// TestSeqNames: every request file name keeps the _request.txt suffix
+// (a downstream globs *_request.txt; the .1 of earlier versions escaped
+// it), and the names of a minute sort as bytes in the order they are
+// published, after the minute's first and before the next minute's.
+func TestSeqNames(t *testing.T) {
+	m := unixMinute(t0)
+	var names []string
+	for n := 1; n <= maxSeq; n++ {
+		names = append(names, seqName(m, n))
+	}
+	names = append(names, seqName(m+1, 1), seqName(m+1, 2))
+	if !slices.IsSorted(names) {
+		t.Fatal("the names do not sort in publish order")
+	}
+	for _, n := range names {
+		if ok, _ := filepath.Match("*_request.txt", n); !ok {
+			t.Errorf("%s does not match *_request.txt", n)
+		}
+		got, part, ok := parseName(n)
+		if want := m + int64(slices.Index(names, n)/maxSeq); !ok || part || got != want {
+			t.Errorf("parseName(%s) = %d, %v, %v; want %d", n, got, part, ok, want)
+		}
+	}
+	if names[1] != t0.Format(minuteLayout)+"s002_request.txt" {
+		t.Errorf("second name %s", names[1])
+	}
+	for _, old := range []string{minuteName(m) + ".1", minuteName(m) + ".12"} {
+		if got, _, ok := parseName(old); !ok || got != m {
+			t.Errorf("parseName(%s): an old name is not read", old)
+		}
+	}
+	for _, bad := range []string{t0.Format(minuteLayout) + "s02_request.txt", t0.Format(minuteLayout) + "s0002_request.txt",
+		t0.Format(minuteLayout) + "x002_request.txt", minuteName(m) + ".1.part"} {
+		if _, _, ok := parseName(bad); ok {
+			t.Errorf("parseName(%s) is a request file", bad)
+		}
+	}
+}
+
+// TestStoreLinesEveryName: the duplicate window is rebuilt at start from
+// every name of a minute, this version's (s002) and an earlier one's (.1),
+// in the order they were published.
+func TestStoreLinesEveryName(t *testing.T) {
+	dir := t.TempDir()
+	past := t0.Add(-time.Minute).Format(minuteLayout) + fileSuffix
+	cur := t0.Format(minuteLayout) + fileSuffix
+	for n, c := range map[string]string{past: "a\n", past + ".1": "b\n", second(past): "c\n", cur + ".part": "d\n", "notes.txt": "x\n"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := OpenStore(dir, PublishRename, FsyncAlways, newFakeClock(t0).now, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []string
+	if err := s.Lines(t0.Add(-time.Hour), func(_ time.Time, line []byte) { got = append(got, string(line)) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a", "b", "c", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+}
+
 func TestStoreRepair(t *testing.T) {
 	cur := t0.Format(minuteLayout) + fileSuffix
 	past := t0.Add(-time.Minute).Format(minuteLayout) + fileSuffix
@@ -152,13 +221,19 @@ func TestStoreRepair(t *testing.T) {
 			name:    "publish never clobbers",
 			publish: PublishRename,
 			before:  map[string]string{past: "old\n", past + ".part": "x|1\n"},
-			after:   map[string]string{past: "old\n", past + ".1": "x|1\n", cur + ".part": "new\n"},
+			after:   map[string]string{past: "old\n", second(past): "x|1\n", cur + ".part": "new\n"},
+		},
+		{
+			name:    "the third name of a minute, beside an old .1",
+			publish: PublishRename,
+			before:  map[string]string{past: "old\n", past + ".1": "older\npartial", second(past): "x|1\n", past + ".part": "x|2\n"},
+			after:   map[string]string{past: "old\n", past + ".1": "older\n", second(past): "x|1\n", past[:12] + "s003" + fileSuffix: "x|2\n", cur + ".part": "new\n"},
 		},
 		{
 			name:    "append mode publishes every part and continues the final name",
 			publish: PublishAppend,
 			before:  map[string]string{cur + ".part": "x|1\n", cur: "z|1\nz"},
-			after:   map[string]string{cur: "z|1\nnew\n", cur + ".1": "x|1\n"},
+			after:   map[string]string{cur: "z|1\nnew\n", second(cur): "x|1\n"},
 		},
 		{
 			name:    "other files untouched",

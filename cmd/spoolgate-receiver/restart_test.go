@@ -254,3 +254,67 @@ func TestHotReloadMaxConns(t *testing.T) {
 		t.Errorf("exit %d, want 0", code)
 	}
 }
+
+// TestRestartWithinMinute: a receiver stopped (its minute published) and
+// started again within the same minute publishes the minute's second file
+// under a name that keeps the _request.txt suffix and sorts after the
+// first (<minute>s002_request.txt; it was <minute>_request.txt.1, which a
+// downstream globbing *_request.txt never saw, issue 21); a message sent
+// again after the restarts is a duplicate of either file.
+func TestRestartWithinMinute(t *testing.T) {
+	for attempt := 0; ; attempt++ {
+		dir := t.TempDir()
+		path := config(t, dir)
+		data := filepath.Join(dir, "data")
+		begin := time.Now()
+		for i, pno := range []string{"000000001", "000000002"} {
+			p := start(t, path, nil)
+			if code := sendOne(t, p.addr, msg(t, pno, "restart within the minute")); code != 200 {
+				t.Fatalf("start %d: %d", i+1, code)
+			}
+			p.Signal(t, syscall.SIGTERM)
+			if code := p.ExitCode(t, 15*time.Second); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+		}
+		p := start(t, path, nil) // the duplicate window is rebuilt from both files
+		for _, pno := range []string{"000000001", "000000002"} {
+			if code := sendOne(t, p.addr, msg(t, pno, "restart within the minute")); code != 200 {
+				t.Fatalf("again: %d", code)
+			}
+		}
+		p.Signal(t, syscall.SIGTERM)
+		if code := p.ExitCode(t, 15*time.Second); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		if begin.Truncate(time.Minute) != time.Now().Truncate(time.Minute) {
+			if attempt < 3 {
+				continue // the minute turned meanwhile: the names tell nothing
+			}
+			t.Fatal("the minute turned in each of 4 attempts")
+		}
+		minute := begin.Format("200601021504")
+		globbed, err := filepath.Glob(filepath.Join(data, "*_request.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range globbed {
+			names = append(names, filepath.Base(g))
+		}
+		if want := []string{minute + "_request.txt", minute + "s002_request.txt"}; strings.Join(names, " ") != strings.Join(want, " ") {
+			all, _ := os.ReadDir(data)
+			t.Fatalf("*_request.txt: %q, want %q (the data dir: %v)", names, want, all)
+		}
+		lines := requestLines(t, data, true)
+		if len(lines) != 2 {
+			t.Fatalf("stored %d distinct lines, want 2: %v", len(lines), lines)
+		}
+		for l, n := range lines {
+			if n != 1 {
+				t.Errorf("stored %d times: %q", n, l)
+			}
+		}
+		return
+	}
+}
