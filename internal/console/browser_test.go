@@ -209,9 +209,41 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("the page reloaded instead of refreshing in place")
 		}
 
+		// With the circuit open, its cause is on the page once (it was on
+		// it four times: state, circuit, last error, remote; issue 21).
+		cause := text(t, ctx, "#circuit .why")
+		if n := eval[int](t, ctx, `document.body.innerText.split(`+"`"+cause+"`"+`).length - 1`); cause == "" || n != 1 {
+			t.Errorf("the circuit's cause %q is on the page %d times, want 1", cause, n)
+		}
+
+		// A failed file named in EUC-KR: shown readable, requeued by its
+		// button (the page carried the name as text: ENOENT, issue 21).
+		e2e.WriteFile(t, filepath.Join(failed, eucName), message(10)+"\n")
+		do(t, ctx, chromedp.Navigate("http://"+withToken+"/?lang=en"))
+		e2e.WaitFor(t, 30*time.Second, "the EUC-KR file listed", func() bool {
+			return eval[int](t, ctx, `document.querySelectorAll("tr.failed").length`) == 2
+		})
+		row := `[...document.querySelectorAll("tr.failed")].find(r => r.dataset.name != "late.txt")`
+		if shown := eval[string](t, ctx, row+`.querySelector("td.name").textContent`); !strings.Contains(shown, "보고서.txt") || strings.ContainsRune(shown, '\uFFFD') {
+			t.Errorf("the EUC-KR name is shown as %q", shown)
+		}
+		eval[int](t, ctx, row+`.querySelector("button.requeue").click(), 0`)
+		do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#flash")))
+		if flash := text(t, ctx, "#flash"); !strings.Contains(flash, "Requeued 1") || strings.Contains(flash, "could not") {
+			t.Errorf("requeue of the EUC-KR file: flash %q", flash)
+		}
+		_, err1 = os.Stat(filepath.Join(spool, eucName))
+		_, err2 = os.Stat(filepath.Join(spool, ".inflight", eucName))
+		if err1 != nil && err2 != nil {
+			t.Errorf("the EUC-KR file is not in the spool: %v", err1)
+		}
+
 		do(t, ctx, chromedp.Navigate("http://"+withToken+"/?lang=ko"))
 		if label, circuit := text(t, ctx, "#s-failed-wrap h2"), text(t, ctx, "#circuit .big"); label != "실패 파일 (최신순)" || circuit != "열림: 전송 중지" {
 			t.Errorf("Korean labels: %q, %q", label, circuit)
+		}
+		if reason := text(t, ctx, "tr.failed td.reason"); reason != "(.reason 파일 없음)" {
+			t.Errorf("the Korean page's reason: %q", reason)
 		}
 	})
 

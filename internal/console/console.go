@@ -70,6 +70,12 @@ var funcs = template.FuncMap{
 	"add":   func(a, b int) int { return a + b },
 	"ago":   func(t, now time.Time) string { return fmtAge(now.Sub(t)) },
 	"chart": newChart,
+	// errorIn is an errorView with the page's labels, for the "error"
+	// template; remote says whether to name the error's remote.
+	"errorIn": func(e errorView, l map[string]string, remote bool) map[string]any {
+		return map[string]any{"E": e, "L": l, "Remote": remote}
+	},
+	"agoIn": func(age string, l map[string]string) string { return strings.ReplaceAll(l["ago_fmt"], "{age}", age) },
 }
 
 // chartData is what the chart template draws, every word resolved.
@@ -247,7 +253,7 @@ func (h *History) PerMinute(now time.Time, names []string) Series {
 type chartLine struct {
 	Name   string
 	Label  string // in the page's language
-	Points string // "x,y x,y …" numbers only
+	Points string // "x,y x,y …" numbers only; "" for a series of zeros (not drawn)
 	Total  uint64
 }
 
@@ -273,7 +279,11 @@ func (s *Series) chart() {
 			y := chartH - float64(n)*(chartH-4)/float64(top) - 2
 			fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
 		}
-		s.Lines = append(s.Lines, chartLine{Name: s.Names[i], Points: strings.TrimSpace(b.String()), Total: total})
+		l := chartLine{Name: s.Names[i], Total: total}
+		if total > 0 { // a series of zeros is no line along the floor (a red one for failures)
+			l.Points = strings.TrimSpace(b.String())
+		}
+		s.Lines = append(s.Lines, l)
 	}
 }
 

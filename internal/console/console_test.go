@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,11 +12,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -462,3 +465,115 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 func (w *discardWriter) WriteHeader(code int) { w.code = code }
+
+// eucName is "보고서.txt" in EUC-KR: a failed file's name that is not
+// UTF-8, as a producer on an EUC-KR system drops it.
+const eucName = "\xba\xb8\xb0\xed\xbc\xad.txt"
+
+// TestSenderNonUTF8Name: a failed file whose name is not UTF-8 (EUC-KR)
+// keeps the page valid UTF-8 (it was written byte for byte), is named in
+// /api/status by its bytes (base64) and a readable text, not U+FFFD only,
+// and is requeued by those bytes (the button failed with ENOENT, issue
+// 21).
+func TestSenderNonUTF8Name(t *testing.T) {
+	addr, c := runSender(t, deadRemote(t), testToken, 0)
+	e2e.WriteFile(t, filepath.Join(c.FailedDir, eucName), message(9)+"\n")
+	e2e.WriteFile(t, filepath.Join(c.FailedDir, eucName+sender.ReasonSuffix), reasonText(eucName, "rejected by the remote (400)", 400, 1, time.Now()))
+	_, page, err := e2e.HTTPGet("http://" + addr + "/?lang=ko")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.ValidString(page) {
+		t.Error("the page is not valid UTF-8")
+	}
+	for _, want := range []string{`\xBA\xB8\xB0\xED\xBC\xAD.txt`, "(EUC-KR: 보고서.txt)", `name="file_base64" value="uriw7bytLnR4dA=="`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	st := getStatus[SenderStatus](t, addr)
+	var f *FailedFile
+	for i := range st.FailedFiles {
+		if st.FailedFiles[i].NameBase64 != "" {
+			f = &st.FailedFiles[i]
+		}
+	}
+	if f == nil || f.Name != `\xBA\xB8\xB0\xED\xBC\xAD.txt` || f.NameBase64 != base64.StdEncoding.EncodeToString([]byte(eucName)) || strings.ContainsRune(f.Name, utf8.RuneError) {
+		t.Fatalf("/api/status failed files: %+v", st.FailedFiles)
+	}
+	code, body := post(t, addr, url.Values{"file_base64": {f.NameBase64}}, map[string]string{"X-Spoolgate-Token": testToken})
+	if code != 200 || !strings.Contains(body, `"file_base64": "`+f.NameBase64+`"`) || strings.Contains(body, `"error"`) {
+		t.Fatalf("requeue by file_base64: %d %s", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(c.SpoolDir, eucName)); err != nil {
+		if _, err2 := os.Stat(filepath.Join(c.SpoolDir, ".inflight", eucName)); err2 != nil {
+			t.Fatalf("not in the spool: %v", err)
+		}
+	}
+	if code, body := post(t, addr, url.Values{"file_base64": {"not base64!"}}, map[string]string{"X-Spoolgate-Token": testToken}); code != 400 {
+		t.Errorf("bad base64: %d %s", code, body)
+	}
+}
+
+// TestSenderErrorsOnce: with the circuit open the dial error is shown
+// once (it was four times: state, circuit, last error, remote), in the
+// page's one time format; after the remote recovers, the last error is
+// past, with its age, and not red; a series of zeros draws no line; the
+// sender's own words of a reason are Korean on the Korean page (issue 21).
+func TestSenderErrorsOnce(t *testing.T) {
+	remote := deadRemote(t)
+	addr, _ := runSender(t, remote, "", 1)
+	e2e.WaitFor(t, 20*time.Second, "the circuit to open", func() bool { return getStatus[SenderStatus](t, addr).Circuit.Open })
+	st := getStatus[SenderStatus](t, addr)
+	_, page, _ := e2e.HTTPGet("http://" + addr + "/?lang=en")
+	if n := strings.Count(page, st.Circuit.Cause); n != 1 {
+		t.Errorf("the circuit's cause %q is on the page %d times, want 1", st.Circuit.Cause, n)
+	}
+	if m := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d`).FindString(page); m != "" {
+		t.Errorf("the page has a time in another format: %s", m)
+	}
+	if !strings.Contains(page, `<p class="ref">see Circuit</p>`) {
+		t.Error("the state card does not point at the circuit")
+	}
+
+	// The remote comes back: the circuit closes, the file is delivered.
+	e2e.ListenRemote(t, remote, func(e2e.Msg) e2e.Action { return e2e.Answer(200) })
+	e2e.WaitFor(t, 20*time.Second, "the file delivered", func() bool {
+		st = getStatus[SenderStatus](t, addr)
+		return st.Ready && st.Delivered == 1
+	})
+	_, page, _ = e2e.HTTPGet("http://" + addr + "/?lang=en")
+	lastErr := regexp.MustCompile(`(?s)<p id="last-error">.*?</p>`).FindString(page)
+	if !strings.Contains(lastErr, `<span class="past"><small>past, `) || !strings.Contains(lastErr, " ago (") || strings.Contains(lastErr, `class="why`) {
+		t.Errorf("the last error after recovery: %s", lastErr)
+	}
+	if strings.Contains(page, `<p class="why">`) {
+		t.Error("a red line on a ready page")
+	}
+	chart := regexp.MustCompile(`(?s)<svg class="chart".*?</svg>`).FindString(page)
+	if strings.Count(chart, "<polyline") != 1 || !strings.Contains(chart, `class="s0"`) {
+		t.Errorf("the chart draws the zero series (or not the delivered one): %s", chart)
+	}
+	_, page, _ = e2e.HTTPGet("http://" + addr + "/?lang=ko")
+	if !strings.Contains(page, "상대 기관이 거부함 (400) &lt;b&gt;bold&lt;/b&gt;") || !strings.Contains(page, "지난 오류, ") {
+		t.Errorf("the Korean page: reason or past error not in Korean:\n%s", regexp.MustCompile(`(?s)<main>.*</main>`).FindString(page))
+	}
+}
+
+func TestTranslateReason(t *testing.T) {
+	for _, tc := range []struct{ en, ko string }{
+		{"rejected by the remote (400)", "상대 기관이 거부함 (400)"},
+		{"timeout: no reply within 5s (after 4 attempts)", "시간 초과: 응답 없음, 대기 5s (4회 시도 후)"},
+		{"conn_error: read tcp 1.2.3.4:5: connection reset by peer (after 4 attempts)", "연결 오류: read tcp 1.2.3.4:5: connection reset by peer (4회 시도 후)"},
+		{"invalid, not sent: field 3: want 9 digits", "규격 위반, 보내지 않음: field 3: want 9 digits"},
+		{"not a regular file: a symlink; never opened", "일반 파일이 아님: a symlink; 열지 않음"},
+		{"something of another's", "something of another's"},
+	} {
+		if got := translateReason(tc.en, "ko"); got != tc.ko {
+			t.Errorf("%q: %q, want %q", tc.en, got, tc.ko)
+		}
+		if got := translateReason(tc.en, "en"); got != tc.en {
+			t.Errorf("%q in English: %q", tc.en, got)
+		}
+	}
+}

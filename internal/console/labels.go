@@ -33,6 +33,7 @@ var labels = map[string]map[string]string{
 		"no_rejects": "No message rejected since start.", "request_files": "Request files, last hour",
 		"lines": "Lines", "bytes": "Bytes", "file_state": "State", "state_open": "open", "state_published": "published",
 		"no_files": "No request file in the last hour.", "messages": "Replies since start",
+		"see_circuit": "see Circuit", "past": "past", "ago_fmt": "{age} ago",
 	},
 	"ko": {
 		"lang_name": "한국어", "other_lang": "English",
@@ -64,5 +65,6 @@ var labels = map[string]map[string]string{
 		"no_rejects": "시작 이후 거부된 메시지가 없습니다.", "request_files": "요청 파일 (최근 1시간)",
 		"lines": "줄 수", "bytes": "바이트", "file_state": "상태", "state_open": "작성 중", "state_published": "게시됨",
 		"no_files": "최근 1시간의 요청 파일이 없습니다.", "messages": "시작 이후 응답",
+		"see_circuit": "회로 차단기 참조", "past": "지난 오류", "ago_fmt": "{age} 전",
 	},
 }

@@ -58,22 +58,51 @@ type SenderStatus struct {
 	Daemon string    `json:"daemon"`
 	Time   time.Time `json:"time"`
 	sender.Snapshot
-	FailedCount  int                 `json:"failed"`
-	FailedFiles  []sender.FailedFile `json:"failed_files"` // newest first, one page
-	FailedOffset int                 `json:"failed_offset"`
-	FailedError  string              `json:"failed_error,omitempty"`
-	History      Series              `json:"history"` // delivered, rejected, failed per minute
-	Actions      bool                `json:"actions_enabled"`
+	Oldest       []PendingFile `json:"oldest_pending"` // the Snapshot's, with names as FailedFile's
+	FailedCount  int           `json:"failed"`
+	FailedFiles  []FailedFile  `json:"failed_files"` // newest first, one page
+	FailedOffset int           `json:"failed_offset"`
+	FailedError  string        `json:"failed_error,omitempty"`
+	History      Series        `json:"history"` // delivered, rejected, failed per minute
+	Actions      bool          `json:"actions_enabled"`
+}
+
+// FailedFile is a failed file as the console shows it. Name is valid
+// UTF-8: the file's name, or, when that is not UTF-8 (an EUC-KR name),
+// the name with each byte that is not written \xNN; NameBase64 then holds
+// the name's bytes, to requeue it by (file_base64=).
+type FailedFile struct {
+	sender.FailedFile
+	Name       string `json:"name"`
+	NameBase64 string `json:"name_base64,omitempty"`
+	raw        string // the name's bytes
+}
+
+// PendingFile is a pending file, its name as FailedFile's.
+type PendingFile struct {
+	sender.PendingFile
+	Name       string `json:"name"`
+	NameBase64 string `json:"name_base64,omitempty"`
+	raw        string
 }
 
 func (c *Sender) collect(r *http.Request, now time.Time) SenderStatus {
 	off, _ := strconv.Atoi(r.URL.Query().Get("failed"))
 	off = max(0, off)
 	st := SenderStatus{Daemon: "sender", Time: now, Snapshot: c.s.Snapshot(now, oldestShown), FailedOffset: off, Actions: c.token != ""}
-	var err error
-	st.FailedFiles, st.FailedCount, err = c.s.Failed(off, failedPage)
+	st.Oldest = make([]PendingFile, len(st.Snapshot.Oldest))
+	for i, f := range st.Snapshot.Oldest {
+		st.Oldest[i] = PendingFile{PendingFile: f, Name: shownName(f.Name), NameBase64: nameBase64(f.Name), raw: f.Name}
+	}
+	st.Snapshot.Oldest = nil
+	failed, n, err := c.s.Failed(off, failedPage)
+	st.FailedCount = n
 	if err != nil {
 		st.FailedError = err.Error()
+	}
+	st.FailedFiles = make([]FailedFile, len(failed))
+	for i, f := range failed {
+		st.FailedFiles[i] = FailedFile{FailedFile: f, Name: shownName(f.Name), NameBase64: nameBase64(f.Name), raw: f.Name}
 	}
 	c.hist.Observe(now, c.s.Counts()) // the current minute up to now
 	st.History = c.hist.PerMinute(now, []string{"delivered", "rejected", "failed"})
@@ -90,10 +119,10 @@ func (c *Sender) status(w http.ResponseWriter, r *http.Request) {
 type senderView struct {
 	common
 	Ready                  bool
-	NotReady               string
+	NotReady               string // why not, unless the circuit card says it
 	Open                   bool
 	Since, SinceAgo, Cause string
-	LastError              string
+	LastError              errorView
 	Pending, InFlight      int
 	OldestAge              string
 	FailedCount            int
@@ -106,7 +135,30 @@ type senderView struct {
 	From, To, Prev, Next   int // failed-list rows shown and the offsets of the pages around; -1: none
 }
 
-type remoteRow struct{ Addr, State, Label, LastOK, LastError string }
+type remoteRow struct {
+	Addr, State, Label, LastOK string
+	Error                      errorView
+}
+
+// errorView is an error as the page shows it: once, and either as the
+// current state (red) or as past, with its age (muted).
+type errorView struct {
+	Text    string // "": none
+	At, Age string // when, in the page's one time format, and how long ago
+	Remote  string
+	Current bool // still so: the circuit is open, or its remote is down
+	Circuit bool // the open circuit's cause, which its card shows: not repeated
+}
+
+// errorOf returns the view of an error of remote at at; current says
+// whether it is still so; cause is the open circuit's ("" when closed).
+func errorOf(at time.Time, remote, text string, current bool, cause string, now time.Time, lang string) errorView {
+	if text == "" {
+		return errorView{}
+	}
+	return errorView{Text: translateReason(text, lang), At: fmtTime(at), Age: fmtAge(now.Sub(at)), Remote: remote,
+		Current: current, Circuit: cause != "" && strings.HasSuffix(text, cause)}
+}
 
 // rows writes the rows of the two long tables (up to 50 each) with
 // html.EscapeString on every value: the same escaping html/template applies
@@ -117,7 +169,7 @@ func rows(v *senderView, st *SenderStatus, L map[string]string) {
 	b.Grow(len(st.Oldest) * 120)
 	for _, f := range st.Oldest {
 		b.WriteString(`<tr class="pending"><td class="name">`)
-		b.WriteString(html.EscapeString(f.Name))
+		b.WriteString(nameHTML(f.raw))
 		if f.Restored {
 			b.WriteString(` <small>(` + html.EscapeString(L["restored"]) + `)</small>`)
 		}
@@ -128,15 +180,21 @@ func rows(v *senderView, st *SenderStatus, L map[string]string) {
 	b.Grow(len(st.FailedFiles) * 300)
 	label := html.EscapeString(L["requeue"])
 	for _, f := range st.FailedFiles {
-		name := html.EscapeString(f.Name)
+		name := html.EscapeString(f.Name) // shown: valid UTF-8
 		code := "-"
 		if f.Code != 0 {
 			code = strconv.Itoa(f.Code)
 		}
-		b.WriteString(`<tr class="failed" data-name="` + name + `"><td class="name">` + name + `</td><td class="reason">` +
-			html.EscapeString(f.Reason) + `</td><td>` + code + `</td><td>` + strconv.Itoa(f.Attempts) + `</td><td>` + fmtTime(f.Time) + `</td>`)
+		b.WriteString(`<tr class="failed" data-name="` + name + `"><td class="name">` + nameHTML(f.raw) + `</td><td class="reason">` +
+			html.EscapeString(translateReason(f.Reason, v.Lang)) + `</td><td>` + code + `</td><td>` + strconv.Itoa(f.Attempts) + `</td><td>` + fmtTime(f.Time) + `</td>`)
 		if v.Actions {
-			b.WriteString(`<td><button form="act" type="submit" name="file" value="` + name + `" class="requeue">` + label + `</button></td>`)
+			// The button carries the name's bytes: itself when UTF-8,
+			// else base64 (the page's text of it is not the name).
+			field, value := "file", name
+			if f.NameBase64 != "" {
+				field, value = "file_base64", f.NameBase64
+			}
+			b.WriteString(`<td><button form="act" type="submit" name="` + field + `" value="` + value + `" class="requeue">` + label + `</button></td>`)
 		}
 		b.WriteString("</tr>\n")
 	}
@@ -146,25 +204,29 @@ func rows(v *senderView, st *SenderStatus, L map[string]string) {
 func (c *Sender) index(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	st := c.collect(r, now)
-	v := senderView{common: newCommon(r, "sender", now), Ready: st.Ready, NotReady: st.NotReady, Open: st.Circuit.Open,
+	v := senderView{common: newCommon(r, "sender", now), Ready: st.Ready, Open: st.Circuit.Open,
 		Cause: st.Circuit.Cause, Pending: st.Pending, InFlight: st.InFlight, OldestAge: "-", FailedCount: st.FailedCount,
 		FailedError: st.FailedError, Actions: st.Actions, Prev: -1, Next: -1}
 	L := v.L
+	cause := ""
 	if st.Circuit.Open {
+		// The circuit card says why it is not ready, once, with its time.
 		v.Since, v.SinceAgo = fmtTime(st.Circuit.Since), fmtAge(now.Sub(st.Circuit.Since))
+		cause = st.Circuit.Cause
+	} else {
+		v.NotReady = translateReason(st.NotReady, v.Lang)
+	}
+	down := map[string]bool{}
+	for _, rm := range st.Remotes {
+		down[rm.Addr] = rm.State == sender.RemoteDown
+		v.Remotes = append(v.Remotes, remoteRow{Addr: rm.Addr, State: rm.State, Label: L["remote_"+rm.State], LastOK: fmtTime(rm.LastOK),
+			Error: errorOf(rm.ErrorAt, rm.Addr, rm.LastError, rm.State == sender.RemoteDown, cause, now, v.Lang)})
 	}
 	if e := st.LastError; e != nil {
-		v.LastError = fmtTime(e.At) + " " + e.Remote + " " + e.Text
+		v.LastError = errorOf(e.At, e.Remote, e.Text, st.Circuit.Open || down[e.Remote], cause, now, v.Lang)
 	}
 	if st.OldestPendingSeconds > 0 {
 		v.OldestAge = fmtAge(time.Duration(st.OldestPendingSeconds * float64(time.Second)))
-	}
-	for _, rm := range st.Remotes {
-		row := remoteRow{Addr: rm.Addr, State: rm.State, Label: L["remote_"+rm.State], LastOK: fmtTime(rm.LastOK)}
-		if rm.LastError != "" {
-			row.LastError = fmtTime(rm.ErrorAt) + " " + rm.LastError
-		}
-		v.Remotes = append(v.Remotes, row)
 	}
 	v.Chart = newChart(L["chart_sender"], st.History, L)
 	v.Oldest, v.Failed = len(st.Oldest), len(st.FailedFiles)
@@ -188,7 +250,8 @@ func (c *Sender) index(w http.ResponseWriter, r *http.Request) {
 
 // requeue moves failed files back into the spool: POST, same origin, with
 // admin.token in the X-Spoolgate-Token header (or Authorization: Bearer)
-// or the form field token. file=NAME (repeatable) or all=1. A form post
+// or the form field token. file=NAME or file_base64=BYTES (the name's
+// bytes, for a name that is not UTF-8; both repeatable) or all=1. A form post
 // is answered with a redirect to the page; a header-token client gets
 // JSON.
 func (c *Sender) requeue(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +284,11 @@ func (c *Sender) requeue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var res []sender.RequeueResult
-	names := r.PostForm["file"]
+	names, err := requeueNames(r.PostForm["file"], r.PostForm["file_base64"])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	if r.PostForm.Get("all") != "" {
 		var err error
 		if res, err = c.s.RequeueAll(); err != nil {
@@ -232,21 +299,22 @@ func (c *Sender) requeue(w http.ResponseWriter, r *http.Request) {
 	} else if len(names) > 0 {
 		res = c.s.Requeue(names)
 	} else {
-		http.Error(w, "nothing to requeue: give file=NAME or all=1", http.StatusBadRequest)
+		http.Error(w, "nothing to requeue: give file=NAME, file_base64=BYTES or all=1", http.StatusBadRequest)
 		return
 	}
 	type result struct {
-		File  string `json:"file"`
-		To    string `json:"to,omitempty"`
-		Error string `json:"error,omitempty"`
+		File       string `json:"file"` // as FailedFile.Name
+		FileBase64 string `json:"file_base64,omitempty"`
+		To         string `json:"to,omitempty"`
+		Error      string `json:"error,omitempty"`
 	}
 	out := make([]result, 0, len(res))
 	var done []string
 	errs := 0
 	for _, x := range res {
-		o := result{File: x.Name, To: x.To}
+		o := result{File: shownName(x.Name), FileBase64: nameBase64(x.Name), To: shownName(x.To)}
 		if x.Err != nil {
-			o.Error = x.Err.Error()
+			o.Error = shownName(x.Err.Error())
 			errs++
 			c.log.Warn("console: requeue failed", "file", x.Name, "err", x.Err, "from", r.RemoteAddr)
 		} else {
