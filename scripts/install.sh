@@ -13,14 +13,14 @@
 # What goes where (PREFIX defaults to /usr, as in the packages):
 #   PREFIX/bin/spoolgate{,-receiver,-sender}       the programs
 #   PREFIX/lib/spoolgate/{env.sh,startup.sh}       start/stop without systemd
-#   PREFIX/share/doc/spoolgate/                    README.md, conf.properties (all defaults),
-#                                                  monitoring/ and lb/ examples
+#   PREFIX/share/doc/spoolgate/                    README.md, LICENSE, copyright, conf.properties
+#                                                  (all defaults), monitoring/ and lb/ examples
 #   /usr/lib/systemd/system/spoolgate-receiver.{socket,service}, spoolgate-sender.service
 #   /usr/lib/sysusers.d/spoolgate.conf             the user and group spoolgate
 #   /usr/lib/tmpfiles.d/spoolgate.conf             the directories below
 #   /etc/spoolgate/conf.properties                 only when absent: yours is never overwritten
-#   /etc/default/spoolgate                         only when absent (environment of the daemons;
-#                                                  /etc/sysconfig/spoolgate on RHEL, or ENV_FILE=)
+#   /etc/default/spoolgate                         only when absent, 0640 root:spoolgate (environment of
+#                                                  the daemons; /etc/sysconfig/spoolgate on RHEL, or ENV_FILE=)
 #   /var/spool/spoolgate/{request,outbox,failed}   data, spool, failed (setgid group spoolgate)
 #   /var/log/spoolgate                             logs
 # and the system user and group spoolgate. Add the users of the downstream
@@ -167,6 +167,8 @@ for p in "${programs[@]}"; do file 0755 "$bin/$p" "$bindir/$p"; done
 file 0644 "$root/scripts/env.sh" "$libdir/env.sh"
 file 0755 "$root/scripts/startup.sh" "$libdir/startup.sh"
 file 0644 "$root/README.md" "$docdir/README.md"
+file 0644 "$root/LICENSE" "$docdir/LICENSE"
+file 0644 "$root/scripts/package/copyright" "$docdir/copyright"
 file 0644 "$root/BENCHMARKS.md" "$docdir/BENCHMARKS.md"
 file 0644 "$root/conf/conf.properties" "$docdir/conf.properties"
 for f in "$root"/docs/*.md; do
@@ -217,11 +219,20 @@ else
 	if [ -n "$owned" ]; then chown "root:$SG_USER" "$DESTDIR$confdir/conf.properties"; fi
 	say "installed $confdir/conf.properties: set sender.remote before starting the sender"
 fi
+# The environment file may hold secrets (SPOOLGATE_ADMIN_TOKEN, AMQP
+# passwords): root and group spoolgate read it (startup.sh may run as the
+# daemons' user), no one else; one an older install.sh left readable by
+# every user is closed to them.
 if [ -e "$DESTDIR$defaults" ]; then
 	say "kept $defaults"
+	if [ -n "$(find "$DESTDIR$defaults" -maxdepth 0 -perm -o=r)" ]; then
+		chmod o-rwx "$DESTDIR$defaults"
+		say "made $defaults unreadable by other users (it may hold SPOOLGATE_ADMIN_TOKEN)"
+	fi
 else
-	install -m 0644 "$root/scripts/spoolgate.env" "$DESTDIR$defaults"
-	say "installed $defaults"
+	install -m 0640 "$root/scripts/spoolgate.env" "$DESTDIR$defaults"
+	if [ -n "$owned" ]; then chown "root:$SG_USER" "$DESTDIR$defaults"; fi
+	say "installed $defaults (mode 0640, group $SG_USER: it may hold secrets)"
 fi
 
 if [ -z "$owned" ]; then
@@ -229,7 +240,7 @@ if [ -z "$owned" ]; then
 staged under $DESTDIR. On the target host, after installing the tree:
   systemd-sysusers spoolgate.conf        (no systemd: useradd --system --user-group --home-dir $spool --no-create-home --shell /usr/sbin/nologin $SG_USER)
   systemd-tmpfiles --create spoolgate.conf
-  chown root:$SG_USER $confdir $confdir/conf.properties
+  chown root:$SG_USER $confdir $confdir/conf.properties $defaults
   chown $SG_USER:$SG_USER $spool/request $spool/outbox $spool/failed $logdir
   systemctl daemon-reload
 EOF

@@ -10,7 +10,9 @@
 # VERSION defaults to the latest tag vX.Y.Z (without the v), else
 # 0.0.0~git<date>.<commit> (sorts before any release). It may hold digits,
 # letters, ".", "+" and "~" (no "-": rpm forbids it in a version).
-# DIST=DIR writes the packages there instead of dist/.
+# DIST=DIR writes the packages there instead of dist/. MAINTAINER="Name
+# <address>" and HOMEPAGE=URL name the organisation that builds them
+# (default: The spoolgate authors, no homepage).
 #
 # The binaries are static (CGO_ENABLED=0), stripped (-s -w), built with
 # -trimpath, and carry the version and commit for -version and
@@ -61,8 +63,10 @@ echo "$prog: building spoolgate $version ($revision) for linux/$ARCH"
 ldflags="-s -w -X spoolgate/internal/version.Version=$version -X spoolgate/internal/version.Revision=$revision"
 CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -buildvcs=false -ldflags "$ldflags" -o "$stage/bin/" ./cmd/...
 
-# /usr/share/doc/spoolgate: README, docs/*.md, the defaults, the shipped examples.
+# /usr/share/doc/spoolgate: README, LICENSE, copyright, docs/*.md, the defaults, the shipped examples.
 install -m 0644 README.md "$stage/doc/README.md"
+install -m 0644 LICENSE "$stage/doc/LICENSE"
+install -m 0644 scripts/package/copyright "$stage/doc/copyright"
 [ ! -f BENCHMARKS.md ] || install -m 0644 BENCHMARKS.md "$stage/doc/BENCHMARKS.md"
 install -m 0644 conf/conf.properties "$stage/doc/conf.properties"
 for f in docs/*.md; do
@@ -74,7 +78,7 @@ for d in monitoring lb; do
 	find "scripts/$d" -maxdepth 1 -type f ! -name '*_test.go' ! -name '*.go' -exec install -m 0644 {} "$stage/doc/$d/" \;
 done
 
-export SG_VERSION=$version SG_ARCH=$ARCH SG_STAGE=$stage
+export SG_VERSION=$version SG_ARCH=$ARCH SG_STAGE=$stage SG_MAINTAINER=${MAINTAINER:-The spoolgate authors} SG_HOMEPAGE=${HOMEPAGE:-}
 rpm=$dist/spoolgate-$version-1.$rpmarch.rpm
 deb=$dist/spoolgate_${version}_$ARCH.deb
 go tool nfpm package --config scripts/package/nfpm.yaml --packager rpm --target "$rpm" >/dev/null

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,7 +95,7 @@ func lines(s string) []string {
 func docFiles(t *testing.T) (files, dirs []string) {
 	t.Helper()
 	const doc = "/usr/share/doc/spoolgate"
-	files = []string{doc + "/README.md", doc + "/BENCHMARKS.md", doc + "/conf.properties"}
+	files = []string{doc + "/README.md", doc + "/LICENSE", doc + "/copyright", doc + "/BENCHMARKS.md", doc + "/conf.properties"}
 	dirs = []string{doc}
 	mds, err := filepath.Glob(filepath.Join(repoRoot, "docs", "*.md"))
 	if err != nil {
@@ -222,7 +223,7 @@ func TestPackageRPM(t *testing.T) {
 		}
 		for path, want := range map[string]string{
 			"/etc/spoolgate/conf.properties": "cn -rw-r----- root:spoolgate",
-			"/etc/sysconfig/spoolgate":       "cn -rw-r--r-- root:root",
+			"/etc/sysconfig/spoolgate":       "cn -rw-r----- root:spoolgate", // it may hold secrets (issue 21)
 			"/etc/spoolgate":                 " drwxr-x--- root:spoolgate",
 			"/usr/bin/spoolgate-receiver":    " -rwxr-xr-x root:root",
 			"/usr/lib/spoolgate/startup.sh":  " -rwxr-xr-x root:root",
@@ -242,13 +243,34 @@ func TestPackageRPM(t *testing.T) {
 		}
 	})
 
+	// The metadata names the project and its licence (it said
+	// spoolgate@localhost, https://localhost/spoolgate, Proprietary), and
+	// the package requires what its scriptlets run (it required nothing;
+	// issue 21).
+	t.Run("metadata", func(t *testing.T) {
+		info := run(t, "rpm", "-qp", "--qf", `%{VENDOR}|%{PACKAGER}|%{LICENSE}|%{URL}`, rpm)
+		if want := "The spoolgate authors|The spoolgate authors|Apache-2.0|(none)"; info != want {
+			t.Errorf("vendor|packager|license|url = %q, want %q", info, want)
+		}
+		var requires []string
+		for _, r := range lines(run(t, "rpm", "-qp", "--requires", rpm)) {
+			if !strings.HasPrefix(r, "rpmlib(") {
+				requires = append(requires, r)
+			}
+		}
+		slices.Sort(requires)
+		if want := []string{"/bin/sh", "coreutils", "grep", "shadow-utils"}; !slices.Equal(requires, want) {
+			t.Errorf("rpm --requires = %q, want %q", requires, want)
+		}
+	})
+
 	// rpm runs the scriptlets chrooted into the new root, which has no
 	// shell: --noscripts (TestPackageScripts and the dpkg run exercise the
-	// same scripts). No --nodeps: the package requires nothing.
+	// same scripts); --nodeps: the empty root has none of its requires.
 	t.Run("rpm --root", func(t *testing.T) {
 		root := t.TempDir()
 		run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "--initdb")
-		run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--noscripts", rpm)
+		run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-i", "--noscripts", "--nodeps", rpm)
 		if got := strings.TrimSpace(run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "-q", "spoolgate")); got != "spoolgate-"+pkgVersion+"-1.x86_64" {
 			t.Errorf("rpm -q spoolgate in the root: %q", got)
 		}
@@ -316,7 +338,8 @@ func TestPackageDEB(t *testing.T) {
 	_, deb := packages(t)
 
 	t.Run("control", func(t *testing.T) {
-		for field, want := range map[string]string{"Package": "spoolgate", "Version": pkgVersion + "-1", "Architecture": "amd64"} {
+		for field, want := range map[string]string{"Package": "spoolgate", "Version": pkgVersion + "-1", "Architecture": "amd64",
+			"Maintainer": "The spoolgate authors", "Homepage": "", "Pre-Depends": "passwd"} {
 			if got := strings.TrimSpace(run(t, "dpkg-deb", "-f", deb, field)); got != want {
 				t.Errorf("%s: %q, want %q", field, got, want)
 			}
@@ -382,9 +405,10 @@ func TestPackageDEB(t *testing.T) {
 	// real system is not touched.
 	t.Run("dpkg --root", func(t *testing.T) {
 		root := dpkgRoot(t)
+		// --force-depends: the empty root has no passwd (Pre-Depends).
 		dpkg := func(t *testing.T, args ...string) string {
 			t.Helper()
-			return run(t, "dpkg", append([]string{"--root=" + root, "--force-script-chrootless", "--force-confold"}, args...)...)
+			return run(t, "dpkg", append([]string{"--root=" + root, "--force-script-chrootless", "--force-confold", "--force-depends"}, args...)...)
 		}
 		at := func(p string) string { return filepath.Join(root, p) }
 		exists := func(t *testing.T, p string, want bool) {
@@ -434,14 +458,42 @@ func TestPackageDEB(t *testing.T) {
 			t.Errorf("spoolgate check on the installed conf.properties: %v\n%s", err, out)
 		}
 
+		// The environment file may hold secrets: root and group spoolgate
+		// read it, no one else (it was 0644; issue 21).
+		// (dpkg --root takes owners by name from this host, which has no
+		// spoolgate: the deb's listing says whose they are.)
+		if fi, err := os.Stat(at("etc/default/spoolgate")); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o640 {
+			t.Errorf("/etc/default/spoolgate: %v, want mode 0640", fi.Mode())
+		}
+		listing := run(t, "dpkg-deb", "-c", deb)
+		for _, want := range []string{`(?m)^-rw-r----- root/spoolgate .* \./etc/default/spoolgate$`, `(?m)^drwxr-xr-x root/root .* \./etc/default/$`} {
+			if !regexp.MustCompile(want).MatchString(listing) {
+				t.Errorf("dpkg-deb -c has no line %s:\n%s", want, listing)
+			}
+		}
+
 		// Upgrade (the same version again: preinst upgrade, postinst
-		// configure OLD): the edited config and the data stay.
+		// configure OLD): the edited config and the data stay, and an
+		// edited environment file an older package left readable by every
+		// user is closed to them.
 		edited := strings.Replace(readFile(t, at("etc/spoolgate/conf.properties")), "\nsender.remote =\n", "\nsender.remote = 10.1.2.3:9010\n", 1)
 		e2e.WriteFile(t, at("etc/spoolgate/conf.properties"), edited)
 		e2e.WriteFile(t, at("var/spool/spoolgate/request/202611210930_request.txt"), "0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|\n")
+		envEdited := readFile(t, at("etc/default/spoolgate")) + "SPOOLGATE_ADMIN_TOKEN=s3cret-0123456789abcdef\n"
+		e2e.WriteFile(t, at("etc/default/spoolgate"), envEdited)
+		if err := os.Chmod(at("etc/default/spoolgate"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		dpkg(t, "-i", deb)
 		if got := readFile(t, at("etc/spoolgate/conf.properties")); got != edited {
 			t.Errorf("the upgrade overwrote the edited conf.properties")
+		}
+		if fi, err := os.Stat(at("etc/default/spoolgate")); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm()&0o007 != 0 || readFile(t, at("etc/default/spoolgate")) != envEdited {
+			t.Errorf("after the upgrade /etc/default/spoolgate is %v, want it kept and unreadable by others", fi.Mode())
 		}
 
 		// Remove keeps config, data and the user; purge drops the config
@@ -588,4 +640,36 @@ func TestPackageScripts(t *testing.T) {
 			t.Errorf("without systemd-sysusers: %q, want %q", calls, want)
 		}
 	})
+}
+
+// TestCopyright: the project's licence is in the repository (Apache-2.0,
+// the packages' licence), and the copyright file the packages ship names
+// every Go module linked into the programs with its licence, so that it
+// cannot fall behind go.mod (issue 21).
+func TestCopyright(t *testing.T) {
+	if l := readRepo(t, "LICENSE"); !strings.Contains(l, "Apache License") || !strings.Contains(l, "Version 2.0, January 2004") {
+		t.Error("LICENSE is not the Apache License 2.0")
+	}
+	copyright := readRepo(t, "scripts/package/copyright")
+	if !strings.Contains(copyright, "Copyright: The spoolgate authors\nLicense: Apache-2.0\n") {
+		t.Error("the copyright file does not give the project's copyright and licence")
+	}
+	seen := map[string]bool{}
+	for _, p := range []string{"spoolgate", "spoolgate-receiver", "spoolgate-sender"} {
+		bi, err := buildinfo.ReadFile(program(t, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range bi.Deps {
+			if !seen[d.Path] {
+				seen[d.Path] = true
+				if !regexp.MustCompile(`(?m)^ ` + regexp.QuoteMeta(d.Path) + ` +\S`).MatchString(copyright) {
+					t.Errorf("scripts/package/copyright does not name %s, linked into %s, with its licence", d.Path, p)
+				}
+			}
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no module found in the programs' build info")
+	}
 }

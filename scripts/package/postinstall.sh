@@ -34,6 +34,13 @@ else
 	done
 fi
 
+# The environment file may hold secrets (SPOOLGATE_ADMIN_TOKEN, AMQP
+# passwords): an older package installed it readable by every user, and a
+# kept (edited) config file keeps its mode. Close it to others.
+for f in "$root/etc/default/spoolgate" "$root/etc/sysconfig/spoolgate"; do
+	if [ -f "$f" ]; then chmod o-rwx "$f"; fi
+done
+
 [ -z "$root" ] || exit 0
 units="spoolgate-receiver.service spoolgate-sender.service"
 if [ -d /run/systemd/system ]; then
