@@ -137,7 +137,7 @@ func TestFields(t *testing.T) {
 		t.Error("missing field is not nil")
 	}
 	if len(example)+1 != 78 {
-		t.Fatalf("example is %d bytes with LF, SPEC says 78", len(example)+1)
+		t.Fatalf("example is %d bytes with LF, docs/PROTOCOL.md §1 says 78", len(example)+1)
 	}
 }
 

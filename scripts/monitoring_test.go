@@ -18,7 +18,8 @@ import (
 	"spoolgate/internal/tlsutil/tlstest"
 )
 
-// The shipped monitoring files (SPEC §9: scripts/monitoring/).
+// The shipped monitoring files (scripts/monitoring/), over the metrics
+// of docs/PROTOCOL.md and the README's runbook.
 const (
 	alertsFile     = "scripts/monitoring/spoolgate-alerts.yml"
 	alertTestsFile = "scripts/monitoring/spoolgate-alerts_test.yml"

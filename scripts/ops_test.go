@@ -466,6 +466,8 @@ func TestInstall(t *testing.T) {
 		{"usr/lib/spoolgate/env.sh", 0o644},
 		{"usr/lib/spoolgate/startup.sh", 0o755},
 		{"usr/share/doc/spoolgate/README.md", 0o644},
+		{"usr/share/doc/spoolgate/LICENSE", 0o644},
+		{"usr/share/doc/spoolgate/copyright", 0o644},
 		{"usr/share/doc/spoolgate/conf.properties", 0o644},
 		{"usr/lib/systemd/system/spoolgate-receiver.socket", 0o644},
 		{"usr/lib/systemd/system/spoolgate-receiver.service", 0o644},
@@ -474,7 +476,7 @@ func TestInstall(t *testing.T) {
 		{"usr/lib/tmpfiles.d/spoolgate.conf", 0o644},
 		{"etc/spoolgate", os.ModeDir | 0o750},
 		{"etc/spoolgate/conf.properties", 0o640},
-		{"etc/default/spoolgate", 0o644},
+		{"etc/default/spoolgate", 0o640}, // it may hold secrets (issue 21)
 		{"var/spool/spoolgate/request", os.ModeDir | os.ModeSetgid | 0o770},
 		{"var/spool/spoolgate/outbox", os.ModeDir | os.ModeSetgid | 0o770},
 		{"var/spool/spoolgate/failed", os.ModeDir | os.ModeSetgid | 0o770},
@@ -536,9 +538,17 @@ func TestInstall(t *testing.T) {
 			t.Fatal("shipped conf.properties has no empty sender.remote line to edit")
 		}
 		e2e.WriteFile(t, filepath.Join(dest, "etc/spoolgate/conf.properties"), edited)
-		defaults := "SPOOLGATE_LOG_LEVEL=debug\n"
+		// An older install.sh left it readable by every user: it is kept,
+		// and closed to them.
+		defaults := "SPOOLGATE_LOG_LEVEL=debug\nSPOOLGATE_ADMIN_TOKEN=s3cret-0123456789abcdef\n"
 		e2e.WriteFile(t, filepath.Join(dest, "etc/default/spoolgate"), defaults)
+		if err := os.Chmod(filepath.Join(dest, "etc/default/spoolgate"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		out := install(t, "/usr")
+		if fi, err := os.Stat(filepath.Join(dest, "etc/default/spoolgate")); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Errorf("the kept /etc/default/spoolgate: %v %v, want mode 0640", fi.Mode(), err)
+		}
 		if got := read(t, "etc/spoolgate/conf.properties"); got != edited {
 			t.Errorf("conf.properties was overwritten:\n%s", got)
 		}
@@ -898,5 +908,105 @@ func TestBenchScript(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 		t.Errorf("left behind in TMPDIR: %v", ents)
+	}
+}
+
+// TestREADMEByHand runs the README's "On a new machine" commands that start
+// each daemon by hand, as they are written (the go build is TestMain's):
+// in a directory with bin/ and conf/, with only the ports moved (and the
+// host's environment file kept out). Every command exits 0, the daemons
+// start from SPOOLGATE_CONFIG alone, and status and failed, without
+// -config, find the running sender through it too (issue 21).
+func TestREADMEByHand(t *testing.T) {
+	readme := readRepo(t, "README.md")
+	begin, end := strings.Index(readme, "<!-- by hand:"), strings.Index(readme, "<!-- end by hand -->")
+	if begin < 0 || end < begin {
+		t.Fatal("README.md has no by-hand block")
+	}
+	var cmds []string
+	for _, l := range strings.Split(readme[begin:end], "\n")[1:] {
+		if c, _, _ := strings.Cut(strings.TrimSpace(l), "#"); strings.TrimSpace(c) != "" {
+			cmds = append(cmds, strings.TrimSpace(c))
+		}
+	}
+	if len(cmds) == 0 || cmds[0] != "go build -o bin/ ./cmd/..." {
+		t.Fatalf("the by-hand block does not start with the build: %q", cmds)
+	}
+	work := t.TempDir()
+	for _, l := range [][2]string{{binDir, "bin"}, {filepath.Join(repoRoot, "conf"), "conf"}} {
+		if err := os.Symlink(l[0], filepath.Join(work, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	listen, rAdmin, sAdmin := e2e.FreeAddr(t), e2e.FreeAddr(t), e2e.FreeAddr(t)
+	env := cleanEnv("SPOOLGATE_DEFAULTS=/dev/null", "SPOOLGATE_RECEIVER_LISTEN="+listen, "SPOOLGATE_SENDER_REMOTE="+listen,
+		"SPOOLGATE_RECEIVER_ADMIN_LISTEN="+rAdmin, "SPOOLGATE_SENDER_ADMIN_LISTEN="+sAdmin)
+	for _, c := range cmds[1:] {
+		if kv, ok := strings.CutPrefix(c, "export "); ok {
+			env = append(env, kv)
+			continue
+		}
+		args := strings.Fields(c)
+		cmd := exec.Command(filepath.Join(work, args[0]), args[1:]...)
+		cmd.Dir, cmd.Env = work, env
+		switch args[0] {
+		case "bin/spoolgate-receiver", "bin/spoolgate-sender":
+			d := strings.TrimPrefix(args[0], "bin/spoolgate-")
+			admin := map[string]string{"receiver": rAdmin, "sender": sAdmin}[d]
+			p := startProc(t, d, cmd)
+			t.Cleanup(func() {
+				p.Signal(t, syscall.SIGINT) // Ctrl-C
+				if code := p.ExitCode(t, 30*time.Second); code != 0 {
+					t.Errorf("%s after Ctrl-C: exit %d", d, code)
+				}
+			})
+			e2e.WaitFor(t, 30*time.Second, d+" ready", func() bool {
+				if p.Exited() {
+					t.Fatalf("%s exited: %v", d, p.Err())
+				}
+				return ready(admin)
+			})
+		default:
+			out, err := cmd.CombinedOutput()
+			t.Logf("%s:\n%s", c, out)
+			if err != nil {
+				t.Fatalf("%s: %v", c, err)
+			}
+			if args[0] == "bin/spoolgate" && args[1] == "status" && strings.Contains(string(out), "not running") {
+				t.Errorf("%s does not find the running sender through SPOOLGATE_CONFIG", c)
+			}
+		}
+	}
+}
+
+// TestCitesProtocol: the code and its tests cite the contract in the
+// repository, docs/PROTOCOL.md, not the section of a SPEC file no checkout
+// has (issue 21).
+func TestCitesProtocol(t *testing.T) {
+	err := filepath.WalkDir(repoRoot, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "bin" || d.Name() == "dist" || d.Name() == "var") {
+			return filepath.SkipDir
+		}
+		if !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		spec := regexp.MustCompile(`\bSPEC (§|says)`)
+		for i, l := range strings.Split(string(b), "\n") {
+			if spec.MatchString(l) && !strings.Contains(l, "regexp.MustCompile") {
+				rel, _ := filepath.Rel(repoRoot, p)
+				t.Errorf("%s:%d cites SPEC, not docs/PROTOCOL.md: %s", rel, i+1, strings.TrimSpace(l))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

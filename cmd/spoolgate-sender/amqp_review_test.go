@@ -421,7 +421,7 @@ func readIDs(url, queue string) ([]string, error) {
 }
 
 // TestReviewAMQPRemoteResets: the remote behind an L4 balancer whose
-// backends are down (SPEC §9): the balancer accepts each connection and
+// backends are down (docs/PROTOCOL.md §5): the balancer accepts each connection and
 // closes it at once. "Nothing goes to the failed queue for an outage" —
 // but each closed connection counted as an attempt, so every line used up
 // its retries and landed in the failed queue. (The spool source did the
