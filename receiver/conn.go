@@ -29,6 +29,7 @@ type conn struct {
 	since   time.Time  // accepted at
 	waiting bool       // no complete first message yet: no max_conns slot
 	evicted bool       // closed to make room for a newer connection
+	dropped bool       // evicted: no longer counted in Server.waiting
 	counted bool       // counted in perIP
 	active  bool       // holds a max_conns slot (set by its own goroutine)
 }

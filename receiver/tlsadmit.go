@@ -123,7 +123,10 @@ func (s *Server) track(c *conn, limit int) {
 		}
 	}
 	if victim != nil {
-		victim.evicted = true
+		// It stops counting at once: the next accept must not evict
+		// again before its goroutine has untracked it.
+		victim.evicted, victim.dropped = true, true
+		s.waiting--
 		victim.nc.Close() // its goroutine sees the error and refuses it
 	}
 }
@@ -171,7 +174,7 @@ func (s *Server) activate(c *conn) bool {
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
-	if c.waiting {
+	if c.waiting && !c.dropped {
 		s.waiting--
 	}
 	if c.counted {
