@@ -504,18 +504,33 @@ func TestFileMode(t *testing.T) {
 	})
 }
 
+// samplerEvent is one call of Sampler.Event at t0+at and what it returns.
+type samplerEvent struct {
+	key   string
+	at    time.Duration
+	wantN uint64
+	ok    bool
+}
+
+var samplerT0 = time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
+
+// replay makes the events' calls in order and fails at the first answer
+// that is not the one wanted.
+func replay(t *testing.T, s *Sampler, evs []samplerEvent) {
+	t.Helper()
+	for i, e := range evs {
+		n, ok := s.Event(e.key, samplerT0.Add(e.at))
+		if n != e.wantN || ok != e.ok {
+			t.Fatalf("event %d (%s at %v): n=%d ok=%v, want n=%d ok=%v", i, e.key, e.at, n, ok, e.wantN, e.ok)
+		}
+	}
+}
+
 // TestSampler: one line per key per interval, each carrying the events it
 // stands for; keys are independent.
 func TestSampler(t *testing.T) {
 	s := NewSampler(time.Minute)
-	t0 := time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
-	type ev struct {
-		key   string
-		at    time.Duration
-		wantN uint64
-		ok    bool
-	}
-	for i, e := range []ev{
+	replay(t, s, []samplerEvent{
 		{"a", 0, 1, true},
 		{"a", time.Second, 0, false},
 		{"b", 2 * time.Second, 1, true},
@@ -525,13 +540,8 @@ func TestSampler(t *testing.T) {
 		{"a", 61 * time.Second, 0, false},
 		{"b", 62 * time.Second, 2, true},
 		{"a", 10 * time.Minute, 2, true},
-	} {
-		n, ok := s.Event(e.key, t0.Add(e.at))
-		if n != e.wantN || ok != e.ok {
-			t.Fatalf("event %d (%s at %v): n=%d ok=%v, want n=%d ok=%v", i, e.key, e.at, n, ok, e.wantN, e.ok)
-		}
-	}
-	if a := testing.AllocsPerRun(100, func() { s.Event("a", t0) }); a != 0 {
+	})
+	if a := testing.AllocsPerRun(100, func() { s.Event("a", samplerT0) }); a != 0 {
 		t.Fatalf("Event of a known key allocates %v times", a)
 	}
 }
@@ -541,14 +551,7 @@ func TestSampler(t *testing.T) {
 // new keys share Overflow's line.
 func TestBoundedSampler(t *testing.T) {
 	s := NewBoundedSampler(time.Minute, 2)
-	t0 := time.Date(2026, 11, 21, 9, 30, 0, 0, time.UTC)
-	type ev struct {
-		key   string
-		at    time.Duration
-		wantN uint64
-		ok    bool
-	}
-	for i, e := range []ev{
+	replay(t, s, []samplerEvent{
 		{"a", 0, 1, true},
 		{"b", time.Second, 1, true},
 		{"c", 2 * time.Second, 1, true},  // full: Overflow's first line
@@ -557,12 +560,7 @@ func TestBoundedSampler(t *testing.T) {
 		{"e", 61 * time.Second, 1, true}, // a's interval has passed: a and b dropped, e gets a key
 		{"a", 62 * time.Second, 1, true}, // a new key again (its event at 4s dropped with it)
 		{"f", 63 * time.Second, 2, true}, // full (e, a): Overflow, standing for d and this one
-	} {
-		n, ok := s.Event(e.key, t0.Add(e.at))
-		if n != e.wantN || ok != e.ok {
-			t.Fatalf("event %d (%s at %v): n=%d ok=%v, want n=%d ok=%v", i, e.key, e.at, n, ok, e.wantN, e.ok)
-		}
-	}
+	})
 	if len(s.keys) > 3 {
 		t.Fatalf("%d keys, want at most 2 and Overflow", len(s.keys))
 	}
