@@ -126,7 +126,7 @@ func TestCheckDialect(t *testing.T) {
 			t.Fatalf("%s loads", p)
 		}
 		code, out, errs := spoolgate(t, "", "check", "-syntax", "-config", p)
-		if code != 2 || errs != lerr.Error()+"\n" || out != "" {
+		if code != 2 || errs != lerr.Error()+"\n" || out != p+": 1 problem\n" {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and %q", filepath.Base(p), code, out, errs, lerr)
 		}
 	}
@@ -430,7 +430,10 @@ func TestCheckEveryProblem(t *testing.T) {
 		`conf.properties: sender.workers = "0": an integer >= 1`,
 		`conf.properties: log.level = "loud": one of debug, info, warn, error`,
 	}
-	checkOutput(t, code, out, errs, 2, want, nil, path, dir)
+	// The config does not load: no dialect line, the problems, the count.
+	if code != 2 || errs != strings.Join(want, "\n")+"\n" || out != path+": 5 problems\n" {
+		t.Errorf("exit %d, stderr:\n%sstdout:\n%s\nwant exit 2, stderr:\n%s\nstdout:\n%s: 5 problems", code, errs, out, strings.Join(want, "\n"), path)
+	}
 	if strings.Contains(out+errs, "s3cret") {
 		t.Errorf("check printed a secret:\n%s%s", out, errs)
 	}
@@ -465,6 +468,15 @@ func TestConfigFromEnvironmentFile(t *testing.T) {
 	cmd.Env = append(os.Environ(), "SPOOLGATE_DEFAULTS="+env)
 	code, out, errs := runTool(t, cmd, "")
 	checkOutput(t, code, out, errs, 0, nil, nil, path, dir)
+	// trace too; the file's empty log.dir turns the journal off, and trace
+	// names the config it read.
+	offEnv := filepath.Join(dir, "off.env")
+	e2e.WriteFile(t, offEnv, "SPOOLGATE_CONFIG="+path+"\nSPOOLGATE_LOG_DIR=\n")
+	cmd = exec.Command(binary, "trace", "process_no=000000001")
+	cmd.Env = append(os.Environ(), "SPOOLGATE_DEFAULTS="+offEnv)
+	if _, _, errs := runTool(t, cmd, ""); !strings.Contains(errs, "spoolgate trace: "+path+": journal off") {
+		t.Errorf("trace: stderr %q, want it to name %s and the journal off", errs, path)
+	}
 	if os.Geteuid() != 0 {
 		if err := os.Chmod(env, 0); err != nil {
 			t.Fatal(err)

@@ -79,7 +79,7 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	if *all && *path != "" {
 		return usage("give -all or -config, not both")
 	}
-	configs := []instanceConfig{{path: conf.Path(*path)}}
+	configs := []instanceConfig{{path: *path}} // "": as the daemons find it (loadConfig)
 	if *all {
 		dir := os.Getenv(envConfigDir)
 		if dir == "" {
@@ -102,6 +102,7 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return 2
 		}
+		ic.path = cfg.Path
 		if bad := unknownFields(cfg, terms); bad != "" {
 			return usage(bad)
 		}
