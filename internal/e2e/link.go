@@ -1,8 +1,9 @@
 package e2e
 
-// A simulated partner link (SPEC §10.4): Shopify's toxiproxy between a
-// client and any upstream (one of our daemons or a Remote), with latency,
-// bandwidth and faults set through toxiproxy's Go client.
+// A simulated partner link (a partner is 10-100 ms away over a VPN, not
+// on 127.0.0.1): Shopify's toxiproxy between a client and any upstream
+// (one of our daemons or a Remote), with latency, bandwidth and faults set
+// through toxiproxy's Go client.
 //
 // Each Link runs a toxiproxy server of its own, as a child process on
 // 127.0.0.1, killed when the test ends. Not in-process: toxiproxy's
