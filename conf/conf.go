@@ -6,7 +6,8 @@
 // by an environment variable SPOOLGATE_ + the key upper-cased with '.' as '_'
 // (SPOOLGATE_SENDER_REMOTE), unknown keys are rejected, and every problem
 // with a value is reported as an *Error: one line naming the key, the value
-// and what is expected.
+// (never a secret's) and what is expected; a file with several problems
+// gets them all, as Errors.
 package conf
 
 import (
