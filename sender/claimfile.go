@@ -39,7 +39,7 @@ func readClaim(path string, buf []byte) ([]byte, fs.FileInfo, error) {
 type claimFile struct {
 	f     *os.File
 	fi    fs.FileInfo // fstat at the last read: len(data) == fi.Size()
-	lease bool        // a read lease is held (see writerState)
+	lease bool        // a read lease is held (see writer)
 	chunk []byte      // verify's buffer
 
 	waitLogged, growLogged bool // the worker said so at warn once
@@ -103,17 +103,22 @@ func (cf *claimFile) close() {
 // file when it grew.
 const tailCheck = 256
 
+// fileState is what claimFile.refresh found; its String is a log word.
+type fileState int
+
 // Results of claimFile.refresh.
 const (
-	fileSame    = iota // size and modification time as read
-	fileGrew           // longer: the new bytes were read
-	fileChanged        // shorter, or rewritten in place (its last bytes read differ; see also verify)
+	fileSame    fileState = iota // size and modification time as read
+	fileGrew                     // longer: the new bytes were read
+	fileChanged                  // shorter, or rewritten in place (its last bytes read differ; see also verify)
 )
+
+func (f fileState) String() string { return [...]string{"same", "grew", "changed"}[f] }
 
 // refresh compares the open file (fstat) with what was read into data. When
 // it grew, the bytes beyond len(data) are read and appended, and the new
 // data is returned with fileGrew.
-func (cf *claimFile) refresh(data []byte) ([]byte, int, error) {
+func (cf *claimFile) refresh(data []byte) ([]byte, fileState, error) {
 	fi, err := cf.f.Stat()
 	if err != nil {
 		return data, fileSame, err
@@ -201,14 +206,20 @@ func (cf *claimFile) verify(data []byte) (bool, error) {
 	return true, nil
 }
 
-// Results of claimFile.writerState.
+// writerState is what claimFile.writer found: whether another process
+// holds the file open for writing; its String is a log word.
+type writerState int
+
+// Results of claimFile.writer.
 const (
-	noWriter      = iota // no process holds the file open for writing; a lease is held until release
-	writerOpen           // some process holds it open for writing
-	writerUnknown        // cannot tell (not the file's owner, no CAP_LEASE, or no leases on this file system)
+	noWriter      writerState = iota // no process holds the file open for writing; a lease is held until release
+	writerOpen                       // some process holds it open for writing
+	writerUnknown                    // cannot tell (not the file's owner, no CAP_LEASE, or no leases on this file system)
 )
 
-// writerState (with leases false: writerUnknown, as for a file the sender
+func (w writerState) String() string { return [...]string{"none", "open", "unknown"}[w] }
+
+// writer (with leases false: writerUnknown, as for a file the sender
 // does not own) asks the kernel whether another process still holds the file
 // open for writing: a read lease (fcntl F_SETLEASE) is refused with EAGAIN
 // exactly then. The lease, when granted, is kept until release: while it is
@@ -216,7 +227,7 @@ const (
 // the sender with SIGIO, which Go ignores, and gives it lease-break-time),
 // so nothing can be appended between this check and the file's disposal.
 // With writerUnknown it returns why the kernel cannot tell.
-func (cf *claimFile) writerState(leases bool) (int, error) {
+func (cf *claimFile) writer(leases bool) (writerState, error) {
 	if cf.lease {
 		return noWriter, nil
 	}

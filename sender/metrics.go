@@ -6,16 +6,28 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Attempt results, the label values of spoolgate_sender_attempts_total.
+// attemptResult is how one attempt to send a line ended (retry.go
+// classifies it); its String is its label of
+// spoolgate_sender_attempts_total and the first word of a failure's reason.
+type attemptResult int
+
+// Attempt results.
 const (
-	resultOK          = "ok"            // 200 with the process_no echoed
-	resultRejected    = "rejected"      // 400
-	resultUnavailable = "unavailable"   // 500
-	resultTimeout     = "timeout"       // no reply within sender.timeout
-	resultConnError   = "conn_error"    // reset, closed, write error
-	resultBadReply    = "bad_reply"     // unreadable, unknown code, process_no mismatch
-	resultConnect     = "connect_error" // remote refused or unreachable (circuit)
+	resultOK          attemptResult = iota // 200 with the process_no echoed
+	resultRejected                         // 400
+	resultUnavailable                      // 500
+	resultTimeout                          // no reply within sender.timeout
+	resultConnError                        // reset, closed, write error
+	resultBadReply                         // unreadable, unknown code, process_no mismatch
+	resultConnect                          // remote refused or unreachable (circuit)
+	numResults
 )
+
+// attemptLabels are the attempt results' labels: dashboards and alert
+// rules (scripts/monitoring) use them.
+var attemptLabels = [numResults]string{"ok", "rejected", "unavailable", "timeout", "conn_error", "bad_reply", "connect_error"}
+
+func (r attemptResult) String() string { return attemptLabels[r] }
 
 // metrics are the sender's Prometheus collectors (README "Operations runbook").
 type metrics struct {
@@ -25,7 +37,7 @@ type metrics struct {
 	send     prometheus.Histogram
 
 	delivered, rejected, failed prometheus.Counter
-	attempts                    map[string]prometheus.Counter
+	attempts                    [numResults]prometheus.Counter
 
 	collectors []prometheus.Collector
 }
@@ -49,21 +61,20 @@ func newMetrics(q *queue) *metrics {
 			Help:    "Time from writing a message to reading its reply, attempts that got a reply.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
-		attempts: make(map[string]prometheus.Counter),
 	}
 	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spoolgate_sender_messages_total",
 		Help: "Messages by final outcome: delivered (200), rejected (400 or invalid), failed (retries exhausted).",
 	}, []string{"outcome"})
-	m.delivered = messages.WithLabelValues("delivered")
-	m.rejected = messages.WithLabelValues("rejected")
-	m.failed = messages.WithLabelValues("failed")
+	m.delivered = messages.WithLabelValues(lineDelivered.String())
+	m.rejected = messages.WithLabelValues(lineRejected.String())
+	m.failed = messages.WithLabelValues(lineExhausted.String())
 	attempts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spoolgate_sender_attempts_total",
 		Help: "Send attempts by result.",
 	}, []string{"result"})
-	for _, r := range []string{resultOK, resultRejected, resultUnavailable, resultTimeout, resultConnError, resultBadReply, resultConnect} {
-		m.attempts[r] = attempts.WithLabelValues(r)
+	for r := range numResults {
+		m.attempts[r] = attempts.WithLabelValues(r.String())
 	}
 	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "spoolgate_sender_pending_files",

@@ -267,9 +267,9 @@ func (s *Sender) failOverCap(ctx context.Context, sl *slot, name string, cf *cla
 	return true
 }
 
-// writerOf is cf.writerState without the reason.
-func writerOf(cf *claimFile, leases bool) int {
-	ws, _ := cf.writerState(leases)
+// writerOf is cf.writer without the reason.
+func writerOf(cf *claimFile, leases bool) writerState {
+	ws, _ := cf.writer(leases)
 	return ws
 }
 

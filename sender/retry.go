@@ -39,13 +39,13 @@ import (
 // replyResult classifies the reply line to the message whose process_no is
 // pno: the attempt result (a label of spoolgate_sender_attempts_total),
 // the reply's code (0 when unreadable) and, unless resultOK, why.
-func replyResult(line, pno []byte) (result string, code int, reason string) {
+func replyResult(line, pno []byte) (result attemptResult, code int, reason string) {
 	rep, err := protocol.ParseReply(line)
 	switch {
 	case err != nil:
-		return resultBadReply, 0, "bad_reply: " + err.Error()
+		return resultBadReply, 0, resultBadReply.String() + ": " + err.Error()
 	case rep.ProcessNo != string(pno):
-		return resultBadReply, rep.Code, fmt.Sprintf("bad_reply: process_no %s answered for %s", rep.ProcessNo, pno)
+		return resultBadReply, rep.Code, fmt.Sprintf("%s: process_no %s answered for %s", resultBadReply, rep.ProcessNo, pno)
 	case rep.Code == protocol.CodeOK:
 		return resultOK, rep.Code, ""
 	case rep.Code == protocol.CodeInvalid:
@@ -53,12 +53,12 @@ func replyResult(line, pno []byte) (result string, code int, reason string) {
 	case rep.Code == protocol.CodeUnavailable:
 		return resultUnavailable, rep.Code, "remote unavailable (500)"
 	}
-	return resultBadReply, rep.Code, fmt.Sprintf("bad_reply: unknown code %d", rep.Code)
+	return resultBadReply, rep.Code, fmt.Sprintf("%s: unknown code %d", resultBadReply, rep.Code)
 }
 
 // errResult classifies an error writing a message or reading its reply
 // (one that counts as an attempt): the attempt result and why.
-func errResult(err error, timeout time.Duration) (result, reason string) {
+func errResult(err error, timeout time.Duration) (result attemptResult, reason string) {
 	result = resultConnError
 	switch {
 	case isTimeout(err):
@@ -67,7 +67,7 @@ func errResult(err error, timeout time.Duration) (result, reason string) {
 	case errors.Is(err, protocol.ErrTooLong):
 		result = resultBadReply
 	}
-	return result, result + ": " + err.Error()
+	return result, result.String() + ": " + err.Error()
 }
 
 // notAnAttempt reports whether a failed round trip counts against no line:

@@ -303,7 +303,7 @@ func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 // retry counts a failed attempt of the first line in the window: with its
 // retries used up it is exhausted (end); else retry waits the backoff (a
 // drain ends that: aborted). A connection out of step is closed first.
-func (w *window) retry(result, reason string, code int, remote string, t *tunables) (r lineResult, end bool) {
+func (w *window) retry(result attemptResult, reason string, code int, remote string, t *tunables) (r lineResult, end bool) {
 	if result == resultBadReply || w.unanswered() > 0 {
 		w.drop()
 	}

@@ -180,7 +180,7 @@ func TestWindowOneAgainstOneMessagePerConnection(t *testing.T) {
 	if accepted < n || maxBusy != 1 {
 		t.Errorf("%d connections, at most %d messages at once; want %d or more, 1", accepted, maxBusy, n)
 	}
-	for _, res := range []string{resultConnError, resultTimeout, resultBadReply} {
+	for _, res := range []attemptResult{resultConnError, resultTimeout, resultBadReply} {
 		if v := value(s.m.attempts[res]); v != 0 {
 			t.Errorf("%v %s attempts, want none", v, res)
 		}
@@ -210,7 +210,7 @@ func TestWindowRejectedClientCert(t *testing.T) {
 	if len(r.messages()) != 0 || len(visible(t, c.FailedDir)) != 0 {
 		t.Fatalf("messages %v, failed %v", r.messages(), visible(t, c.FailedDir))
 	}
-	for _, res := range []string{resultConnError, resultTimeout, resultBadReply} {
+	for _, res := range []attemptResult{resultConnError, resultTimeout, resultBadReply} {
 		if v := value(s.m.attempts[res]); v != 0 {
 			t.Errorf("%v %s attempts, want none", v, res)
 		}

@@ -23,17 +23,26 @@ type workBuf struct {
 // maxPooledBuf is the largest file buffer kept for reuse.
 const maxPooledBuf = 1 << 20
 
+// lineKind is how one line ended; its String is the line's label of
+// spoolgate_sender_messages_total (outcome), but for lineAborted, which is
+// not counted.
+type lineKind int
+
 // How one line ended.
 const (
-	lineDelivered = iota // 200, process_no echoed
-	lineRejected         // 400, or invalid before sending
-	lineExhausted        // retries used up
-	lineAborted          // shutdown: not sent, put back
+	lineDelivered lineKind = iota // 200, process_no echoed
+	lineRejected                  // 400, or invalid before sending
+	lineExhausted                 // retries used up
+	lineAborted                   // shutdown: not sent, put back
 )
+
+func (k lineKind) String() string {
+	return [...]string{"delivered", "rejected", "failed", "aborted"}[k]
+}
 
 // lineResult is the outcome of sending one line.
 type lineResult struct {
-	kind     int
+	kind     lineKind
 	code     int    // last reply code, 0 if none
 	remote   string // address of the last attempt
 	reason   string
@@ -119,15 +128,23 @@ func (p *progress) closeFile() {
 	p.file, p.unsynced = nil, false
 }
 
+// endState is what awaitEnd found of a claimed file; its String is a log
+// word.
+type endState int
+
 // How awaitEnd ended.
 const (
-	endDone     = iota // unchanged since read and no writer holds it open (or cannot tell)
-	endGrew            // it grew: the new bytes are in data
-	endChanged         // shorter, or rewritten in place
-	endStopped         // ctx done while a writer still holds it open
-	endError           // fstat or read failed
-	endTooLarge        // it grew past maxFileBytes (and no writer holds it open, or cannot tell)
+	endDone     endState = iota // unchanged since read and no writer holds it open (or cannot tell)
+	endGrew                     // it grew: the new bytes are in data
+	endChanged                  // shorter, or rewritten in place
+	endStopped                  // ctx done while a writer still holds it open
+	endError                    // fstat or read failed
+	endTooLarge                 // it grew past maxFileBytes (and no writer holds it open, or cannot tell)
 )
+
+func (e endState) String() string {
+	return [...]string{"done", "grew", "changed", "stopped", "error", "too_large"}[e]
+}
 
 // writerPoll is how often a worker looks at a file whose writer still
 // holds it open.
@@ -146,7 +163,7 @@ func writerPoll(settle time.Duration) time.Duration {
 // picker) before it returns anything but endStopped. With endDone a read
 // lease may be held, so that no writer opens the file until cf.release or
 // cf.close.
-func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func(), sl *slot) int {
+func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func(), sl *slot) endState {
 	waited := false
 	// wait sleeps d without a slot; false when ctx is done.
 	wait := func(d time.Duration, msg string, args ...any) bool {
@@ -161,7 +178,7 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 		return sleep(ctx, d)
 	}
 	// done ends the wait with r: a parked claim first takes a slot again.
-	done := func(r int) int {
+	done := func(r endState) endState {
 		if !sl.unpark(ctx) {
 			return endStopped
 		}
@@ -183,7 +200,7 @@ func (s *Sender) awaitEnd(ctx context.Context, cf *claimFile, data *[]byte, name
 			cf.release()
 			return done(endChanged)
 		}
-		ws, werr := cf.writerState(!s.noLeases)
+		ws, werr := cf.writer(!s.noLeases)
 		if werr != nil && s.leaseWarned.CompareAndSwap(false, true) {
 			s.log.Warn("cannot tell whether a writer still holds spool files open (needs the file's owner or CAP_LEASE, and leases on the file system): "+
 				"a file written in place whose writer pauses longer than sender.settle may lose what it appends after the file was sent",
@@ -259,7 +276,7 @@ func tailQuiet(settle time.Duration) time.Duration { return max(10*settle, 10*ti
 func unterminated(data []byte) bool { return len(data) > 0 && data[len(data)-1] != '\n' }
 
 // awaitAll is awaitEnd until the file no longer grows.
-func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func(), sl *slot) int {
+func (s *Sender) awaitAll(ctx context.Context, cf *claimFile, data *[]byte, name string, beforeWait func(), sl *slot) endState {
 	for {
 		if r := s.awaitEnd(ctx, cf, data, name, beforeWait, sl); r != endGrew {
 			return r
@@ -352,7 +369,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 	first := firstContent(data)
 	// other ends a claim whose file changed in place, or that is stopped
 	// while its writer holds it open, or cannot be checked.
-	other := func(r int) {
+	other := func(r endState) {
 		switch r {
 		case endChanged:
 			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
