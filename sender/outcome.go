@@ -230,7 +230,7 @@ func (s *Sender) abort(ctx context.Context, sl *slot, name string, cf *claimFile
 		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
 		return
 	}
-	s.record(p, name, lineNo-1, off, cf.fi, data, true)
+	p.record(lineNo-1, off, cf.fi, data, true)
 	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
 		"name", name, "done_lines", lineNo-1)
 }

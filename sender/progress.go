@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"spoolgate/internal/fsutil"
 )
@@ -25,6 +27,90 @@ import (
 // the valid slot with the most lines done. A sidecar of one line without a
 // CRC of its own (written before the slots, by a whole-file replace) is
 // read as before; the claim's next record replaces it with a new file.
+
+// Progress of a multi-line file is recorded in its sidecar (created
+// durably by the first record, then one pwrite and one fdatasync per
+// record) at most once per ackEveryLines lines or ackEvery, whichever
+// comes first, and at once after a line went to failed_dir (so that a
+// restart never saves it twice) and before a worker waits for a file's
+// writer. So a crash (kill -9, power loss) makes the next start resend, of
+// each file in flight, at most the ackEveryLines-1 lines acknowledged since
+// the last record plus the line in flight: ackEveryLines lines. With a
+// send window of W > 1 lines (sender.window) no line is written more than
+// W lines past the last record (window.go), so that is the bound.
+const (
+	ackEveryLines = 100
+	ackEvery      = time.Second
+)
+
+// progress decides when a claim's progress is recorded, and records it in
+// the claim's sidecar. It is used by the claim's worker alone.
+type progress struct {
+	dirs dirs
+	log  *slog.Logger
+	name string // the claim's
+
+	recorded int       // lines done at the last record (or restore)
+	at       time.Time // of the last record
+	sidecar  bool      // whether .inflight may hold a sidecar for the file
+	crc      uint32    // CRC-32C of the file's first crcAt bytes
+	crcAt    int
+	file     *ackFile // the sidecar, open once a record created it
+	unsynced bool     // file holds a record not known to be on disk
+}
+
+// record writes the sidecar saying that lines lines (offset bytes) of the
+// file fi, whose content is data, are done, when force or a record is due,
+// and waits until every record written is on disk.
+func (p *progress) record(lines, offset int, fi fs.FileInfo, data []byte, force bool) {
+	p.note(lines, offset, fi, data, force)
+	p.sync()
+}
+
+// note is record without the wait for the disk: the record survives the
+// process (kill -9) at once, a power loss once sync returned. A record
+// still to be synced is synced first: a slot is never overwritten before
+// the other one is on disk.
+func (p *progress) note(lines, offset int, fi fs.FileInfo, data []byte, force bool) {
+	if lines == p.recorded || (!force && lines-p.recorded < ackEveryLines && time.Since(p.at) < ackEvery) {
+		return
+	}
+	p.sync()
+	p.crc = crc32.Update(p.crc, crcTable, data[p.crcAt:offset])
+	p.crcAt = offset
+	a := ack{lines: lines, offset: int64(offset), size: fi.Size(), mtime: fi.ModTime().UnixNano(), crc: p.crc, hasCRC: true}
+	p.sidecar = true
+	var err error
+	if p.file == nil {
+		p.file, err = p.dirs.createAck(p.name, a)
+	} else if err = p.file.write(a); err == nil {
+		p.unsynced = true
+	}
+	if err != nil {
+		p.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
+		p.close() // the next record writes a new sidecar
+		return
+	}
+	p.recorded, p.at = lines, time.Now()
+}
+
+// sync waits until the records noted are on disk.
+func (p *progress) sync() {
+	if !p.unsynced {
+		return
+	}
+	p.unsynced = false
+	if err := p.file.sync(); err != nil {
+		p.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
+		p.close()
+	}
+}
+
+// close closes the sidecar, if open.
+func (p *progress) close() {
+	p.file.close()
+	p.file, p.unsynced = nil, false
+}
 
 // ackName is the sidecar of a claimed multi-line file, recording how much of
 // it is done. Claimed names never start with '.', so a dotfile in .inflight

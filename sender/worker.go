@@ -49,85 +49,6 @@ type lineResult struct {
 	attempts int
 }
 
-// Progress of a multi-line file is recorded in its sidecar (progress.go:
-// created durably by the first record, then one pwrite and one fdatasync
-// per record) at most once per ackEveryLines lines or ackEvery, whichever
-// comes first, and at once after a line went to failed_dir (so that a
-// restart never saves it twice) and before a worker waits for a file's
-// writer. So a crash (kill -9, power loss) makes the next start resend, of
-// each file in flight, at most the ackEveryLines-1 lines acknowledged since
-// the last record plus the line in flight: ackEveryLines lines. With a
-// send window of W > 1 lines (sender.window) no line is written more than
-// W lines past the last record (window.go), so that is the bound.
-const (
-	ackEveryLines = 100
-	ackEvery      = time.Second
-)
-
-// progress decides when a claim's progress is recorded.
-type progress struct {
-	recorded int       // lines done at the last record (or restore)
-	at       time.Time // of the last record
-	sidecar  bool      // whether .inflight may hold a sidecar for the file
-	crc      uint32    // CRC-32C of the file's first crcAt bytes
-	crcAt    int
-	file     *ackFile // the sidecar, open once a record created it
-	unsynced bool     // file holds a record not known to be on disk
-}
-
-// record writes the sidecar saying that lines lines (offset bytes) of the
-// file fi, whose content is data, are done, when force or a record is due,
-// and waits until every record written is on disk.
-func (s *Sender) record(p *progress, name string, lines, offset int, fi fs.FileInfo, data []byte, force bool) {
-	s.note(p, name, lines, offset, fi, data, force)
-	s.syncProgress(p)
-}
-
-// note is record without the wait for the disk: the record survives the
-// process (kill -9) at once, a power loss once syncProgress returned. A
-// record still to be synced is synced first: a slot is never overwritten
-// before the other one is on disk.
-func (s *Sender) note(p *progress, name string, lines, offset int, fi fs.FileInfo, data []byte, force bool) {
-	if lines == p.recorded || (!force && lines-p.recorded < ackEveryLines && time.Since(p.at) < ackEvery) {
-		return
-	}
-	s.syncProgress(p)
-	p.crc = crc32.Update(p.crc, crcTable, data[p.crcAt:offset])
-	p.crcAt = offset
-	a := ack{lines: lines, offset: int64(offset), size: fi.Size(), mtime: fi.ModTime().UnixNano(), crc: p.crc, hasCRC: true}
-	p.sidecar = true
-	var err error
-	if p.file == nil {
-		p.file, err = s.dirs.createAck(name, a)
-	} else if err = p.file.write(a); err == nil {
-		p.unsynced = true
-	}
-	if err != nil {
-		s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
-		p.closeFile() // the next record writes a new sidecar
-		return
-	}
-	p.recorded, p.at = lines, time.Now()
-}
-
-// syncProgress waits until the records noted are on disk.
-func (s *Sender) syncProgress(p *progress) {
-	if !p.unsynced {
-		return
-	}
-	p.unsynced = false
-	if err := p.file.sync(); err != nil {
-		s.log.Error("progress not recorded: a restart may send acknowledged lines again", "err", err)
-		p.closeFile()
-	}
-}
-
-// closeFile closes the sidecar, if open.
-func (p *progress) closeFile() {
-	p.file.close()
-	p.file, p.unsynced = nil, false
-}
-
 // endState is what awaitEnd found of a claimed file; its String is a log
 // word.
 type endState int
@@ -351,7 +272,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 	}
 	perm, mtime := fi.Mode().Perm(), fi.ModTime()
 	off, lineNo := 0, 1
-	p := progress{at: time.Now()}
+	p := progress{dirs: s.dirs, log: s.log, name: name, at: time.Now()}
 	if restored {
 		p.sidecar = true
 		a, err := s.dirs.readAck(name, fi, data)
@@ -364,8 +285,8 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 			s.log.Debug("resuming claim", "name", name, "from_line", lineNo)
 		}
 	}
-	defer p.closeFile()
-	flush := func() { s.record(&p, name, lineNo-1, off, cf.fi, data, true) }
+	defer p.close()
+	flush := func() { p.record(lineNo-1, off, cf.fi, data, true) }
 	first := firstContent(data)
 	// other ends a claim whose file changed in place, or that is stopped
 	// while its writer holds it open, or cannot be checked.
@@ -415,8 +336,8 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 			}
 			if win == nil && s.live.Load().window > 1 {
 				win = s.newWindow(ctx, hard, wb, since,
-					func() { s.note(&p, name, lineNo-1, off, cf.fi, data, true) },
-					func() { s.syncProgress(&p) })
+					func() { p.note(lineNo-1, off, cf.fi, data, true) },
+					p.sync)
 			}
 			var r lineResult
 			if win != nil {
@@ -477,7 +398,7 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 			}
 			off, lineNo = next, lineNo+1
 			if more {
-				s.record(&p, name, lineNo-1, off, cf.fi, data, r.kind == lineRejected)
+				p.record(lineNo-1, off, cf.fi, data, r.kind == lineRejected)
 			}
 		}
 		// Every line read is done, but for a last line without LF.
@@ -531,7 +452,7 @@ func (s *Sender) failRestoredOverCap(ctx context.Context, sl *slot, name string,
 	if err != nil || a.lines == 0 {
 		return false
 	}
-	p := progress{recorded: a.lines, sidecar: true}
+	p := progress{dirs: s.dirs, log: s.log, name: name, recorded: a.lines, sidecar: true}
 	s.failOverCap(ctx, sl, name, cf, int(a.offset), a.lines+1, firstContent(buf), cf.fi.Mode().Perm(), &p)
 	return true // saved, or (logged) left in .inflight: never failed whole
 }
