@@ -441,7 +441,7 @@ func (a *amqpSource) handle(sess, alive, hard context.Context, d amqp.Delivery) 
 		if err := d.Ack(false); err != nil {
 			s.log.Warn("delivered, but the ack did not reach RabbitMQ: the line will be sent again", "message_id", d.MessageId, "err", err)
 		}
-		s.lineDone(sess, "message "+d.MessageId, 1, r)
+		s.countDelivered(sess, "message "+d.MessageId, 1, r)
 	case lineAborted: // left unacked: the channel's close gives it back in front
 	default:
 		a.fail(alive, d, r)

@@ -13,15 +13,18 @@ import (
 	"spoolgate/internal/fsutil"
 )
 
-// The outcomes of a claim, in one place: a worker calls one of these once
-// a line or a file is done with, and each logs and counts what happened
-// (the directory operations are dirs', in files.go). A claimed file ends
-// delivered (finish: deleted or moved to sent_dir), failed (failWhole,
-// failSpecial: in failed_dir with a .reason file), or put back into the
-// spool (putBack, putBackClaim, abort); on the way, single lines are
-// delivered (lineDone), or saved to failed_dir (saveRejected, saveUnsent).
-// What must be written to failed_dir or sent_dir is retried until it works
-// while the claim counts as stuck (untilDone, stuck.go).
+// The outcomes of a claim, in one place: each logs and counts what
+// happened and returns how the claim ended (claimEnd); the directory
+// operations are dirs', in files.go. A claimed file ends delivered
+// (finish: deleted or moved to sent_dir), failed (failWhole, failSpecial:
+// in failed_dir with a .reason file), put back into the spool whole or
+// holding its lines not done (putBackWhole, putBackRest; at a drain:
+// abort, putBackClaim), or left in .inflight to be resumed at the next
+// start (leaveForWriter, stay); stopped is the one home of the ends that
+// awaitEnd, or a drain's look, finds. On the way, single lines are
+// delivered (countDelivered), or saved to failed_dir (saveRejected,
+// saveUnsent). What must be written to failed_dir or sent_dir is retried
+// until it works while the claim counts as stuck (untilDone, stuck.go).
 
 // claim renames a settled file into .inflight. Whether it is still the
 // file that settled (size, mtime) and a regular one is checked by its
@@ -50,8 +53,8 @@ func (s *Sender) claim(e *entry) bool {
 // without opening it; on another file system failed_dir gets a new one of
 // its kind, or a stand-in for a device (fsutil.Move). A move that fails is
 // logged at error once per name, then at debug: the watcher finds the file
-// again at every scan.
-func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
+// again at every scan. It reports whether the file was moved.
+func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) bool {
 	why := describeMode(fi.Mode())
 	f := failure{file: name, lines: "-", reason: "not a regular file: " + why + "; never opened"}
 	final, err := s.dirs.place(filepath.Join(dir, name), name)
@@ -72,10 +75,11 @@ func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) {
 		} else {
 			s.log.Debug("move non-regular file to failed_dir", "name", name, "type", why, "err", err)
 		}
-		return
+		return false
 	}
 	s.specials.forget(name)
 	s.log.Warn("moved non-regular file to failed_dir", "name", name, "type", why, "to", final)
+	return true
 }
 
 // nameSet is a set of names, safe for concurrent use: the special files
@@ -107,21 +111,141 @@ func (n *nameSet) forget(name string) {
 	n.mu.Unlock()
 }
 
-// putBack returns an unfinished claim to the spool (see dirs.putBack).
-func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) {
+// putBackWhole returns the claim name to the spool as it is (a rename):
+// its lines are all sent again.
+func (s *Sender) putBackWhole(name string) claimEnd {
+	return s.putBack(name, nil, 0, time.Time{}, 0, claimPutBack)
+}
+
+// putBackFrom returns the claim name, whose content is data, to the spool
+// holding only data[offset:], its lines not done, with modification time
+// mtime and mode perm.
+func (s *Sender) putBackFrom(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode) claimEnd {
+	return s.putBack(name, data, offset, mtime, perm, claimPutBackRest)
+}
+
+// putBack returns an unfinished claim to the spool (see dirs.putBack): it
+// ended as end, or stuck when the put back failed.
+func (s *Sender) putBack(name string, data []byte, offset int, mtime time.Time, perm fs.FileMode, end claimEnd) claimEnd {
 	final, err := s.dirs.putBack(name, data, offset, mtime, perm)
 	if err != nil {
 		s.log.Error("put claim back into the spool; it stays in .inflight and is sent at the next start", "name", name, "err", err)
-		return
+		return claimStuck
 	}
 	s.putBacks.Add(1)
 	s.log.Debug("claim put back", "name", name, "to", final)
+	return end
+}
+
+// putBackClaim returns a claim that was never started to the spool,
+// keeping what its sidecar says is done out of it.
+func (s *Sender) putBackClaim(name string) {
+	path := filepath.Join(s.dirs.inflight, name)
+	wb := s.bufs.Get().(*workBuf)
+	defer s.bufs.Put(wb)
+	data, fi, err := readClaim(path, wb.data)
+	wb.data = data
+	if err == nil {
+		if a, err := s.dirs.readAck(name, fi, data); err == nil && a.lines > 0 {
+			s.putBackFrom(name, data, int(a.offset), fi.ModTime(), fi.Mode().Perm())
+			return
+		}
+	}
+	s.putBackWhole(name)
+}
+
+// putBackWhole returns the claim to the spool as it is.
+func (c *claim) putBackWhole() claimEnd { return c.s.putBackWhole(c.name) }
+
+// putBackRest returns the claim to the spool holding only its lines not
+// done, with its mode and modification time.
+func (c *claim) putBackRest() claimEnd {
+	return c.s.putBackFrom(c.name, c.data, c.off, c.mtime, c.perm)
+}
+
+// abort ends a claim that a drain stopped before its next line: it goes
+// back to the spool holding its lines not done (all of it when nothing
+// was done), or stays in .inflight with its progress recorded while
+// another process still holds it open for writing, since a copy of the
+// unsent lines would miss what that writer appends (see stopped).
+func (c *claim) abort() claimEnd {
+	if c.nothingDone() {
+		return c.putBackWhole() // the file goes back as it is
+	}
+	if res := c.lookNow(); res != endDone {
+		return c.stopped(res)
+	}
+	return c.putBackRest() // under the lease, when granted
+}
+
+// lookNow is what a drain sees of the claim's file, without waiting:
+// endDone when it is as read and no writer holds it open (or the kernel
+// cannot tell), endStopped when one does, else endChanged, endTooLarge or
+// endError.
+func (c *claim) lookNow() endState {
+	data, st, err := c.cf.refresh(c.data)
+	c.data = data
+	switch {
+	case errors.Is(err, errTooLarge) && c.writer() != writerOpen:
+		return endTooLarge
+	case err != nil:
+		c.s.log.Error("check claimed file", "name", c.name, "err", err)
+		return endError
+	case st == fileChanged:
+		return endChanged
+	case c.writer() == writerOpen:
+		return endStopped
+	}
+	if same, err := c.cf.verify(c.data); err == nil && !same { // rewritten in place: what is left is not data[off:]
+		return endChanged
+	}
+	return endDone
+}
+
+// stopped ends a claim that cannot go on as it is, as awaitEnd or a
+// drain's look (lookNow) found it: res is endChanged, endTooLarge,
+// endStopped or endError (logged where it was found).
+func (c *claim) stopped(res endState) claimEnd {
+	switch res {
+	case endChanged:
+		c.s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", c.name)
+		return c.putBackWhole()
+	case endTooLarge:
+		return c.failOverCap()
+	case endStopped:
+		if c.nothingDone() {
+			// Nothing done: the file goes back as it is (a rename: its
+			// writer goes on writing to it in the spool).
+			c.s.log.Warn("stopping while the file is still open for writing: back to the spool as it is", "name", c.name)
+			return c.putBackWhole()
+		}
+		return c.leaveForWriter()
+	}
+	return c.stay()
+}
+
+// leaveForWriter ends a claim stopped (a drain) while another process
+// holds its file open for writing: it stays in .inflight with its progress
+// recorded and is resumed at the next start.
+func (c *claim) leaveForWriter() claimEnd {
+	c.record(true)
+	c.s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
+		"name", c.name, "done_lines", c.no-1)
+	return claimWaiting
+}
+
+// stay leaves a claim that could not be ended as it should (logged) in
+// .inflight with its progress recorded: it is resumed at the next start.
+func (c *claim) stay() claimEnd {
+	c.record(true)
+	return claimStuck
 }
 
 // finish disposes of a claim whose every line is done: deleted, or moved
 // to sent_dir, then its sidecar removed; a step that fails is retried
 // until it works (untilDone: the claim is stuck meanwhile).
-func (s *Sender) finish(ctx context.Context, sl *slot, name string, sidecar bool) {
+func (c *claim) finish() claimEnd {
+	s, name := c.s, c.name
 	archived := s.dirs.sent == ""
 	steps := []func() error{
 		func() error {
@@ -137,41 +261,46 @@ func (s *Sender) finish(ctx context.Context, sl *slot, name string, sidecar bool
 		},
 		func() error { return s.dirs.removeClaim(name) },
 	}
-	if sidecar {
+	if c.p.sidecar {
 		steps = append(steps, func() error { return s.dirs.removeAck(name) })
 	}
-	s.untilDone(ctx, sl, name, "dispose of delivered file", steps...)
+	if !s.untilDone(c.ctx, c.sl, name, "dispose of delivered file", steps...) {
+		return claimStuck
+	}
+	return claimDelivered
 }
 
-// failWhole moves a claimed file of mode perm to failed_dir under its own
-// name (failedName), retried until it works (untilDone).
-func (s *Sender) failWhole(ctx context.Context, sl *slot, name string, perm fs.FileMode, f failure) {
+// failWhole moves the claimed file to failed_dir under its own name
+// (failedName), retried until it works (untilDone).
+func (c *claim) failWhole(f failure) claimEnd {
+	s, name := c.s, c.name
 	src := filepath.Join(s.dirs.inflight, name)
-	final, ok := s.saveFailed(ctx, sl, name, "move file to failed_dir", &f, reasonPerm(perm), func() (string, error) {
-		return s.dirs.fail(src, name, f, reasonPerm(perm))
+	final, ok := c.saveFailed("move file to failed_dir", &f, func() (string, error) {
+		return s.dirs.fail(src, name, f, reasonPerm(c.perm))
 	})
 	if !ok {
-		return
+		return claimStuck
 	}
 	// A move across file systems that copied the claim but could not
 	// remove it: it must not be sent again.
-	s.untilDone(ctx, sl, name, "remove claim moved to failed_dir", func() error { return s.dirs.removeClaim(name) })
+	s.untilDone(c.ctx, c.sl, name, "remove claim moved to failed_dir", func() error { return s.dirs.removeClaim(name) })
 	if err := s.dirs.removeAck(name); err != nil {
 		s.log.Warn("remove sidecar", "name", name, "err", err)
 	}
 	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
+	return claimFailed
 }
 
-// saveFailed runs save, which puts lines or a file of the claim name into
+// saveFailed runs save, which puts lines or the file of the claim into
 // failed_dir with the reason *f (a dirs.fail… call), until it works
 // (untilDone): once they are in failed_dir but their reason is not, only
-// the reason (mode rperm) is written again. It returns their path, and
-// false when the claim stays in .inflight (see untilDone).
-func (s *Sender) saveFailed(ctx context.Context, sl *slot, name, what string, f *failure, rperm fs.FileMode, save func() (string, error)) (string, bool) {
+// the reason is written again. It returns their path, and false when the
+// claim stays in .inflight (see untilDone).
+func (c *claim) saveFailed(what string, f *failure, save func() (string, error)) (string, bool) {
 	var final string
-	ok := s.untilDone(ctx, sl, name, what, func() error {
+	ok := c.s.untilDone(c.ctx, c.sl, c.name, what, func() error {
 		if final != "" {
-			return s.dirs.writeReason(final, *f, rperm)
+			return c.s.dirs.writeReason(final, *f, reasonPerm(c.perm))
 		}
 		var err error
 		final, err = save()
@@ -180,101 +309,73 @@ func (s *Sender) saveFailed(ctx context.Context, sl *slot, name, what string, f 
 	return final, ok
 }
 
-// putBackClaim returns a claim that was never started to the spool,
-// keeping what its sidecar says is done out of it.
-func (s *Sender) putBackClaim(name string) {
-	path := filepath.Join(s.dirs.inflight, name)
-	wb := s.bufs.Get().(*workBuf)
-	defer s.bufs.Put(wb)
-	data, fi, err := readClaim(path, wb.data)
-	wb.data = data
-	if err != nil {
-		s.putBack(name, nil, 0, time.Time{}, 0)
-		return
-	}
-	if a, err := s.dirs.readAck(name, fi, data); err == nil && a.lines > 0 {
-		s.putBack(name, data, int(a.offset), fi.ModTime(), fi.Mode().Perm())
-		return
-	}
-	s.putBack(name, nil, 0, time.Time{}, 0)
-}
-
-// abort ends a claim that a drain stopped before line lineNo (at off): it
-// goes back to the spool holding its unsent lines (all of it when nothing
-// was done), or stays in .inflight with its progress recorded while another
-// process still holds it open for writing, since a copy of the unsent lines
-// would miss what that writer appends.
-func (s *Sender) abort(ctx context.Context, sl *slot, name string, cf *claimFile, data []byte, off, lineNo, first int, mtime time.Time, perm fs.FileMode, p *progress) {
-	if off <= first {
-		s.putBack(name, nil, 0, time.Time{}, 0) // nothing done: the file goes back as it is
-		return
-	}
-	data, st, err := cf.refresh(data)
-	switch {
-	case errors.Is(err, errTooLarge) && writerOf(cf, !s.noLeases) != writerOpen:
-		if s.failOverCap(ctx, sl, name, cf, off, lineNo, first, perm, p) {
-			return
-		}
-	case err != nil:
-		s.log.Error("check claimed file", "name", name, "err", err)
-	case st == fileChanged:
-		s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
-		s.putBack(name, nil, 0, time.Time{}, 0)
-		return
-	case writerOf(cf, !s.noLeases) != writerOpen:
-		if same, err := cf.verify(data); err == nil && !same { // rewritten in place: what is left is not data[off:]
-			s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", name)
-			s.putBack(name, nil, 0, time.Time{}, 0)
-			return
-		}
-		s.putBack(name, data, off, mtime, perm) // under the lease, when granted
-		return
-	}
-	p.record(lineNo-1, off, cf.fi, data, true)
-	s.log.Warn("stopping while the file is still open for writing: it stays in .inflight and is resumed at the next start",
-		"name", name, "done_lines", lineNo-1)
-}
-
 // failOverCap ends a claim that grew past maxFileBytes after it was
 // claimed, as a file over the cap at its claim is ended: what is not done
 // yet goes to failed_dir with a reason naming the cap, at once. Nothing
-// done: the file goes whole under its name; else the lines from lineNo (at
-// off) are copied there, and the claim is disposed of like a delivered
-// one. It is called with no writer holding the file open (under the
-// lease), or when that cannot be told. False when the lines could not be
-// saved (logged): the claim then stays in .inflight.
-func (s *Sender) failOverCap(ctx context.Context, sl *slot, name string, cf *claimFile, off, lineNo, first int, perm fs.FileMode, p *progress) bool {
-	f := failure{file: name, reason: errTooLarge.Error() + " (the most the sender reads of one spool file): it grew past that after it was claimed; split it"}
-	if p.recorded == 0 && (first < 0 || off <= first) {
+// done: the file goes whole under its name; else the lines from the first
+// not done are copied there, and the claim is disposed of like a
+// delivered one. It is called with no writer holding the file open (under
+// the lease), or when that cannot be told. When the lines cannot be saved
+// (logged) the claim stays in .inflight.
+func (c *claim) failOverCap() claimEnd {
+	f := failure{file: c.name, reason: errTooLarge.Error() + " (the most the sender reads of one spool file): it grew past that after it was claimed; split it"}
+	if c.nothingDone() {
 		f.lines = "all"
-		s.failWhole(ctx, sl, name, perm, f)
-		return true
+		return c.failWhole(f)
 	}
 	var n int
-	to, ok := s.saveFailed(ctx, sl, name, "save the lines of a file that grew past the cap", &f, reasonPerm(perm), func() (string, error) {
+	to, ok := c.saveFailed("save the lines of a file that grew past the cap", &f, func() (string, error) {
 		var to string
 		var err error
-		to, n, err = s.dirs.failRest(cf.f, int64(off), lineNo, &f, perm)
+		to, n, err = c.s.dirs.failRest(c.cf.f, int64(c.off), c.no, &f, c.perm)
 		return to, err
+	})
+	if !ok {
+		return c.stay()
+	}
+	c.s.countFailed(int64(n))
+	c.s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", c.name,
+		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
+	return c.finish()
+}
+
+// saveRejected saves the rejected line lineNo of the claim (line, its
+// bytes with LF) to failed_dir as <name>.line-<n> with the claim's mode,
+// retried until it works (untilDone). False when it did not (logged): the
+// claim then stays in .inflight.
+func (c *claim) saveRejected(line []byte, f failure, lineNo int) bool {
+	to, ok := c.saveFailed("save rejected line", &f, func() (string, error) {
+		return c.s.dirs.failData(line, f.file+".line-"+f.lines, f, c.perm)
 	})
 	if !ok {
 		return false
 	}
-	s.countFailed(int64(n))
-	s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", name,
-		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
-	s.finish(ctx, sl, name, p.sidecar)
+	c.s.log.Warn("line rejected", "name", f.file, "line", lineNo, "to", to, "reason", f.reason)
 	return true
 }
 
-// writerOf is cf.writer without the reason.
-func writerOf(cf *claimFile, leases bool) writerState {
-	ws, _ := cf.writer(leases)
-	return ws
+// saveUnsent saves the unsent lines of the claim, from line lineNo
+// (several of them: multi) to the end, to failed_dir as
+// <name>.line(s)-<f.lines> with the claim's mode, retried until it works
+// (untilDone). False when it did not (logged): the claim then stays in
+// .inflight.
+func (c *claim) saveUnsent(rest []byte, f failure, lineNo int, multi bool) bool {
+	suffix := ".line-"
+	if multi {
+		suffix = ".lines-"
+	}
+	to, ok := c.saveFailed("save unsent lines", &f, func() (string, error) {
+		return c.s.dirs.failData(rest, f.file+suffix+f.lines, f, c.perm)
+	})
+	if !ok {
+		return false
+	}
+	c.s.log.Warn("lines failed after retries", "name", f.file, "lines", f.lines, "to", to, "reason", f.reason)
+	return true
 }
 
-// lineDone counts a line delivered.
-func (s *Sender) lineDone(ctx context.Context, name string, lineNo int, r lineResult) {
+// countDelivered counts a line delivered.
+func (s *Sender) countDelivered(ctx context.Context, name string, lineNo int, r lineResult) {
 	s.delivered.Add(1)
 	s.m.delivered.Inc()
 	if s.log.Enabled(ctx, slog.LevelDebug) { // its arguments escape: no cost per line at info
@@ -292,38 +393,4 @@ func (s *Sender) countRejected() {
 func (s *Sender) countFailed(n int64) {
 	s.failed.Add(n)
 	s.m.failed.Add(float64(n))
-}
-
-// saveRejected saves the rejected line lineNo of a claim (line, its bytes
-// with LF) to failed_dir as <name>.line-<n> with mode perm, retried until
-// it works (untilDone). False when it did not (logged): the claim then
-// stays in .inflight.
-func (s *Sender) saveRejected(ctx context.Context, sl *slot, line []byte, f failure, lineNo int, perm fs.FileMode) bool {
-	to, ok := s.saveFailed(ctx, sl, f.file, "save rejected line", &f, reasonPerm(perm), func() (string, error) {
-		return s.dirs.failData(line, f.file+".line-"+f.lines, f, perm)
-	})
-	if !ok {
-		return false
-	}
-	s.log.Warn("line rejected", "name", f.file, "line", lineNo, "to", to, "reason", f.reason)
-	return true
-}
-
-// saveUnsent saves the unsent lines of a claim, from line lineNo (several
-// of them: multi) to the end, to failed_dir as <name>.line(s)-<f.lines>
-// with mode perm, retried until it works (untilDone). False when it did
-// not (logged): the claim then stays in .inflight.
-func (s *Sender) saveUnsent(ctx context.Context, sl *slot, rest []byte, f failure, lineNo int, multi bool, perm fs.FileMode) bool {
-	suffix := ".line-"
-	if multi {
-		suffix = ".lines-"
-	}
-	to, ok := s.saveFailed(ctx, sl, f.file, "save unsent lines", &f, reasonPerm(perm), func() (string, error) {
-		return s.dirs.failData(rest, f.file+suffix+f.lines, f, perm)
-	})
-	if !ok {
-		return false
-	}
-	s.log.Warn("lines failed after retries", "name", f.file, "lines", f.lines, "to", to, "reason", f.reason)
-	return true
 }

@@ -479,6 +479,9 @@ func (sl *slot) parkIn(g prometheus.Gauge) {
 	sl.s.slots.release()
 }
 
+// isParked reports whether the claim gave its slot back to wait.
+func (sl *slot) isParked() bool { return sl != nil && sl.parked }
+
 // unparked ends the wait of a parked claim.
 func (sl *slot) unparked() {
 	sl.parked = false

@@ -186,28 +186,23 @@ func (w *window) fill(data []byte, off int, final bool, size int) {
 	if len(w.fl) > 0 {
 		pos = w.fl[len(w.fl)-1].next
 	}
-	for n > 0 && pos < len(data) {
-		end, next := lineEnd(data, pos)
-		if end == len(data) && !final { // a writer may be in the middle of it
+	for ; n > 0; n-- {
+		ln, ok := nextLine(data, pos, 0, final)
+		if !ok {
 			break
 		}
-		if end == pos { // empty line
-			pos = next
-			continue
-		}
-		e := pending{off: pos, end: end, next: next}
-		frame, err := w.s.frame(w.wb.frame[:0], data[pos:end])
+		e := pending{off: ln.off, end: ln.end, next: ln.next}
+		frame, err := w.s.frame(w.wb.frame[:0], data[ln.off:ln.end])
 		w.wb.frame = frame
 		if err != nil {
 			e.done = true
 			e.res = lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
 		} else {
 			copy(e.pno[:], w.s.spec.ProcessNo(frame[:len(frame)-1]))
-			e.prefixed = len(frame) != end-pos+1
+			e.prefixed = len(frame) != ln.end-ln.off+1
 		}
 		w.fl = append(w.fl, e)
-		n--
-		pos = next
+		pos = ln.next
 	}
 }
 
