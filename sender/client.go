@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -287,6 +288,15 @@ func (cn *conn) roundTrip(hard context.Context, frame []byte, timeout time.Durat
 	if _, err := cn.nc.Write(frame); err != nil {
 		return nil, err
 	}
+	return cn.readReply()
+}
+
+// readReply reads one reply: its line without the LF. It is the one place
+// that reads a reply off the wire (roundTrip and the send window call it;
+// replyResult says what it means): the stream ending before a whole reply
+// is io.ErrUnexpectedEOF, a TLS alert rejecting our certificate a
+// *tlsutil.RejectedError.
+func (cn *conn) readReply() ([]byte, error) {
 	line, err := cn.rd.ReadMessage()
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -295,4 +305,11 @@ func (cn *conn) roundTrip(hard context.Context, frame []byte, timeout time.Durat
 		err = tlsutil.AsRejected(err)
 	}
 	return line, err
+}
+
+// replyBuffered reports whether a whole reply has been read from the
+// connection and not yet taken (readReply would not wait).
+func (cn *conn) replyBuffered() bool {
+	buf, _ := cn.br.Peek(cn.br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
 }

@@ -85,13 +85,13 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 	}
 }
 
-// frame appends to dst the message to send for a spool line and its LF:
-// the line prefixed with its length field (docs/PROTOCOL.md §5), or the line as it is
-// when it already starts with a correct length field (as request files and
-// `spoolgate send` hold messages) and is valid so. The error says why the
-// line is not a valid message either way.
+// frame appends to dst the message to send for a spool line and its LF
+// (appendFrame): the line prefixed with its length field (docs/PROTOCOL.md
+// §5), or the line as it is when it already starts with a correct length
+// field (as request files and `spoolgate send` hold messages) and is valid
+// so. The error says why the line is not a valid message either way.
 func (s *Sender) frame(dst, body []byte) ([]byte, error) {
-	frame, err := protocol.AppendFrame(dst, body)
+	frame, err := appendFrame(dst, body, true)
 	if err == nil {
 		if _, err = s.spec.Parse(frame[:len(frame)-1]); err == nil {
 			return frame, nil
@@ -106,11 +106,22 @@ func (s *Sender) frame(dst, body []byte) ([]byte, error) {
 			"a spool file holds one message per line without the length field (the sender adds it), "+
 			"or with the correct one (as a line without it: %w)", body[:4], len(body)+1, err)
 	}
-	frame = append(append(frame[:0], body...), '\n')
+	frame, _ = appendFrame(frame[:0], body, false)
 	if _, err := s.spec.Parse(frame[:len(frame)-1]); err != nil {
 		return frame, fmt.Errorf("%w (the line carries its length field; checked as it is)", err)
 	}
 	return frame, nil
+}
+
+// appendFrame appends to dst what carries the spool line body on the
+// wire: the line prefixed with its length field (prefix), or as it is,
+// then its LF. It is the one place that frames a line (frame and the send
+// window call it); it checks nothing but what the length field can hold.
+func appendFrame(dst, body []byte, prefix bool) ([]byte, error) {
+	if prefix {
+		return protocol.AppendFrame(dst, body)
+	}
+	return append(append(dst, body...), '\n'), nil
 }
 
 // lengthField returns the value of a leading 4-digit field of line.

@@ -1,14 +1,9 @@
 package sender
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"time"
-
-	"spoolgate/internal/tlsutil"
-	"spoolgate/protocol"
 )
 
 // A send window (sender.window W > 1, docs/PROTOCOL.md §5): a worker writes up to W
@@ -225,11 +220,7 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 		if e.done || e.sent {
 			continue
 		}
-		if e.prefixed { // as frame made it; fill checked that it is valid
-			out, _ = protocol.AppendFrame(out, data[e.off:e.end])
-		} else {
-			out = append(append(out, data[e.off:e.end]...), '\n')
-		}
+		out, _ = appendFrame(out, data[e.off:e.end], e.prefixed) // as frame made it; fill checked that it is valid
 		e.sent, e.at = true, now
 	}
 	w.out = out
@@ -246,31 +237,21 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 }
 
 // replyBuffered reports whether a whole reply has been read from the
-// connection and not yet taken.
-func (w *window) replyBuffered() bool {
-	buf, _ := w.cn.br.Peek(w.cn.br.Buffered())
-	return bytes.IndexByte(buf, '\n') >= 0
-}
+// window's connection and not yet taken.
+func (w *window) replyBuffered() bool { return w.cn.replyBuffered() }
 
 // read reads the reply to the first line in the window, due timeout after
 // it was written.
 func (w *window) read(timeout time.Duration) ([]byte, error) {
 	if w.replyBuffered() { // read already: no wait, no deadline to set
-		return w.cn.rd.ReadMessage()
+		return w.cn.readReply()
 	}
 	if err := w.cn.nc.SetReadDeadline(w.fl[0].at.Add(timeout)); err != nil {
 		return nil, err
 	}
 	stop := context.AfterFunc(w.hard, func() { _ = w.cn.nc.SetDeadline(aLongTimeAgo) })
 	defer stop()
-	line, err := w.cn.rd.ReadMessage()
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	if err != nil {
-		err = tlsutil.AsRejected(err)
-	}
-	return line, err
+	return w.cn.readReply()
 }
 
 // failed handles an error writing the window or reading the first line's
