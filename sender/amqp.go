@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,8 +62,8 @@ var (
 	errReconsume   = errors.New("consuming again with the reloaded prefetch")
 )
 
-// amqpSource is the consumer side of the results queue. Its fields are set
-// by New; run is called once, by Run.
+// amqpSource is the results queue as the sender's source: the consumer
+// side. Its fields are set by New; run is called once, by Run.
 type amqpSource struct {
 	s       *Sender
 	urls    []string
@@ -128,14 +127,11 @@ func (a *amqpSource) setDown(err error) {
 	}
 }
 
-// runAMQP is Run for sender.source=amqp: it consumes until ctx is done,
-// then drains. It returns an error only when it cannot start: a queue
-// declared with other arguments (or another refusal of the broker that no
-// retry cures) at the first connection.
-func (s *Sender) runAMQP(parent context.Context) error {
-	a := s.amqp
-	ctx, cancel := context.WithCancel(parent) // also ends the background work when start fails
-	defer cancel()
+// run consumes until ctx is done, then drains. It returns an error only
+// when it cannot start: a queue declared with other arguments (or another
+// refusal of the broker that no retry cures) at the first connection.
+func (a *amqpSource) run(ctx, hard context.Context, started func(attrs ...any)) error {
+	s := a.s
 	a.failed = broker.NewPublisher(a.urls, a.name+" failed", a.failedQ, max(5*time.Second, s.live.Load().timeout), s.log)
 	defer a.failed.Close()
 	setOpen := s.circuit.setOpen // no prober runs yet: safe to wrap
@@ -148,35 +144,16 @@ func (s *Sender) runAMQP(parent context.Context) error {
 			}
 		}
 	}
-	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelHard()
-	stopCut := context.AfterFunc(parent, func() {
-		s.log.Info("sender draining", "shutdown_timeout", s.shutdownTimeout)
-		time.AfterFunc(s.shutdownTimeout, func() {
-			s.log.Warn("shutdown timeout: cutting off the attempts in flight")
-			cancelHard()
-		})
-	})
-	defer stopCut()
-	var bg sync.WaitGroup
-	s.circuit.start(ctx, &bg)
-	bg.Go(func() { s.summary(ctx) })
-
-	t := s.live.Load()
-	s.log.Info("sender started", "source", "amqp", "queue", a.queue.Name, "failed_queue", a.failedQ.Name, "queue_type", a.queue.Type,
-		"single_active", a.queue.SingleActive, "remote", strings.Join(s.cfg.Remote, ","),
-		"workers", t.workers, "timeout", t.timeout, "retries", t.retries)
-	close(s.started)
-	err := a.run(ctx, hard)
-	cancel()
-	bg.Wait()
-	s.client.closeIdle()
-	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load())
-	return err
+	started("source", "amqp", "queue", a.queue.Name, "failed_queue", a.failedQ.Name, "queue_type", a.queue.Type,
+		"single_active", a.queue.SingleActive)
+	return a.consume(ctx, hard)
 }
 
-// run connects, consumes and reconnects until ctx is done.
-func (a *amqpSource) run(ctx, hard context.Context) error {
+// inFlight counts the deliveries being sent.
+func (a *amqpSource) inFlight() int { return int(a.sending.Load()) }
+
+// consume connects, consumes and reconnects until ctx is done.
+func (a *amqpSource) consume(ctx, hard context.Context) error {
 	wait := amqpBackoff
 	first := true
 	for ctx.Err() == nil {
@@ -265,7 +242,8 @@ func (a *amqpSource) prefetch() int {
 	return min(t.workers*t.window, math.MaxUint16)
 }
 
-// reload tells the session that the tunables changed (Sender.Reload).
+// reload tells the session that the tunables changed (Sender.Reload): the
+// prefetch may change.
 func (a *amqpSource) reload() {
 	select {
 	case a.reloaded <- struct{}{}:

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // limiter bounds the files in flight; its limit can change at any time.
@@ -135,4 +137,78 @@ func (l *limiter) inUse() int {
 func (l *limiter) broadcast() {
 	close(l.wake)
 	l.wake = make(chan struct{})
+}
+
+// slot is a worker's hold on one of the sender.workers slots. A claim
+// whose writer still holds the file open waits without one (park), so
+// that files that hang open (a stalled scp) cannot take every worker, and
+// takes one again (unpark) before it sends or disposes of anything. So
+// does a stuck claim (parkIn, untilDone).
+type slot struct {
+	s      *Sender
+	held   bool
+	parked bool
+	gauge  prometheus.Gauge // counts the claim while parked; nil: none
+	key    resumeKey        // the claim's file: parked claims resume oldest first
+}
+
+// park gives the slot back while the claim waits for its writer (counted
+// in spoolgate_sender_claims_waiting_for_writer).
+func (sl *slot) park() {
+	if sl != nil {
+		sl.parkIn(sl.s.m.waiting)
+	}
+}
+
+// parkIn gives the slot back while the claim waits, counted in g (nil: in
+// none) instead of spoolgate_sender_inflight.
+func (sl *slot) parkIn(g prometheus.Gauge) {
+	if sl == nil || !sl.held {
+		return
+	}
+	sl.held, sl.parked, sl.gauge = false, true, g
+	sl.s.m.inflight.Dec()
+	if g != nil {
+		g.Inc()
+	}
+	sl.s.slots.release()
+}
+
+// isParked reports whether the claim gave its slot back to wait.
+func (sl *slot) isParked() bool { return sl != nil && sl.parked }
+
+// unparked ends the wait of a parked claim.
+func (sl *slot) unparked() {
+	sl.parked = false
+	if sl.gauge != nil {
+		sl.gauge.Dec()
+		sl.gauge = nil
+	}
+}
+
+// unpark takes a slot again, before the picker does; false when ctx is
+// done first (no slot is then held).
+func (sl *slot) unpark(ctx context.Context) bool {
+	if sl == nil || !sl.parked {
+		return true
+	}
+	sl.unparked()
+	if sl.s.slots.resume(ctx, &sl.key) != nil {
+		return false
+	}
+	sl.held = true
+	sl.s.m.inflight.Inc()
+	return true
+}
+
+// done ends the worker: its slot, if held, is released.
+func (sl *slot) done() {
+	if sl.parked {
+		sl.unparked()
+	}
+	if sl.held {
+		sl.held = false
+		sl.s.m.inflight.Dec()
+		sl.s.slots.release()
+	}
 }

@@ -26,29 +26,6 @@ import (
 // saveUnsent). What must be written to failed_dir or sent_dir is retried
 // until it works while the claim counts as stuck (untilDone, stuck.go).
 
-// claim renames a settled file into .inflight. Whether it is still the
-// file that settled (size, mtime) and a regular one is checked by its
-// worker on the open file: that spares a path lookup in what may be a very
-// large spool directory, on the one goroutine that claims.
-func (s *Sender) claim(e *entry) bool {
-	// Files are claimed by path: the path must still name the locked spool,
-	// or a second sender could own the directory now under it.
-	if err := s.lock.Load().Held(); err != nil {
-		if s.lockErr.Swap(&err) == nil {
-			s.log.Error("spool directory moved or replaced since start: not claiming from it; restart the sender", "dir", s.dirs.spool, "err", err)
-		}
-		return false
-	}
-	if err := s.dirs.claim(e.name); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Error("claim failed", "err", err)
-		}
-		return false
-	}
-	s.q.claimed(e)
-	return true
-}
-
 // failSpecial moves a symlink, FIFO, device or socket to failed_dir
 // without opening it; on another file system failed_dir gets a new one of
 // its kind, or a stand-in for a device (fsutil.Move). A move that fails is

@@ -37,25 +37,19 @@
 package sender
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
-	"spoolgate/internal/fsutil"
 	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
@@ -99,11 +93,9 @@ type Sender struct {
 	shutdownTimeout time.Duration
 	dirs            dirs
 	noLeases        bool
-	lock            atomic.Pointer[fsutil.DirLock] // the spool's, while Run runs
-	lockErr         atomic.Pointer[error]          // the spool path no longer names the locked directory
+	src             source // where the lines come from: the spool, or the results queue (source.go)
 
-	q       *queue
-	w       *watcher
+	q       *queue // the spool's pending files and claims (spool.go; empty with the amqp source)
 	slots   *limiter
 	client  *client
 	circuit *circuit
@@ -120,8 +112,6 @@ type Sender struct {
 	leaseWarned                 atomic.Bool  // the kernel could not tell whether a claim had a writer
 	specials                    nameSet      // non-regular files whose move to failed_dir failed (logged once)
 	stuck                       stuckClaims  // claims whose disposal is being retried (stuck.go)
-
-	amqp *amqpSource // sender.source=amqp (amqp.go); nil: the spool
 }
 
 // New checks the configuration and builds a Sender; it touches no file.
@@ -193,19 +183,8 @@ func New(o Options) (*Sender, error) {
 		circuit:   s.circuit,
 	}
 	s.circuit.probe = s.client.probe
-	s.w = &watcher{
-		dir:      s.dirs.spool,
-		q:        s.q,
-		interval: func() time.Duration { return s.live.Load().scanInterval },
-		special:  func(name string, fi fs.FileInfo) { s.failSpecial(s.dirs.spool, name, fi) },
-		onError: func(op string, err error) {
-			s.log.Warn("spool watch: "+op, "err", err)
-		},
-	}
 	s.bufs.New = func() any { return new(workBuf) }
-	if c.Source == conf.SourceAMQP {
-		s.amqp = newAMQPSource(s)
-	}
+	s.src = newSource(s)
 	if o.Registerer != nil {
 		if err := s.m.register(o.Registerer); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -224,8 +203,9 @@ func New(o Options) (*Sender, error) {
 // scanned the spool: the moment to tell systemd READY=1.
 func (s *Sender) Started() <-chan struct{} { return s.started }
 
-// Ready reports nil when the sender is started, its spool readable and the
-// circuit closed; else why not (for /readyz).
+// Ready reports nil when the sender is started, the circuit closed and its
+// source taking work (the spool readable and no claim stuck; consuming
+// from the results queue); else why not (for /readyz).
 func (s *Sender) Ready() error {
 	select {
 	case <-s.started:
@@ -238,21 +218,7 @@ func (s *Sender) Ready() error {
 		}
 		return fmt.Errorf("circuit open since %s: remote unreachable: %v", since.Format(time.RFC3339), cause)
 	}
-	if s.amqp != nil {
-		return s.amqp.ready()
-	}
-	if p := s.lockErr.Load(); p != nil {
-		return *p
-	}
-	if p := s.w.scanErr.Load(); p != nil {
-		return *p
-	}
-	if st := s.stuck.list(); len(st) > 0 {
-		c := st[0]
-		return fmt.Errorf("%d claim(s) stuck: %s of %s failing since %s: %s (retried until it works)",
-			len(st), c.What, c.Name, c.Since.Format(time.RFC3339), c.Error)
-	}
-	return nil
+	return s.src.ready()
 }
 
 // Reload applies the live keys of c: workers, timeout, retries, window,
@@ -275,10 +241,7 @@ func (s *Sender) Reload(c conf.Sender) {
 	s.live.Store(t)
 	s.slots.setLimit(t.workers)
 	s.client.trim()
-	s.q.setSettle(t.settle)
-	if s.amqp != nil {
-		s.amqp.reload() // the prefetch may change
-	}
+	s.src.reload()
 	if *old != *t {
 		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window,
 			"connect_timeout", t.connectTimeout, "retry_backoff", t.backoff, "retry_backoff_max", t.backoffMax,
@@ -289,265 +252,71 @@ func (s *Sender) Reload(c conf.Sender) {
 	}
 }
 
-// Run sends until ctx is done, then drains: it stops claiming, lets the
-// attempts in flight finish (for at most the shutdown timeout, then cuts
-// them off), puts unfinished claims back into the spool, and returns nil.
-// It returns an error when it cannot start (directories, lock, watcher).
-// Run may be called once.
+// Run sends until ctx is done, then drains: it stops taking work, lets
+// the attempts in flight finish (for at most the shutdown timeout, then
+// cuts them off), puts back what is not done (unfinished claims into the
+// spool; deliveries to the results queue), and returns nil. It returns an
+// error when its source cannot start (directories, lock, watcher; a queue
+// the broker refuses). Run may be called once.
 func (s *Sender) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("sender: Run called twice")
 	}
-	if s.amqp != nil {
-		return s.runAMQP(ctx) // the results queue, not the spool
-	}
-	if err := s.dirs.ensure(); err != nil {
-		return err
-	}
-	// One sender per spool: a flock on the directory itself.
-	lock, err := fsutil.LockDir(s.dirs.spool)
-	if errors.Is(err, fsutil.ErrLocked) {
-		return fmt.Errorf("spool %s is in use by another spoolgate-sender: %w", s.dirs.spool, err)
-	}
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	defer lock.Close()
-	s.lock.Store(lock)
-	fw, err := fsnotify.NewBufferedWatcher(4096)
-	if err != nil {
-		return fmt.Errorf("watch spool: %w", err)
-	}
-	defer fw.Close()
-	if err := fw.Add(s.dirs.spool); err != nil {
-		return fmt.Errorf("watch spool %s: %w", s.dirs.spool, err)
-	}
-	restored, err := s.restore()
-	if err != nil {
-		return err
-	}
-	if err := s.w.scan(); err != nil {
-		return err
-	}
-	pending, _ := s.q.stats()
-	t := s.live.Load()
-	s.log.Info("sender started", "spool", s.dirs.spool, "remote", strings.Join(s.cfg.Remote, ","),
-		"pending", pending, "restored", restored, "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window)
-	close(s.started)
-
+	bgCtx, cancel := context.WithCancel(ctx) // also ends the background work when the source cannot start
+	defer cancel()
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	var bg, workers sync.WaitGroup
-	s.circuit.start(ctx, &bg)
-	bg.Go(func() { s.w.run(ctx, fw) })
-	bg.Go(func() { s.summary(ctx) })
-	s.pick(ctx, hard, &workers)
-
-	s.log.Info("sender draining", "inflight", s.slots.inUse(), "shutdown_timeout", s.shutdownTimeout)
-	cut := time.AfterFunc(s.shutdownTimeout, func() {
-		s.log.Warn("shutdown timeout: cutting off the attempts in flight")
-		cancelHard()
-	})
-	workers.Wait()
-	cut.Stop()
-	for _, e := range s.q.takeRestored() {
-		s.putBackClaim(e.name)
+	var bg sync.WaitGroup
+	begun := false
+	started := func(attrs ...any) {
+		begun = true
+		t := s.live.Load()
+		s.log.Info("sender started", append(attrs, "remote", strings.Join(s.cfg.Remote, ","),
+			"workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window)...)
+		close(s.started)
+		s.circuit.start(bgCtx, &bg)
+		bg.Go(func() { s.summary(bgCtx) })
 	}
+	stopCut := s.cutAtDrain(ctx, cancelHard)
+	err := s.src.run(ctx, hard, started)
+	stopCut()
+	if !begun {
+		return err
+	}
+	cancel()
 	bg.Wait()
 	s.client.closeIdle()
 	s.log.Info("sender stopped", "delivered", s.delivered.Load(), "rejected", s.rejected.Load(), "failed", s.failed.Load(),
 		"put_back", s.putBacks.Load())
-	return nil
+	return err
 }
 
-// restore takes back the claims left in .inflight by an earlier run: they
-// are sent first. Sidecars of claims that are gone and temporary files
-// are removed; non-regular files go to failed_dir.
-func (s *Sender) restore() (int, error) {
-	des, err := os.ReadDir(s.dirs.inflight)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", s.dirs.inflight, err)
-	}
-	claims := make(map[string]bool)
-	for _, de := range des {
-		if name := de.Name(); name[0] != '.' && de.Type().IsRegular() {
-			claims[name] = true
+// cutAtDrain says when a drain starts (ctx done) and cuts off the attempts
+// in flight (cut) once it has taken the shutdown timeout; stop ends that
+// watch once the drain is over.
+func (s *Sender) cutAtDrain(ctx context.Context, cut func()) (stop func()) {
+	var mu sync.Mutex
+	var timer *time.Timer
+	over := false
+	stopWatch := context.AfterFunc(ctx, func() {
+		s.log.Info("sender draining", "inflight", s.src.inFlight(), "shutdown_timeout", s.shutdownTimeout)
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			timer = time.AfterFunc(s.shutdownTimeout, func() {
+				s.log.Warn("shutdown timeout: cutting off the attempts in flight")
+				cut()
+			})
 		}
-	}
-	var es []*entry
-	for _, de := range des {
-		name := de.Name()
-		path := filepath.Join(s.dirs.inflight, name)
-		if name[0] == '.' {
-			if de.Type().IsRegular() && !(strings.HasSuffix(name, ".ack") && claims[strings.TrimSuffix(name[1:], ".ack")]) {
-				if err := os.Remove(path); err != nil {
-					s.log.Warn("remove leftover", "path", path, "err", err)
-				}
-			}
-			continue
-		}
-		fi, err := os.Lstat(path)
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				s.log.Warn("restore claim", "path", path, "err", err)
-			}
-			continue
-		}
-		switch {
-		case fi.Mode().IsRegular():
-			es = append(es, &entry{name: name, size: fi.Size(), mtime: fi.ModTime().UnixNano()})
-		case fi.IsDir():
-		default:
-			s.failSpecial(s.dirs.inflight, name, fi)
-		}
-	}
-	slices.SortFunc(es, func(a, b *entry) int {
-		if c := cmp.Compare(a.mtime, b.mtime); c != 0 {
-			return c
-		}
-		return strings.Compare(a.name, b.name)
 	})
-	s.q.restore(es)
-	return len(es), nil
-}
-
-// pick claims files and starts a worker for each, at most workers at
-// once, until ctx is done.
-func (s *Sender) pick(ctx, hard context.Context, workers *sync.WaitGroup) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		if err := s.slots.acquire(ctx); err != nil {
-			return
+	return func() {
+		stopWatch()
+		mu.Lock()
+		defer mu.Unlock()
+		over = true
+		if timer != nil {
+			timer.Stop()
 		}
-		e, restored, err := s.nextClaim(ctx, timer)
-		if errors.Is(err, errYield) {
-			s.slots.release() // to a claim whose writer is done
-			continue
-		}
-		if err != nil {
-			s.slots.release()
-			return
-		}
-		s.m.inflight.Inc()
-		workers.Go(func() {
-			sl := &slot{s: s, held: true, key: resumeKey{mtime: e.mtime, name: e.name}}
-			s.process(ctx, hard, e, restored, sl)
-			s.q.done(e.name)
-			sl.done()
-		})
-	}
-}
-
-// errYield: the picker gives its slot to a claim that waited for its
-// writer (limiter.resume).
-var errYield = errors.New("slot wanted by a parked claim")
-
-// slot is a worker's hold on one of the sender.workers slots. A claim
-// whose writer still holds the file open waits without one (park), so
-// that files that hang open (a stalled scp) cannot take every worker, and
-// takes one again (unpark) before it sends or disposes of anything. So
-// does a stuck claim (parkIn, untilDone).
-type slot struct {
-	s      *Sender
-	held   bool
-	parked bool
-	gauge  prometheus.Gauge // counts the claim while parked; nil: none
-	key    resumeKey        // the claim's file: parked claims resume oldest first
-}
-
-// park gives the slot back while the claim waits for its writer (counted
-// in spoolgate_sender_claims_waiting_for_writer).
-func (sl *slot) park() {
-	if sl != nil {
-		sl.parkIn(sl.s.m.waiting)
-	}
-}
-
-// parkIn gives the slot back while the claim waits, counted in g (nil: in
-// none) instead of spoolgate_sender_inflight.
-func (sl *slot) parkIn(g prometheus.Gauge) {
-	if sl == nil || !sl.held {
-		return
-	}
-	sl.held, sl.parked, sl.gauge = false, true, g
-	sl.s.m.inflight.Dec()
-	if g != nil {
-		g.Inc()
-	}
-	sl.s.slots.release()
-}
-
-// isParked reports whether the claim gave its slot back to wait.
-func (sl *slot) isParked() bool { return sl != nil && sl.parked }
-
-// unparked ends the wait of a parked claim.
-func (sl *slot) unparked() {
-	sl.parked = false
-	if sl.gauge != nil {
-		sl.gauge.Dec()
-		sl.gauge = nil
-	}
-}
-
-// unpark takes a slot again, before the picker does; false when ctx is
-// done first (no slot is then held).
-func (sl *slot) unpark(ctx context.Context) bool {
-	if sl == nil || !sl.parked {
-		return true
-	}
-	sl.unparked()
-	if sl.s.slots.resume(ctx, &sl.key) != nil {
-		return false
-	}
-	sl.held = true
-	sl.s.m.inflight.Inc()
-	return true
-}
-
-// done ends the worker: its slot, if held, is released.
-func (sl *slot) done() {
-	if sl.parked {
-		sl.unparked()
-	}
-	if sl.held {
-		sl.held = false
-		sl.s.m.inflight.Dec()
-		sl.s.slots.release()
-	}
-}
-
-// nextClaim waits for the circuit to be closed and a file to be ready, and
-// claims it.
-func (s *Sender) nextClaim(ctx context.Context, timer *time.Timer) (*entry, bool, error) {
-	for {
-		if err := s.circuit.wait(ctx); err != nil {
-			return nil, false, err
-		}
-		now := time.Now()
-		e, restored, wait := s.q.next(now)
-		if e != nil {
-			if restored || s.claim(e) {
-				return e, restored, nil
-			}
-			continue
-		}
-		if wait > 0 {
-			timer.Reset(wait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		case <-s.q.changed:
-		case <-timer.C:
-		case <-s.slots.yieldWanted():
-			if s.slots.mustYield() {
-				timer.Stop()
-				return nil, false, errYield
-			}
-		}
-		timer.Stop()
 	}
 }
 

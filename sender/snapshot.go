@@ -104,10 +104,7 @@ func (s *Sender) Snapshot(now time.Time, oldest int) Snapshot {
 	if om != 0 {
 		sn.OldestPendingSeconds = max(0, now.Sub(time.Unix(0, om)).Seconds())
 	}
-	sn.InFlight = s.q.claims()
-	if s.amqp != nil {
-		sn.InFlight = int(s.amqp.sending.Load()) // deliveries being sent
-	}
+	sn.InFlight = s.src.inFlight()
 	sn.Stuck = s.stuck.list()
 	sn.Delivered, sn.Rejected, sn.Failed = s.delivered.Load(), s.rejected.Load(), s.failed.Load()
 	return sn
