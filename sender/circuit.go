@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"spoolgate/internal/tlsutil"
 )
 
@@ -26,6 +28,26 @@ type circuit struct {
 	since  time.Time
 	cause  error
 	closed chan struct{} // closed when the open circuit closes
+}
+
+// newCircuit returns a closed circuit whose prober waits the backoff of
+// the tunables live returns, and which sets open to 1 while it is open.
+// Its probe is set by newClient.
+func newCircuit(log *slog.Logger, live func() *tunables, open prometheus.Gauge) *circuit {
+	return &circuit{
+		log: log,
+		backoff: func() (time.Duration, time.Duration) {
+			t := live()
+			return t.backoff, t.backoffMax
+		},
+		setOpen: func(o bool) {
+			if o {
+				open.Set(1)
+			} else {
+				open.Set(0)
+			}
+		},
+	}
 }
 
 // start sets the context the prober runs under and the group that waits

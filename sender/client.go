@@ -8,9 +8,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
+	"spoolgate/conf"
 	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
@@ -61,6 +63,21 @@ type client struct {
 	cur      int          // index in remotes of the address in use
 	switched time.Time    // when cur last moved off the primary
 	notes    []remoteNote // per remote: the last dial outcome, for the console
+}
+
+// newClient returns the client of the remotes of c, over TLS with tc (nil:
+// plain TCP), whose failures to reach them trip cb; cb's probe dials with
+// it.
+func newClient(c conf.Sender, tc *tlsutil.Client, live func() *tunables, cb *circuit) *client {
+	cl := &client{
+		remotes:   slices.Clone(c.Remote),
+		tls:       tc,
+		keepalive: c.Keepalive,
+		live:      live,
+		circuit:   cb,
+	}
+	cb.probe = cl.probe
+	return cl
 }
 
 // newTLS loads sender.tls.*; nil when none is set (plain TCP).

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"spoolgate/internal/tlsutil"
 )
 
 // attemptResult is how one attempt to send a line ended (retry.go
@@ -42,7 +44,10 @@ type metrics struct {
 	collectors []prometheus.Collector
 }
 
-func newMetrics(q *queue) *metrics {
+// newMetrics declares the sender's collectors; the gauges of the spool
+// read q, failed and stuck when scraped, and tc's certificates are watched
+// for expiry (nil: plain TCP).
+func newMetrics(q *queue, failed *failedIndex, stuck *stuckClaims, tc *tlsutil.Client) *metrics {
 	m := &metrics{
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spoolgate_sender_inflight",
@@ -93,7 +98,21 @@ func newMetrics(q *queue) *metrics {
 		}
 		return max(0, time.Since(time.Unix(0, t)).Seconds())
 	})
-	m.collectors = []prometheus.Collector{m.inflight, m.waiting, m.circuit, m.send, messages, attempts, pending, oldest}
+	failedFiles := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_sender_failed_files",
+		Help: "Files in sender.failed_dir (not counting .reason files).",
+	}, func() float64 {
+		n, _ := failed.count()
+		return float64(n)
+	})
+	stuckClaims := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "spoolgate_sender_claims_stuck",
+		Help: "Claims whose disposal (lines to sender.failed_dir, a file to sender.sent_dir) failed, most often on a full file system, and is retried; /readyz fails meanwhile.",
+	}, func() float64 { return float64(stuck.count()) })
+	m.collectors = []prometheus.Collector{m.inflight, m.waiting, m.circuit, m.send, messages, attempts, pending, oldest, failedFiles, stuckClaims}
+	if tc != nil {
+		m.collectors = append(m.collectors, tlsutil.ExpiryCollector(tc.Expiry))
+	}
 	return m
 }
 

@@ -41,7 +41,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,50 +148,14 @@ func New(o Options) (*Sender, error) {
 		s.shutdownTimeout = 30 * time.Second
 	}
 	s.live.Store(tunablesOf(c))
-	s.m = newMetrics(s.q)
-	s.m.collectors = append(s.m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "spoolgate_sender_failed_files",
-		Help: "Files in sender.failed_dir (not counting .reason files).",
-	}, func() float64 {
-		n, _ := s.failedIdx.count()
-		return float64(n)
-	}))
-	s.m.collectors = append(s.m.collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "spoolgate_sender_claims_stuck",
-		Help: "Claims whose disposal (lines to sender.failed_dir, a file to sender.sent_dir) failed, most often on a full file system, and is retried; /readyz fails meanwhile.",
-	}, func() float64 { return float64(s.stuck.count()) }))
-	s.circuit = &circuit{
-		log: s.log,
-		backoff: func() (time.Duration, time.Duration) {
-			t := s.live.Load()
-			return t.backoff, t.backoffMax
-		},
-		setOpen: func(open bool) {
-			if open {
-				s.m.circuit.Set(1)
-			} else {
-				s.m.circuit.Set(0)
-			}
-		},
-	}
-	s.client = &client{
-		remotes:   slices.Clone(c.Remote),
-		tls:       tc,
-		keepalive: c.Keepalive,
-		live:      s.live.Load,
-		circuit:   s.circuit,
-	}
-	s.circuit.probe = s.client.probe
+	s.m = newMetrics(s.q, s.failedIdx, &s.stuck, tc)
+	s.circuit = newCircuit(s.log, s.live.Load, s.m.circuit)
+	s.client = newClient(c, tc, s.live.Load, s.circuit)
 	s.bufs.New = func() any { return new(workBuf) }
 	s.src = newSource(s)
 	if o.Registerer != nil {
 		if err := s.m.register(o.Registerer); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
-		}
-		if tc != nil {
-			if err := o.Registerer.Register(tlsutil.ExpiryCollector(tc.Expiry)); err != nil {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
 		}
 	}
 	s.tlsWarnings()
