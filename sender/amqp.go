@@ -259,152 +259,196 @@ func (a *amqpSource) reload() {
 // queue order. It never nacks with requeue: on a quorum queue that puts
 // the message at the back.
 func (a *amqpSource) session(ctx, hard context.Context, conn *amqp.Connection, ch *amqp.Channel, where string) error {
-	s := a.s
 	defer conn.Close()
-	tag := a.tag
-	deliveries, err := ch.Consume(a.queue.Name, tag, false, false, false, false, nil)
+	deliveries, err := ch.Consume(a.queue.Name, a.tag, false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("%s: consume %q: %w", where, a.queue.Name, err)
 	}
-	prefetch := a.prefetch()
+	ss := &amqpSession{a: a, conn: conn, ch: ch, where: where, tag: a.tag, prefetch: a.prefetch(), feeds: []<-chan amqp.Delivery{deliveries}}
 	a.down.Store(nil)
 	a.alarmed.Store(false)
-	s.log.Info("consuming from RabbitMQ", "node", where, "queue", a.queue.Name, "single_active", a.queue.SingleActive, "prefetch", prefetch)
-
-	// sess stops taking deliveries and new attempts; alive ends what
-	// needs the channel (holding a line for the failed queue).
-	sess, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	alive, kill := context.WithCancelCause(hard)
-	defer kill(nil)
+	a.s.log.Info("consuming from RabbitMQ", "node", where, "queue", a.queue.Name, "single_active", a.queue.SingleActive, "prefetch", ss.prefetch)
+	ss.sess, ss.stop = context.WithCancelCause(ctx)
+	defer ss.stop(nil)
+	ss.alive, ss.kill = context.WithCancelCause(hard)
+	defer ss.kill(nil)
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
 	chCloses := ch.NotifyClose(make(chan *amqp.Error, 1))
-	over, watched := make(chan struct{}), make(chan struct{})
-	go func() { // until the session is over: the circuit, and a lost channel
-		defer close(watched)
-		var e *amqp.Error
-	watch:
-		for {
-			select {
-			case e = <-closes:
-				break watch
-			case e = <-chCloses:
-				break watch
-			case <-a.opened:
-				stop(errCircuitOpen)
-			case <-over:
-				return
-			}
-		}
-		why := error(amqp.ErrClosed)
-		if e != nil {
-			why = e
-		}
-		why = fmt.Errorf("%s: connection lost: %w", where, why)
-		kill(why)
-		stop(why)
-	}()
+	over := make(chan struct{})
+	ss.watched = make(chan struct{})
+	go ss.watch(closes, chCloses, over)
+	ss.take(hard)
+	cause := ss.cause(ctx)
+	ss.end(cause)
+	close(over)
+	<-ss.watched
+	return cause
+}
 
+// amqpSession is one session of consuming from the results queue: its
+// connection and channel, its consumers, and the sends it started.
+type amqpSession struct {
+	a        *amqpSource
+	conn     *amqp.Connection
+	ch       *amqp.Channel
+	where    string // the node
+	tag      string // the consumer tag in use
+	prefetch int
 	// feeds are the delivery channels of this session's consumers, oldest
 	// first: a reload without single_active starts a consumer with the new
 	// prefetch and cancels the old one, whose deliveries are sent first
 	// (they are ahead in the queue).
-	feeds := []<-chan amqp.Delivery{deliveries}
-	gen := 0
-	var workers sync.WaitGroup
+	feeds []<-chan amqp.Delivery
+	gen   int // consumers started again
+
+	// sess stops taking deliveries and new attempts; alive ends what
+	// needs the channel (holding a line for the failed queue).
+	sess    context.Context
+	stop    context.CancelCauseFunc
+	alive   context.Context
+	kill    context.CancelCauseFunc
+	workers sync.WaitGroup
+	watched chan struct{} // closed when watch returns
+}
+
+// watch ends the session when the circuit opens or the connection
+// (closes) or channel (chCloses) is lost, until over is closed.
+func (ss *amqpSession) watch(closes, chCloses <-chan *amqp.Error, over <-chan struct{}) {
+	defer close(ss.watched)
+	var e *amqp.Error
+watch:
 	for {
-		if err := a.slots.acquire(sess); err != nil {
-			break
+		select {
+		case e = <-closes:
+			break watch
+		case e = <-chCloses:
+			break watch
+		case <-ss.a.opened:
+			ss.stop(errCircuitOpen)
+		case <-over:
+			return
+		}
+	}
+	why := error(amqp.ErrClosed)
+	if e != nil {
+		why = e
+	}
+	why = fmt.Errorf("%s: connection lost: %w", ss.where, why)
+	ss.kill(why)
+	ss.stop(why)
+}
+
+// take hands each delivery to a worker, at most as many at once as the
+// source's slots allow, until the session stops or its deliveries end.
+func (ss *amqpSession) take(hard context.Context) {
+	a, s := ss.a, ss.a.s
+	for {
+		if err := a.slots.acquire(ss.sess); err != nil {
+			return
 		}
 		var d amqp.Delivery
 		ok := false
 		select {
-		case d, ok = <-feeds[0]:
-		case <-sess.Done():
+		case d, ok = <-ss.feeds[0]:
+		case <-ss.sess.Done():
 		case <-a.reloaded:
 			a.slots.release()
-			p := a.prefetch()
-			if p == prefetch {
-				continue
-			}
-			if a.queue.SingleActive { // a second consumer could let another host's go first
-				stop(errReconsume)
-				continue
-			}
-			gen++
-			next := fmt.Sprintf("%s #%d", a.tag, gen)
-			var nd <-chan amqp.Delivery
-			err := ch.Qos(p, 0, false) // for the consumers started after it
-			if err == nil {
-				nd, err = ch.Consume(a.queue.Name, next, false, false, false, false, nil)
-			}
-			if err == nil {
-				err = ch.Cancel(tag, false)
-				feeds = append(feeds, nd)
-				tag, prefetch = next, p
-			}
-			if err != nil {
-				stop(fmt.Errorf("%s: consume again with prefetch %d: %w", where, p, err))
-				continue
-			}
-			s.log.Info("consuming again with the new prefetch", "queue", a.queue.Name, "prefetch", p)
+			ss.reconsume()
 			continue
 		}
-		if !ok && sess.Err() == nil && len(feeds) > 1 { // a consumer cancelled for a reload, emptied
-			feeds = feeds[1:]
+		if !ok && ss.sess.Err() == nil && len(ss.feeds) > 1 { // a consumer cancelled for a reload, emptied
+			ss.feeds = ss.feeds[1:]
 			a.slots.release()
 			continue
 		}
 		if !ok {
 			a.slots.release()
-			if sess.Err() == nil {
+			if ss.sess.Err() == nil {
 				select { // a lost channel closes deliveries first: let the watcher say why
-				case <-watched:
+				case <-ss.watched:
 				case <-time.After(time.Second):
 				}
 			}
-			break
+			return
 		}
 		s.m.inflight.Inc()
 		a.sending.Add(1)
-		workers.Go(func() {
-			a.handle(sess, alive, hard, d)
+		ss.workers.Go(func() {
+			a.handle(ss.sess, ss.alive, hard, d)
 			a.sending.Add(-1)
 			s.m.inflight.Dec()
 			a.slots.release()
 		})
 	}
-	cause := context.Cause(sess)
-	if ctx.Err() != nil {
-		cause = errDraining
-	} else if cause == nil || errors.Is(cause, context.Canceled) {
-		if ch.IsClosed() {
-			cause = fmt.Errorf("%s: channel closed", where)
-		} else {
-			cause = fmt.Errorf("%s: the broker cancelled the consumer of %q", where, a.queue.Name)
-		}
+}
+
+// reconsume takes a reload: with a new prefetch it consumes again with
+// it (a new consumer beside the old one; with single_active, a new
+// session).
+func (ss *amqpSession) reconsume() {
+	a := ss.a
+	p := a.prefetch()
+	if p == ss.prefetch {
+		return
 	}
-	stop(cause)
+	if a.queue.SingleActive { // a second consumer could let another host's go first
+		ss.stop(errReconsume)
+		return
+	}
+	ss.gen++
+	next := fmt.Sprintf("%s #%d", a.tag, ss.gen)
+	var nd <-chan amqp.Delivery
+	err := ss.ch.Qos(p, 0, false) // for the consumers started after it
+	if err == nil {
+		nd, err = ss.ch.Consume(a.queue.Name, next, false, false, false, false, nil)
+	}
+	if err == nil {
+		err = ss.ch.Cancel(ss.tag, false)
+		ss.feeds = append(ss.feeds, nd)
+		ss.tag, ss.prefetch = next, p
+	}
+	if err != nil {
+		ss.stop(fmt.Errorf("%s: consume again with prefetch %d: %w", ss.where, p, err))
+		return
+	}
+	a.s.log.Info("consuming again with the new prefetch", "queue", a.queue.Name, "prefetch", p)
+}
+
+// cause says why the session ended: errDraining when ctx is done.
+func (ss *amqpSession) cause(ctx context.Context) error {
+	cause := context.Cause(ss.sess)
+	switch {
+	case ctx.Err() != nil:
+		return errDraining
+	case cause != nil && !errors.Is(cause, context.Canceled):
+		return cause
+	case ss.ch.IsClosed():
+		return fmt.Errorf("%s: channel closed", ss.where)
+	}
+	return fmt.Errorf("%s: the broker cancelled the consumer of %q", ss.where, ss.a.queue.Name)
+}
+
+// end stops the session for cause, lets its sends finish and closes its
+// channel, which gives back, in front, every delivery not acked.
+func (ss *amqpSession) end(cause error) {
+	ss.stop(cause)
 	// Without single_active the consumer is cancelled, so that other
 	// consumers take the rest meanwhile. With it the consumer stays until
 	// the channel closes: cancelled, it would let the next consumer (another
 	// host) start behind the messages this one still holds.
-	if !a.queue.SingleActive {
-		cut := time.AfterFunc(5*time.Second, func() { conn.Close() })
-		if err := ch.Cancel(tag, false); err != nil {
-			conn.Close()
+	if !ss.a.queue.SingleActive {
+		cut := time.AfterFunc(5*time.Second, func() { ss.conn.Close() })
+		if err := ss.ch.Cancel(ss.tag, false); err != nil {
+			ss.conn.Close()
 		}
 		cut.Stop()
 	}
-	workers.Wait()
-	_ = ch.Close() // gives back, in front, every delivery not acked
-	for _, f := range feeds {
+	ss.workers.Wait()
+	_ = ss.ch.Close()
+	for _, f := range ss.feeds {
 		for range f { // closed by the channel's close
 		}
 	}
-	close(over)
-	<-watched
-	return cause
 }
 
 // handle sends one delivery and settles it.
