@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"spoolgate/internal/fsutil"
 )
 
 // MaxFileBytes is the largest config file Load reads (1 MiB); the shipped
@@ -58,24 +60,7 @@ func regular(path string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() {
 		return nil
 	}
-	return &Error{File: path, Want: "the config file must be a regular file, not " + fileKind(fi.Mode())}
-}
-
-// fileKind names the type of a file that is not regular.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	}
-	return "a special file (" + m.Type().String() + ")"
+	return &Error{File: path, Want: "the config file must be a regular file, not " + fsutil.Kind(fi.Mode())}
 }
 
 // fileError is the *Error of a config file that cannot be read; it

@@ -268,23 +268,6 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// describeMode names a non-regular file type for a reason file.
-func describeMode(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m.IsDir():
-		return "a directory"
-	}
-	return "not a regular file (" + m.Type().String() + ")"
-}
-
 // archive moves a delivered claim to sent_dir and returns its path
 // there, also when the claim was copied there (across file systems) but
 // could not be removed from .inflight (the error says so).

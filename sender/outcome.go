@@ -32,7 +32,7 @@ import (
 // logged at error once per name, then at debug: the watcher finds the file
 // again at every scan. It reports whether the file was moved.
 func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) bool {
-	why := describeMode(fi.Mode())
+	why := fsutil.Kind(fi.Mode())
 	f := failure{file: name, lines: "-", reason: "not a regular file: " + why + "; never opened"}
 	final, err := s.dirs.place(filepath.Join(dir, name), name)
 	if err != nil && final != "" {

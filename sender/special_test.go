@@ -118,7 +118,7 @@ func TestSpecialFilesToAnotherFileSystem(t *testing.T) {
 	}
 	if slices.Contains(specials, "dev.txt") {
 		reason := string(must(os.ReadFile(filepath.Join(c.FailedDir, "dev.txt.reason"))))
-		if !strings.Contains(reason, "a device") || !strings.Contains(reason, "stands in for it") {
+		if !strings.Contains(reason, "a character device") || !strings.Contains(reason, "stands in for it") {
 			t.Errorf("dev.txt.reason:\n%s", reason)
 		}
 	}

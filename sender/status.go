@@ -190,7 +190,7 @@ func (d dirs) requeue(arg string) (string, error) {
 		return "", fmt.Errorf("requeue %s: %w", arg, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("requeue %s: %s, which is never sent", arg, describeMode(fi.Mode()))
+		return "", fmt.Errorf("requeue %s: %s, which is never sent", arg, fsutil.Kind(fi.Mode()))
 	}
 	to, err := fsutil.Move(path, d.spool, name)
 	if err != nil {
