@@ -261,7 +261,7 @@ func TestReviewAMQPConnectionLost(t *testing.T) {
 	if k, _ := e.depth(t, e.failedQ); k != 0 {
 		t.Fatalf("%d in the failed queue", k)
 	}
-	dups := storedOnce(t, r.Delivered(), n)
+	dups := e2e.StoredOnce(t, r.Delivered(), n)
 	t.Logf("%d duplicates", dups)
 	if dups > workers {
 		t.Fatalf("%d duplicates, want at most %d", dups, workers)

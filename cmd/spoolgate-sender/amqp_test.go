@@ -147,26 +147,6 @@ func bodies(from, n int) []string {
 	return out
 }
 
-// storedOnce checks that process_nos 0..n-1 were all stored and returns
-// the number of copies beyond one.
-func storedOnce(t *testing.T, got []string, n int) int {
-	t.Helper()
-	times := map[string]int{}
-	for _, m := range got {
-		times[processNo(m)]++
-	}
-	dups := 0
-	for i := 0; i < n; i++ {
-		switch c := times[fmt.Sprintf("%09d", i)]; {
-		case c == 0:
-			t.Fatalf("process_no %d never stored", i)
-		case c > 1:
-			dups += c - 1
-		}
-	}
-	return dups
-}
-
 // distinct counts the distinct process_nos in got.
 func distinct(got []string) int {
 	seen := map[string]bool{}
@@ -199,7 +179,7 @@ func TestAMQPDrainKillRestart(t *testing.T) {
 	if code := p.ExitCode(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM\n%s", code, p.Log)
 	}
-	dups := storedOnce(t, r.messages(t), n)
+	dups := e2e.StoredOnce(t, r.messages(t), n)
 	t.Logf("%d duplicates", dups)
 	if dups > workers {
 		t.Fatalf("%d duplicates, want at most the prefetch %d", dups, workers)
@@ -387,7 +367,7 @@ func TestAMQPRemoteDown(t *testing.T) {
 	})
 	r := startSink(t, addr)
 	e2e.WaitFor(t, 60*time.Second, "all delivered", func() bool { return distinct(r.messages(t)) == n })
-	storedOnce(t, r.messages(t), n)
+	e2e.StoredOnce(t, r.messages(t), n)
 	if f, _ := e.depth(t, e.failedQ); f != 0 {
 		t.Fatalf("%d in the failed queue", f)
 	}
@@ -424,7 +404,7 @@ func TestAMQPSingleActive(t *testing.T) {
 	if delivered(passive) == 0 {
 		t.Fatal("the passive sender delivered nothing after the active one died")
 	}
-	dups := storedOnce(t, r.messages(t), n)
+	dups := e2e.StoredOnce(t, r.messages(t), n)
 	t.Logf("active delivered %v before kill -9; %d duplicates", da, dups)
 	last := -1
 	seen := map[string]bool{}
@@ -491,7 +471,7 @@ func TestAMQPStatusAndRequeue(t *testing.T) {
 		t.Fatalf("requeue: exit %d\n%s", code, out)
 	}
 	e2e.WaitFor(t, 30*time.Second, "requeued lines delivered", func() bool { return len(f.messages(t)) == n })
-	storedOnce(t, f.messages(t), n)
+	e2e.StoredOnce(t, f.messages(t), n)
 	if k, _ := e.depth(t, e.failedQ); k != 0 {
 		t.Fatalf("%d still in the failed queue", k)
 	}

@@ -78,19 +78,7 @@ func TestKillAndRestart(t *testing.T) {
 	e2e.WaitFor(t, 60*time.Second, "spool drained", func() bool {
 		return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
 	})
-	times := map[string]int{}
-	for _, m := range r.messages(t) {
-		times[processNo(m)]++
-	}
-	dups := 0
-	for i := 0; i < n; i++ {
-		switch c := times[fmt.Sprintf("%09d", i)]; {
-		case c == 0:
-			t.Fatalf("process_no %d never stored", i)
-		case c > 1:
-			dups += c - 1
-		}
-	}
+	dups := e2e.StoredOnce(t, r.messages(t), n)
 	t.Logf("%d duplicates", dups)
 	if dups > workers {
 		t.Fatalf("%d duplicates, want at most workers=%d", dups, workers)

@@ -142,19 +142,7 @@ func killMidFile(t *testing.T, window, bound, per int) {
 	if limit := (n-before)/per + int(elapsed/time.Second) + 2; records > limit {
 		t.Errorf("%d progress records for %d lines in %s, want at most %d (one per %d lines or second)", records, n-before, elapsed, limit, per)
 	}
-	times := make(map[string]int, n)
-	for _, m := range r.Messages() {
-		times[processNo(m)]++
-	}
-	dups := 0
-	for i := 0; i < n; i++ {
-		switch c := times[fmt.Sprintf("%09d", i)]; {
-		case c == 0:
-			t.Fatalf("line %d never sent", i)
-		case c > 1:
-			dups += c - 1
-		}
-	}
+	dups := e2e.StoredOnce(t, r.Messages(), n)
 	t.Logf("%d lines sent twice", dups)
 	if dups > bound {
 		t.Fatalf("%d lines sent twice, want at most %d", dups, bound)
