@@ -12,6 +12,33 @@ import (
 	"spoolgate/internal/broker"
 )
 
+// QueueDepth is one queue of sender.source=amqp as the operator's tool
+// shows it (`spoolgate status`).
+type QueueDepth struct {
+	Role      string `json:"role"` // results or failed
+	Queue     string `json:"queue"`
+	Exists    bool   `json:"exists"`
+	Messages  int    `json:"messages"` // ready, not counting those delivered and not yet acked
+	Consumers int    `json:"consumers"`
+}
+
+// ReadQueues returns the results and failed queues of c, in that order, as
+// the broker counts them (a passive declare: nothing is created). The
+// error says why the broker could not be asked; the queues read before it
+// are returned. It is safe while senders run.
+func ReadQueues(ctx context.Context, c conf.Sender) ([]QueueDepth, error) {
+	ds, err := broker.Depths(ctx, c.AMQP.URL, c.AMQP.Queue, c.AMQP.FailedQueue)
+	qs := make([]QueueDepth, 0, len(ds))
+	for i, d := range ds {
+		role := "results"
+		if i == 1 {
+			role = "failed"
+		}
+		qs = append(qs, QueueDepth{Role: role, Queue: d.Queue, Exists: d.Messages >= 0, Messages: max(d.Messages, 0), Consumers: d.Consumers})
+	}
+	return qs, err
+}
+
 // requeueBatch is how many failed messages are moved per publisher
 // confirm.
 const requeueBatch = 100

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strconv"
 
 	"spoolgate/sender"
 )
@@ -35,34 +34,7 @@ func runFailed(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	files, err := sender.ReadFailed(cfg.Sender)
-	if err != nil {
-		fmt.Fprintln(stderr, "spoolgate failed:", err)
-		return 1
-	}
-	if *asJSON {
-		if files == nil {
-			files = []sender.FailedFile{}
-		}
-		if err := writeJSON(stdout, files); err != nil {
-			return 1
-		}
-		return 0
-	}
-	if len(files) == 0 {
-		fmt.Fprintf(stdout, "no failed files in %s\n", cfg.Sender.FailedDir)
-		return 0
-	}
-	for _, f := range files {
-		code := "-"
-		if f.Code != 0 {
-			code = strconv.Itoa(f.Code)
-		}
-		fmt.Fprintf(stdout, "%s  code=%s  attempts=%d  %s  %s\n", f.Time.Local().Format("2006-01-02 15:04:05"), code, f.Attempts, strconv.Quote(f.Name), f.Reason)
-	}
-	fmt.Fprintf(stdout, "%d failed in %s:\n", len(files), cfg.Sender.FailedDir)
-	printAdvice(stdout, files)
-	return 0
+	return sourceOf(cfg).failed(*asJSON, stdout, stderr)
 }
 
 // printAdvice says, per class of failed files, what to do with them:

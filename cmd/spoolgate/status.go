@@ -55,12 +55,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	now := time.Now()
 	live, liveErr := askSender(cfg.Sender.AdminListen)
 	ds := daemonStates(cfg, on, live, liveErr)
-	code := 0
-	if cfg.Sender.Source == conf.SourceAMQP {
-		code = statusAMQP(cfg, ds, live, liveErr, *asJSON, *byAge, stdout, stderr)
-	} else {
-		code = statusSpool(cfg, ds, live, liveErr, now, *asJSON, *byAge, stdout, stderr)
-	}
+	code := sourceOf(cfg).status(&statusRun{ds: ds, live: live, liveErr: liveErr, now: now,
+		asJSON: *asJSON, byAge: *byAge, stdout: stdout, stderr: stderr})
 	if code == 2 {
 		return code
 	}
@@ -133,85 +129,6 @@ func printDaemon(w io.Writer, d daemonState, addr string) {
 	default:
 		fmt.Fprintf(w, "%-15s not running (%s)\n", label, d.Error)
 	}
-}
-
-// statusSpool is spoolgate status with sender.source=spool.
-func statusSpool(cfg *conf.Config, ds []daemonState, live *console.SenderStatus, liveErr error, now time.Time, asJSON, byAge bool, stdout, stderr io.Writer) int {
-	snd := ds[len(ds)-1]
-	var st sender.Status
-	if live == nil && snd.Expected {
-		var err error
-		if st, err = sender.ReadStatus(cfg.Sender, now); err != nil {
-			fmt.Fprintln(stderr, "spoolgate status:", err)
-			return 1
-		}
-	}
-	var ages *ageTable
-	if byAge {
-		pending, failed, err := sender.Ages(cfg.Sender)
-		if err != nil {
-			fmt.Fprintln(stderr, "spoolgate status:", err)
-			return 1
-		}
-		ages = newAgeTable(now, pending, failed)
-	}
-	if asJSON {
-		var out any
-		if live != nil {
-			out = struct {
-				Source string `json:"source"`
-				*console.SenderStatus
-				Ages    *ageTable     `json:"ages,omitempty"`
-				Daemons []daemonState `json:"daemons"`
-				Down    []string      `json:"down"`
-			}{"sender", live, ages, ds, downNames(ds)}
-		} else {
-			out = struct {
-				Source     string `json:"source"`
-				NotRunning string `json:"not_running"`
-				sender.Status
-				Ages    *ageTable     `json:"ages,omitempty"`
-				Daemons []daemonState `json:"daemons"`
-				Down    []string      `json:"down"`
-			}{"directories", liveErr.Error(), st, ages, ds, downNames(ds)}
-		}
-		if err := writeJSON(stdout, out); err != nil {
-			fmt.Fprintln(stderr, "spoolgate status:", err)
-			return 1
-		}
-		return 0
-	}
-	age := func(s float64) string {
-		if s <= 0 {
-			return "-"
-		}
-		return (time.Duration(s) * time.Second).String()
-	}
-	for _, d := range ds[:len(ds)-1] {
-		printDaemon(stdout, d, cfg.Receiver.AdminListen)
-	}
-	switch {
-	case live != nil:
-		printLive(stdout, cfg, live, now)
-	case !snd.Expected:
-		fmt.Fprintf(stdout, "sender:         not running (%v); not expected on this host (sender.remote is empty, or -daemons)\n", liveErr)
-	default:
-		state := "not running"
-		if snd.noAdmin {
-			state = "not asked"
-		}
-		fmt.Fprintf(stdout, "sender:         %s (%v); read from the directories\n", state, liveErr)
-		fmt.Fprintf(stdout, "spool:          %s\n", st.SpoolDir)
-		fmt.Fprintf(stdout, "pending:        %d\n", st.Pending)
-		fmt.Fprintf(stdout, "oldest pending: %s\n", age(st.OldestPendingSeconds))
-		fmt.Fprintf(stdout, "in flight:      %d\n", st.InFlight)
-		fmt.Fprintf(stdout, "failed:         %d  (%s)\n", st.Failed, st.FailedDir)
-	}
-	if ages != nil {
-		fmt.Fprintln(stdout)
-		ages.print(stdout)
-	}
-	return 0
 }
 
 // downNames lists the expected daemons that do not answer (never nil).
