@@ -32,45 +32,23 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 		if err != nil {
 			return lineResult{kind: lineAborted}
 		}
-		r.attempts++
-		r.remote = cn.addr
-		start := time.Now()
-		line, err := cn.roundTrip(hard, frame, t.timeout)
-		result := resultOK
-		if err != nil {
-			s.client.discard(cn)
+		result, code, reason, counted := s.attempt(hard, cn, frame, pno, t.timeout)
+		if !counted {
 			if hard.Err() != nil {
 				return lineResult{kind: lineAborted}
 			}
-			if s.notAnAttempt(err, cn.reused && staleConn(err), closedUnread(cn, err)) {
-				r.attempts--
-				continue
-			}
-			result, r.reason = errResult(err, t.timeout)
-			r.code = 0
-		} else {
-			var code int
-			var reason string
-			result, code, reason = replyResult(line, pno)
-			if result != resultOK {
-				r.code, r.reason = code, reason
-			}
-			if result == resultBadReply {
-				s.client.discard(cn) // the stream may be out of step
-			} else {
-				s.m.send.Observe(time.Since(start).Seconds())
-				s.client.put(cn)
-			}
+			continue
 		}
+		r.attempts++
+		r.remote = cn.addr
 		s.m.attempts[result].Inc()
-		if result != resultOK {
-			s.noteError(r.remote, r.reason)
-		}
-		switch result {
-		case resultOK:
+		if result == resultOK {
 			r.kind = lineDelivered
 			return r
-		case resultRejected:
+		}
+		r.code, r.reason = code, reason
+		s.noteError(r.remote, r.reason)
+		if result == resultRejected {
 			r.kind = lineRejected
 			return r
 		}
@@ -83,6 +61,32 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 			return lineResult{kind: lineAborted}
 		}
 	}
+}
+
+// attempt makes one attempt of frame, whose reply must echo pno, on cn
+// (roundTrip), and gives cn back to the client (closed after a failure):
+// its result, the reply's code (0 when none) and, unless resultOK, why.
+// counted is false when the attempt counts against no line: hard cut it
+// off, or the failure is not an attempt (notAnAttempt).
+func (s *Sender) attempt(hard context.Context, cn *conn, frame, pno []byte, timeout time.Duration) (result attemptResult, code int, reason string, counted bool) {
+	start := time.Now()
+	line, err := cn.roundTrip(hard, frame, timeout)
+	if err != nil {
+		s.client.discard(cn)
+		if hard.Err() != nil || s.notAnAttempt(err, cn.reused && staleConn(err), closedUnread(cn, err)) {
+			return 0, 0, "", false
+		}
+		result, reason = errResult(err, timeout)
+		return result, 0, reason, true
+	}
+	result, code, reason = replyResult(line, pno)
+	if result == resultBadReply {
+		s.client.discard(cn) // the stream may be out of step
+	} else {
+		s.m.send.Observe(time.Since(start).Seconds())
+		s.client.put(cn)
+	}
+	return result, code, reason, true
 }
 
 // frame appends to dst the message to send for a spool line and its LF

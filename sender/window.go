@@ -127,35 +127,42 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 			}
 			continue
 		}
-		e := &w.fl[0]
-		result, code, reason := replyResult(line, e.pno[:])
-		if result != resultBadReply {
-			w.s.m.send.Observe(time.Since(e.at).Seconds())
-		}
-		switch result {
-		case resultOK, resultRejected:
-			w.s.m.attempts[result].Inc()
-			w.answered++
-			e.sent = false
-			e.done = true
-			e.res = lineResult{kind: lineDelivered, code: code, remote: w.cn.addr, attempts: e.attempts + 1}
-			if result == resultRejected {
-				e.res.kind, e.res.reason = lineRejected, reason
-			}
-			continue
-		}
-		remote := w.cn.addr
-		if result == resultUnavailable {
-			e.sent = false
-			if w.unanswered() == 0 { // in step, nothing else in flight: keep it
-				w.s.client.put(w.cn)
-				w.cn = nil
-			}
-		}
-		if r, end := w.retry(result, reason, code, remote, t); end {
+		if r, end := w.answer(line, t); end {
 			return r
 		}
 	}
+}
+
+// answer takes the reply line to the first line in flight: 200 or 400
+// make it done; anything else fails its attempt (retry). With end, r is
+// the first line's outcome.
+func (w *window) answer(line []byte, t *tunables) (r lineResult, end bool) {
+	e := &w.fl[0]
+	result, code, reason := replyResult(line, e.pno[:])
+	if result != resultBadReply {
+		w.s.m.send.Observe(time.Since(e.at).Seconds())
+	}
+	switch result {
+	case resultOK, resultRejected:
+		w.s.m.attempts[result].Inc()
+		w.answered++
+		e.sent = false
+		e.done = true
+		e.res = lineResult{kind: lineDelivered, code: code, remote: w.cn.addr, attempts: e.attempts + 1}
+		if result == resultRejected {
+			e.res.kind, e.res.reason = lineRejected, reason
+		}
+		return lineResult{}, false
+	}
+	remote := w.cn.addr
+	if result == resultUnavailable {
+		e.sent = false
+		if w.unanswered() == 0 { // in step, nothing else in flight: keep it
+			w.s.client.put(w.cn)
+			w.cn = nil
+		}
+	}
+	return w.retry(result, reason, code, remote, t)
 }
 
 // fill adds to the window the complete lines after the last one in it (or
