@@ -29,11 +29,16 @@
 // meanwhile (stuck.go).
 //
 // With sender.source=amqp the lines come from a RabbitMQ queue instead
-// and the spool is not used (amqp.go).
+// and the spool is not used (amqp.go). Both are sources behind one seam
+// (source.go): the spool's is spool.go, and a claimed file's lifecycle is
+// claim.go (its outcomes in outcome.go, the waits for its writer in
+// claimwait.go); one line goes out through send.go (at a time) or
+// window.go (W at a time), with the retry policy of retry.go.
 //
 // The package also reads the state of a spool from its directories alone
-// (ReadStatus) and moves failed files back (Requeue), for the operator's
-// tool.
+// (ReadStatus) and moves failed files back (Requeue), and reads and
+// requeues the queues of the amqp source (ReadQueues, RequeueAMQP), for
+// the operator's tool.
 package sender
 
 import (
@@ -82,8 +87,8 @@ func tunablesOf(c conf.Sender) *tunables {
 	}
 }
 
-// Sender is the spool → remote pipeline. Run it once; Reload and Ready may
-// be called concurrently with Run.
+// Sender is the source → remote pipeline. Run it once; Reload and Ready
+// may be called concurrently with Run.
 type Sender struct {
 	cfg             conf.Sender // as started; the live keys are in live
 	live            atomic.Pointer[tunables]
