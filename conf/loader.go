@@ -14,6 +14,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/spf13/viper"
+
+	"spoolgate/internal/broker"
 )
 
 // This file holds the loader: it reads the raw text of each key (the file
@@ -361,23 +363,9 @@ func redact(key, value string) string {
 	case strings.HasSuffix(key, ".amqp.url"):
 		urls := list(value)
 		for i, u := range urls {
-			urls[i] = RedactURL(u)
+			urls[i] = broker.RedactURL(u)
 		}
 		return strings.Join(urls, ",")
 	}
 	return "(hidden)"
-}
-
-// RedactURL returns u with the password of its user info replaced by
-// xxxxx, for logs and errors; a URL that does not parse but holds an @ is
-// hidden whole.
-func RedactURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		if strings.Contains(u, "@") {
-			return "(hidden: it holds credentials)"
-		}
-		return u
-	}
-	return p.Redacted()
 }

@@ -156,7 +156,7 @@ func NewAMQPSink(opts AMQPOptions) (*AMQPSink, error) {
 		s.failures[r] = failures.WithLabelValues(r) // exported as 0 from the start
 	}
 	s.pub = broker.NewPublisher(c.AMQP.URL, "spoolgate-receiver@"+host,
-		broker.Queue{Name: c.AMQP.Queue, Type: c.AMQP.QueueType}, timeout, opts.Logger)
+		broker.Queue{Name: c.AMQP.Queue, Type: string(c.AMQP.QueueType)}, timeout, opts.Logger)
 	return s, nil
 }
 

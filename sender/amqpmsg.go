@@ -34,12 +34,12 @@ const LastPrefix = "x-spoolgate-last-"
 
 // ResultsQueue is sender.amqp.queue as the sender declares it.
 func ResultsQueue(c conf.Sender) broker.Queue {
-	return broker.Queue{Name: c.AMQP.Queue, Type: c.AMQP.QueueType, SingleActive: c.AMQP.SingleActive}
+	return broker.Queue{Name: c.AMQP.Queue, Type: string(c.AMQP.QueueType), SingleActive: c.AMQP.SingleActive}
 }
 
 // FailedQueue is sender.amqp.failed_queue as the sender declares it.
 func FailedQueue(c conf.Sender) broker.Queue {
-	return broker.Queue{Name: c.AMQP.FailedQueue, Type: c.AMQP.QueueType}
+	return broker.Queue{Name: c.AMQP.FailedQueue, Type: string(c.AMQP.QueueType)}
 }
 
 // failedMessage is what goes to the failed queue for delivery d: its body

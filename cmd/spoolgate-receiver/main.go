@@ -162,7 +162,7 @@ func openSink(rc conf.Receiver, spec *protocol.Spec, log *slog.Logger, reg prome
 	}
 	urls := make([]string, len(rc.AMQP.URL))
 	for i, u := range rc.AMQP.URL {
-		urls[i] = conf.RedactURL(u)
+		urls[i] = broker.RedactURL(u)
 	}
 	log.Info("sink: RabbitMQ; the duplicate window is in memory only", "amqp_url", strings.Join(urls, ","), "queue", rc.AMQP.Queue,
 		"queue_type", rc.AMQP.QueueType, "confirm_timeout", rc.AMQP.ConfirmTimeout)

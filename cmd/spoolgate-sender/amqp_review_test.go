@@ -12,7 +12,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"spoolgate/conf"
 	"spoolgate/internal/broker"
 	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
@@ -319,7 +318,7 @@ func TestReviewAMQPRequeueBrokerKilled(t *testing.T) {
 	const n = 3000
 	node := e2e.StartRabbit(t)
 	e := amqpEnvOf(t, node.URL, "t.requeue.kill", "127.0.0.1:1", nil)
-	fp := broker.NewPublisher([]string{node.URL}, "test", broker.Queue{Name: e.failedQ, Type: conf.QueueQuorum}, 60*time.Second, nil)
+	fp := broker.NewPublisher([]string{node.URL}, "test", broker.Queue{Name: e.failedQ, Type: "quorum"}, 60*time.Second, nil)
 	for off := 0; off < n; off += 1000 {
 		var msgs []amqp.Publishing
 		for i := off; i < off+1000; i++ {

@@ -16,7 +16,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"spoolgate/conf"
 	"spoolgate/internal/broker"
 	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
@@ -89,7 +88,7 @@ func (e *amqpEnv) start(t *testing.T) *e2e.Proc {
 // m<i>.
 func (e *amqpEnv) publish(t *testing.T, bodies []string) {
 	t.Helper()
-	p := broker.NewPublisher([]string{e.url}, "test", broker.Queue{Name: e.queue, Type: conf.QueueQuorum, SingleActive: e.single}, 30*time.Second, nil)
+	p := broker.NewPublisher([]string{e.url}, "test", broker.Queue{Name: e.queue, Type: "quorum", SingleActive: e.single}, 30*time.Second, nil)
 	defer p.Close()
 	for off := 0; off < len(bodies); off += 500 {
 		var msgs []amqp.Publishing

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"spoolgate/conf"
+	"spoolgate/internal/broker"
 	"spoolgate/internal/console"
 	"spoolgate/sender"
 )
@@ -109,7 +110,7 @@ func (t amqpTool) printStatus(r *statusRun, qs []sender.QueueDepth, qerr error) 
 func redacted(urls []string) string {
 	out := make([]string, len(urls))
 	for i, u := range urls {
-		out[i] = conf.RedactURL(u)
+		out[i] = broker.RedactURL(u)
 	}
 	return strings.Join(out, ",")
 }

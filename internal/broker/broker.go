@@ -12,12 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"spoolgate/conf"
 )
 
 // DialTimeout bounds the TCP connect and AMQP handshake to one node.
@@ -26,13 +25,13 @@ const DialTimeout = 5 * time.Second
 // Queue is a durable queue as spoolgate declares it.
 type Queue struct {
 	Name         string
-	Type         conf.QueueType // x-queue-type
-	SingleActive bool           // x-single-active-consumer
+	Type         string // x-queue-type: "quorum" or "classic"
+	SingleActive bool   // x-single-active-consumer
 }
 
 // args are the queue's x-arguments.
 func (q Queue) args() amqp.Table {
-	t := amqp.Table{"x-queue-type": string(q.Type)}
+	t := amqp.Table{"x-queue-type": q.Type}
 	if q.SingleActive {
 		t["x-single-active-consumer"] = true
 	}
@@ -53,11 +52,25 @@ func Dial(urls []string, name string) (*amqp.Connection, string, error) {
 			Properties: amqp.Table{"connection_name": name},
 		})
 		if err == nil {
-			return c, conf.RedactURL(u), nil
+			return c, RedactURL(u), nil
 		}
-		errs = append(errs, conf.RedactURL(u)+": "+redactErr(err, u))
+		errs = append(errs, RedactURL(u)+": "+redactErr(err, u))
 	}
 	return nil, "", fmt.Errorf("no RabbitMQ node reachable: %s", strings.Join(errs, "; "))
+}
+
+// RedactURL returns u with the password of its user info replaced by
+// xxxxx, for logs and errors; a URL that does not parse but holds an @ is
+// hidden whole.
+func RedactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		if strings.Contains(u, "@") {
+			return "(hidden: it holds credentials)"
+		}
+		return u
+	}
+	return p.Redacted()
 }
 
 // redactErr is err's text without the password of u, should a library

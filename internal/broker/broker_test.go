@@ -11,7 +11,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"spoolgate/conf"
 	"spoolgate/internal/e2e"
 )
 
@@ -30,7 +29,7 @@ func msgs(n int) []amqp.Publishing {
 // confirm into ErrReturned, not a success.
 func TestPublisher(t *testing.T) {
 	n := e2e.RabbitShared(t)
-	q := Queue{Name: "t.publisher", Type: conf.QueueQuorum}
+	q := Queue{Name: "t.publisher", Type: "quorum"}
 	p := NewPublisher([]string{"amqp://guest:guest@127.0.0.1:1/", n.URL}, "test", q, 5*time.Second, nil)
 	defer p.Close()
 	if err := p.Publish(context.Background(), msgs(100)); err != nil {
@@ -47,7 +46,7 @@ func TestPublisher(t *testing.T) {
 		t.Errorf("depths %+v", d)
 	}
 
-	classic := NewPublisher([]string{n.URL}, "test", Queue{Name: q.Name, Type: conf.QueueClassic}, 5*time.Second, nil)
+	classic := NewPublisher([]string{n.URL}, "test", Queue{Name: q.Name, Type: "classic"}, 5*time.Second, nil)
 	defer classic.Close()
 	if err := classic.Connect(); err == nil || !strings.Contains(err.Error(), "exists with other arguments") {
 		t.Errorf("declare with another type: %v", err)
@@ -66,7 +65,7 @@ func TestPublisher(t *testing.T) {
 // says why; after it starts again Healthy comes back without traffic.
 func TestPublisherBrokerDown(t *testing.T) {
 	n := e2e.StartRabbit(t)
-	p := NewPublisher([]string{n.URL}, "test", Queue{Name: "t.down", Type: conf.QueueQuorum}, 2*time.Second, nil)
+	p := NewPublisher([]string{n.URL}, "test", Queue{Name: "t.down", Type: "quorum"}, 2*time.Second, nil)
 	defer p.Close()
 	if err := p.Publish(context.Background(), msgs(1)); err != nil {
 		t.Fatal(err)
@@ -98,9 +97,9 @@ func TestPublisherBrokerDown(t *testing.T) {
 // keep-alive clients without the receiver): the broker's own ceiling.
 func BenchmarkPublishConfirm(b *testing.B) {
 	n := e2e.RabbitShared(b)
-	for _, qt := range []conf.QueueType{conf.QueueQuorum, conf.QueueClassic} {
-		b.Run(string(qt), func(b *testing.B) {
-			p := NewPublisher([]string{n.URL}, "bench", Queue{Name: "b.confirm." + string(qt), Type: qt}, 5*time.Second, nil)
+	for _, qt := range []string{"quorum", "classic"} {
+		b.Run(qt, func(b *testing.B) {
+			p := NewPublisher([]string{n.URL}, "bench", Queue{Name: "b.confirm." + qt, Type: qt}, 5*time.Second, nil)
 			defer p.Close()
 			if err := p.Connect(); err != nil {
 				b.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"spoolgate/conf"
 	"spoolgate/internal/e2e"
 )
 
@@ -23,7 +22,7 @@ import (
 // than failing every Publish forever on the same channel.
 func TestReviewPublisherQueueDeletedRecovers(t *testing.T) {
 	n := e2e.RabbitShared(t)
-	q := Queue{Name: "t.review.deleted", Type: conf.QueueQuorum}
+	q := Queue{Name: "t.review.deleted", Type: "quorum"}
 	p := NewPublisher([]string{n.URL}, "test", q, 5*time.Second, nil)
 	defer p.Close()
 	if err := p.Publish(context.Background(), msgs(1)); err != nil {
@@ -55,7 +54,7 @@ func TestReviewPublisherQueueDeletedRecovers(t *testing.T) {
 // Publisher is not usable.
 func TestReviewPublisherAlarm(t *testing.T) {
 	n := e2e.StartRabbit(t)
-	p := NewPublisher([]string{n.URL}, "test", Queue{Name: "t.review.alarm", Type: conf.QueueQuorum}, 2*time.Second, nil)
+	p := NewPublisher([]string{n.URL}, "test", Queue{Name: "t.review.alarm", Type: "quorum"}, 2*time.Second, nil)
 	defer p.Close()
 	if err := p.Publish(context.Background(), msgs(1)); err != nil {
 		t.Fatal(err)
@@ -117,7 +116,7 @@ func TestReviewQuorumRequeueOrder(t *testing.T) {
 	reviewOnly(t)
 	n := e2e.RabbitShared(t)
 	for _, how := range []string{"nack", "close"} {
-		q := Queue{Name: "t.review.order." + how, Type: conf.QueueQuorum, SingleActive: true}
+		q := Queue{Name: "t.review.order." + how, Type: "quorum", SingleActive: true}
 		p := NewPublisher([]string{n.URL}, "test", q, 10*time.Second, nil)
 		if err := p.Publish(context.Background(), msgs(5)); err != nil {
 			t.Fatal(err)
@@ -175,7 +174,7 @@ func reviewOnly(t *testing.T) {
 // no goroutine is left.
 func TestReviewPublisherCloseRaces(t *testing.T) {
 	n := e2e.RabbitShared(t)
-	p := NewPublisher([]string{"amqp://guest:guest@127.0.0.1:1/", n.URL}, "review-close", Queue{Name: "t.review.close", Type: conf.QueueQuorum}, 5*time.Second, nil)
+	p := NewPublisher([]string{"amqp://guest:guest@127.0.0.1:1/", n.URL}, "review-close", Queue{Name: "t.review.close", Type: "quorum"}, 5*time.Second, nil)
 	stop := make(chan struct{})
 	done := make(chan int, 8)
 	for range 8 {
@@ -231,7 +230,7 @@ func TestReviewPublisherCloseRaces(t *testing.T) {
 // of their own (returnBook) as they come; fixed, it always runs.
 func TestReviewPublisherReturnDropped(t *testing.T) {
 	n := e2e.RabbitShared(t)
-	q := Queue{Name: "t.review.dropped", Type: conf.QueueQuorum}
+	q := Queue{Name: "t.review.dropped", Type: "quorum"}
 	p := NewPublisher([]string{n.URL}, "test", q, 30*time.Second, nil)
 	defer p.Close()
 	if err := p.Connect(); err != nil {
