@@ -24,6 +24,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"spoolgate/internal/logging"
 	"spoolgate/protocol"
 )
 
@@ -37,6 +38,10 @@ const EnvConfig = "SPOOLGATE_CONFIG"
 // MaxWindow is the largest sender.window: lines of one file in flight on
 // one connection.
 const MaxWindow = 1024
+
+// PathUsage says how Path finds the config file, for a daemon's -config
+// flag.
+const PathUsage = "config file (default $" + EnvConfig + ", else " + DefaultPath + ")"
 
 // Path returns the config file to load: flagValue when not empty, else
 // $SPOOLGATE_CONFIG when not empty, else DefaultPath.
@@ -71,11 +76,16 @@ type Config struct {
 	// host of their own address.
 	AdminHosts []string
 
-	// Warnings are one-line messages about the environment that do not
-	// stop start-up: a SPOOLGATE_* variable that sets no key (a typo of an
-	// override). The daemons log them at start; spoolgate check prints them.
-	Warnings []string
+	warnings []string // Warnings
 }
+
+// Warnings returns one-line messages about the environment that do not
+// stop start-up: a SPOOLGATE_* variable that sets no key (a typo of an
+// override). The daemons log them at start; spoolgate check prints them.
+func (c *Config) Warnings() []string { return c.warnings }
+
+// LogOptions returns the options of a daemon's logger (log.*).
+func (c *Config) LogOptions() logging.Options { return c.Log.Options }
 
 // Receiver holds the receiver.* keys.
 type Receiver struct {
@@ -147,16 +157,11 @@ type Sender struct {
 	AdminListen string // "" disables the admin server
 }
 
-// Log holds the log.* keys.
+// Log holds the log.* keys: the logger's options (dir, level, format and
+// rotation), which the daemons hand to the logging package as they are,
+// and the masking.
 type Log struct {
-	Dir         string // "" logs to stderr
-	Level       string // "debug", "info", "warn" or "error"
-	Format      string // "text" or "json"
-	MaxSizeMB   int
-	MaxBackups  int // 0 keeps all
-	MaxAgeDays  int // 0 keeps all
-	Compress    bool
-	RotateDaily bool
+	logging.Options
 	// Mask names fields of the request or result spec shown as '*'
 	// wherever a message is shown (logs, console, .reason files), and
 	// stored as a keyed hash in the journal.
@@ -225,6 +230,10 @@ type Error struct {
 // Unwrap returns the underlying error, or nil.
 func (e *Error) Unwrap() error { return e.Err }
 
+// BadConfig returns true: the error is the configuration's, which no
+// restart cures (a daemon exits 2 on it; Errors holds only such errors).
+func (e *Error) BadConfig() bool { return true }
+
 // Error returns the one-line message.
 func (e *Error) Error() string {
 	if e.Key == "" {
@@ -291,7 +300,7 @@ func Problems(err error) []*Error {
 // them). A secret (admin.token, the password of an AMQP URL) is never in
 // an error: its value is hidden, and a key that is unknown or set twice is
 // named without its value. Environment variables that set no key are
-// reported in Config.Warnings. Load is safe for concurrent use.
+// reported by Config.Warnings. Load is safe for concurrent use.
 func Load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
@@ -389,7 +398,7 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 		return nil, Errors(l.errs)
 	}
 	if useEnv {
-		c.Warnings = l.envWarnings()
+		c.warnings = l.envWarnings()
 	}
 	return c, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"spoolgate/internal/logging"
 	"spoolgate/protocol"
 )
 
@@ -229,7 +230,7 @@ func TestGoodCustom(t *testing.T) {
 		{"sender tls", [2]string{s.TLS.CA, s.TLS.ServerName}, [2]string{"testdata/tls/ca.pem", "gate.example"}},
 		{"backoff", [2]time.Duration{s.RetryBackoff, s.RetryBackoffMax}, [2]time.Duration{250 * time.Millisecond, 250 * time.Millisecond}},
 		{"settle 0s", s.Settle, time.Duration(0)},
-		{"log", g, Log{Dir: "", Level: "debug", Format: "json", MaxSizeMB: 100, MaxBackups: 0, MaxAgeDays: 30, Compress: false, RotateDaily: true,
+		{"log", g, Log{Options: logging.Options{Dir: "", Level: "debug", Format: "json", MaxSizeMB: 100, MaxBackups: 0, MaxAgeDays: 30, Compress: false, RotateDaily: true},
 			Mask: []string{"body", "status"}, MaskRRN: false}},
 		{"journal", c.Journal, Journal{Dir: "/srv/journal", Keep: 36 * time.Hour}},
 		{"sent_keep", s.SentKeep, 90 * Day},
@@ -533,6 +534,11 @@ func TestConfigFileKinds(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %v (%T), want a *conf.Error", err, err)
 			}
+			// A daemon exits 2 on it, not 1: under systemd, 1 restarts it
+			// in a loop (internal/daemon's Exit asks BadConfig).
+			if bad, ok := err.(interface{ BadConfig() bool }); !ok || !bad.BadConfig() {
+				t.Errorf("error %v (%T): not a bad configuration", err, err)
+			}
 			if want := tt.path + ": " + tt.want; err.Error() != want {
 				t.Errorf("error\n%s\nwant\n%s", err, want)
 			}
@@ -738,13 +744,13 @@ func TestEnvWarnings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(c.Warnings, tt.want) {
-				t.Errorf("warnings\n%q\nwant\n%q", c.Warnings, tt.want)
+			if !slices.Equal(c.Warnings(), tt.want) {
+				t.Errorf("warnings\n%q\nwant\n%q", c.Warnings(), tt.want)
 			}
 		})
 	}
 	t.Setenv("SPOOLGATE_FROBNICATE", "1")
-	if w := Default().Warnings; w != nil {
+	if w := Default().Warnings(); w != nil {
 		t.Errorf("Default() reads no environment, warnings %q", w)
 	}
 }

@@ -32,43 +32,31 @@ import (
 	"spoolgate/internal/broker"
 	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
-	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
 	"spoolgate/protocol"
 	"spoolgate/receiver"
 )
 
 func main() {
-	os.Exit(daemon.Main("receiver", nil, run))
+	os.Exit(daemon.Main(daemon.Program[*conf.Config]{
+		Name: "receiver", Path: conf.Path, PathUsage: conf.PathUsage, Load: conf.Load, Run: run,
+	}))
 }
 
 // run serves until ctx is done (the first SIGTERM), then drains within
 // shutdown_timeout.
-func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error {
-	log := lg.Logger
+func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
+	cfg, log := p.Config, p.Logger
 	rc := cfg.Receiver
 	v := version.Get()
-	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", path, "sink", rc.Sink, "data_dir", rc.DataDir, "publish", rc.Publish,
+	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path, "sink", rc.Sink, "data_dir", rc.DataDir, "publish", rc.Publish,
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
 		"allow", len(rc.Allow), "max_conns_per_ip", rc.MaxConnsPerIP, "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
 		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
 	reg := daemon.Registry()
-	sink, err := openSink(rc, cfg.Protocol.Request, log, reg)
+	srv, lns, err := newServer(cfg, log, reg)
 	if err != nil {
-		return err
-	}
-	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg, Sink: sink})
-	if err != nil {
-		if sink != nil {
-			_ = sink.Close()
-		}
-		return err
-	}
-	reg.MustRegister(daemon.ReadyGauge(srv.Ready))
-	lns, err := listeners(rc.Listen, log)
-	if err != nil {
-		_ = srv.Close()
 		return err
 	}
 	con := console.NewReceiver(srv, log)
@@ -86,12 +74,19 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		_ = admin.Close(cctx)
 	}()
 
+	bg, stopBg := context.WithCancel(context.Background())
+	defer stopBg()
+	tlsWatch := daemon.WatchFiles(bg, "tls files", srv.TLSFiles(), log, srv.ReloadTLS)
+	defer tlsWatch.Close()
+	var shutdownTimeout atomic.Int64
+	shutdownTimeout.Store(int64(cfg.ShutdownTimeout))
 	// Watched before the listeners serve and READY=1: an edit or a SIGHUP
 	// from then on is seen.
-	cw, cwErr := daemon.NewConfigWatch(path)
-	if cwErr != nil {
-		log.Error("config watch: reload on change is off (SIGHUP too)", "err", cwErr)
-	}
+	watch := p.WatchConfig(func(next *conf.Config) {
+		srv.Reload(next.Receiver)
+		shutdownTimeout.Store(int64(next.ShutdownTimeout))
+		tlsWatch.Set(srv.TLSFiles())
+	})
 	serveErr := make(chan error, len(lns))
 	var serving sync.WaitGroup
 	for _, ln := range lns {
@@ -99,39 +94,11 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		serving.Go(func() { serveErr <- srv.Serve(ctx, ln) }) // ctx done: stop accepting, then drain below
 	}
 	daemon.Notify("READY=1")
-
-	var shutdownTimeout atomic.Int64
-	shutdownTimeout.Store(int64(cfg.ShutdownTimeout))
-	bg, stopBg := context.WithCancel(context.Background())
 	go con.Run(bg)
-	tlsWatch := daemon.WatchFiles(bg, "tls files", srv.TLSFiles(), log, srv.ReloadTLS)
-	defer tlsWatch.Close()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if cw == nil {
-			return
-		}
-		prev := cfg
-		cw.Run(bg, log, func() {
-			if next := reload(path, cfg, prev, lg, srv); next != nil {
-				prev = next
-				shutdownTimeout.Store(int64(next.ShutdownTimeout))
-				tlsWatch.Set(srv.TLSFiles())
-			}
-		})
-	}()
+	var watching sync.WaitGroup
+	watching.Go(func() { watch(bg) })
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		// Serve returns ctx's error when the signal stops it: that is the
-		// drain starting, not a failure (cancellation is not an error).
-		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
-			runErr = fmt.Errorf("serve: %w", err) // a listener failed on its own
-		}
-	}
+	runErr := serveUntil(ctx, serveErr)
 	timeout := time.Duration(shutdownTimeout.Load())
 	log.Info("draining: not accepting; answering the messages being read", "shutdown_timeout", timeout)
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -139,16 +106,55 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	cancel()
 	serving.Wait()
 	stopBg()
-	<-watchDone
+	watching.Wait()
 	if err != nil {
 		log.Error("drain incomplete", "err", err)
 		if runErr == nil {
 			runErr = fmt.Errorf("drain: %w", err)
 		}
-	} else {
-		log.Info("spoolgate-receiver stopped")
+		return runErr
 	}
+	log.Info("spoolgate-receiver stopped")
 	return runErr
+}
+
+// newServer opens the sink and the server on it, and its listeners; it
+// closes what it opened when one fails.
+func newServer(cfg *conf.Config, log *slog.Logger, reg *prometheus.Registry) (*receiver.Server, []net.Listener, error) {
+	rc := cfg.Receiver
+	sink, err := openSink(rc, cfg.Protocol.Request, log, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg, Sink: sink})
+	if err != nil {
+		if sink != nil {
+			_ = sink.Close()
+		}
+		return nil, nil, err
+	}
+	reg.MustRegister(daemon.ReadyGauge(srv.Ready))
+	lns, err := listeners(rc.Listen, log)
+	if err != nil {
+		_ = srv.Close()
+		return nil, nil, err
+	}
+	return srv, lns, nil
+}
+
+// serveUntil waits until ctx is done or a listener fails on its own, and
+// returns that failure.
+func serveUntil(ctx context.Context, serveErr <-chan error) error {
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		// Serve returns ctx's error when the signal stops it: that is the
+		// drain starting, not a failure (cancellation is not an error).
+		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+			return fmt.Errorf("serve: %w", err) // a listener failed on its own
+		}
+	}
+	return nil
 }
 
 // openSink returns the amqp sink, connected, when receiver.sink=amqp, else
@@ -206,30 +212,4 @@ func listeners(addr string, log *slog.Logger) ([]net.Listener, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	return []net.Listener{ln}, nil
-}
-
-// reload loads the config file again and applies its live keys; a bad file
-// is logged and the running config stays. It returns the new config, or
-// nil when it was rejected. start is the config the process started with:
-// keys that differ from it need a restart.
-func reload(path string, start, prev *conf.Config, lg *logging.Logging, srv *receiver.Server) *conf.Config {
-	log := lg.Logger
-	daemon.Notify("RELOADING=1")
-	defer daemon.Notify("READY=1")
-	next, err := conf.Load(path)
-	if err == nil {
-		err = lg.SetLevel(next.Log.Level)
-	}
-	if err != nil {
-		log.Error("reload rejected: the running configuration stays", "err", err)
-		return nil
-	}
-	live, _ := next.ReloadDiff(prev, "receiver")
-	_, restart := next.ReloadDiff(start, "receiver")
-	srv.Reload(next.Receiver)
-	log.Info("config reloaded", "path", path, "changed", strings.Join(live, ","))
-	if len(restart) > 0 {
-		log.Warn("config changes that take effect only after a restart", "keys", strings.Join(restart, ","))
-	}
-	return next
 }

@@ -15,26 +15,37 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
+	"sync"
 	"time"
 
 	"spoolgate/conf"
 	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
-	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
 	"spoolgate/sender"
 )
 
 func main() {
-	os.Exit(daemon.Main("sender", (*conf.Config).RequireSender, run))
+	os.Exit(daemon.Main(daemon.Program[*conf.Config]{
+		Name: "sender", Path: conf.Path, PathUsage: conf.PathUsage, Load: load, Run: run,
+	}))
+}
+
+// load loads the config file at path and checks that the sender can run
+// with it (sender.remote is set).
+func load(path string) (*conf.Config, error) {
+	cfg, err := conf.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, cfg.RequireSender()
 }
 
 // run serves until ctx is done (the first SIGTERM), then drains.
-func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error {
-	log := lg.Logger
+func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
+	cfg, log := p.Config, p.Logger
 	v := version.Get()
-	log.Info("spoolgate-sender starting", "version", v.Version, "revision", v.ShortRevision(), "config", path)
+	log.Info("spoolgate-sender starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path)
 	reg := daemon.Registry()
 	s, err := sender.New(sender.Options{
 		Config:          cfg.Sender,
@@ -58,30 +69,18 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 		_ = admin.Close(cctx)
 	}()
 
-	// Watched before READY=1: an edit or a SIGHUP from then on is seen.
-	cw, cwErr := daemon.NewConfigWatch(path)
-	if cwErr != nil {
-		log.Error("config watch: reload on change is off (SIGHUP too)", "err", cwErr)
-	}
 	bg, stopBg := context.WithCancel(context.Background())
-	go con.Run(bg)
+	defer stopBg()
 	tlsWatch := daemon.WatchFiles(bg, "tls files", s.TLSFiles(), log, s.ReloadTLS)
 	defer tlsWatch.Close()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if cw == nil {
-			return
-		}
-		prev := cfg
-		onChange := func() {
-			if next := reload(path, cfg, prev, lg, s); next != nil {
-				prev = next
-			}
-			tlsWatch.Set(s.TLSFiles())
-		}
-		cw.Run(bg, log, onChange)
-	}()
+	// Watched before READY=1: an edit or a SIGHUP from then on is seen.
+	watch := p.WatchConfig(func(next *conf.Config) {
+		s.Reload(next.Sender)
+		tlsWatch.Set(s.TLSFiles())
+	})
+	go con.Run(bg)
+	var watching sync.WaitGroup
+	watching.Go(func() { watch(bg) })
 	go func() {
 		select {
 		case <-s.Started():
@@ -91,38 +90,9 @@ func run(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging
 	}()
 	err = s.Run(ctx)
 	stopBg()
-	<-watchDone
+	watching.Wait()
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
 	return err
-}
-
-// reload applies a changed config file; a bad one is logged and ignored
-// (it returns nil then, else the new config). It logs the live keys that
-// changed since prev and the keys that differ from start, the config the
-// process started with, and take effect only after a restart (the table in
-// conf says which are which).
-func reload(path string, start, prev *conf.Config, lg *logging.Logging, s *sender.Sender) *conf.Config {
-	daemon.Notify("RELOADING=1")
-	defer daemon.Notify("READY=1")
-	cfg, err := conf.Load(path)
-	if err == nil {
-		err = cfg.RequireSender()
-	}
-	if err == nil {
-		err = lg.SetLevel(cfg.Log.Level)
-	}
-	if err != nil {
-		lg.Logger.Error("reload rejected: the running configuration stays", "err", err)
-		return nil
-	}
-	live, _ := cfg.ReloadDiff(prev, "sender")
-	_, restart := cfg.ReloadDiff(start, "sender")
-	s.Reload(cfg.Sender)
-	lg.Logger.Info("config reloaded", "path", path, "log_level", cfg.Log.Level, "changed", strings.Join(live, ","))
-	if len(restart) > 0 {
-		lg.Logger.Warn("configuration change needs a restart to take effect", "keys", strings.Join(restart, ","))
-	}
-	return cfg
 }

@@ -63,7 +63,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	switch probs := conf.Problems(err); {
 	case err == nil:
 		fmt.Fprintln(stdout, "dialect: "+cfg.Protocol.Dialect.String())
-		for _, w := range cfg.Warnings {
+		for _, w := range cfg.Warnings() {
 			r.warn("%s", w)
 		}
 		for _, c := range configChecks {

@@ -16,7 +16,6 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/fsnotify/fsnotify"
 
-	"spoolgate/conf"
 	"spoolgate/internal/fsutil"
 )
 
@@ -143,13 +142,14 @@ func Notify(state string) {
 
 // Exit maps a run error to a process exit code: 0 for nil or cancellation,
 // 2 for a bad configuration or a data dir owned by another process, 1 for
-// anything else.
+// anything else. A bad configuration is an error, or an error it wraps,
+// with a BadConfig method that returns true (conf's errors).
 func Exit(err error) int {
-	var ce *conf.Error
+	var bad interface{ BadConfig() bool }
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
 		return 0
-	case errors.As(err, &ce), errors.Is(err, fsutil.ErrLocked):
+	case errors.As(err, &bad) && bad.BadConfig(), errors.Is(err, fsutil.ErrLocked):
 		return 2
 	}
 	return 1

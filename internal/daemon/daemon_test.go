@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
-	"spoolgate/conf"
 	"spoolgate/internal/fsutil"
 )
 
@@ -234,10 +234,11 @@ func TestExit(t *testing.T) {
 		{nil, 0},
 		{context.Canceled, 0},
 		{fmt.Errorf("serve: %w", context.Canceled), 0},
-		{&conf.Error{File: "conf.properties", Key: "sender.workers", Value: "0", Want: "at least 1"}, 2},
+		{badConfig(true), 2}, // conf's errors
+		{fmt.Errorf("open sink: %w", badConfig(true)), 2},
+		{errors.Join(errors.New("other"), badConfig(true)), 2},
+		{badConfig(false), 1},
 		{fmt.Errorf("lock: %w", fsutil.ErrLocked), 2},
-		{loadErr(t, filepath.Join(t.TempDir(), "missing.properties")), 2}, // exited 1 before: a restart loop
-		{loadErr(t, "/dev/zero"), 2},
 		{errors.New("boom"), 1},
 	} {
 		if got := Exit(tt.err); got != tt.want {
@@ -246,15 +247,12 @@ func TestExit(t *testing.T) {
 	}
 }
 
-// loadErr returns the error of conf.Load(path).
-func loadErr(t *testing.T, path string) error {
-	t.Helper()
-	_, err := conf.Load(path)
-	if err == nil {
-		t.Fatalf("conf.Load(%s) succeeded", path)
-	}
-	return err
-}
+// badConfig is an error that says whether it is the configuration's, as
+// conf's errors do (conf's tests hold that each of Load's errors is one).
+type badConfig bool
+
+func (b badConfig) Error() string   { return "bad config " + strconv.FormatBool(bool(b)) }
+func (b badConfig) BadConfig() bool { return bool(b) }
 
 func TestReadyGauge(t *testing.T) {
 	notReady := errors.New("circuit open")

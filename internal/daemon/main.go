@@ -7,17 +7,55 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
-	"spoolgate/conf"
 	"spoolgate/internal/logging"
 	"spoolgate/internal/version"
 )
 
-// RunFunc is a daemon's body: it serves until ctx is done (the first
-// SIGTERM or SIGINT), then drains and returns. path is the config file, for
-// reload.
-type RunFunc func(ctx context.Context, path string, cfg *conf.Config, lg *logging.Logging) error
+// Config is a daemon's loaded configuration as Main and the reload use
+// it; *conf.Config is one. C is the type itself, so that ReloadDiff can
+// compare two and Run receives it whole.
+type Config[C any] interface {
+	// LogOptions returns the options of the daemon's logger.
+	LogOptions() logging.Options
+	// Warnings returns lines that Main logs once the logger is built.
+	Warnings() []string
+	// ReloadDiff returns the keys of daemon ("receiver", "sender") whose
+	// values differ from old's: live those it applies on reload, restart
+	// those that take effect only after a restart.
+	ReloadDiff(old C, daemon string) (live, restart []string)
+}
+
+// A Program is a daemon as Main runs it: its name, where it finds its
+// config, how it loads it, and its body.
+type Program[C Config[C]] struct {
+	// Name is the daemon's short name ("receiver"): the binary is
+	// spoolgate-Name, its log file Name.log, and ReloadDiff compares its
+	// keys.
+	Name string
+	// Path returns the config file to load for the -config flag's value
+	// ("" when not given); PathUsage is the flag's help.
+	Path      func(flag string) string
+	PathUsage string
+	// Load reads and checks the config file at path, at start and on every
+	// reload. An error that is a bad configuration (see Exit) exits 2.
+	Load func(path string) (C, error)
+	// Run is the daemon's body: it serves until ctx is done (the first
+	// SIGTERM or SIGINT), then drains and returns.
+	Run func(ctx context.Context, p *Process[C]) error
+}
+
+// A Process is a running daemon as Main hands it to Run: the config file,
+// the config loaded from it at start, and the logging built from that.
+type Process[C Config[C]] struct {
+	Path    string
+	Config  C
+	Logging *logging.Logging
+	Logger  *slog.Logger // Logging.Logger
+	prog    *Program[C]
+}
 
 // ParseFlags parses args with fs, whose usage and errors it routes: -h or
 // -help prints the usage on stdout and returns 0, false (exit 0: help
@@ -42,20 +80,18 @@ func ParseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (code
 }
 
 // Main is the whole of a daemon's main: it parses -config (-version
-// prints the version and returns 0), loads the
-// config (and checks it with require, when not nil), builds the logger,
-// logs the config's warnings, traps signals, calls run, and returns the
-// exit code for os.Exit: 2 for bad usage or a bad config (printed as one
-// line on stderr), else Exit(run's error); -h prints the usage and exits 0.
-// name is the daemon's short name ("receiver"), which also names its log
-// file.
-func Main(name string, require func(*conf.Config) error, run RunFunc) int {
-	prog := "spoolgate-" + name
-	config := flag.String("config", "", "config file (default $"+conf.EnvConfig+", else "+conf.DefaultPath+")")
+// prints the version and returns 0), loads the config with p.Load, builds
+// the logger, logs the config's warnings, traps signals, calls p.Run, and
+// returns the exit code for os.Exit: 2 for bad usage or a bad config
+// (printed as one line on stderr), else Exit(Run's error); -h prints the
+// usage and exits 0.
+func Main[C Config[C]](p Program[C]) int {
+	prog := "spoolgate-" + p.Name
+	config := flag.String("config", "", p.PathUsage)
 	showVersion := flag.Bool("version", false, "print the version, commit and Go version, and exit")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: %s [-config PATH]\n\nThe spoolgate %s daemon; it takes no arguments. "+
-			"Exit codes: 0 after a drain, 2 for a bad configuration, 1 otherwise.\n\n", prog, name)
+			"Exit codes: 0 after a drain, 2 for a bad configuration, 1 otherwise.\n\n", prog, p.Name)
 		flag.PrintDefaults()
 	}
 	if code, ok := ParseFlags(flag.CommandLine, os.Args[1:], os.Stdout, os.Stderr); !ok {
@@ -69,25 +105,22 @@ func Main(name string, require func(*conf.Config) error, run RunFunc) int {
 		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", prog, flag.Arg(0))
 		return 2
 	}
-	path := conf.Path(*config)
-	cfg, err := conf.Load(path)
-	if err == nil && require != nil {
-		err = require(cfg)
-	}
+	path := p.Path(*config)
+	cfg, err := p.Load(path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return Exit(err)
 	}
-	lg, err := logging.New(cfg.Log, name, os.Stderr)
+	lg, err := logging.New(cfg.LogOptions(), p.Name, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	for _, w := range cfg.Warnings {
+	for _, w := range cfg.Warnings() {
 		lg.Logger.Warn(w)
 	}
 	ctx, stop := Signals(context.Background(), lg.Logger)
-	err = run(ctx, path, cfg, lg)
+	err = p.Run(ctx, &Process[C]{Path: path, Config: cfg, Logging: lg, Logger: lg.Logger, prog: &p})
 	stop()
 	if err != nil {
 		lg.Logger.Error(prog + ": " + err.Error())

@@ -19,9 +19,20 @@ import (
 	"time"
 
 	"gopkg.in/natefinch/lumberjack.v2"
-
-	"spoolgate/conf"
 )
+
+// Options are the settings of a daemon's logging (conf fills them from the
+// log.* keys).
+type Options struct {
+	Dir         string // "" logs to stderr
+	Level       string // "debug", "info", "warn" or "error"
+	Format      string // "text" or "json"
+	MaxSizeMB   int    // rotate the file at this size
+	MaxBackups  int    // 0 keeps all
+	MaxAgeDays  int    // 0 keeps all
+	Compress    bool   // gzip rotated files
+	RotateDaily bool   // rotate at local midnight too
+}
 
 // Logging is a daemon's logger, its live level and its output.
 type Logging struct {
@@ -33,38 +44,38 @@ type Logging struct {
 	closer io.Closer // the log file; nil for stderr
 }
 
-// New builds the logger of daemon ("receiver", "sender") from cfg. With
-// cfg.Dir empty it writes to stderr, else to cfg.Dir/<daemon>.log, creating
+// New builds the logger of daemon ("receiver", "sender") from opts. With
+// opts.Dir empty it writes to stderr, else to opts.Dir/<daemon>.log, creating
 // the directory; the file is opened now so a permission problem shows at
 // start; a nil stderr means os.Stderr. It returns an error for an unknown
 // level or format or an unwritable log file. Close the Logging when done.
-func New(cfg conf.Log, daemon string, stderr io.Writer) (*Logging, error) {
-	return newLogging(cfg, daemon, stderr, time.Now)
+func New(opts Options, daemon string, stderr io.Writer) (*Logging, error) {
+	return newLogging(opts, daemon, stderr, time.Now)
 }
 
-func newLogging(cfg conf.Log, daemon string, stderr io.Writer, now func() time.Time) (*Logging, error) {
+func newLogging(opts Options, daemon string, stderr io.Writer, now func() time.Time) (*Logging, error) {
 	lv := new(slog.LevelVar)
-	level, err := ParseLevel(cfg.Level)
+	level, err := ParseLevel(opts.Level)
 	if err != nil {
 		return nil, err
 	}
 	lv.Set(level)
-	if cfg.Format != "text" && cfg.Format != "json" {
-		return nil, fmt.Errorf("logging: format %q: want text or json", cfg.Format)
+	if opts.Format != "text" && opts.Format != "json" {
+		return nil, fmt.Errorf("logging: format %q: want text or json", opts.Format)
 	}
 	l := &Logging{Level: lv}
 	w := stderr
 	if w == nil {
 		w = os.Stderr
 	}
-	if cfg.Dir != "" {
-		f, err := openFile(cfg, daemon, now)
+	if opts.Dir != "" {
+		f, err := openFile(opts, daemon, now)
 		if err != nil {
 			return nil, err
 		}
 		w, l.closer = f, f
 	}
-	if cfg.Format == "json" {
+	if opts.Format == "json" {
 		l.Logger = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{AddSource: true, Level: lv}))
 	} else {
 		l.Logger = slog.New(NewTextHandler(w, lv))
@@ -113,16 +124,16 @@ func ParseLevel(s string) (slog.Level, error) {
 const FileMode = 0o640
 
 // openFile opens the lumberjack log file, wrapped for daily rotation.
-func openFile(cfg conf.Log, daemon string, now func() time.Time) (io.WriteCloser, error) {
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+func openFile(opts Options, daemon string, now func() time.Time) (io.WriteCloser, error) {
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("logging: create log dir: %w", err)
 	}
 	lj := &lumberjack.Logger{
-		Filename:   filepath.Join(cfg.Dir, daemon+".log"),
-		MaxSize:    cfg.MaxSizeMB,
-		MaxBackups: cfg.MaxBackups,
-		MaxAge:     cfg.MaxAgeDays,
-		Compress:   cfg.Compress,
+		Filename:   filepath.Join(opts.Dir, daemon+".log"),
+		MaxSize:    opts.MaxSizeMB,
+		MaxBackups: opts.MaxBackups,
+		MaxAge:     opts.MaxAgeDays,
+		Compress:   opts.Compress,
 		LocalTime:  true,
 	}
 	if _, err := lj.Write(nil); err != nil { // open now to fail early
@@ -132,14 +143,14 @@ func openFile(cfg conf.Log, daemon string, now func() time.Time) (io.WriteCloser
 		_ = lj.Close()
 		return nil, err
 	}
-	r := &rotating{lj: lj, now: now, max: int64(cfg.MaxSizeMB) * 1024 * 1024}
+	r := &rotating{lj: lj, now: now, max: int64(opts.MaxSizeMB) * 1024 * 1024}
 	fi, err := os.Stat(lj.Filename)
 	if err != nil {
 		_ = lj.Close()
 		return nil, fmt.Errorf("logging: %w", err)
 	}
 	r.size = fi.Size()
-	if cfg.RotateDaily {
+	if opts.RotateDaily {
 		// A file last written before today is rotated by the first record,
 		// so a restart after midnight does not mix days.
 		start := now()

@@ -22,7 +22,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"spoolgate/conf"
 	"spoolgate/internal/e2e"
 )
 
@@ -108,7 +107,7 @@ func TestTextLoggerSourceAndWith(t *testing.T) {
 
 func TestLevelLive(t *testing.T) {
 	var buf bytes.Buffer
-	l, err := New(conf.Log{Level: "info", Format: "text"}, "receiver", &buf)
+	l, err := New(Options{Level: "info", Format: "text"}, "receiver", &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,12 +165,12 @@ func TestNewErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		cfg  conf.Log
+		cfg  Options
 		want string
 	}{
-		{"level", conf.Log{Level: "loud", Format: "text"}, `logging: level "loud": want debug, info, warn or error`},
-		{"format", conf.Log{Level: "info", Format: "xml"}, `logging: format "xml": want text or json`},
-		{"dir is a file", conf.Log{Level: "info", Format: "text", Dir: notDir, MaxSizeMB: 1}, "logging: create log dir: mkdir " + notDir + ": not a directory"},
+		{"level", Options{Level: "loud", Format: "text"}, `logging: level "loud": want debug, info, warn or error`},
+		{"format", Options{Level: "info", Format: "xml"}, `logging: format "xml": want text or json`},
+		{"dir is a file", Options{Level: "info", Format: "text", Dir: notDir, MaxSizeMB: 1}, "logging: create log dir: mkdir " + notDir + ": not a directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,7 +188,7 @@ func TestNewErrors(t *testing.T) {
 
 func TestJSON(t *testing.T) {
 	var buf bytes.Buffer
-	l, err := New(conf.Log{Level: "debug", Format: "json"}, "sender", &buf)
+	l, err := New(Options{Level: "debug", Format: "json"}, "sender", &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +219,8 @@ type clock struct {
 
 func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
-func fileCfg(dir string) conf.Log {
-	return conf.Log{Dir: dir, Level: "info", Format: "text", MaxSizeMB: 1}
+func fileCfg(dir string) Options {
+	return Options{Dir: dir, Level: "info", Format: "text", MaxSizeMB: 1}
 }
 
 // backups returns the rotated files of daemon in dir, sorted.
