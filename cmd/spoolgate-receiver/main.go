@@ -28,9 +28,9 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
 	"spoolgate/internal/broker"
-	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
 	"spoolgate/protocol"

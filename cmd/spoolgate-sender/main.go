@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
-	"spoolgate/internal/console"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
 	"spoolgate/sender"
@@ -58,7 +58,7 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 		return err
 	}
 	reg.MustRegister(daemon.ReadyGauge(s.Ready))
-	con := console.NewSender(s, cfg.AdminToken, log)
+	con := console.NewSender(s, s, cfg.AdminToken, log)
 	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, cfg.AdminHosts, log, con.Routes()...)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", cfg.Sender.AdminListen, err)

@@ -4,8 +4,8 @@ import (
 	"io"
 	"time"
 
+	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
-	"spoolgate/internal/console"
 )
 
 // A toolSource is what the operator's tool reads and does for the

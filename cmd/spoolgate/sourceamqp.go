@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
 	"spoolgate/internal/broker"
-	"spoolgate/internal/console"
 	"spoolgate/sender"
 )
 

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
-	"spoolgate/internal/console"
 	"spoolgate/sender"
 )
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
-	"spoolgate/internal/console"
 	"spoolgate/sender"
 )
 

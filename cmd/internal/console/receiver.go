@@ -10,16 +10,27 @@ import (
 	"spoolgate/receiver"
 )
 
+// ReceiverState is what the receiver's page shows of a running receiver;
+// a *receiver.Server is one. Its methods are called from the console's
+// handlers and sampler at once: they must be safe for concurrent use.
+type ReceiverState interface {
+	// Status returns the receiver's state at now.
+	Status(now time.Time) receiver.Status
+	// Counts returns the replies 200, 400 and 500 since start, for the
+	// per-minute chart.
+	Counts() [3]uint64
+}
+
 // Receiver is the console of a receiver (read-only). Create it with
 // NewReceiver; its handlers are safe for concurrent use.
 type Receiver struct {
-	s    *receiver.Server
+	s    ReceiverState
 	log  *slog.Logger
 	hist History
 }
 
 // NewReceiver returns the console of s; log defaults to a discard logger.
-func NewReceiver(s *receiver.Server, log *slog.Logger) *Receiver {
+func NewReceiver(s ReceiverState, log *slog.Logger) *Receiver {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -4,6 +4,12 @@
 // by a little vanilla JS), GET /api/status the same data as JSON, and for
 // the sender POST /api/requeue, allowed only with admin.token. Everything
 // shown from the disk or the wire goes through html/template's escaping.
+//
+// It sits above both daemons, beside their mains (and the spoolgate tool,
+// which reads /api/status as SenderStatus): it takes the small interfaces
+// SenderState, FailedFiles and ReceiverState, which a running sender and
+// receiver satisfy, and of the daemon packages uses only the values they
+// return (sender.Snapshot, receiver.Status).
 package console
 
 import (

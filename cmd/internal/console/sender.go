@@ -22,23 +22,49 @@ const (
 	failedPage  = 50 // failed files per page
 )
 
+// SenderState is what the sender's page shows of a running sender; a
+// *sender.Sender is one. Its methods are called from the console's
+// handlers and sampler at once: they must be safe for concurrent use.
+type SenderState interface {
+	// Snapshot returns the sender's state with at most oldest of the
+	// oldest pending files.
+	Snapshot(now time.Time, oldest int) sender.Snapshot
+	// Counts returns the messages delivered, rejected and failed since
+	// start, for the per-minute chart.
+	Counts() [3]uint64
+}
+
+// FailedFiles lists a sender's failed files and puts them back to be sent
+// again; a *sender.Sender is one, safe for concurrent use.
+type FailedFiles interface {
+	// Failed returns n failed files from off, newest first, and how many
+	// there are.
+	Failed(off, n int) ([]sender.FailedFile, int, error)
+	// Requeue moves the named failed files back into the spool.
+	Requeue(names []string) []sender.RequeueResult
+	// RequeueAll moves every failed file back.
+	RequeueAll() ([]sender.RequeueResult, error)
+}
+
 // Sender is the console of a sender. Create it with NewSender; its
 // handlers are safe for concurrent use.
 type Sender struct {
-	s     *sender.Sender
-	token string
-	log   *slog.Logger
-	hist  History
-	cop   *http.CrossOriginProtection
+	s      SenderState
+	failed FailedFiles
+	token  string
+	log    *slog.Logger
+	hist   History
+	cop    *http.CrossOriginProtection
 }
 
-// NewSender returns the console of s. token is admin.token: "" makes the
-// console read-only. log defaults to a discard logger.
-func NewSender(s *sender.Sender, token string, log *slog.Logger) *Sender {
+// NewSender returns the console of a sender: s for its state, failed for
+// its failed files (a running sender is both). token is admin.token: ""
+// makes the console read-only. log defaults to a discard logger.
+func NewSender(s SenderState, failed FailedFiles, token string, log *slog.Logger) *Sender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{s: s, token: token, log: log, cop: http.NewCrossOriginProtection()}
+	return &Sender{s: s, failed: failed, token: token, log: log, cop: http.NewCrossOriginProtection()}
 }
 
 // Run samples the counters for the per-minute chart until ctx is done.
@@ -95,7 +121,7 @@ func (c *Sender) collect(r *http.Request, now time.Time) SenderStatus {
 		st.Oldest[i] = PendingFile{PendingFile: f, Name: shownName(f.Name), NameBase64: nameBase64(f.Name), raw: f.Name}
 	}
 	st.Snapshot.Oldest = nil
-	failed, n, err := c.s.Failed(off, failedPage)
+	failed, n, err := c.failed.Failed(off, failedPage)
 	st.FailedCount = n
 	if err != nil {
 		st.FailedError = err.Error()
@@ -291,13 +317,13 @@ func (c *Sender) requeue(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.PostForm.Get("all") != "" {
 		var err error
-		if res, err = c.s.RequeueAll(); err != nil {
+		if res, err = c.failed.RequeueAll(); err != nil {
 			c.log.Error("console: requeue all", "err", err, "from", r.RemoteAddr)
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 	} else if len(names) > 0 {
-		res = c.s.Requeue(names)
+		res = c.failed.Requeue(names)
 	} else {
 		http.Error(w, "nothing to requeue: give file=NAME, file_base64=BYTES or all=1", http.StatusBadRequest)
 		return

@@ -39,10 +39,10 @@ func TestMain(m *testing.M) {
 			return nil
 		}
 		senderBin, receiverBin = filepath.Join(dir, "spoolgate-sender"), filepath.Join(dir, "spoolgate-receiver")
-		if err := e2e.Build("", senderBin, e2e.Race, "../../cmd/spoolgate-sender"); err != nil {
+		if err := e2e.Build("", senderBin, e2e.Race, "../../spoolgate-sender"); err != nil {
 			return err
 		}
-		return e2e.Build("", receiverBin, e2e.Race, "../../cmd/spoolgate-receiver")
+		return e2e.Build("", receiverBin, e2e.Race, "../../spoolgate-receiver")
 	})
 }
 
@@ -101,7 +101,7 @@ func runSender(t *testing.T, remote, token string, pending int) (string, conf.Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	con := NewSender(s, token, log)
+	con := NewSender(s, s, token, log)
 	admin, err := daemon.Admin("127.0.0.1:0", prometheus.NewRegistry(), s.Ready, false, nil, log, con.Routes()...)
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +432,7 @@ func BenchmarkSenderPage(b *testing.B) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	con := NewSender(s, testToken, nil)
+	con := NewSender(s, s, testToken, nil)
 	h := http.NewServeMux()
 	for _, r := range con.Routes() {
 		h.Handle(r.Pattern, r.Handler)
