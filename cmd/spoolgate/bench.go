@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,13 +14,24 @@ import (
 	"spoolgate/internal/bench"
 )
 
-func runBench(args []string, stdout, stderr io.Writer) int {
+// benchArgs are the flags of spoolgate bench: the load generator's
+// options, and the modes that do something else instead.
+type benchArgs struct {
+	o                         bench.Options
+	asJSON                    bool
+	null, spool, probe, claim string
+	files, idle               int
+}
+
+// benchFlags returns the flag set of spoolgate bench and what it fills.
+func benchFlags(stderr io.Writer) (*flag.FlagSet, *benchArgs) {
 	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME",
 		"Load generator: sends valid messages (or every Nth invalid) to a receiver and prints messages/s,\n"+
 			"p50/p99/max latency and the reply codes. -null serves the reference that answers 200 and stores\n"+
 			"nothing; -make-spool writes result files; -probe measures this machine; -time-claim times one\n"+
 			"file through the sender. Takes no arguments.", stderr)
-	var o bench.Options
+	a := &benchArgs{}
+	o := &a.o
 	fs.StringVar(&o.Addr, "addr", "", "HOST:PORT of the receiver under test")
 	fs.IntVar(&o.Clients, "c", 16, "concurrent clients")
 	fs.IntVar(&o.Count, "n", 10000, "messages in all (ignored with -d)")
@@ -30,13 +42,18 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.InvalidEvery, "invalid-every", 0, "make every Nth message invalid (0: none)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per message: connect, write and reply")
 	fs.IntVar(&o.Base, "base", int(time.Now().UnixNano()/1000%900_000_000), "first process_no (default: from the clock, so runs do not collide in the duplicate window)")
-	asJSON := fs.Bool("json", false, "print the result as JSON")
-	null := fs.String("null", "", "serve the null reference on ADDR (answers 200 to every line, stores nothing) until interrupted")
-	spool := fs.String("make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
-	files := fs.Int("files", 1000, "with -make-spool: how many files")
-	probe := fs.String("probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
-	timeClaim := fs.String("time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took (on stderr \"watching\" once it looks)")
-	idle := fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
+	fs.BoolVar(&a.asJSON, "json", false, "print the result as JSON")
+	fs.StringVar(&a.null, "null", "", "serve the null reference on ADDR (answers 200 to every line, stores nothing) until interrupted")
+	fs.StringVar(&a.spool, "make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
+	fs.IntVar(&a.files, "files", 1000, "with -make-spool: how many files")
+	fs.StringVar(&a.probe, "probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
+	fs.StringVar(&a.claim, "time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took (on stderr \"watching\" once it looks)")
+	fs.IntVar(&a.idle, "idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
+	return fs, a
+}
+
+func runBench(args []string, stdout, stderr io.Writer) int {
+	fs, a := benchFlags(stderr)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -46,72 +63,77 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *null != "" {
-		ln, err := net.Listen("tcp", *null)
-		if err != nil {
-			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
-			return 1
+	var err error
+	switch {
+	case a.null != "":
+		err = benchNull(ctx, a.null, stdout)
+	case a.spool != "":
+		if err = bench.MakeSpool(a.spool, a.files, a.o.Base); err == nil {
+			fmt.Fprintf(stdout, "wrote %d files into %s\n", a.files, a.spool)
 		}
-		fmt.Fprintf(stdout, "null reference listening on %s\n", ln.Addr())
-		if err := bench.ServeNull(ctx, ln); err != nil {
-			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
-			return 1
+	case a.probe != "":
+		var r bench.ProbeResult
+		if r, err = bench.Probe(ctx, a.probe, orDefault(a.o.Duration, 5*time.Second)); err == nil {
+			printResult(stdout, r, a.asJSON)
 		}
-		return 0
-	}
-	if *spool != "" {
-		if err := bench.MakeSpool(*spool, *files, o.Base); err != nil {
-			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "wrote %d files into %s\n", *files, *spool)
-		return 0
-	}
-	if *probe != "" {
-		d := o.Duration
-		if d <= 0 {
-			d = 5 * time.Second
-		}
-		r, err := bench.Probe(ctx, *probe, d)
-		if err != nil {
-			fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
-			return 1
-		}
-		printResult(stdout, r, *asJSON)
-		return 0
-	}
-	if *timeClaim != "" {
-		d := o.Duration
-		if d <= 0 {
-			d = 10 * time.Minute
-		}
-		wait, cancel := context.WithTimeout(ctx, d)
-		defer cancel()
-		c, err := bench.TimeClaim(wait, filepath.Dir(*timeClaim), filepath.Base(*timeClaim), time.Millisecond, func() {
-			fmt.Fprintf(stderr, "watching %s\n", filepath.Join(filepath.Dir(*timeClaim), ".inflight", filepath.Base(*timeClaim)))
-		})
-		if err != nil {
-			fmt.Fprintf(stderr, "spoolgate bench: time %s: %v\n", *timeClaim, err)
-			return 1
-		}
-		printResult(stdout, c, *asJSON)
-		return 0
-	}
-	if o.Addr == "" {
+	case a.claim != "":
+		err = benchClaim(ctx, a, stdout, stderr)
+	case a.o.Addr == "":
 		fmt.Fprintln(stderr, "spoolgate bench: -addr HOST:PORT (or -null ADDR, -probe DIR) is required")
 		return 2
-	}
-	if *idle > 0 {
-		d := o.Duration
-		if d <= 0 {
-			d = 10 * time.Second
-		}
-		hold, cancel := context.WithTimeout(ctx, d)
+	case a.idle > 0:
+		hold, cancel := context.WithTimeout(ctx, orDefault(a.o.Duration, 10*time.Second))
 		defer cancel()
-		n, _ := bench.HoldIdle(hold, o.Addr, *idle)
+		n, _ := bench.HoldIdle(hold, a.o.Addr, a.idle)
 		fmt.Fprintf(stdout, "held %d idle connections\n", n)
-		return 0
+	default:
+		return benchLoad(ctx, a, stdout, stderr)
 	}
+	if err != nil {
+		fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// orDefault returns d, or def when d is not positive (-d not given).
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// benchNull serves the null reference on addr until ctx is done.
+func benchNull(ctx context.Context, addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "null reference listening on %s\n", ln.Addr())
+	return bench.ServeNull(ctx, ln)
+}
+
+// benchClaim times the sender's claim of the spool file -time-claim names,
+// waiting at most -d (default 10 minutes).
+func benchClaim(ctx context.Context, a *benchArgs, stdout, stderr io.Writer) error {
+	wait, cancel := context.WithTimeout(ctx, orDefault(a.o.Duration, 10*time.Minute))
+	defer cancel()
+	dir, name := filepath.Dir(a.claim), filepath.Base(a.claim)
+	c, err := bench.TimeClaim(wait, dir, name, time.Millisecond, func() {
+		fmt.Fprintf(stderr, "watching %s\n", filepath.Join(dir, ".inflight", name))
+	})
+	if err != nil {
+		return fmt.Errorf("time %s: %w", a.claim, err)
+	}
+	printResult(stdout, c, a.asJSON)
+	return nil
+}
+
+// benchLoad runs the load generator: exit 2 for bad options, 1 when a
+// message failed.
+func benchLoad(ctx context.Context, a *benchArgs, stdout, stderr io.Writer) int {
+	o := a.o
 	if o.Duration > 0 {
 		o.Count = 0
 	}
@@ -120,7 +142,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	printResult(stdout, r, *asJSON)
+	printResult(stdout, r, a.asJSON)
 	if r.Errors > 0 {
 		return 1
 	}
