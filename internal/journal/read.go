@@ -398,88 +398,24 @@ func eventIs(line, event []byte) bool {
 // or line that cannot be read is a Problem, not an error. The error is
 // for a directory that cannot be listed.
 func Search(dir string, q Query) (Result, error) {
-	keep := func(string) bool { return true }
-	if q.Prefixes != nil {
-		keep = func(p string) bool {
-			for _, x := range q.Prefixes {
-				if x == p {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	files, err := Files(dir, keep)
+	files, err := searchFiles(dir, q)
 	if err != nil {
 		return Result{}, err
-	}
-	if !q.Since.IsZero() {
-		// A file holds its day's events, and a few of the day before
-		// written just after midnight.
-		from := midnight(q.Since).AddDate(0, 0, -1)
-		i := 0
-		for i < len(files) && files[i].Day.Before(from) {
-			i++
-		}
-		files = files[i:]
 	}
 	m := newMatcher(q)
 	workers := q.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	type part struct {
-		entries, published []Entry
-		lines              int64
-		problems           []string
-	}
-	parts := make([]part, len(files))
+	parts := make([]filePart, len(files))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(workers, len(files)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
-				p := &parts[i]
-				f := files[i]
-				receiver := f.Daemon() == "receiver"
-				base := filepath.Base(f.Path)
-				bad := 0
-				needles := m.needles[m.rarest()]
-				if receiver {
-					needles = append(needles[:len(needles):len(needles)], publishedCol)
-				}
-				n, err := scan(f, needles, func(line []byte, no int64) {
-					pub := receiver && eventIs(line, published)
-					if !pub && !m.maybe(line) {
-						return
-					}
-					e, err := ParseLine(line)
-					if err != nil {
-						bad++
-						if bad <= 3 {
-							p.problems = append(p.problems, fmt.Sprintf("%s:%d: not a journal line: %.60q", base, no, line))
-						}
-						return
-					}
-					if e.Time.Before(q.Since) {
-						return
-					}
-					e.Source = base + ":" + strconv.FormatInt(no, 10)
-					if pub {
-						p.published = append(p.published, e)
-					}
-					if e.Event != "published" && m.match(&e, false) {
-						p.entries = append(p.entries, e)
-					}
-				})
-				p.lines = n
-				if err != nil {
-					p.problems = append(p.problems, fmt.Sprintf("%s: %v (read up to line %d)", base, err, n))
-				}
+				parts[i] = searchFile(files[i], m, q.Since)
 			}
-		}()
+		})
 	}
 	for i := range files {
 		next <- i
@@ -514,6 +450,78 @@ func Search(dir string, q Query) (Result, error) {
 		return a.Daemon == "receiver" && b.Daemon != "receiver"
 	})
 	return res, nil
+}
+
+// searchFiles returns the journal files of dir that Search reads for q:
+// those of q.Prefixes (all when nil) that may hold events from q.Since on.
+func searchFiles(dir string, q Query) ([]File, error) {
+	keep := func(string) bool { return true }
+	if q.Prefixes != nil {
+		keep = func(p string) bool { return slices.Contains(q.Prefixes, p) }
+	}
+	files, err := Files(dir, keep)
+	if err != nil || q.Since.IsZero() {
+		return files, err
+	}
+	// A file holds its day's events, and a few of the day before written
+	// just after midnight.
+	from := midnight(q.Since).AddDate(0, 0, -1)
+	i := 0
+	for i < len(files) && files[i].Day.Before(from) {
+		i++
+	}
+	return files[i:], nil
+}
+
+// filePart is what Search found in one file: the entries that match, a
+// receiver's publications (to name the files written as .part), the lines
+// read and the problems met.
+type filePart struct {
+	entries, published []Entry
+	lines              int64
+	problems           []string
+}
+
+// searchFile reads one journal file for the entries m matches from since
+// on; at most three of its lines that are not journal lines are named.
+func searchFile(f File, m *matcher, since time.Time) filePart {
+	var p filePart
+	receiver := f.Daemon() == "receiver"
+	base := filepath.Base(f.Path)
+	bad := 0
+	needles := m.needles[m.rarest()]
+	if receiver {
+		needles = append(needles[:len(needles):len(needles)], publishedCol)
+	}
+	n, err := scan(f, needles, func(line []byte, no int64) {
+		pub := receiver && eventIs(line, published)
+		if !pub && !m.maybe(line) {
+			return
+		}
+		e, err := ParseLine(line)
+		if err != nil {
+			bad++
+			if bad <= 3 {
+				p.problems = append(p.problems, fmt.Sprintf("%s:%d: not a journal line: %.60q", base, no, line))
+			}
+			return
+		}
+		if e.Time.Before(since) {
+			return
+		}
+		e.Source = base + ":" + strconv.FormatInt(no, 10)
+		if pub {
+			p.published = append(p.published, e)
+		}
+		if e.Event != "published" && m.match(&e, false) {
+			p.entries = append(p.entries, e)
+		}
+	})
+	p.lines = n
+	if err != nil {
+		p.problems = append(p.problems, fmt.Sprintf("%s: %v (read up to line %d)", base, err, n))
+	}
+	return p
 }
 
 // resolve gives the receiver entries written to a .part file the name it
