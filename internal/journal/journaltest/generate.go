@@ -93,125 +93,148 @@ func Generate(o Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	enc := map[string]*journal.Encoder{}
+	g := &generator{dir: o.Dir, instance: o.Instance, enc: map[string]*journal.Encoder{}, files: map[string]*genFile{}}
 	for _, d := range []string{"receiver", "sender"} {
-		enc[d] = journal.NewEncoder(journal.Options{Daemon: d, Instance: o.Instance, Keys: Keys, Masked: o.Masked, MaskRRN: true}, key)
+		g.enc[d] = journal.NewEncoder(journal.Options{Daemon: d, Instance: o.Instance, Keys: Keys, Masked: o.Masked, MaskRRN: true}, key)
 	}
 	// About 2 lines a message (see Events) and one a minute.
 	start := midnight(o.End).AddDate(0, 0, -(o.Days - 1))
 	msgs := max(1, int((float64(o.Lines)-o.End.Sub(start).Minutes())/2.006))
-	sum := Summary{Messages: msgs, First: start, Interval: o.End.Sub(start) / time.Duration(msgs)}
+	g.sum = Summary{Messages: msgs, First: start, Interval: o.End.Sub(start) / time.Duration(msgs)}
 
-	type out struct {
-		f *os.File
-		w *bufio.Writer
-	}
-	files := map[string]*out{}
-	var day time.Time
-	var past []string
-	var buf []byte
-	closeDay := func() error {
-		for d, f := range files {
-			if err := f.w.Flush(); err != nil {
-				return err
-			}
-			if err := f.f.Close(); err != nil {
-				return err
-			}
-			past = append(past, f.f.Name())
-			delete(files, d)
-		}
-		return nil
-	}
-	write := func(daemon string, r *journal.Record) error {
-		if files[daemon] == nil {
-			name := filepath.Join(o.Dir, journal.FileName(journal.Prefix(daemon, o.Instance), day))
-			f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-			if err != nil {
-				return err
-			}
-			files[daemon] = &out{f, bufio.NewWriterSize(f, 1<<20)}
-			sum.Files++
-		}
-		buf = enc[daemon].Append(buf[:0], r)
-		sum.Lines++
-		_, err := files[daemon].w.Write(buf)
-		return err
-	}
 	minute := time.Time{}
 	line := 0
 	for i := 0; i < msgs; i++ {
-		t := sum.Time(i)
-		if d := midnight(t); !d.Equal(day) {
-			if err := closeDay(); err != nil {
-				return sum, err
+		t := g.sum.Time(i)
+		if d := midnight(t); !d.Equal(g.day) {
+			if err := g.closeDay(); err != nil {
+				return g.sum, err
 			}
-			day = d
+			g.day = d
 		}
 		if m := t.Truncate(time.Minute); !m.Equal(minute) {
 			if !minute.IsZero() {
 				name := minute.Format("200601021504") + "_request.txt"
-				if err := write("receiver", &journal.Record{Time: m.Add(time.Second), Event: journal.Published, File: name + ".part", To: name}); err != nil {
-					return sum, err
+				if err := g.write("receiver", &journal.Record{Time: m.Add(time.Second), Event: journal.Published, File: name + ".part", To: name}); err != nil {
+					return g.sum, err
 				}
 			}
 			minute, line = m, 0
 		}
-		file := minute.Format("200601021504") + "_request.txt.part"
-		res := fmt.Sprintf("res-%d.txt", i)
-		for k, ev := range Events(i) {
-			r := journal.Record{Event: ev, Time: t.Add(time.Duration(k) * 50 * time.Millisecond)}
-			r.AddKeyString(OrgCode(i))
-			r.AddKeyString(ProcessNo(i))
-			d := "sender"
-			switch ev {
-			case journal.Accepted:
-				line++
-				d, r.Code, r.Peer, r.File, r.Line = "receiver", 200, "10.1.2.3:51234", file, line
-			case journal.Duplicate:
-				d, r.Code, r.Peer = "receiver", 200, "10.1.2.3:51235"
-			case journal.Rejected:
-				d, r.Code, r.Peer, r.Reason = "receiver", 400, "10.1.2.3:51234", "payload: text 0..8000"
-			case journal.Delivered:
-				r.Code, r.Peer, r.File, r.Line, r.Attempts, r.Latency = 200, "10.9.9.9:9010", res, 1, 1, 12*time.Millisecond
-			case journal.Failed:
-				r.Code, r.Peer, r.File, r.Line, r.Attempts, r.To, r.Reason = 400, "10.9.9.9:9010", res, 1, 1, res+".line-1", "rejected by the remote (400)"
-			case journal.PutBack:
-				r.Peer, r.File, r.Line, r.Reason = "10.9.9.9:9010", res, 1, "stopping: sent again at the next start"
-			}
-			if err := write(d, &r); err != nil {
-				return sum, err
-			}
+		if line, err = g.message(i, t, minute.Format("200601021504")+"_request.txt.part", line); err != nil {
+			return g.sum, err
 		}
 	}
-	if err := closeDay(); err != nil {
-		return sum, err
+	if err := g.closeDay(); err != nil {
+		return g.sum, err
 	}
 	// The last day stays a plain .log (it is being written); the others
-	// are gzipped, two at a time.
-	today := midnight(o.End).Format("2006-01-02")
+	// are gzipped.
+	return g.sum, compressPast(g.past, midnight(o.End).Format("2006-01-02"))
+}
+
+// generator writes Generate's records into a file per daemon and day.
+type generator struct {
+	dir, instance string
+	enc           map[string]*journal.Encoder // by daemon
+	files         map[string]*genFile         // the day's, by daemon
+	day           time.Time
+	past          []string // the files of the days closed
+	buf           []byte
+	sum           Summary
+}
+
+type genFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// closeDay flushes and closes the day's files.
+func (g *generator) closeDay() error {
+	for d, f := range g.files {
+		if err := f.w.Flush(); err != nil {
+			return err
+		}
+		if err := f.f.Close(); err != nil {
+			return err
+		}
+		g.past = append(g.past, f.f.Name())
+		delete(g.files, d)
+	}
+	return nil
+}
+
+// write appends r to the day's file of daemon, creating it.
+func (g *generator) write(daemon string, r *journal.Record) error {
+	if g.files[daemon] == nil {
+		name := filepath.Join(g.dir, journal.FileName(journal.Prefix(daemon, g.instance), g.day))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		if err != nil {
+			return err
+		}
+		g.files[daemon] = &genFile{f, bufio.NewWriterSize(f, 1<<20)}
+		g.sum.Files++
+	}
+	g.buf = g.enc[daemon].Append(g.buf[:0], r)
+	g.sum.Lines++
+	_, err := g.files[daemon].w.Write(g.buf)
+	return err
+}
+
+// message writes the events of message i (Events), received at t into the
+// request file file after its line line; it returns the file's lines
+// then.
+func (g *generator) message(i int, t time.Time, file string, line int) (int, error) {
+	res := fmt.Sprintf("res-%d.txt", i)
+	for k, ev := range Events(i) {
+		r := journal.Record{Event: ev, Time: t.Add(time.Duration(k) * 50 * time.Millisecond)}
+		r.AddKeyString(OrgCode(i))
+		r.AddKeyString(ProcessNo(i))
+		d := "sender"
+		switch ev {
+		case journal.Accepted:
+			line++
+			d, r.Code, r.Peer, r.File, r.Line = "receiver", 200, "10.1.2.3:51234", file, line
+		case journal.Duplicate:
+			d, r.Code, r.Peer = "receiver", 200, "10.1.2.3:51235"
+		case journal.Rejected:
+			d, r.Code, r.Peer, r.Reason = "receiver", 400, "10.1.2.3:51234", "payload: text 0..8000"
+		case journal.Delivered:
+			r.Code, r.Peer, r.File, r.Line, r.Attempts, r.Latency = 200, "10.9.9.9:9010", res, 1, 1, 12*time.Millisecond
+		case journal.Failed:
+			r.Code, r.Peer, r.File, r.Line, r.Attempts, r.To, r.Reason = 400, "10.9.9.9:9010", res, 1, 1, res+".line-1", "rejected by the remote (400)"
+		case journal.PutBack:
+			r.Peer, r.File, r.Line, r.Reason = "10.9.9.9:9010", res, 1, "stopping: sent again at the next start"
+		}
+		if err := g.write(d, &r); err != nil {
+			return line, err
+		}
+	}
+	return line, nil
+}
+
+// compressPast gzips the .log files of past but today's, two at a time.
+func compressPast(past []string, today string) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(past))
 	sem := make(chan struct{}, 2)
 	for _, p := range past {
 		if filepath.Ext(p) == ".log" && !containsDay(p, today) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				sem <- struct{}{}
 				defer func() { <-sem }()
 				errs <- journal.Compress(p)
-			}()
+			})
 		}
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			return sum, err
+			return err
 		}
 	}
-	return sum, nil
+	return nil
 }
 
 func containsDay(path, day string) bool {
