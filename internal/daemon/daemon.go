@@ -1,6 +1,8 @@
 // Package daemon is the process plumbing both daemons share: signals,
 // config reload on SIGHUP or file change, sd_notify, the admin HTTP server
-// and the mapping of errors to exit codes. Only the mains use it.
+// and the mapping of errors to exit codes. Only the mains use it. It knows
+// no config package: a main hands Main a Program that says how to load
+// its config, and the config is asked only for what Config declares.
 package daemon
 
 import (
