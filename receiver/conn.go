@@ -24,7 +24,7 @@ type conn struct {
 	idle  bool       // waiting for a message to start
 	fresh bool       // no message started yet: the first one is on its way
 
-	// Admission, guarded by Server.mu (see tlsadmit.go).
+	// Admission, guarded by Server.mu (see admission.go).
 	ip      netip.Addr // the peer's address once known
 	since   time.Time  // accepted at
 	waiting bool       // no complete first message yet: no max_conns slot

@@ -328,7 +328,7 @@ func (s *Server) Ready() error {
 // max_conns connections are served at once across all listeners, counted
 // from their first complete message; a connection with a message waits for
 // a slot. Connections that have not sent one yet are bounded apart (see
-// Admission in tlsadmit.go), so they cannot keep others out. Serve closes
+// Admission in admission.go), so they cannot keep others out. Serve closes
 // ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()

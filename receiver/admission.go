@@ -1,16 +1,11 @@
 package receiver
 
 import (
-	"errors"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"spoolgate/conf"
-	"spoolgate/internal/tlsutil"
 )
 
 // Admission (docs/PROTOCOL.md §3). A connection is *waiting* from
@@ -188,128 +183,9 @@ func (s *Server) untrack(c *conn) {
 	}
 }
 
-// take waits for a free slot, or for stop (a drain) and then takes one
-// beyond the limit.
-func (l *limiter) take(stop interface{ Load() bool }) {
-	l.mu.Lock()
-	for l.active >= l.limit && !stop.Load() {
-		l.cond.Wait()
-	}
-	l.active++
-	l.mu.Unlock()
-}
-
-// handshakeRefusal names the cause and attributes of a failed handshake.
-func handshakeRefusal(err error) (cause, msg string, attrs []any) {
-	var ne *tlsutil.NameError
-	if errors.As(err, &ne) {
-		return refusedClientNames, "connection refused: client certificate name not in receiver.tls.client_names", []any{"name", ne.Name(), "cn", ne.CN}
-	}
-	return refusedHandshake, "tls handshake failed", []any{"err", err}
-}
-
-func serverFiles(c conf.Receiver) tlsutil.ServerFiles {
-	return tlsutil.ServerFiles{Cert: c.TLS.Cert, Key: c.TLS.Key, ClientCA: c.TLS.ClientCA, ClientNames: c.TLS.ClientNames}
-}
-
-// newTLS loads the TLS files of c (nil when TLS is off) and logs what
-// needs attention (expiry within 30 days, a key others can read).
-func newTLS(c conf.Receiver, reg prometheus.Registerer) (*tlsutil.Server, error) {
-	if c.TLS.Cert == "" && c.TLS.Key == "" {
-		return nil, nil
-	}
-	ts, err := tlsutil.NewServer(serverFiles(c))
-	if err != nil {
-		return nil, err
-	}
-	if err := reg.Register(tlsutil.ExpiryCollector(ts.Expiry)); err != nil {
-		return nil, err
-	}
-	return ts, nil
-}
-
-func (s *Server) tlsWarnings() {
-	if s.tls == nil {
-		return
-	}
-	for _, w := range s.tls.Warnings(time.Now()) {
-		s.log.Warn("tls: " + w)
-	}
-}
-
-// reloadTLS loads the TLS files f; a pair that does not load is rejected
-// with an error and the running one stays. It logs what was applied.
-func (s *Server) reloadTLS(f tlsutil.ServerFiles) {
-	if s.tls == nil {
-		if f.Cert != "" {
-			s.log.Warn("configuration change needs a restart to take effect: TLS was off at start", "key", "receiver.tls.cert")
-		}
-		return
-	}
-	if f.Cert == "" {
-		s.log.Warn("configuration change needs a restart to take effect: turning TLS off", "key", "receiver.tls.cert")
-		return
-	}
-	ch, err := s.tls.Reload(f)
-	if tlsutil.LogReload(s.log, ch, err, "tls reloaded: new connections use it, open ones keep theirs") {
-		s.tlsWarnings()
-	}
-}
-
-// ReloadTLS loads the TLS files in use again (after they changed on
-// disk); see Reload for the rest.
-func (s *Server) ReloadTLS() {
-	if s.tls != nil {
-		s.reloadTLS(s.tls.Settings())
-	}
-}
-
-// TLSFiles returns the TLS files in use, to watch; nil without TLS.
-func (s *Server) TLSFiles() []string {
-	if s.tls == nil {
-		return nil
-	}
-	return s.tls.Files()
-}
-
 // evictedNow reports whether c was evicted (its I/O error is then ours).
 func (s *Server) evictedNow(c *conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return c.evicted
-}
-
-// limiter counts served connections against a limit that a reload may
-// change; take blocks while the limit is reached.
-type limiter struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	active int
-	limit  int
-}
-
-func (l *limiter) init(n int) {
-	l.cond.L = &l.mu
-	l.limit = n
-}
-
-func (l *limiter) release() {
-	l.mu.Lock()
-	l.active--
-	l.mu.Unlock()
-	l.cond.Signal()
-}
-
-func (l *limiter) setLimit(n int) {
-	l.mu.Lock()
-	l.limit = n
-	l.mu.Unlock()
-	l.cond.Broadcast()
-}
-
-func (l *limiter) wake() {
-	// Taking mu orders the caller's flag change with a waiter's check.
-	l.mu.Lock()
-	l.cond.Broadcast()
-	l.mu.Unlock()
 }
