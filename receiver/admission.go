@@ -4,8 +4,6 @@ import (
 	"net"
 	"net/netip"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Admission (docs/PROTOCOL.md §3). A connection is *waiting* from
@@ -32,17 +30,6 @@ const (
 
 const evictedMsg = "connection closed: it had sent no message yet when the waiting connections were full (the busiest address loses its oldest)"
 
-func newRefusedMetric(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
-	v := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spoolgate_receiver_refused_connections_total",
-		Help: "Connections closed before a message was served, by cause: allow, per_ip, handshake, client_names, evicted.",
-	}, []string{"cause"})
-	for _, c := range []string{refusedAllow, refusedPerIP, refusedHandshake, refusedClientNames, refusedEvicted} {
-		v.WithLabelValues(c)
-	}
-	return v, reg.Register(v)
-}
-
 // refuse closes c (whose peer is remote) without a reply, counts it, and
 // logs it once per cause, address and interval (bounded: see
 // maxRefusedAddrs), with the count of refusals the line stands for, so
@@ -57,7 +44,7 @@ func (s *Server) refuse(c *conn, remote, cause, msg string, attrs ...any) {
 		s.denied.Add(1)
 		s.m.denied.Inc()
 	}
-	s.refusedM.WithLabelValues(cause).Inc()
+	s.m.refused.WithLabelValues(cause).Inc()
 	if n, ok := s.refusedLog.Event(cause+" "+hostOf(remote), time.Now()); ok {
 		s.log.Warn(msg, append([]any{"remote", remote, "cause", cause, "count", n, "interval", s.refusedEvery}, attrs...)...)
 	}

@@ -82,7 +82,7 @@ type AMQPSink struct {
 	log     *slog.Logger
 	failLog *logging.Sampler
 
-	failures    map[string]prometheus.Counter // by reason
+	m           *amqpMetrics
 	unconfirmed atomic.Int64
 
 	mu       sync.RWMutex // closed, and Add on inflight
@@ -123,38 +123,22 @@ func NewAMQPSink(opts AMQPOptions) (*AMQPSink, error) {
 	}
 	host, _ := os.Hostname()
 	s := &AMQPSink{
-		keyIdx:   idx,
-		nfields:  len(opts.Spec.Names()),
-		queue:    c.AMQP.Queue,
-		log:      opts.Logger,
-		failLog:  logging.NewSampler(rejectLogEvery),
-		failures: make(map[string]prometheus.Counter, len(amqpReasons)),
+		keyIdx:  idx,
+		nfields: len(opts.Spec.Names()),
+		queue:   c.AMQP.Queue,
+		log:     opts.Logger,
+		failLog: logging.NewSampler(rejectLogEvery),
 	}
-	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spoolgate_receiver_amqp_failures_total",
-		Help: "Messages answered 500 because RabbitMQ did not confirm them, by reason: unavailable (no connection), nack, returned (no such queue), confirm_timeout, closed (shutting down).",
-	}, []string{"reason"})
-	unconfirmed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "spoolgate_receiver_amqp_unconfirmed",
-		Help: "Messages published to RabbitMQ whose confirm is awaited.",
-	}, func() float64 { return float64(s.unconfirmed.Load()) })
-	connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "spoolgate_receiver_amqp_connected",
-		Help: "1 while the receiver has a connection to RabbitMQ (receiver.sink=amqp), else 0.",
-	}, func() float64 {
+	m, err := newAMQPMetrics(opts.Registerer, func() float64 { return float64(s.unconfirmed.Load()) }, func() float64 {
 		if s.Healthy() == nil {
 			return 1
 		}
 		return 0
 	})
-	for _, col := range []prometheus.Collector{failures, unconfirmed, connected} {
-		if err := opts.Registerer.Register(col); err != nil {
-			return nil, fmt.Errorf("register metrics: %w", err)
-		}
+	if err != nil {
+		return nil, err
 	}
-	for _, r := range amqpReasons {
-		s.failures[r] = failures.WithLabelValues(r) // exported as 0 from the start
-	}
+	s.m = m
 	s.pub = broker.NewPublisher(c.AMQP.URL, "spoolgate-receiver@"+host,
 		broker.Queue{Name: c.AMQP.Queue, Type: string(c.AMQP.QueueType)}, timeout, opts.Logger)
 	return s, nil
@@ -234,7 +218,7 @@ func (s *AMQPSink) AppendFrom(peer string, received []time.Time, lines [][]byte)
 // fail counts n lines not stored for reason, logs it (once per reason a
 // minute at warn) and returns err.
 func (s *AMQPSink) fail(reason string, n int, err error) error {
-	s.failures[reason].Add(float64(n))
+	s.m.failures[reason].Add(float64(n))
 	if k, ok := s.failLog.Event(reason, time.Now()); ok {
 		s.log.Warn("not stored in RabbitMQ: answered 500 (one line per reason a minute)", "reason", reason, "count", k, "queue", s.queue, "err", err)
 	}

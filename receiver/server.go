@@ -138,7 +138,6 @@ type Server struct {
 	lineCache    lineCache
 	refusedLog   *logging.Sampler // refused connections: one line per cause, address and interval
 	refusedEvery time.Duration
-	refusedM     *prometheus.CounterVec
 
 	stopSummary chan struct{}
 	summaryDone chan struct{}
@@ -181,17 +180,13 @@ func New(opts Options) (*Server, error) {
 		}
 		idx = append(idx, i)
 	}
-	tlsConf, err := newTLS(c, opts.Registerer)
+	tlsConf, err := newTLS(c)
 	if err != nil {
 		return nil, fmt.Errorf("new receiver: %w", err)
 	}
-	m, err := newMetrics(opts.Registerer)
+	m, err := newMetrics(opts.Registerer, tlsConf)
 	if err != nil {
 		return nil, err
-	}
-	refusedM, err := newRefusedMetric(opts.Registerer)
-	if err != nil {
-		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	st := opts.Sink
 	if st == nil {
@@ -221,7 +216,6 @@ func New(opts Options) (*Server, error) {
 		perIP:        make(map[netip.Addr]int),
 		refusedLog:   logging.NewBoundedSampler(opts.RefusedLogEvery, maxRefusedAddrs),
 		refusedEvery: opts.RefusedLogEvery,
-		refusedM:     refusedM,
 		stopSummary:  make(chan struct{}),
 		summaryDone:  make(chan struct{}),
 		rejects:      logging.NewSampler(rejectLogEvery),

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"spoolgate/conf"
 	"spoolgate/internal/tlsutil"
 )
@@ -27,20 +25,13 @@ func serverFiles(c conf.Receiver) tlsutil.ServerFiles {
 	return tlsutil.ServerFiles{Cert: c.TLS.Cert, Key: c.TLS.Key, ClientCA: c.TLS.ClientCA, ClientNames: c.TLS.ClientNames}
 }
 
-// newTLS loads the TLS files of c (nil when TLS is off) and logs what
-// needs attention (expiry within 30 days, a key others can read).
-func newTLS(c conf.Receiver, reg prometheus.Registerer) (*tlsutil.Server, error) {
+// newTLS loads the TLS files of c (nil when TLS is off); newMetrics
+// exports their expiry, tlsWarnings logs what needs attention.
+func newTLS(c conf.Receiver) (*tlsutil.Server, error) {
 	if c.TLS.Cert == "" && c.TLS.Key == "" {
 		return nil, nil
 	}
-	ts, err := tlsutil.NewServer(serverFiles(c))
-	if err != nil {
-		return nil, err
-	}
-	if err := reg.Register(tlsutil.ExpiryCollector(ts.Expiry)); err != nil {
-		return nil, err
-	}
-	return ts, nil
+	return tlsutil.NewServer(serverFiles(c))
 }
 
 func (s *Server) tlsWarnings() {
