@@ -41,19 +41,6 @@ var ErrSinkClosed = errors.New("sink closed")
 // spoolgate_receiver_amqp_failures_total.
 var amqpReasons = []string{"unavailable", "nack", "returned", "confirm_timeout", "closed"}
 
-// AMQPOptions configure an AMQPSink.
-type AMQPOptions struct {
-	// Config holds the receiver.* keys: AMQP (URL, Queue, QueueType,
-	// ConfirmTimeout) and DedupKey, whose fields make each message_id.
-	Config conf.Receiver
-	// Spec is the request spec; nil means protocol.DefaultRequestSpec().
-	Spec *protocol.Spec
-	// Logger defaults to a discard logger.
-	Logger *slog.Logger
-	// Registerer receives the sink's metrics; nil means a private registry.
-	Registerer prometheus.Registerer
-}
-
 // AMQPSink is the Sink of receiver.sink=amqp: it publishes each line to
 // the durable queue receiver.amqp.queue through a broker.Publisher in
 // confirm mode and returns from AppendBatch only once the broker has
@@ -68,8 +55,9 @@ type AMQPOptions struct {
 // once and Healthy says why (readiness fails); the publisher reconnects
 // with backoff by itself.
 //
-// The duplicate window is in memory only for this sink: Lines yields
-// nothing, so after a restart a message repeated from before it is
+// The duplicate window is in memory only for this sink: it is no
+// HistorySink (the queue's messages are the consumer's, not to be read
+// back), so after a restart a message repeated from before it is
 // published again, with the same message_id, which is what a consumer
 // de-duplicates by.
 //
@@ -90,12 +78,50 @@ type AMQPSink struct {
 	inflight sync.WaitGroup
 }
 
-var _ PeerSink = (*AMQPSink)(nil)
+// openAMQP opens the sink of receiver.sink=amqp (OpenSink): the
+// AMQPSink, connected when a node answers. A queue that exists with other
+// arguments is a configuration error (exit 2); a broker that cannot be
+// reached is not: the receiver starts, answers 500 and is not ready until
+// the sink's reconnects reach a node.
+func openAMQP(o SinkOptions) (Sink, error) {
+	c := o.Config
+	urls := make([]string, len(c.AMQP.URL))
+	for i, u := range c.AMQP.URL {
+		urls[i] = broker.RedactURL(u)
+	}
+	o.Logger.Info("sink: RabbitMQ; the duplicate window is in memory only", "amqp_url", strings.Join(urls, ","), "queue", c.AMQP.Queue,
+		"queue_type", c.AMQP.QueueType, "confirm_timeout", c.AMQP.ConfirmTimeout)
+	s, err := NewAMQPSink(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Connect(); err != nil {
+		if errors.Is(err, broker.ErrQueueArguments) {
+			_ = s.Close()
+			return nil, &conf.Error{Key: "receiver.amqp.queue_type", Value: string(c.AMQP.QueueType),
+				Want: "the arguments of the existing queue: " + err.Error()}
+		}
+		o.Logger.Warn("RabbitMQ not reachable at start: serving, answering 500 and not ready until a node answers (retrying with backoff)", "err", err)
+	}
+	return s, nil
+}
+
+// amqpNeeds: the amqp sink stores into the queue of receiver.amqp.url.
+func amqpNeeds(c conf.Receiver) SinkNeeds {
+	return SinkNeeds{Remote: &NeededRemote{
+		Key:  "receiver.amqp.url",
+		Down: "the receiver starts, answers 500 and reconnects until a node answers",
+		Reach: func(ctx context.Context) ([]string, error) {
+			return broker.Missing(ctx, c.AMQP.URL, c.AMQP.Queue)
+		},
+	}}
+}
 
 // NewAMQPSink returns the sink of opts.Config.AMQP; it does not connect
 // (Connect does, or the first AppendBatch). It fails on a dedup_key field
-// that the spec lacks, or when its metrics cannot be registered.
-func NewAMQPSink(opts AMQPOptions) (*AMQPSink, error) {
+// that the spec lacks, or when its metrics cannot be registered. Zero
+// options take their defaults as in OpenSink.
+func NewAMQPSink(opts SinkOptions) (*AMQPSink, error) {
 	c := opts.Config
 	if opts.Spec == nil {
 		opts.Spec = protocol.DefaultRequestSpec()
@@ -109,13 +135,9 @@ func NewAMQPSink(opts AMQPOptions) (*AMQPSink, error) {
 	if len(c.AMQP.URL) == 0 {
 		return nil, errors.New("amqp sink: no receiver.amqp.url")
 	}
-	idx := make([]int, 0, len(c.DedupKey))
-	for _, name := range c.DedupKey {
-		i := opts.Spec.Index(name)
-		if i < 0 {
-			return nil, fmt.Errorf("amqp sink: dedup_key %s is not a field of the request spec", name)
-		}
-		idx = append(idx, i)
+	idx, err := keyIndexes(opts.Spec, c.DedupKey)
+	if err != nil {
+		return nil, fmt.Errorf("amqp sink: %w", err)
 	}
 	timeout := c.AMQP.ConfirmTimeout
 	if timeout <= 0 {
@@ -248,10 +270,6 @@ func (s *AMQPSink) Healthy() error {
 	}
 	return nil
 }
-
-// Lines yields nothing: this sink's duplicate window lives in memory
-// only (it is not rebuilt after a restart).
-func (s *AMQPSink) Lines(time.Time, func(time.Time, []byte)) error { return nil }
 
 // Close refuses new batches, waits for the confirms of those in flight
 // (each bounded by receiver.amqp.confirm_timeout), then closes the

@@ -38,7 +38,7 @@ func amqpConfig(t testing.TB, queue string, urls ...string) conf.Receiver {
 func startAMQP(t testing.TB, cfg conf.Receiver) (*testServer, *AMQPSink, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	sink, err := NewAMQPSink(AMQPOptions{Config: cfg, Logger: testLogger(t), Registerer: reg})
+	sink, err := NewAMQPSink(SinkOptions{Config: cfg, Logger: testLogger(t), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,12 +145,7 @@ func (p *pipe) commit() {
 		return
 	}
 	s := p.s
-	var err error
-	if ps, ok := s.store.(PeerSink); ok {
-		err = ps.AppendFrom(p.remote, p.start[p.done:], lines)
-	} else {
-		err = s.store.AppendBatch(lines)
-	}
+	err := s.store.append(p.remote, p.start[p.done:], lines)
 	if len(p.keys) > 0 {
 		s.dedup.endAll(p.keys, err == nil, s.clock())
 		p.keys, p.keyLine = p.keys[:0], p.keyLine[:0]

@@ -77,10 +77,9 @@ type Options struct {
 	// RefusedLogEvery is the interval of the rate-limited log of refused
 	// connections, per cause; 0 means DefaultRefusedLogEvery.
 	RefusedLogEvery time.Duration
-	// Sink stores the accepted lines; nil means the request-file Store
-	// opened in Config.DataDir with Config.Publish and Config.Fsync. The
-	// Server closes it at the end of Shutdown; when New fails, the caller
-	// still owns it.
+	// Sink stores the accepted lines; nil means the sink Config.Sink
+	// names, opened by OpenSink. The Server closes it at the end of
+	// Shutdown; when New fails, the caller still owns a Sink it passed.
 	Sink Sink
 
 	storeHooks storeHooks // tests
@@ -102,7 +101,7 @@ type live struct {
 type Server struct {
 	spec    *protocol.Spec
 	nfields int
-	store   Sink
+	store   sink // and its capabilities
 	dedup   *dedup
 	log     *slog.Logger
 	clock   func() time.Time
@@ -145,10 +144,11 @@ type Server struct {
 	closeErr    error
 }
 
-// New opens the store in opts.Config.DataDir (lock, repair) unless
-// opts.Sink is set, rebuilds the duplicate window from the lines it holds,
-// and returns a Server ready for Serve. It returns an error wrapping
-// fsutil.ErrLocked when another receiver owns the data dir.
+// New opens the sink of opts.Config (OpenSink) unless opts.Sink is set,
+// rebuilds the duplicate window from the lines it holds (a HistorySink),
+// and returns a Server ready for Serve. It fails as OpenSink does: with
+// an error wrapping fsutil.ErrLocked when another receiver owns the data
+// dir, a *conf.Error when the amqp queue exists with other arguments.
 func New(opts Options) (*Server, error) {
 	c := opts.Config
 	if opts.Spec == nil {
@@ -172,13 +172,9 @@ func New(opts Options) (*Server, error) {
 	if err := c.Validate(); err != nil { // as conf.Load did, for a Config built in code
 		return nil, fmt.Errorf("new receiver: %w", err)
 	}
-	idx := make([]int, 0, len(c.DedupKey))
-	for _, name := range c.DedupKey {
-		i := opts.Spec.Index(name)
-		if i < 0 {
-			return nil, fmt.Errorf("new receiver: dedup_key %s is not a field of the request spec", name)
-		}
-		idx = append(idx, i)
+	idx, err := keyIndexes(opts.Spec, c.DedupKey)
+	if err != nil {
+		return nil, fmt.Errorf("new receiver: %w", err)
 	}
 	tlsConf, err := newTLS(c)
 	if err != nil {
@@ -190,20 +186,16 @@ func New(opts Options) (*Server, error) {
 	}
 	st := opts.Sink
 	if st == nil {
-		h := opts.storeHooks
-		if h.onBatch == nil {
-			h.onBatch = func(n int) { m.syncBatch.Observe(float64(n)) }
-		}
-		fs, err := openStore(c.DataDir, c.Publish, c.Fsync, opts.Clock, opts.Logger, h)
+		st, err = OpenSink(SinkOptions{Config: c, Spec: opts.Spec, Clock: opts.Clock, Logger: opts.Logger,
+			Registerer: opts.Registerer, OnSync: func(n int) { m.syncBatch.Observe(float64(n)) }, storeHooks: opts.storeHooks})
 		if err != nil {
 			return nil, fmt.Errorf("new receiver: %w", err)
 		}
-		st = fs
 	}
 	s := &Server{
 		spec:         opts.Spec,
 		nfields:      len(opts.Spec.Names()),
-		store:        st,
+		store:        sinkOf(st),
 		dedup:        newDedup(idx, c.DedupWindow),
 		log:          opts.Logger,
 		clock:        opts.Clock,
@@ -248,14 +240,19 @@ func liveOf(c conf.Receiver) *live {
 	}
 }
 
-// rebuildDedup loads the keys of the lines stored within the window.
+// rebuildDedup loads the keys of the lines stored within the window, when
+// the sink can give them back.
 func (s *Server) rebuildDedup(window time.Duration) error {
 	if window <= 0 {
 		return nil
 	}
+	if s.store.history == nil {
+		s.log.Info("duplicate window starts empty: the sink keeps no lines to rebuild it from", "window", window)
+		return nil
+	}
 	now := s.clock()
 	since := now.Add(-window - time.Minute)
-	err := s.store.Lines(since, func(at time.Time, line []byte) {
+	err := s.store.history.Lines(since, func(at time.Time, line []byte) {
 		if k, ok := s.dedup.key(line, s.nfields); ok {
 			s.dedup.add(k, at)
 		}
@@ -308,9 +305,9 @@ func (s *Server) Ready() error {
 	if err := s.store.Healthy(); err != nil {
 		return err
 	}
-	if d, ok := s.store.(dirSink); ok {
-		if err := syscall.Access(d.Dir(), 2 /* W_OK */); err != nil {
-			return fmt.Errorf("data dir %s not writable: %w", d.Dir(), err)
+	if d := s.store.dir; d != "" {
+		if err := syscall.Access(d, 2 /* W_OK */); err != nil {
+			return fmt.Errorf("data dir %s not writable: %w", d, err)
 		}
 	}
 	return nil

@@ -1,44 +1,223 @@
 package receiver
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"spoolgate/conf"
+	"spoolgate/protocol"
+)
 
 // Sink is where the Server hands the lines it accepts, as nsq's
 // BackendQueue is for a topic: the Server answers 200 only for lines the
-// Sink reports durable, so a Sink decides what "stored" means. The
-// request-file Store is one; another (a broker) plugs in through
-// Options.Sink. A Server closes its Sink at the end of Shutdown.
+// Sink reports durable, so a Sink decides what "stored" means. OpenSink
+// opens the one receiver.sink names: the request-file Store (store.go)
+// or the AMQPSink (amqpsink.go); a test may hand another to the Server
+// through Options.Sink. A Server closes its Sink at the end of Shutdown.
+//
+// What only some sinks can do is an optional capability, declared below
+// (PeerSink, DirSink, HistorySink): a Sink has one by having its method.
+// The Server finds them once, when it gets its Sink (sinkOf); nothing
+// else asks a Sink's type.
 type Sink interface {
-	// AppendBatch stores lines (messages without their LF) in order and
-	// returns once all of them are durable (nil) or none is acknowledged
-	// (an error). lines must not change until it returns. Safe for
-	// concurrent use.
+	// AppendBatch stores lines (messages without their framing) in order
+	// and returns once all of them are durable (nil) or none is
+	// acknowledged (an error). lines must not change until it returns.
+	// Safe for concurrent use.
 	AppendBatch(lines [][]byte) error
 	// Healthy returns nil while the Sink can store lines; readiness
 	// follows it.
 	Healthy() error
-	// Lines calls fn for every line stored from since on, oldest first,
-	// with the time it counts as stored, so that the duplicate window
-	// survives a restart. It is called before serving; line is valid only
-	// during the call.
-	Lines(since time.Time, fn func(at time.Time, line []byte)) error
 	// Close stores the lines already handed over and releases the Sink.
 	Close() error
 }
 
-var _ Sink = (*Store)(nil)
-
-// A PeerSink is a Sink that records where and when each line came from
-// (the amqp sink puts both in headers). The Server hands its batches to
-// AppendFrom instead of AppendBatch when its Sink is one.
+// A PeerSink records where and when each line came from (the amqp sink
+// puts both in headers). The Server hands its batches to AppendFrom
+// instead of AppendBatch when its Sink is one.
 type PeerSink interface {
-	Sink
 	// AppendFrom is AppendBatch for lines read from peer (its address,
 	// host:port), line i at received[i].
 	AppendFrom(peer string, received []time.Time, lines [][]byte) error
 }
 
-// dirSink is a Sink that writes to a directory: readiness also checks
-// that the directory is writable.
-type dirSink interface {
+// A DirSink writes into a directory: readiness also checks that the
+// directory is writable.
+type DirSink interface {
 	Dir() string
+}
+
+// A HistorySink gives back the lines it stored, so that the duplicate
+// window survives a restart. Without it the window starts empty.
+type HistorySink interface {
+	// Lines calls fn for every line stored from since on, oldest first,
+	// with the time it counts as stored. It is called before serving;
+	// line is valid only during the call.
+	Lines(since time.Time, fn func(at time.Time, line []byte)) error
+}
+
+var (
+	_ interface {
+		Sink
+		DirSink
+		HistorySink
+	} = (*Store)(nil)
+	_ interface {
+		Sink
+		PeerSink
+	} = (*AMQPSink)(nil)
+)
+
+// sink is the Server's Sink with its capabilities, found once by sinkOf.
+type sink struct {
+	Sink
+	peer    PeerSink    // nil: batches go to AppendBatch
+	dir     string      // "": no directory to check for readiness
+	history HistorySink // nil: the duplicate window starts empty
+}
+
+// sinkOf finds the capabilities of s.
+func sinkOf(s Sink) sink {
+	k := sink{Sink: s}
+	k.peer, _ = s.(PeerSink)
+	if d, ok := s.(DirSink); ok {
+		k.dir = d.Dir()
+	}
+	k.history, _ = s.(HistorySink)
+	return k
+}
+
+// append stores lines read from peer, line i at received[i]: see
+// AppendBatch and PeerSink.
+func (k *sink) append(peer string, received []time.Time, lines [][]byte) error {
+	if k.peer != nil {
+		return k.peer.AppendFrom(peer, received, lines)
+	}
+	return k.AppendBatch(lines)
+}
+
+// SinkOptions say how to open a Sink (OpenSink).
+type SinkOptions struct {
+	// Config holds the receiver.* keys: Sink picks the sink, whose own
+	// keys it then reads; DedupKey names the fields of the amqp
+	// message_id.
+	Config conf.Receiver
+	// Spec is the request spec; nil means protocol.DefaultRequestSpec().
+	Spec *protocol.Spec
+	// Clock defaults to time.Now; it names request files.
+	Clock func() time.Time
+	// Logger defaults to a discard logger.
+	Logger *slog.Logger
+	// Registerer receives the sink's metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// OnSync, when not nil, is called after each sync that made lines
+	// durable, with their number (spoolgate_receiver_sync_batch). A sink
+	// that does not sync never calls it.
+	OnSync func(lines int)
+
+	storeHooks storeHooks // tests
+}
+
+// sinkKind is one value of receiver.sink: how to open its sink, and what
+// that sink needs of the host (for `spoolgate check`, without opening it).
+type sinkKind struct {
+	open  func(SinkOptions) (Sink, error)
+	needs func(conf.Receiver) SinkNeeds
+}
+
+// sinkKinds are the sinks by the value of receiver.sink. A new sink is an
+// entry here, its own file (its Sink, open and needs) and its keys in
+// conf/keys.go.
+var sinkKinds = map[conf.Sink]sinkKind{
+	conf.SinkFiles: {openFiles, filesNeeds},
+	conf.SinkAMQP:  {openAMQP, amqpNeeds},
+}
+
+func kindOf(s conf.Sink) (sinkKind, error) {
+	k, ok := sinkKinds[s]
+	if !ok { // conf refuses every other value
+		return sinkKind{}, fmt.Errorf("receiver.sink %q: no such sink", s)
+	}
+	return k, nil
+}
+
+// OpenSink opens the sink receiver.sink names (o.Config.Sink): the
+// request-file Store in receiver.data_dir (locked and repaired), or the
+// AMQPSink, connected when a node answers (one that does not keeps it
+// trying in the background). It fails when the sink cannot be used: the
+// data dir is locked by another receiver (an error wrapping
+// fsutil.ErrLocked) or cannot be repaired; the queue exists with other
+// arguments (a *conf.Error on receiver.amqp.queue_type); a
+// receiver.dedup_key field is not in the spec.
+func OpenSink(o SinkOptions) (Sink, error) {
+	k, err := kindOf(o.Config.Sink)
+	if err != nil {
+		return nil, err
+	}
+	if o.Spec == nil {
+		o.Spec = protocol.DefaultRequestSpec()
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.OnSync == nil {
+		o.OnSync = func(int) {}
+	}
+	return k.open(o)
+}
+
+// SinkNeeds is what the sink of a configuration needs of this host, found
+// without opening it (NeedsOf): `spoolgate check` tests it.
+type SinkNeeds struct {
+	// Dirs are the directories the sink writes, each with its key.
+	Dirs []NeededDir
+	// Remote is the service the sink stores into, nil when none.
+	Remote *NeededRemote
+}
+
+// NeededDir is a directory a sink writes, and the key that sets it.
+type NeededDir struct{ Key, Path string }
+
+// NeededRemote is a service a sink stores into (a broker).
+type NeededRemote struct {
+	// Key is the key that names it (receiver.amqp.url).
+	Key string
+	// Down says what the receiver does while it cannot be reached.
+	Down string
+	// Reach tries it within ctx: the error says why it cannot be
+	// reached; missing names what it lacks that the receiver creates at
+	// start (a queue).
+	Reach func(ctx context.Context) (missing []string, err error)
+}
+
+// NeedsOf returns what the sink of c (receiver.sink) needs of this host.
+func NeedsOf(c conf.Receiver) SinkNeeds {
+	k, err := kindOf(c.Sink)
+	if err != nil {
+		return SinkNeeds{}
+	}
+	return k.needs(c)
+}
+
+// keyIndexes returns the spec's indexes of names (receiver.dedup_key).
+func keyIndexes(spec *protocol.Spec, names []string) ([]int, error) {
+	idx := make([]int, 0, len(names))
+	for _, name := range names {
+		i := spec.Index(name)
+		if i < 0 {
+			return nil, fmt.Errorf("dedup_key %s is not a field of the request spec", name)
+		}
+		idx = append(idx, i)
+	}
+	return idx, nil
 }

@@ -109,6 +109,21 @@ type storeHooks struct {
 	tick    time.Duration        // replaces the minute-over check interval
 }
 
+// openFiles opens the sink of receiver.sink=files: the Store of
+// receiver.data_dir (OpenSink).
+func openFiles(o SinkOptions) (Sink, error) {
+	c, h := o.Config, o.storeHooks
+	if h.onBatch == nil {
+		h.onBatch = o.OnSync
+	}
+	return openStore(c.DataDir, c.Publish, c.Fsync, o.Clock, o.Logger, h)
+}
+
+// filesNeeds: the request files' sink writes receiver.data_dir.
+func filesNeeds(c conf.Receiver) SinkNeeds {
+	return SinkNeeds{Dirs: []NeededDir{{"receiver.data_dir", c.DataDir}}}
+}
+
 // OpenStore locks dir, repairs it (cuts a trailing partial line from every
 // request file, publishes .part files of other minutes) and starts the
 // writer. publish is PublishRename or PublishAppend, fsync FsyncAlways or

@@ -30,10 +30,8 @@ import (
 
 	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
-	"spoolgate/internal/broker"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
-	"spoolgate/protocol"
 	"spoolgate/receiver"
 )
 
@@ -118,19 +116,12 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	return runErr
 }
 
-// newServer opens the sink and the server on it, and its listeners; it
-// closes what it opened when one fails.
+// newServer opens the server (and through it the sink receiver.sink
+// names) and its listeners; it closes what it opened when one fails.
 func newServer(cfg *conf.Config, log *slog.Logger, reg *prometheus.Registry) (*receiver.Server, []net.Listener, error) {
 	rc := cfg.Receiver
-	sink, err := openSink(rc, cfg.Protocol.Request, log, reg)
+	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
 	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg, Sink: sink})
-	if err != nil {
-		if sink != nil {
-			_ = sink.Close()
-		}
 		return nil, nil, err
 	}
 	reg.MustRegister(daemon.ReadyGauge(srv.Ready))
@@ -155,36 +146,6 @@ func serveUntil(ctx context.Context, serveErr <-chan error) error {
 		}
 	}
 	return nil
-}
-
-// openSink returns the amqp sink, connected, when receiver.sink=amqp, else
-// nil (receiver.New opens the request-file store). A queue that exists
-// with other arguments stops start-up (a configuration error, exit 2); a
-// broker that cannot be reached does not: the receiver starts, answers
-// 500 and is not ready until the sink's reconnects reach a node.
-func openSink(rc conf.Receiver, spec *protocol.Spec, log *slog.Logger, reg prometheus.Registerer) (receiver.Sink, error) {
-	if rc.Sink != conf.SinkAMQP {
-		return nil, nil
-	}
-	urls := make([]string, len(rc.AMQP.URL))
-	for i, u := range rc.AMQP.URL {
-		urls[i] = broker.RedactURL(u)
-	}
-	log.Info("sink: RabbitMQ; the duplicate window is in memory only", "amqp_url", strings.Join(urls, ","), "queue", rc.AMQP.Queue,
-		"queue_type", rc.AMQP.QueueType, "confirm_timeout", rc.AMQP.ConfirmTimeout)
-	sink, err := receiver.NewAMQPSink(receiver.AMQPOptions{Config: rc, Spec: spec, Logger: log, Registerer: reg})
-	if err != nil {
-		return nil, err
-	}
-	if err := sink.Connect(); err != nil {
-		if errors.Is(err, broker.ErrQueueArguments) {
-			_ = sink.Close()
-			return nil, &conf.Error{Key: "receiver.amqp.queue_type", Value: string(rc.AMQP.QueueType),
-				Want: "the arguments of the existing queue: " + err.Error()}
-		}
-		log.Warn("RabbitMQ not reachable at start: serving, answering 500 and not ready until a node answers (retrying with backoff)", "err", err)
-	}
-	return sink, nil
 }
 
 // listeners returns the sockets systemd passed (socket activation), else

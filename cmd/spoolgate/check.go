@@ -16,6 +16,7 @@ import (
 
 	"spoolgate/conf"
 	"spoolgate/internal/broker"
+	"spoolgate/receiver"
 )
 
 const checkDoc = `Tests the configuration as nginx -t does: the syntax and every value (what
@@ -190,37 +191,35 @@ func checkAdminExposed(cfg *conf.Config, on daemons, r *report) {
 	}
 }
 
-// checkBroker: with the amqp sink or source, a node of the URLs answers and
-// the queues exist (a missing one is declared at start). A broker down is
-// a warning, not a problem: the daemons start without it and reconnect.
+// checkBroker: the receiver's sink's remote (receiver.NeedsOf: the amqp
+// sink's broker) and, with the amqp source, the sender's broker answer,
+// and their queues exist (a missing one is declared at start). A broker
+// down is a warning, not a problem: the daemons start without it and
+// reconnect.
 func checkBroker(cfg *conf.Config, on daemons, r *report) {
-	type use struct {
-		key    string
-		urls   []string
-		queues []string
-		down   string // what the daemon does without the broker
+	var remotes []receiver.NeededRemote
+	if on.receiver {
+		if rm := receiver.NeedsOf(cfg.Receiver).Remote; rm != nil {
+			remotes = append(remotes, *rm)
+		}
 	}
-	var uses []use
-	if on.receiver && cfg.Receiver.Sink == conf.SinkAMQP {
-		uses = append(uses, use{"receiver.amqp.url", cfg.Receiver.AMQP.URL, []string{cfg.Receiver.AMQP.Queue},
-			"the receiver starts, answers 500 and reconnects until a node answers"})
+	if c := cfg.Sender; on.sender && c.Source == conf.SourceAMQP {
+		remotes = append(remotes, receiver.NeededRemote{Key: "sender.amqp.url",
+			Down: "the sender starts, not ready, and reconnects until a node answers",
+			Reach: func(ctx context.Context) ([]string, error) {
+				return broker.Missing(ctx, c.AMQP.URL, c.AMQP.Queue, c.AMQP.FailedQueue)
+			}})
 	}
-	if on.sender && cfg.Sender.Source == conf.SourceAMQP {
-		uses = append(uses, use{"sender.amqp.url", cfg.Sender.AMQP.URL, []string{cfg.Sender.AMQP.Queue, cfg.Sender.AMQP.FailedQueue},
-			"the sender starts, not ready, and reconnects until a node answers"})
-	}
-	for _, u := range uses {
+	for _, rm := range remotes {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*broker.DialTimeout)
-		ds, err := broker.Depths(ctx, u.urls, u.queues...)
+		missing, err := rm.Reach(ctx)
 		cancel()
 		if err != nil {
-			r.warn("%s: %v: %s", u.key, err, u.down)
+			r.warn("%s: %v: %s", rm.Key, err, rm.Down)
 			continue
 		}
-		for _, d := range ds {
-			if d.Messages < 0 {
-				r.note("queue %s does not exist yet: the daemon declares it at start", d.Queue)
-			}
+		for _, m := range missing {
+			r.note("%s does not exist yet: the daemon declares it at start", m)
 		}
 	}
 }
@@ -240,8 +239,10 @@ func checkRemote(cfg *conf.Config, on daemons, r *report) {
 func checkDirs(cfg *conf.Config, on daemons, r *report) {
 	type dir struct{ key, path string }
 	var dirs []dir
-	if on.receiver && cfg.Receiver.Sink != conf.SinkAMQP { // the amqp sink writes no request files
-		dirs = append(dirs, dir{"receiver.data_dir", cfg.Receiver.DataDir})
+	if on.receiver { // the directories the sink writes (the amqp sink: none)
+		for _, d := range receiver.NeedsOf(cfg.Receiver).Dirs {
+			dirs = append(dirs, dir{d.Key, d.Path})
+		}
 	}
 	if on.sender && cfg.Sender.Source != conf.SourceAMQP { // the amqp source uses no spool
 		dirs = append(dirs, dir{"sender.spool_dir", cfg.Sender.SpoolDir}, dir{"sender.failed_dir", cfg.Sender.FailedDir},

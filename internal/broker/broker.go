@@ -164,3 +164,17 @@ func Temporary(err error) bool {
 	}
 	return false
 }
+
+// Missing returns, for `spoolgate check`, the named queues that do not
+// exist on the first node of urls that answers (Depths), each as
+// "queue NAME"; the error is Depths'.
+func Missing(ctx context.Context, urls []string, names ...string) ([]string, error) {
+	ds, err := Depths(ctx, urls, names...)
+	var missing []string
+	for _, d := range ds {
+		if d.Messages < 0 {
+			missing = append(missing, "queue "+d.Queue)
+		}
+	}
+	return missing, err
+}
