@@ -74,6 +74,21 @@ func (c *conn) kickIfIdle(grace time.Duration) {
 	c.mu.Unlock()
 }
 
+// session is one connection once it is open (Server.open): the
+// connection its messages come on, and what answering them needs.
+type session struct {
+	c      *conn
+	nc     net.Conn // c.nc, or the TLS connection over it
+	remote string   // the peer, host:port (its PROXY header's, behind a balancer)
+	br     *bufio.Reader
+	rd     *protocol.Reader
+	p      *pipe
+	wrote  bool // a reply went out: close gracefully so it is not reset
+	debug  bool // the logger is at debug, read once a batch
+}
+
+// serveConn serves one accepted connection until it ends: it opens it,
+// then answers its messages in batches.
 func (s *Server) serveConn(c *conn) {
 	defer func() {
 		s.untrack(c)
@@ -81,15 +96,33 @@ func (s *Server) serveConn(c *conn) {
 		s.wg.Done()
 	}()
 	cfg := s.cfg.Load()
-	nc, ok := s.proxied(c, cfg) // the PROXY header names the peer (proxy.go)
+	ss, ok := s.open(c, cfg)
 	if !ok {
 		return
+	}
+	ss.br = bufio.NewReaderSize(ss.nc, readBufSize)
+	ss.rd = protocol.NewReader(ss.br, cfg.maxMessage)
+	ss.p = &pipe{s: s, remote: ss.remote}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("connection accepted", "remote", ss.remote)
+	}
+	for s.serveBatch(ss) {
+	}
+}
+
+// open readies c for messages: its PROXY header names the peer
+// (proxy.go), the peer is allowed and admitted (admission.go), and the TLS
+// handshake is done. false: c was refused, and is closed.
+func (s *Server) open(c *conn, cfg *live) (*session, bool) {
+	nc, ok := s.proxied(c, cfg)
+	if !ok {
+		return nil, false
 	}
 	ra := nc.RemoteAddr()
 	remote := ra.String()
 	if !allowed(cfg.allow, ra) {
 		s.refuse(c, remote, refusedAllow, "connection refused: address not in receiver.allow")
-		return
+		return nil, false
 	}
 	if !s.admit(c, addrOf(ra), cfg.maxPerIP) {
 		if s.evictedNow(c) {
@@ -97,7 +130,7 @@ func (s *Server) serveConn(c *conn) {
 		} else {
 			s.refuse(c, remote, refusedPerIP, "connection refused: receiver.max_conns_per_ip reached", "max_conns_per_ip", cfg.maxPerIP)
 		}
-		return
+		return nil, false
 	}
 	if s.tls != nil {
 		tc := tls.Server(nc, s.tls.Config())
@@ -108,86 +141,83 @@ func (s *Server) serveConn(c *conn) {
 				cause, msg, attrs = refusedEvicted, evictedMsg, nil
 			}
 			s.refuse(c, remote, cause, msg, attrs...)
-			return
+			return nil, false
 		}
 		tc.SetDeadline(time.Time{})
 		nc = tc
 	}
-	br := bufio.NewReaderSize(nc, readBufSize)
-	rd := protocol.NewReader(br, cfg.maxMessage)
-	p := &pipe{s: s, remote: remote}
-	wrote := false // a reply went out: close gracefully so it is not reset
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("connection accepted", "remote", remote)
+	return &session{c: c, nc: nc, remote: remote}, true
+}
+
+// serveBatch waits for the next message of ss, reads it and the messages
+// already whole after it (a batch, pipeline.go), stores them and writes
+// their replies. false: the connection ended, and is closed.
+func (s *Server) serveBatch(ss *session) bool {
+	cfg := s.cfg.Load()
+	ss.debug = s.log.Enabled(context.Background(), slog.LevelDebug)
+	if ss.br.Buffered() == 0 && !s.awaitMessage(ss, cfg) {
+		return false
 	}
-	for {
-		cfg = s.cfg.Load()
-		debug := s.log.Enabled(context.Background(), slog.LevelDebug)
-		if br.Buffered() == 0 {
-			if !c.setIdle(time.Now().Add(cfg.idleTimeout), min(cfg.readTimeout, freshGrace), &s.draining) {
-				s.closeConn(nc, wrote)
-				return
-			}
-			_, err := br.Peek(1)
-			c.setBusy()
-			if err != nil {
-				if s.evictedNow(c) {
-					s.refuse(c, remote, refusedEvicted, evictedMsg)
-					return
-				}
-				if debug && !errors.Is(err, io.EOF) {
-					s.log.Debug("connection idle end", "remote", remote, "err", err)
-				}
-				s.closeConn(nc, wrote)
-				return
-			}
-		}
-		nc.SetReadDeadline(time.Now().Add(cfg.readTimeout))
-		line, err := rd.ReadMessage()
-		if c.waiting && (err == nil || errors.Is(err, protocol.ErrTooLong)) && !s.activate(c) {
-			s.refuse(c, remote, refusedEvicted, evictedMsg)
-			return
-		}
-		if err != nil && !errors.Is(err, protocol.ErrTooLong) {
-			if debug && !errors.Is(err, io.EOF) {
-				s.log.Debug("connection read end", "remote", remote, "err", err)
-			}
-			s.closeConn(nc, wrote)
-			return
-		}
-		// The messages already whole in the read buffer join this one in
-		// a batch (pipeline.go): reading them does not block, and their
-		// lines stay where they are (nothing refills the buffer) until
-		// the batch is answered. A message too long ends the batch: the
-		// next message boundary is lost.
-		p.reset(cfg, debug)
-		p.add(line, err)
-		for err == nil && p.len() < maxPipeline && completeBuffered(br) {
-			if line, err = rd.ReadMessage(); err != nil && !errors.Is(err, protocol.ErrTooLong) {
-				break // not expected with a whole message buffered; ends the connection
-			}
-			p.add(line, err)
-		}
-		p.commit()
-		nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
-		_, werr := nc.Write(p.replies(s.clock()))
-		wrote = true
-		if werr != nil {
-			if debug {
-				s.log.Debug("write reply", "remote", remote, "err", werr)
-			}
-			nc.Close()
-			return
-		}
-		if err != nil { // too long: the next message boundary is lost
-			s.closeConn(nc, true)
-			return
-		}
-		if s.draining.Load() && br.Buffered() == 0 {
-			s.closeConn(nc, true)
-			return
-		}
+	ss.nc.SetReadDeadline(time.Now().Add(cfg.readTimeout))
+	line, err := ss.rd.ReadMessage()
+	if ss.c.waiting && (err == nil || errors.Is(err, protocol.ErrTooLong)) && !s.activate(ss.c) {
+		s.refuse(ss.c, ss.remote, refusedEvicted, evictedMsg)
+		return false
 	}
+	if err != nil && !errors.Is(err, protocol.ErrTooLong) {
+		s.endConn(ss, "connection read end", err)
+		return false
+	}
+	ss.p.reset(cfg, ss.debug)
+	err = ss.p.fill(ss.rd, ss.br, line, err)
+	ss.p.commit()
+	ss.nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
+	_, werr := ss.nc.Write(ss.p.replies(s.clock()))
+	ss.wrote = true
+	switch {
+	case werr != nil:
+		if ss.debug {
+			s.log.Debug("write reply", "remote", ss.remote, "err", werr)
+		}
+		ss.nc.Close()
+		return false
+	case err != nil, s.draining.Load() && ss.br.Buffered() == 0:
+		// A frame fault: the next message boundary is lost. Or a drain
+		// with nothing more buffered.
+		s.closeConn(ss.nc, true)
+		return false
+	}
+	return true
+}
+
+// awaitMessage waits, idle, for the first byte of the next message of ss.
+// false: the connection ended meanwhile (the peer's end, the idle
+// timeout, a drain, an eviction), and is closed.
+func (s *Server) awaitMessage(ss *session, cfg *live) bool {
+	if !ss.c.setIdle(time.Now().Add(cfg.idleTimeout), min(cfg.readTimeout, freshGrace), &s.draining) {
+		s.closeConn(ss.nc, ss.wrote)
+		return false
+	}
+	_, err := ss.br.Peek(1)
+	ss.c.setBusy()
+	if err == nil {
+		return true
+	}
+	if s.evictedNow(ss.c) {
+		s.refuse(ss.c, ss.remote, refusedEvicted, evictedMsg)
+		return false
+	}
+	s.endConn(ss, "connection idle end", err)
+	return false
+}
+
+// endConn closes ss after its read failed with err (io.EOF: the peer's
+// end), logging why at debug.
+func (s *Server) endConn(ss *session, msg string, err error) {
+	if ss.debug && !errors.Is(err, io.EOF) {
+		s.log.Debug(msg, "remote", ss.remote, "err", err)
+	}
+	s.closeConn(ss.nc, ss.wrote)
 }
 
 // completeBuffered reports whether br holds a whole message (an LF), so

@@ -1,7 +1,9 @@
 package receiver
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"time"
 
 	"spoolgate/protocol"
@@ -55,8 +57,23 @@ func (p *pipe) reset(cfg *live, debug bool) {
 	p.done = 0
 }
 
-// len returns the number of messages in the batch.
-func (p *pipe) len() int { return len(p.ents) }
+// fill adds line, the first message of the batch (rerr from the reader:
+// nil or ErrTooLong), and after it the messages already whole in the read
+// buffer: reading them does not block, and their lines stay where they
+// are (nothing refills the buffer) until the batch is answered. It
+// returns the error that ended the batch, after which the connection is
+// closed once the batch is answered: a message too long (the next message
+// boundary is lost), or a read error.
+func (p *pipe) fill(rd *protocol.Reader, br *bufio.Reader, line []byte, rerr error) error {
+	p.add(line, rerr)
+	for rerr == nil && len(p.ents) < maxPipeline && completeBuffered(br) {
+		if line, rerr = rd.ReadMessage(); rerr != nil && !errors.Is(rerr, protocol.ErrTooLong) {
+			return rerr // not expected with a whole message buffered
+		}
+		p.add(line, rerr)
+	}
+	return rerr
+}
 
 // add validates one message of the batch (rerr is ErrTooLong or nil, from
 // protocol.Reader) and queues its line for the store when it is valid and
