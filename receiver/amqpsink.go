@@ -23,8 +23,7 @@ import (
 // The message the amqp sink publishes for each accepted line
 // (docs/PROTOCOL.md §8, "Requests queue").
 const (
-	amqpContentType = "text/plain; charset=utf-8"
-	amqpAppID       = "spoolgate-receiver"
+	amqpAppID = "spoolgate-receiver"
 	// HeaderPeer is the header holding the peer's address (host:port, the
 	// PROXY header's source behind a balancer).
 	HeaderPeer = "peer"
@@ -64,8 +63,9 @@ var amqpReasons = []string{"unavailable", "nack", "returned", "confirm_timeout",
 // Its methods are safe for concurrent use.
 type AMQPSink struct {
 	pub     *broker.Publisher
-	keyIdx  []int // fields of the message_id, in receiver.dedup_key order
-	nfields int
+	d       *protocol.Dialect
+	keyIdx  []int  // fields of the message_id, in receiver.dedup_key order
+	ctype   string // the content_type: text/plain in the wire's charset
 	queue   string
 	log     *slog.Logger
 	failLog *logging.Sampler
@@ -123,8 +123,8 @@ func amqpNeeds(c conf.Receiver) SinkNeeds {
 // options take their defaults as in OpenSink.
 func NewAMQPSink(opts SinkOptions) (*AMQPSink, error) {
 	c := opts.Config
-	if opts.Spec == nil {
-		opts.Spec = protocol.DefaultRequestSpec()
+	if opts.Dialect == nil {
+		opts.Dialect = protocol.DefaultDialect()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -135,9 +135,9 @@ func NewAMQPSink(opts SinkOptions) (*AMQPSink, error) {
 	if len(c.AMQP.URL) == 0 {
 		return nil, errors.New("amqp sink: no receiver.amqp.url")
 	}
-	idx, err := keyIndexes(opts.Spec, c.DedupKey)
+	idx, err := opts.Dialect.KeyIndexes(c.DedupKey)
 	if err != nil {
-		return nil, fmt.Errorf("amqp sink: %w", err)
+		return nil, fmt.Errorf("amqp sink: dedup_key %w", err)
 	}
 	timeout := c.AMQP.ConfirmTimeout
 	if timeout <= 0 {
@@ -145,8 +145,9 @@ func NewAMQPSink(opts SinkOptions) (*AMQPSink, error) {
 	}
 	host, _ := os.Hostname()
 	s := &AMQPSink{
+		d:       opts.Dialect,
 		keyIdx:  idx,
-		nfields: len(opts.Spec.Names()),
+		ctype:   "text/plain; charset=" + string(opts.Dialect.Charset()),
 		queue:   c.AMQP.Queue,
 		log:     opts.Logger,
 		failLog: logging.NewSampler(rejectLogEvery),
@@ -205,7 +206,7 @@ func (s *AMQPSink) AppendFrom(peer string, received []time.Time, lines [][]byte)
 			at = received[i]
 		}
 		msgs[i] = amqp.Publishing{
-			ContentType:  amqpContentType,
+			ContentType:  s.ctype,
 			DeliveryMode: amqp.Persistent,
 			MessageId:    s.messageID(line),
 			Timestamp:    at,
@@ -247,19 +248,14 @@ func (s *AMQPSink) fail(reason string, n int, err error) error {
 	return err
 }
 
-// messageID is the receiver.dedup_key fields of line joined by '|'
-// ("ORG01|000000123" for the default key), whatever receiver.dedup_window
-// is: the same message sent again has the same id.
+// messageID is the receiver.dedup_key fields of line, taken by position
+// in the request spec, joined by '|' and decoded to UTF-8 ("ORG01|000000123"
+// for the default key), whatever receiver.dedup_window is: the same
+// message sent again has the same id.
 func (s *AMQPSink) messageID(line []byte) string {
-	var b strings.Builder
-	for i, idx := range s.keyIdx {
-		f, _ := fieldAt(line, idx, s.nfields)
-		if i > 0 {
-			b.WriteByte('|')
-		}
-		b.Write(f)
-	}
-	return b.String()
+	var stack [128]byte
+	key, _ := s.d.Request().AppendRawKey(stack[:0], line, s.keyIdx, '|')
+	return s.d.Text(key)
 }
 
 // Healthy is nil while connected to a node with the queue declared, else

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -81,7 +80,7 @@ type session struct {
 	nc     net.Conn // c.nc, or the TLS connection over it
 	remote string   // the peer, host:port (its PROXY header's, behind a balancer)
 	br     *bufio.Reader
-	rd     *protocol.Reader
+	rd     protocol.MessageReader
 	p      *pipe
 	wrote  bool // a reply went out: close gracefully so it is not reset
 	debug  bool // the logger is at debug, read once a batch
@@ -101,7 +100,7 @@ func (s *Server) serveConn(c *conn) {
 		return
 	}
 	ss.br = bufio.NewReaderSize(ss.nc, readBufSize)
-	ss.rd = protocol.NewReader(ss.br, cfg.maxMessage)
+	ss.rd = s.d.NewReader(ss.br, cfg.maxMessage)
 	ss.p = &pipe{s: s, remote: ss.remote}
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("connection accepted", "remote", ss.remote)
@@ -160,16 +159,16 @@ func (s *Server) serveBatch(ss *session) bool {
 	}
 	ss.nc.SetReadDeadline(time.Now().Add(cfg.readTimeout))
 	line, err := ss.rd.ReadMessage()
-	if ss.c.waiting && (err == nil || errors.Is(err, protocol.ErrTooLong)) && !s.activate(ss.c) {
+	if ss.c.waiting && (err == nil || frameFault(err)) && !s.activate(ss.c) {
 		s.refuse(ss.c, ss.remote, refusedEvicted, evictedMsg)
 		return false
 	}
-	if err != nil && !errors.Is(err, protocol.ErrTooLong) {
+	if err != nil && !frameFault(err) {
 		s.endConn(ss, "connection read end", err)
 		return false
 	}
 	ss.p.reset(cfg, ss.debug)
-	err = ss.p.fill(ss.rd, ss.br, line, err)
+	err = ss.p.fill(ss.rd, line, err)
 	ss.p.commit()
 	ss.nc.SetWriteDeadline(time.Now().Add(cfg.writeTimeout))
 	_, werr := ss.nc.Write(ss.p.replies(s.clock()))
@@ -218,13 +217,6 @@ func (s *Server) endConn(ss *session, msg string, err error) {
 		s.log.Debug(msg, "remote", ss.remote, "err", err)
 	}
 	s.closeConn(ss.nc, ss.wrote)
-}
-
-// completeBuffered reports whether br holds a whole message (an LF), so
-// the next read does not block and replies can wait to go out together.
-func completeBuffered(br *bufio.Reader) bool {
-	b, _ := br.Peek(br.Buffered())
-	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // closeConn closes nc. When replies went out (graceful) it half-closes,

@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"bytes"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -13,7 +12,8 @@ import (
 // TestDedupMemory), so the bound is about 70 MB.
 const maxDedupEntries = 1 << 20
 
-// dedupKey is a 128-bit hash of a message's dedup_key fields. Two seeds
+// dedupKey is a 128-bit hash of a message's dedup_key fields (their
+// values joined by NUL: Message.AppendKey, Spec.AppendRawKey). Two seeds
 // make a false match (which would answer 200 for a message not stored)
 // practically impossible; the seeds are random per process, which is fine
 // because the window is rebuilt from the request files at start.
@@ -30,9 +30,7 @@ type dedupEntry struct {
 // duplicate is answered 200 only when the original is stored and two
 // copies in flight at once are stored once. Safe for concurrent use.
 type dedup struct {
-	idx    []int // field indexes of the key, ascending by position in the key
-	maxIdx int
-	seeds  [2]maphash.Seed
+	seeds [2]maphash.Seed
 
 	mu       sync.Mutex
 	cond     sync.Cond // signalled when an in-flight key completes
@@ -44,17 +42,13 @@ type dedup struct {
 	waiting  int // connections waiting on an in-flight key (for tests)
 }
 
-func newDedup(idx []int, window time.Duration) *dedup {
+func newDedup(window time.Duration) *dedup {
 	d := &dedup{
-		idx:      idx,
 		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		window:   window,
 		seen:     make(map[dedupKey]int64),
 		inflight: make(map[dedupKey]struct{}),
 		limit:    maxDedupEntries,
-	}
-	for _, i := range idx {
-		d.maxIdx = max(d.maxIdx, i)
 	}
 	d.cond.L = &d.mu
 	return d
@@ -72,39 +66,9 @@ func (d *dedup) setWindow(w time.Duration) {
 	d.mu.Unlock()
 }
 
-// key hashes the key fields of line, a message split on '|' (the last
-// field of the spec is the rest of the line). ok is false when line has
-// too few fields.
-func (d *dedup) key(line []byte, nfields int) (k dedupKey, ok bool) {
-	var stack [128]byte
-	buf := stack[:0]
-	for _, want := range d.idx {
-		f, found := fieldAt(line, want, nfields)
-		if !found {
-			return k, false
-		}
-		buf = append(buf, f...)
-		buf = append(buf, '|')
-	}
-	return dedupKey{maphash.Bytes(d.seeds[0], buf), maphash.Bytes(d.seeds[1], buf)}, true
-}
-
-// fieldAt returns field i of line split on '|' where field n-1 is the rest.
-func fieldAt(line []byte, i, n int) ([]byte, bool) {
-	for f := 0; f < i; f++ {
-		j := bytes.IndexByte(line, '|')
-		if j < 0 {
-			return nil, false
-		}
-		line = line[j+1:]
-	}
-	if i == n-1 {
-		return line, true
-	}
-	if j := bytes.IndexByte(line, '|'); j >= 0 {
-		return line[:j], true
-	}
-	return line, i == n-1
+// key hashes b, the values of a message's key fields (Message.AppendKey).
+func (d *dedup) key(b []byte) dedupKey {
+	return dedupKey{maphash.Bytes(d.seeds[0], b), maphash.Bytes(d.seeds[1], b)}
 }
 
 // begin returns true when k was stored within the window (the message is

@@ -11,13 +11,13 @@ func TestDedupWindow(t *testing.T) {
 		return []byte("0000|REQ|" + pno + "|20261121093000|" + org + "|SV01|K|" + payload + "|")
 	}
 	// Default key: org_code (4), process_no (2) of 9 fields.
-	d := newDedup([]int{4, 2}, 10*time.Minute)
+	d := newDedup(10 * time.Minute)
 	k := func(b []byte) dedupKey {
-		key, ok := d.key(b, 9)
+		key, ok := spec.AppendRawKey(nil, b, []int{4, 2}, 0)
 		if !ok {
 			t.Fatalf("no key in %q", b)
 		}
-		return key
+		return d.key(key)
 	}
 	a := k(line("ORG01", "000000001", "x"))
 	for _, tc := range []struct {
@@ -36,7 +36,7 @@ func TestDedupWindow(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := d.key([]byte("0010|REQ"), 9); ok {
+	if _, ok := spec.AppendRawKey(nil, []byte("0010|REQ"), []int{4, 2}, 0); ok {
 		t.Fatal("key of a line without the fields")
 	}
 
@@ -53,7 +53,7 @@ func TestDedupWindow(t *testing.T) {
 		after time.Duration
 		dup   bool
 	}{{0, true}, {9*time.Minute + 59*time.Second, true}, {10 * time.Minute, false}} {
-		dd := newDedup([]int{4, 2}, 10*time.Minute)
+		dd := newDedup(10 * time.Minute)
 		dd.add(a, now)
 		if got := dd.begin(a, now.Add(tc.after)); got != tc.dup {
 			t.Errorf("after %v: duplicate = %v, want %v", tc.after, got, tc.dup)
@@ -66,7 +66,7 @@ func TestDedupWindow(t *testing.T) {
 }
 
 func TestDedupBounded(t *testing.T) {
-	d := newDedup([]int{0}, time.Hour)
+	d := newDedup(time.Hour)
 	d.limit = 10_000
 	now := t0
 	for i := range d.limit + 1000 {
@@ -92,7 +92,7 @@ func TestDedupMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	d := newDedup([]int{0}, time.Hour)
+	d := newDedup(time.Hour)
 	now := t0
 	for i := range n {
 		d.add(dedupKey{uint64(i) * 0x9e3779b97f4a7c15, uint64(i)}, now)
@@ -108,12 +108,15 @@ func TestDedupMemory(t *testing.T) {
 }
 
 func BenchmarkDedupKey(b *testing.B) {
-	d := newDedup([]int{4, 2}, 10*time.Minute)
-	line := []byte("0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|")
+	d := newDedup(10 * time.Minute)
+	msg, err := spec.Parse([]byte("0078|REQ|000000123|20261121093000|ORG01|SV01|CUST-000123|hello world payload|"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := d.key(line, 9); !ok {
-			b.Fatal("no key")
-		}
+		buf = msg.AppendKey(buf[:0], []int{4, 2}, 0)
+		d.key(buf)
 	}
 }

@@ -18,6 +18,7 @@ type metrics struct {
 	byCode       [3]prometheus.Counter // 200, 400, 500
 	rejects      *prometheus.CounterVec
 	duplicates   prometheus.Counter
+	echoes       prometheus.Counter
 	connections  prometheus.Gauge
 	denied       prometheus.Counter
 	storeSeconds prometheus.Histogram
@@ -44,6 +45,10 @@ func newMetrics(reg prometheus.Registerer, ts *tlsutil.Server) (*metrics, error)
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spoolgate_receiver_duplicates_total",
 			Help: "Messages answered 200 without storing them again (within receiver.dedup_window).",
+		}),
+		echoes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spoolgate_receiver_echoes_total",
+			Help: "Echo (link-test) telegrams answered ok, neither stored nor de-duplicated (protocol.echo.field and .value); also counted in messages_total{code=\"200\"}.",
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spoolgate_receiver_connections",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, ts *tlsutil.Server) (*metrics, error)
 			Help: "Connections closed before a message was served, by cause: allow, per_ip, handshake, client_names, evicted.",
 		}, []string{"cause"}),
 	}
-	cs := []prometheus.Collector{m.messages, m.rejects, m.duplicates, m.connections, m.denied, m.storeSeconds, m.syncBatch, m.proxyHealthChecks, m.proxyRefused, m.refused}
+	cs := []prometheus.Collector{m.messages, m.rejects, m.duplicates, m.echoes, m.connections, m.denied, m.storeSeconds, m.syncBatch, m.proxyHealthChecks, m.proxyRefused, m.refused}
 	if ts != nil {
 		cs = append(cs, tlsutil.ExpiryCollector(ts.Expiry))
 	}

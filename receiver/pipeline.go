@@ -1,9 +1,6 @@
 package receiver
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"time"
 
 	"spoolgate/protocol"
@@ -38,15 +35,16 @@ type pipe struct {
 	done    int         // lines[:done] are committed
 	keys    []dedupKey  // dedup keys in flight for lines[done:]
 	keyLine []int       // the line of each of keys
+	key     []byte      // scratch: the values of a message's key fields
 	out     []byte      // the replies of the batch
 }
 
 // pipeEnt is one message of a batch, in arrival order.
 type pipeEnt struct {
-	pno  [9]byte // the reply's process_no
-	code int     // the reply's code, when line < 0
-	line int     // else the index of the line whose outcome is the code (200 or 500)
-	dup  bool    // a copy of lines[line] within the batch: not stored again
+	raw  []byte // the message (or the whole fields of its start) its reply echoes; aliases the read buffer as lines do
+	code int    // the reply's code, when line < 0
+	line int    // else the index of the line whose outcome is the code (200 or 500)
+	dup  bool   // a copy of lines[line] within the batch: not stored again
 }
 
 // reset starts a batch under cfg.
@@ -58,16 +56,16 @@ func (p *pipe) reset(cfg *live, debug bool) {
 }
 
 // fill adds line, the first message of the batch (rerr from the reader:
-// nil or ErrTooLong), and after it the messages already whole in the read
-// buffer: reading them does not block, and their lines stay where they
-// are (nothing refills the buffer) until the batch is answered. It
-// returns the error that ended the batch, after which the connection is
-// closed once the batch is answered: a message too long (the next message
-// boundary is lost), or a read error.
-func (p *pipe) fill(rd *protocol.Reader, br *bufio.Reader, line []byte, rerr error) error {
+// nil or a frame fault), and after it the messages already whole in the
+// read buffer (rd.Ready): reading them does not block, and their lines
+// stay where they are (nothing refills the buffer) until the batch is
+// answered. It returns the error that ended the batch, after which the
+// connection is closed once the batch is answered: a frame fault (the
+// next message boundary is lost), or a read error.
+func (p *pipe) fill(rd protocol.MessageReader, line []byte, rerr error) error {
 	p.add(line, rerr)
-	for rerr == nil && len(p.ents) < maxPipeline && completeBuffered(br) {
-		if line, rerr = rd.ReadMessage(); rerr != nil && !errors.Is(rerr, protocol.ErrTooLong) {
+	for rerr == nil && len(p.ents) < maxPipeline && rd.Ready() {
+		if line, rerr = rd.ReadMessage(); rerr != nil && !frameFault(rerr) {
 			return rerr // not expected with a whole message buffered
 		}
 		p.add(line, rerr)
@@ -75,72 +73,96 @@ func (p *pipe) fill(rd *protocol.Reader, br *bufio.Reader, line []byte, rerr err
 	return rerr
 }
 
-// add validates one message of the batch (rerr is ErrTooLong or nil, from
-// protocol.Reader) and queues its line for the store when it is valid and
-// not a duplicate. line must stay valid until the batch is answered.
+// frameFault reports whether err, from a MessageReader, is a fault of the
+// framing: the message is answered 400, and the connection closed.
+func frameFault(err error) bool {
+	_, ok := protocol.FrameReason(err)
+	return ok
+}
+
+// add validates one message of the batch (rerr is a frame fault or nil,
+// from the reader) and queues its line for the store when it is valid and
+// not a duplicate. An echo telegram is answered ok and goes nowhere.
+// line must stay valid until the batch is answered.
 func (p *pipe) add(line []byte, rerr error) {
 	s := p.s
-	e := pipeEnt{line: -1, code: protocol.CodeInvalid}
+	e := pipeEnt{raw: line, line: -1, code: protocol.CodeInvalid}
 	if rerr != nil {
-		// line is the start of the message: its complete fields give the
-		// process_no, as for every other reply.
-		copy(e.pno[:], s.spec.ProcessNo(completeFields(line)))
-		s.reject("message: too long", line, p.debug, p.remote, rerr)
+		// line is the start of the message: its whole fields give the
+		// echoed ones (process_no), as for every other reply.
+		reason, _ := protocol.FrameReason(rerr)
+		e.raw = s.d.CompleteFields(line)
+		s.reject(reason, line, p.debug, p.remote, rerr)
 		p.ents = append(p.ents, e)
 		return
 	}
-	msg, err := s.spec.Parse(line)
+	if s.d.IsEcho(line) {
+		// The link test: answered ok, never stored, never de-duplicated.
+		s.m.echoes.Inc()
+		e.code = protocol.CodeOK
+		p.ents = append(p.ents, e)
+		return
+	}
+	msg, err := s.d.Parse(line)
 	if err != nil {
 		reason := "invalid"
 		if pe, ok := err.(*protocol.ParseError); ok {
 			reason = pe.Reason()
 		}
 		s.reject(reason, line, p.debug, p.remote, err)
-		copy(e.pno[:], s.spec.ProcessNo(line))
 		p.ents = append(p.ents, e)
 		return
 	}
-	copy(e.pno[:], s.spec.ProcessNo(msg.Line()))
 	start := time.Now()
 	if p.cfg.dedupWindow > 0 {
-		if k, ok := s.dedup.key(line, s.nfields); ok {
-			if j := p.pending(k); j >= 0 {
-				// The same key earlier in this batch: stored once, both
-				// answered by its outcome.
-				e.line, e.dup = j, true
-				p.ents = append(p.ents, e)
-				return
-			}
-			res := s.dedup.tryBegin(k, s.clock())
-			if res == beginBusy {
-				// Another connection stores this key. Commit what this
-				// batch holds in flight before waiting for it, so that two
-				// connections never wait for each other's keys.
-				p.commit()
-				if s.dedup.begin(k, s.clock()) {
-					res = beginDup
-				} else {
-					res = beginStore
-				}
-			}
-			if res == beginDup {
-				s.dups.Add(1)
-				s.m.duplicates.Inc()
-				if p.debug {
-					s.log.Debug("duplicate answered 200, not stored again", "remote", p.remote, "process_no", string(e.pno[:]))
-				}
-				e.code = protocol.CodeOK
-				p.ents = append(p.ents, e)
-				return
-			}
-			p.keys = append(p.keys, k)
-			p.keyLine = append(p.keyLine, len(p.lines))
+		p.key = msg.AppendKey(p.key[:0], s.keyIdx, 0)
+		if p.dedup(&e, s.dedup.key(p.key)) {
+			return
 		}
 	}
 	e.line = len(p.lines)
 	p.lines = append(p.lines, line)
 	p.start = append(p.start, start)
 	p.ents = append(p.ents, e)
+}
+
+// dedup checks k, the key of e's message, against the window and the
+// batch: true when e is answered without storing it (a duplicate; added
+// to the batch), false when its line is to be stored, k then in flight.
+func (p *pipe) dedup(e *pipeEnt, k dedupKey) bool {
+	s := p.s
+	if j := p.pending(k); j >= 0 {
+		// The same key earlier in this batch: stored once, both answered
+		// by its outcome.
+		e.line, e.dup = j, true
+		p.ents = append(p.ents, *e)
+		return true
+	}
+	res := s.dedup.tryBegin(k, s.clock())
+	if res == beginBusy {
+		// Another connection stores this key. Commit what this batch
+		// holds in flight before waiting for it, so that two connections
+		// never wait for each other's keys.
+		p.commit()
+		if s.dedup.begin(k, s.clock()) {
+			res = beginDup
+		} else {
+			res = beginStore
+		}
+	}
+	if res == beginDup {
+		s.dups.Add(1)
+		s.m.duplicates.Inc()
+		if p.debug {
+			s.log.Debug("duplicate answered 200, not stored again", "remote", p.remote, "process_no", s.d.Text(s.d.ProcessNo(e.raw)))
+		}
+		e.code = protocol.CodeOK
+		p.ents = append(p.ents, *e)
+		return true
+	}
+	p.keys = append(p.keys, k)
+	p.keyLine = append(p.keyLine, len(p.lines))
+	return false
 }
 
 // pending returns the line of this batch not yet committed whose key is k,
@@ -175,11 +197,11 @@ func (p *pipe) commit() {
 	}
 	if p.debug {
 		for i := p.done; i < len(p.lines); i++ {
-			pno := s.spec.ProcessNo(p.lines[i])
+			pno := s.d.Text(s.d.ProcessNo(p.lines[i]))
 			if err != nil {
-				s.log.Debug("not stored: answered 500", "remote", p.remote, "process_no", string(pno), "err", err)
+				s.log.Debug("not stored: answered 500", "remote", p.remote, "process_no", pno, "err", err)
 			} else {
-				s.log.Debug("stored", "remote", p.remote, "process_no", string(pno))
+				s.log.Debug("stored", "remote", p.remote, "process_no", pno)
 			}
 		}
 	}
@@ -209,17 +231,9 @@ func (p *pipe) replies(now time.Time) []byte {
 		}
 		s.counts[codeIndex(code)].Add(1)
 		s.m.byCode[codeIndex(code)].Inc()
-		p.out = protocol.AppendReply(p.out, e.pno[:], now, code)
+		p.out = s.d.AppendReply(p.out, e.raw, code, now)
 	}
 	return p.out
-}
-
-var zeroProcessNo = []byte("000000000")
-
-// completeFields returns b up to and including its last '|': the fields
-// of a message's start that are known to be whole.
-func completeFields(b []byte) []byte {
-	return b[:bytes.LastIndexByte(b, '|')+1]
 }
 
 // reject counts a 400 by reason and logs it: at info once per minute per
@@ -227,10 +241,10 @@ func completeFields(b []byte) []byte {
 // reason the line stands for; at debug every one.
 func (s *Server) reject(reason string, line []byte, debug bool, remote string, err error) {
 	s.m.rejects.WithLabelValues(reason).Inc()
-	s.rejectStats.note(reason, line, s.clock())
+	s.rejectStats.note(reason, s.d, line, s.clock())
 	if n, ok := s.rejects.Event(reason, s.clock()); ok {
 		s.log.Info("rejected: answered 400 (one line per reason a minute)", "reason", reason, "count", n,
-			"remote", remote, "err", err, "sample", string(line[:min(len(line), maxSample)]))
+			"remote", remote, "err", err, "sample", s.d.Text(line[:min(len(line), maxSample)]))
 	} else if debug {
 		s.log.Debug("rejected: answered 400", "remote", remote, "reason", reason, "err", err)
 	}

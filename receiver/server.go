@@ -62,8 +62,9 @@ type Options struct {
 	// Config holds the receiver.* keys. Listen and AdminListen are not
 	// used by the Server (the caller binds).
 	Config conf.Receiver
-	// Spec is the request spec; nil means protocol.DefaultRequestSpec().
-	Spec *protocol.Spec
+	// Dialect is the wire (protocol.*): framing, request spec, replies,
+	// echo; nil means protocol.DefaultDialect().
+	Dialect *protocol.Dialect
 	// Logger defaults to a discard logger.
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil means a private registry.
@@ -99,17 +100,17 @@ type live struct {
 // Server answers messages on the listeners given to Serve. Create it with
 // New; its methods are safe for concurrent use.
 type Server struct {
-	spec    *protocol.Spec
-	nfields int
-	store   sink // and its capabilities
-	dedup   *dedup
-	log     *slog.Logger
-	clock   func() time.Time
-	m       *metrics
-	tls     *tlsutil.Server // nil: plain TCP
-	base    conf.Receiver   // the configuration New was given
-	cfg     atomic.Pointer[live]
-	lim     limiter
+	d      *protocol.Dialect
+	keyIdx []int // the request fields of receiver.dedup_key
+	store  sink  // and its capabilities
+	dedup  *dedup
+	log    *slog.Logger
+	clock  func() time.Time
+	m      *metrics
+	tls    *tlsutil.Server // nil: plain TCP
+	base   conf.Receiver   // the configuration New was given
+	cfg    atomic.Pointer[live]
+	lim    limiter
 	// proxyLog: refused PROXY headers are logged once per cause and
 	// address a minute.
 	proxyLog *logging.Sampler
@@ -151,8 +152,8 @@ type Server struct {
 // dir, a *conf.Error when the amqp queue exists with other arguments.
 func New(opts Options) (*Server, error) {
 	c := opts.Config
-	if opts.Spec == nil {
-		opts.Spec = protocol.DefaultRequestSpec()
+	if opts.Dialect == nil {
+		opts.Dialect = protocol.DefaultDialect()
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -172,9 +173,9 @@ func New(opts Options) (*Server, error) {
 	if err := c.Validate(); err != nil { // as conf.Load did, for a Config built in code
 		return nil, fmt.Errorf("new receiver: %w", err)
 	}
-	idx, err := keyIndexes(opts.Spec, c.DedupKey)
+	idx, err := opts.Dialect.KeyIndexes(c.DedupKey)
 	if err != nil {
-		return nil, fmt.Errorf("new receiver: %w", err)
+		return nil, fmt.Errorf("new receiver: dedup_key %w", err)
 	}
 	tlsConf, err := newTLS(c)
 	if err != nil {
@@ -186,17 +187,17 @@ func New(opts Options) (*Server, error) {
 	}
 	st := opts.Sink
 	if st == nil {
-		st, err = OpenSink(SinkOptions{Config: c, Spec: opts.Spec, Clock: opts.Clock, Logger: opts.Logger,
+		st, err = OpenSink(SinkOptions{Config: c, Dialect: opts.Dialect, Clock: opts.Clock, Logger: opts.Logger,
 			Registerer: opts.Registerer, OnSync: func(n int) { m.syncBatch.Observe(float64(n)) }, storeHooks: opts.storeHooks})
 		if err != nil {
 			return nil, fmt.Errorf("new receiver: %w", err)
 		}
 	}
 	s := &Server{
-		spec:         opts.Spec,
-		nfields:      len(opts.Spec.Names()),
+		d:            opts.Dialect,
+		keyIdx:       idx,
 		store:        sinkOf(st),
-		dedup:        newDedup(idx, c.DedupWindow),
+		dedup:        newDedup(c.DedupWindow),
 		log:          opts.Logger,
 		clock:        opts.Clock,
 		m:            m,
@@ -252,9 +253,11 @@ func (s *Server) rebuildDedup(window time.Duration) error {
 	}
 	now := s.clock()
 	since := now.Add(-window - time.Minute)
+	var key []byte
 	err := s.store.history.Lines(since, func(at time.Time, line []byte) {
-		if k, ok := s.dedup.key(line, s.nfields); ok {
-			s.dedup.add(k, at)
+		var ok bool
+		if key, ok = s.d.Request().AppendRawKey(key[:0], line, s.keyIdx, 0); ok {
+			s.dedup.add(s.dedup.key(key), at)
 		}
 	})
 	if err != nil {

@@ -106,8 +106,9 @@ type SinkOptions struct {
 	// keys it then reads; DedupKey names the fields of the amqp
 	// message_id.
 	Config conf.Receiver
-	// Spec is the request spec; nil means protocol.DefaultRequestSpec().
-	Spec *protocol.Spec
+	// Dialect is the wire; nil means protocol.DefaultDialect(). The amqp
+	// sink takes the message_id's fields from its request spec.
+	Dialect *protocol.Dialect
 	// Clock defaults to time.Now; it names request files.
 	Clock func() time.Time
 	// Logger defaults to a discard logger.
@@ -158,8 +159,8 @@ func OpenSink(o SinkOptions) (Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Spec == nil {
-		o.Spec = protocol.DefaultRequestSpec()
+	if o.Dialect == nil {
+		o.Dialect = protocol.DefaultDialect()
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
@@ -207,17 +208,4 @@ func NeedsOf(c conf.Receiver) SinkNeeds {
 		return SinkNeeds{}
 	}
 	return k.needs(c)
-}
-
-// keyIndexes returns the spec's indexes of names (receiver.dedup_key).
-func keyIndexes(spec *protocol.Spec, names []string) ([]int, error) {
-	idx := make([]int, 0, len(names))
-	for _, name := range names {
-		i := spec.Index(name)
-		if i < 0 {
-			return nil, fmt.Errorf("dedup_key %s is not a field of the request spec", name)
-		}
-		idx = append(idx, i)
-	}
-	return idx, nil
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"spoolgate/protocol"
 )
 
 // Status is what a running receiver shows of itself: the console and its
@@ -29,7 +31,8 @@ type Status struct {
 	Duplicates uint64            `json:"duplicates_total"`
 	Denied     uint64            `json:"denied_connections_total"`
 	// Rejects are the reasons of 400s since start, most frequent first, with
-	// the latest message rejected for each (cut at sampleBytes).
+	// the latest message rejected for each (cut at sampleBytes, decoded to
+	// UTF-8).
 	Rejects []RejectReason `json:"rejects"`
 	// StoreP50Seconds and StoreP99Seconds estimate the store latency
 	// (message complete → durable) since start from the histogram's
@@ -73,9 +76,10 @@ type rejectStats struct {
 	m  map[string]*RejectReason
 }
 
-// note counts a rejected message. The sample is replaced at most once a
-// second per reason, so a flood of bad messages costs a map lookup each.
-func (r *rejectStats) note(reason string, line []byte, now time.Time) {
+// note counts a rejected message, line in the wire's charset of d. The
+// sample is replaced at most once a second per reason, so a flood of bad
+// messages costs a map lookup each.
+func (r *rejectStats) note(reason string, d *protocol.Dialect, line []byte, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
@@ -96,16 +100,8 @@ func (r *rejectStats) note(reason string, line []byte, now time.Time) {
 	}
 	e.Count++
 	if now.Sub(e.SampleAt) >= time.Second {
-		e.Sample, e.SampleAt = sample(line), now
+		e.Sample, e.SampleAt = d.Text(line[:min(len(line), sampleBytes)]), now
 	}
-}
-
-// sample is the start of line as valid UTF-8 text.
-func sample(line []byte) string {
-	if len(line) > sampleBytes {
-		line = line[:sampleBytes]
-	}
-	return string(bytes.ToValidUTF8(line, []byte("\uFFFD")))
 }
 
 func (r *rejectStats) top(n int) []RejectReason {

@@ -51,7 +51,8 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
 		"allow", len(rc.Allow), "max_conns_per_ip", rc.MaxConnsPerIP, "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
-		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted))
+		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted),
+		"dialect", cfg.Protocol.Dialect.String())
 	reg := daemon.Registry()
 	srv, lns, err := newServer(cfg, log, reg)
 	if err != nil {
@@ -120,7 +121,7 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 // names) and its listeners; it closes what it opened when one fails.
 func newServer(cfg *conf.Config, log *slog.Logger, reg *prometheus.Registry) (*receiver.Server, []net.Listener, error) {
 	rc := cfg.Receiver
-	srv, err := receiver.New(receiver.Options{Config: rc, Spec: cfg.Protocol.Request, Logger: log, Registerer: reg})
+	srv, err := receiver.New(receiver.Options{Config: rc, Dialect: cfg.Protocol.Dialect, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -248,7 +248,7 @@ func TestMultiLineRate(t *testing.T) {
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan error, 1)
-				go func() { done <- bench.ServeNull(ctx, ln) }()
+				go func() { done <- bench.ServeNull(ctx, ln, nil) }()
 				t.Cleanup(func() { cancel(); <-done })
 			default:
 				dir := t.TempDir()

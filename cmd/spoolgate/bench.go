@@ -14,25 +14,27 @@ import (
 	"spoolgate/internal/bench"
 )
 
-// benchArgs are the flags of spoolgate bench: the load generator's
-// options, and the modes that do something else instead.
-type benchArgs struct {
-	o                         bench.Options
-	asJSON                    bool
-	null, spool, probe, claim string
-	files, idle               int
+// benchRun is one run of spoolgate bench: the load's options and the
+// modes other than the load, from its flags.
+type benchRun struct {
+	o         bench.Options
+	config    *string // -config: the dialect
+	asJSON    *bool
+	null      *string
+	spool     *string
+	files     *int
+	probe     *string
+	timeClaim *string
+	idle      *int
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
-// benchFlags returns the flag set of spoolgate bench and what it fills.
-func benchFlags(stderr io.Writer) (*flag.FlagSet, *benchArgs) {
-	fs := newFlags("bench", "-addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME",
-		"Load generator: sends valid messages (or every Nth invalid) to a receiver and prints messages/s,\n"+
-			"p50/p99/max latency and the reply codes. -null serves the reference that answers 200 and stores\n"+
-			"nothing; -make-spool writes result files; -probe measures this machine; -time-claim times one\n"+
-			"file through the sender. Takes no arguments.", stderr)
-	a := &benchArgs{}
-	o := &a.o
+// benchFlags declares the flags of spoolgate bench on fs into r.
+func benchFlags(fs *flag.FlagSet, r *benchRun) {
+	o := &r.o
 	fs.StringVar(&o.Addr, "addr", "", "HOST:PORT of the receiver under test")
+	r.config = fs.String("config", "", "config file whose dialect (protocol.*) the messages and replies are in, and -null's (default: the default dialect)")
 	fs.IntVar(&o.Clients, "c", 16, "concurrent clients")
 	fs.IntVar(&o.Count, "n", 10000, "messages in all (ignored with -d)")
 	fs.DurationVar(&o.Duration, "d", 0, "run for this long instead of -n messages")
@@ -42,18 +44,23 @@ func benchFlags(stderr io.Writer) (*flag.FlagSet, *benchArgs) {
 	fs.IntVar(&o.InvalidEvery, "invalid-every", 0, "make every Nth message invalid (0: none)")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per message: connect, write and reply")
 	fs.IntVar(&o.Base, "base", int(time.Now().UnixNano()/1000%900_000_000), "first process_no (default: from the clock, so runs do not collide in the duplicate window)")
-	fs.BoolVar(&a.asJSON, "json", false, "print the result as JSON")
-	fs.StringVar(&a.null, "null", "", "serve the null reference on ADDR (answers 200 to every line, stores nothing) until interrupted")
-	fs.StringVar(&a.spool, "make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
-	fs.IntVar(&a.files, "files", 1000, "with -make-spool: how many files")
-	fs.StringVar(&a.probe, "probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
-	fs.StringVar(&a.claim, "time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took (on stderr \"watching\" once it looks)")
-	fs.IntVar(&a.idle, "idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
-	return fs, a
+	r.asJSON = fs.Bool("json", false, "print the result as JSON")
+	r.null = fs.String("null", "", "serve the null reference on ADDR (answers 200 to every message, stores nothing) until interrupted")
+	r.spool = fs.String("make-spool", "", "write -files single-line result files into DIR (oldest first by mtime) and exit")
+	r.files = fs.Int("files", 1000, "with -make-spool: how many files")
+	r.probe = fs.String("probe", "", "measure this machine for -d each (default 5s): the fsync rate of a file in DIR, then how long a sleeping goroutine is paused")
+	r.timeClaim = fs.String("time-claim", "", "wait (at most -d, default 10m) until the sender claims the spool file SPOOL/NAME, then until its claim is gone; print how long that took (on stderr \"watching\" once it looks)")
+	r.idle = fs.Int("idle", 0, "open this many connections to -addr that send nothing, hold them for -d (default 10s), print how many opened")
 }
 
 func runBench(args []string, stdout, stderr io.Writer) int {
-	fs, a := benchFlags(stderr)
+	fs := newFlags("bench", "-addr HOST:PORT [-config PATH] [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME",
+		"Load generator: sends valid messages (or every Nth invalid) to a receiver and prints messages/s,\n"+
+			"p50/p99/max latency and the reply codes, in the dialect of -config. -null serves the reference that\n"+
+			"answers 200 and stores nothing; -make-spool writes result files; -probe measures this machine;\n"+
+			"-time-claim times one file through the sender. Takes no arguments.", stderr)
+	r := &benchRun{stdout: stdout, stderr: stderr}
+	benchFlags(fs, r)
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -61,89 +68,101 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spoolgate bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if *r.config != "" {
+		cfg, ok := loadConfig(*r.config, stderr)
+		if !ok {
+			return 2
+		}
+		r.o.Dialect = cfg.Protocol.Dialect
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var err error
 	switch {
-	case a.null != "":
-		err = benchNull(ctx, a.null, stdout)
-	case a.spool != "":
-		if err = bench.MakeSpool(a.spool, a.files, a.o.Base); err == nil {
-			fmt.Fprintf(stdout, "wrote %d files into %s\n", a.files, a.spool)
+	case *r.null != "":
+		return r.serveNull(ctx)
+	case *r.spool != "":
+		if err := bench.MakeSpool(*r.spool, *r.files, r.o.Base); err != nil {
+			return r.fail(err)
 		}
-	case a.probe != "":
-		var r bench.ProbeResult
-		if r, err = bench.Probe(ctx, a.probe, orDefault(a.o.Duration, 5*time.Second)); err == nil {
-			printResult(stdout, r, a.asJSON)
+		fmt.Fprintf(stdout, "wrote %d files into %s\n", *r.files, *r.spool)
+		return 0
+	case *r.probe != "":
+		res, err := bench.Probe(ctx, *r.probe, r.duration(5*time.Second))
+		if err != nil {
+			return r.fail(err)
 		}
-	case a.claim != "":
-		err = benchClaim(ctx, a, stdout, stderr)
-	case a.o.Addr == "":
+		printResult(stdout, res, *r.asJSON)
+		return 0
+	case *r.timeClaim != "":
+		return r.runTimeClaim(ctx)
+	case r.o.Addr == "":
 		fmt.Fprintln(stderr, "spoolgate bench: -addr HOST:PORT (or -null ADDR, -probe DIR) is required")
 		return 2
-	case a.idle > 0:
-		hold, cancel := context.WithTimeout(ctx, orDefault(a.o.Duration, 10*time.Second))
+	case *r.idle > 0:
+		hold, cancel := context.WithTimeout(ctx, r.duration(10*time.Second))
 		defer cancel()
-		n, _ := bench.HoldIdle(hold, a.o.Addr, a.idle)
+		n, _ := bench.HoldIdle(hold, r.o.Addr, *r.idle)
 		fmt.Fprintf(stdout, "held %d idle connections\n", n)
-	default:
-		return benchLoad(ctx, a, stdout, stderr)
+		return 0
 	}
+	return r.load(ctx)
+}
+
+// duration returns -d, or def when it is not set.
+func (r *benchRun) duration(def time.Duration) time.Duration {
+	if r.o.Duration > 0 {
+		return r.o.Duration
+	}
+	return def
+}
+
+// fail prints err and returns exit code 1.
+func (r *benchRun) fail(err error) int {
+	fmt.Fprintf(r.stderr, "spoolgate bench: %v\n", err)
+	return 1
+}
+
+// serveNull is -null: the null reference until ctx is done.
+func (r *benchRun) serveNull(ctx context.Context) int {
+	ln, err := net.Listen("tcp", *r.null)
 	if err != nil {
-		fmt.Fprintf(stderr, "spoolgate bench: %v\n", err)
-		return 1
+		return r.fail(err)
+	}
+	fmt.Fprintf(r.stdout, "null reference listening on %s\n", ln.Addr())
+	if err := bench.ServeNull(ctx, ln, r.o.Dialect); err != nil {
+		return r.fail(err)
 	}
 	return 0
 }
 
-// orDefault returns d, or def when d is not positive (-d not given).
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
-
-// benchNull serves the null reference on addr until ctx is done.
-func benchNull(ctx context.Context, addr string, stdout io.Writer) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "null reference listening on %s\n", ln.Addr())
-	return bench.ServeNull(ctx, ln)
-}
-
-// benchClaim times the sender's claim of the spool file -time-claim names,
-// waiting at most -d (default 10 minutes).
-func benchClaim(ctx context.Context, a *benchArgs, stdout, stderr io.Writer) error {
-	wait, cancel := context.WithTimeout(ctx, orDefault(a.o.Duration, 10*time.Minute))
+// runTimeClaim is -time-claim.
+func (r *benchRun) runTimeClaim(ctx context.Context) int {
+	wait, cancel := context.WithTimeout(ctx, r.duration(10*time.Minute))
 	defer cancel()
-	dir, name := filepath.Dir(a.claim), filepath.Base(a.claim)
+	dir, name := filepath.Dir(*r.timeClaim), filepath.Base(*r.timeClaim)
 	c, err := bench.TimeClaim(wait, dir, name, time.Millisecond, func() {
-		fmt.Fprintf(stderr, "watching %s\n", filepath.Join(dir, ".inflight", name))
+		fmt.Fprintf(r.stderr, "watching %s\n", filepath.Join(dir, ".inflight", name))
 	})
 	if err != nil {
-		return fmt.Errorf("time %s: %w", a.claim, err)
+		fmt.Fprintf(r.stderr, "spoolgate bench: time %s: %v\n", *r.timeClaim, err)
+		return 1
 	}
-	printResult(stdout, c, a.asJSON)
-	return nil
+	printResult(r.stdout, c, *r.asJSON)
+	return 0
 }
 
-// benchLoad runs the load generator: exit 2 for bad options, 1 when a
-// message failed.
-func benchLoad(ctx context.Context, a *benchArgs, stdout, stderr io.Writer) int {
-	o := a.o
-	if o.Duration > 0 {
-		o.Count = 0
+// load runs the load and prints what it measured.
+func (r *benchRun) load(ctx context.Context) int {
+	if r.o.Duration > 0 {
+		r.o.Count = 0
 	}
-	r, err := bench.Run(ctx, o)
+	res, err := bench.Run(ctx, r.o)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(r.stderr, err)
 		return 2
 	}
-	printResult(stdout, r, a.asJSON)
-	if r.Errors > 0 {
+	printResult(r.stdout, res, *r.asJSON)
+	if res.Errors > 0 {
 		return 1
 	}
 	return 0

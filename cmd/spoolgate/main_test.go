@@ -214,11 +214,11 @@ func TestBenchProbe(t *testing.T) {
 func TestHelp(t *testing.T) {
 	tests := []struct{ cmd, synopsis, flag string }{
 		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender] [-syntax]", "-daemons"},
-		{"send", "usage: spoolgate send -addr HOST:PORT [-timeout D] [MESSAGE...]", "-addr"},
+		{"send", "usage: spoolgate send -addr HOST:PORT [-config PATH] [-timeout D] [MESSAGE...]", "-addr"},
 		{"status", "usage: spoolgate status [-config PATH] [-daemons LIST] [-json] [-age]", "-daemons"},
 		{"failed", "usage: spoolgate failed [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
-		{"bench", "usage: spoolgate bench -addr HOST:PORT [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME", "-keepalive"},
+		{"bench", "usage: spoolgate bench -addr HOST:PORT [-config PATH] [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME", "-keepalive"},
 	}
 	for _, tt := range tests {
 		for _, h := range []string{"-h", "-help", "--help"} {

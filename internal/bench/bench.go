@@ -36,6 +36,9 @@ type Options struct {
 	// the window is written); 0 or 1 sends one message at a time. Without
 	// KeepAlive each window has a connection of its own.
 	Pipeline int
+	// Dialect is the wire the messages are sent in and the replies read
+	// in; nil means protocol.DefaultDialect().
+	Dialect *protocol.Dialect
 }
 
 // Result is what a run measured.
@@ -77,6 +80,10 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
+	gen, err := newGenerator(o)
+	if err != nil {
+		return Result{}, err
+	}
 	if o.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.Duration)
@@ -99,7 +106,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			defer wg.Done()
 			l := &locals[w]
 			l.codes = map[string]int{}
-			c := client{o: o}
+			c := client{o: o, gen: gen}
 			defer c.close()
 			if o.Pipeline > 1 {
 				c.pipeline(take, l.add)
@@ -111,7 +118,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 					return
 				}
 				t0 := time.Now()
-				code, err := c.send(message(o, i))
+				code, err := c.send(gen.append(nil, i, time.Now().Format("20060102150405")))
 				l.add(code, time.Since(t0), err)
 			}
 		}()
@@ -163,43 +170,13 @@ func (l *local) add(code string, lat time.Duration, err error) {
 	l.codes[code]++
 }
 
-// message builds message i of a run: valid under the default request spec,
-// unless i is picked by InvalidEvery.
-func message(o Options, i int) []byte {
-	return appendMessage(nil, o, i, time.Now().Format("20060102150405"))
-}
-
-// appendMessage appends message i, sent at stamp (yyyyMMddHHmmss), to dst;
-// cheap enough that a pipelining client is not the bottleneck.
-func appendMessage(dst []byte, o Options, i int, stamp string) []byte {
-	var pno [9]byte
-	for j, k := 8, (o.Base+i)%1_000_000_000; j >= 0; j, k = j-1, k/10 {
-		pno[j] = byte('0' + k%10)
-	}
-	if o.InvalidEvery > 0 && (i+1)%o.InvalidEvery == 0 {
-		pno[8] = 'x'
-	}
-	n := len("REQ||") + 9 + len(stamp) + len("|BENCH|SV01|K-") + 9 + 1 + o.Payload + 1 + 6
-	dst = append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10), '|')
-	dst = append(dst, "REQ|"...)
-	dst = append(dst, pno[:]...)
-	dst = append(dst, '|')
-	dst = append(dst, stamp...)
-	dst = append(dst, "|BENCH|SV01|K-"...)
-	dst = append(dst, pno[:]...)
-	dst = append(dst, '|')
-	for range o.Payload {
-		dst = append(dst, 'p')
-	}
-	return append(dst, '|', '\n')
-}
-
 // client sends messages one at a time, on one connection (keep-alive) or a
 // new connection per message.
 type client struct {
 	o    Options
+	gen  *generator
 	conn net.Conn
-	br   *bufio.Reader
+	rd   protocol.MessageReader
 }
 
 func (c *client) send(msg []byte) (string, error) {
@@ -208,14 +185,14 @@ func (c *client) send(msg []byte) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		c.conn, c.br = conn, bufio.NewReaderSize(conn, 256)
+		c.conn, c.rd = conn, c.gen.d.NewReader(bufio.NewReaderSize(conn, 256), protocol.MaxMessageBytes)
 	}
 	_ = c.conn.SetDeadline(time.Now().Add(c.o.Timeout))
 	line, err := func() ([]byte, error) {
 		if _, err := c.conn.Write(msg); err != nil {
 			return nil, err
 		}
-		return c.br.ReadSlice('\n')
+		return c.rd.ReadMessage()
 	}()
 	if err != nil || !c.o.KeepAlive {
 		c.close()
@@ -223,11 +200,7 @@ func (c *client) send(msg []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	code := "unreadable"
-	if r, err := protocol.ParseReply(line); err == nil {
-		code = codeString(r.Code)
-	}
-	return code, nil
+	return c.gen.code(line), nil
 }
 
 // pipeline sends windows of up to o.Pipeline messages until take says
@@ -249,7 +222,7 @@ func (c *client) pipeline(take func() (int, bool), add func(string, time.Duratio
 				more = false
 				break
 			}
-			buf = appendMessage(buf, c.o, i, stamp)
+			buf = c.gen.append(buf, i, stamp)
 			n++
 		}
 		if n == 0 {
@@ -273,7 +246,7 @@ func (c *client) window(buf []byte, n int, add func(string, time.Duration, error
 		if err != nil {
 			return 0, err
 		}
-		c.conn, c.br = conn, bufio.NewReaderSize(conn, 64<<10)
+		c.conn, c.rd = conn, c.gen.d.NewReader(bufio.NewReaderSize(conn, 64<<10), protocol.MaxMessageBytes)
 	}
 	_ = c.conn.SetDeadline(time.Now().Add(c.o.Timeout))
 	t0 := time.Now()
@@ -286,14 +259,10 @@ func (c *client) window(buf []byte, n int, add func(string, time.Duration, error
 	var err error
 	for ; got < n; got++ {
 		var line []byte
-		if line, err = c.br.ReadSlice('\n'); err != nil {
+		if line, err = c.rd.ReadMessage(); err != nil {
 			break
 		}
-		code := "unreadable"
-		if r, perr := protocol.ParseReply(line); perr == nil {
-			code = codeString(r.Code)
-		}
-		add(code, time.Since(t0), nil)
+		add(c.gen.code(line), time.Since(t0), nil)
 	}
 	if err != nil {
 		c.conn.Close() // ends the write too
@@ -304,20 +273,6 @@ func (c *client) window(buf []byte, n int, add func(string, time.Duration, error
 	return got, err
 }
 
-// codeString is fmt.Sprintf("%03d", code) without the allocation for the
-// usual codes.
-func codeString(code int) string {
-	switch code {
-	case protocol.CodeOK:
-		return "200"
-	case protocol.CodeInvalid:
-		return "400"
-	case protocol.CodeUnavailable:
-		return "500"
-	}
-	return fmt.Sprintf("%03d", code)
-}
-
 func (c *client) close() {
 	if c.conn != nil {
 		c.conn.Close()
@@ -325,18 +280,21 @@ func (c *client) close() {
 	}
 }
 
-// ServeNull serves the reference: for every line received it answers a
-// 200 reply echoing the line's process_no (when it has one) — no
-// validation, no storage — so the cost of the gateway reads as a ratio. It
-// returns when ctx is done or the listener fails.
-func ServeNull(ctx context.Context, ln net.Listener) error {
+// ServeNull serves the reference: for every message received, framed in
+// d (nil: protocol.DefaultDialect()), it answers an ok reply in d echoing
+// the message's process_no (when it has one) — no validation, no storage —
+// so the cost of the gateway reads as a ratio. It returns when ctx is done
+// or the listener fails.
+func ServeNull(ctx context.Context, ln net.Listener, d *protocol.Dialect) error {
+	if d == nil {
+		d = protocol.DefaultDialect()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	go func() {
 		<-ctx.Done()
 		ln.Close()
 	}()
-	spec := protocol.DefaultRequestSpec()
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -352,7 +310,7 @@ func ServeNull(ctx context.Context, ln net.Listener) error {
 			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			defer stop()
 			br, bw := bufio.NewReader(conn), bufio.NewWriter(conn)
-			r := protocol.NewReader(br, protocol.MaxMessageBytes)
+			r := d.NewReader(br, protocol.MaxMessageBytes)
 			for {
 				line, err := r.ReadMessage()
 				if err != nil {
@@ -362,7 +320,7 @@ func ServeNull(ctx context.Context, ln net.Listener) error {
 					bw.Flush()
 					return
 				}
-				bw.Write(protocol.AppendReply(bw.AvailableBuffer(), spec.ProcessNo(line), time.Now(), protocol.CodeOK))
+				bw.Write(d.AppendReply(bw.AvailableBuffer(), line, protocol.CodeOK, time.Now()))
 				if br.Buffered() == 0 {
 					if bw.Flush() != nil {
 						return

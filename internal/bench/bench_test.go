@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"spoolgate/conf"
 	"spoolgate/protocol"
 )
 
@@ -42,8 +43,12 @@ func TestRunAgainstNull(t *testing.T) {
 func TestMessages(t *testing.T) {
 	spec := protocol.DefaultRequestSpec()
 	o := Options{Payload: 50, InvalidEvery: 3}
+	g, err := newGenerator(o)
+	if err != nil || !g.fast {
+		t.Fatalf("default dialect: fast %v, %v", g != nil && g.fast, err)
+	}
 	for i := range 6 {
-		m := message(o, i)
+		m := g.append(nil, i, "20261121093000")
 		_, err := spec.Parse(m[:len(m)-1])
 		if invalid := (i+1)%3 == 0; (err != nil) != invalid {
 			t.Fatalf("message %d %q: err %v, invalid %v", i, m, err, invalid)
@@ -226,8 +231,9 @@ func TestAppendMessage(t *testing.T) {
 	}
 }
 
-// nullServer serves ServeNull on a loopback listener until the test ends.
-func nullServer(t *testing.T) net.Listener {
+// nullServer serves ServeNull on a loopback listener until the test ends,
+// in the dialect d (none: the default).
+func nullServer(t *testing.T, d ...*protocol.Dialect) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -235,7 +241,11 @@ func nullServer(t *testing.T) net.Listener {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- ServeNull(ctx, ln) }()
+	var dialect *protocol.Dialect
+	if len(d) > 0 {
+		dialect = d[0]
+	}
+	go func() { done <- ServeNull(ctx, ln, dialect) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -243,4 +253,53 @@ func nullServer(t *testing.T) net.Listener {
 		}
 	})
 	return ln
+}
+
+// TestDialects: in each dialect of conf/testdata/good_dialect_*, the
+// generator's messages are requests of the dialect (each Nth invalid, its
+// process_no distinct), and a run against the null reference speaking it
+// reads an ok reply to every one; the default dialect's config takes the
+// fast path.
+func TestDialects(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "..", "conf", "testdata", "good_dialect_*.properties"))
+	if err != nil || len(paths) < 3 {
+		t.Fatalf("%d dialects: %v", len(paths), err)
+	}
+	for _, p := range append(paths, filepath.Join("..", "..", "conf", "local.properties")) {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			cfg, err := conf.Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := cfg.Protocol.Dialect
+			o := Options{Payload: 20, InvalidEvery: 4, Base: 123, Dialect: d}
+			g, err := newGenerator(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := d.String() == protocol.DefaultDialect().String(); g.fast != want {
+				t.Fatalf("fast path %v, want %v", g.fast, want)
+			}
+			seen := map[string]bool{}
+			for i := range 8 {
+				m := g.append([]byte("x"), i, "20261121093000")[1:]
+				msg, err := d.Parse(d.Unframe(m))
+				if invalid := (i+1)%4 == 0; (err != nil) != invalid {
+					t.Fatalf("message %d %q: %v, want invalid %v", i, m, err, invalid)
+				}
+				if err == nil {
+					if pno := string(msg.Field("process_no")); pno == "" || seen[pno] {
+						t.Fatalf("message %d: process_no %q again", i, pno)
+					} else {
+						seen[pno] = true
+					}
+				}
+			}
+			ln := nullServer(t, d)
+			r, err := Run(context.Background(), Options{Addr: ln.Addr().String(), Clients: 2, Count: 300, KeepAlive: true, Pipeline: 50, Dialect: d})
+			if err != nil || r.Codes["200"] != 300 || r.Errors != 0 {
+				t.Fatalf("%+v %v", r, err)
+			}
+		})
+	}
 }
