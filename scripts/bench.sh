@@ -9,6 +9,7 @@
 #   SKIP_100K=1 scripts/bench.sh     # drain 10,000 files only
 #   SKIP_AMQP=1 scripts/bench.sh     # without the RabbitMQ row (skipped anyway without rabbitmq-server)
 #   SKIP_LINK=1 scripts/bench.sh     # without the rows through a simulated 30 ms link (13 minutes of the run)
+#   SKIP_DIALECT=1 scripts/bench.sh  # without the EUC-KR fixed-width dialect's pipelining row
 #   PIPE_WINDOW=10000 PIPE_ONE=5000 scripts/bench.sh  # the pipelining rows' windows (the defaults)
 #   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
@@ -147,6 +148,31 @@ for r in $(seq 1 "$ROUNDS"); do
 	done
 done
 per_sync pipe_per_sync
+
+# A partner's dialect (issue 23): EUC-KR, fixed width, behind a 4-digit
+# ASCII header (conf/testdata/good_dialect_euckr_fixed.properties, 97-byte
+# requests), pipelined as the row above, against the default dialect in the
+# same rounds: two fresh receivers (fsync=always) of their own, so that
+# neither carries the duplicate window the rounds above filled.
+if [ -z "${SKIP_DIALECT:-}" ]; then
+	for dl in euckr default; do
+		p=$(free_port); a=$(free_port)
+		mkdir -p "$work/request-$dl" "$work/log-$dl"
+		sed -e "s/^receiver.listen = .*/receiver.listen = 127.0.0.1:$p/" -e "s/^receiver.admin_listen = .*/receiver.admin_listen = 127.0.0.1:$a/" \
+			-e "s#^receiver.data_dir = .*#receiver.data_dir = $work/request-$dl#" -e "s#^log.dir = .*#log.dir = $work/log-$dl#" \
+			"$work/conf.properties" >"$work/conf-$dl.properties"
+		[ $dl = default ] || grep -v '^#' conf/testdata/good_dialect_euckr_fixed.properties >>"$work/conf-$dl.properties"
+		"$work/bin/spoolgate-receiver" -config "$work/conf-$dl.properties" &
+		pids+=("$!")
+		wait_port "$p"
+		declare "dport_$dl=$p"
+	done
+	for r in $(seq 1 "$ROUNDS"); do
+		echo "round $r/$ROUNDS: pipelining $PIPE_WINDOW, EUC-KR fixed width and the default dialect alternately" >&2
+		run euckr_pipe "127.0.0.1:$dport_euckr" -keepalive -pipeline "$PIPE_WINDOW" -config "$work/conf-euckr.properties"
+		run default_pipe "127.0.0.1:$dport_default" -keepalive -pipeline "$PIPE_WINDOW"
+	done
+fi
 med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", $1}'; }
 medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
 
@@ -219,6 +245,10 @@ printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s (fsync=alw
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s, against the fsync ceiling" "$rk" "$ceiling" "$(ratio "$rk" "$ceiling")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, $CLIENTS connections pipelining $PIPE_WINDOW, msg/s" "$rp" "$np" "$(ratio "$rp" "$np")"
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, $PIPE_ONE pipelined on one connection, msg/s" "$ro" "$no" "$(ratio "$ro" "$no")"
+if [ -z "${SKIP_DIALECT:-}" ]; then
+	de=$(med euckr_pipe); dd=$(med default_pipe)
+	printf '| %-58s | %12s | %10s | %8s |\n' "receiver, EUC-KR fixed width vs default, pipelining, msg/s" "$de" "$dd" "$(ratio "$de" "$dd")"
+fi
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver lines per fsync: bench / pipelining / the sender" "$bench_per_sync / $pipe_per_sync / $drain_per_sync" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, one connection per message, p99 ms" "$(medp recv_conn)" "$(medp null_conn)" ""
