@@ -61,6 +61,7 @@ func Path(flagValue string) string {
 // goroutines. A reload loads a new Config rather than changing the old one.
 type Config struct {
 	Path            string // the file it was loaded from
+	Instance        string // the instance's name (Instance(Path)); "" the unnamed one
 	Receiver        Receiver
 	Sender          Sender
 	Log             Log
@@ -366,7 +367,7 @@ func load(path string, data []byte, useEnv bool) (*Config, error) {
 	for _, e := range dec.entries {
 		l.set[e.key] = e.value
 	}
-	c := &Config{Path: path}
+	c := &Config{Path: path, Instance: Instance(path)}
 	l.protocol(c)
 	var def *Config
 	for _, k := range keys {

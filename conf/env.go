@@ -13,7 +13,7 @@ import (
 // variable must be added here.
 var ScriptEnv = []string{
 	EnvConfig,
-	"SPOOLGATE_CONFIG_DIR", // the directory of the instances' configs: spoolgate trace -all
+	EnvConfigDir, // the directory of the instances' configs (instance.go)
 	"SPOOLGATE_HOME",
 	"SPOOLGATE_BIN",
 	"SPOOLGATE_RUN_DIR",
