@@ -47,13 +47,13 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	cfg, log := p.Config, p.Logger
 	rc := cfg.Receiver
 	v := version.Get()
-	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path, "sink", rc.Sink, "data_dir", rc.DataDir, "publish", rc.Publish,
+	log.Info("spoolgate-receiver starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path, "instance", cfg.Instance, "sink", rc.Sink, "data_dir", rc.DataDir, "publish", rc.Publish,
 		"fsync", rc.Fsync, "max_conns", rc.MaxConns, "read_timeout", rc.ReadTimeout, "idle_timeout", rc.IdleTimeout,
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
 		"allow", len(rc.Allow), "max_conns_per_ip", rc.MaxConnsPerIP, "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
 		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted),
 		"dialect", cfg.Protocol.Dialect.String())
-	reg := daemon.Registry()
+	reg := daemon.Registry(cfg.Instance)
 	srv, lns, err := newServer(cfg, log, reg)
 	if err != nil {
 		return err

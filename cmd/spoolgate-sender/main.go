@@ -45,8 +45,8 @@ func load(path string) (*conf.Config, error) {
 func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	cfg, log := p.Config, p.Logger
 	v := version.Get()
-	log.Info("spoolgate-sender starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path)
-	reg := daemon.Registry()
+	log.Info("spoolgate-sender starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path, "instance", cfg.Instance)
+	reg := daemon.Registry(cfg.Instance)
 	s, err := sender.New(sender.Options{
 		Config:          cfg.Sender,
 		Spec:            cfg.Protocol.Result,

@@ -21,10 +21,11 @@ import (
 )
 
 // Registry returns the registry a daemon's /metrics serves, holding the Go
-// runtime and process collectors and spoolgate_build_info.
-func Registry() *prometheus.Registry {
+// runtime and process collectors and spoolgate_build_info of instance
+// (conf.Config.Instance).
+func Registry(instance string) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector())
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), version.Collector(instance))
 	return reg
 }
 

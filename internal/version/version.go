@@ -88,9 +88,13 @@ func Print(w io.Writer, prog string) {
 }
 
 // Collector returns the spoolgate_build_info gauge: always 1, with the
-// labels version, revision (the full commit hash) and goversion, so a
-// dashboard can show which build runs where.
-func Collector() prometheus.Collector {
+// labels spoolgate_instance (the instance's name, conf.Config.Instance;
+// empty for the unnamed one), version, revision (the full commit hash)
+// and goversion, so a dashboard can show which build runs where and
+// group a host's instances by name. The name's label is not "instance":
+// Prometheus gives every target an instance label (its address) and
+// would store a scraped one as exported_instance.
+func Collector(instance string) prometheus.Collector {
 	i := Get()
 	rev := i.Revision
 	if i.Modified {
@@ -98,8 +102,8 @@ func Collector() prometheus.Collector {
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "spoolgate_build_info",
-		Help:        "Build of the running spoolgate daemon: always 1; the labels say the version, the commit and the Go version.",
-		ConstLabels: prometheus.Labels{"version": i.Version, "revision": rev, "goversion": i.GoVersion},
+		Help:        "Build of the running spoolgate daemon: always 1; the labels say the instance, the version, the commit and the Go version.",
+		ConstLabels: prometheus.Labels{"spoolgate_instance": instance, "version": i.Version, "revision": rev, "goversion": i.GoVersion},
 	})
 	g.Set(1)
 	return g

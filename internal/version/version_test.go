@@ -50,10 +50,10 @@ func TestGet(t *testing.T) {
 func TestCollector(t *testing.T) {
 	set(t, "1.2.0", "abc")
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(Collector())
-	want := `# HELP spoolgate_build_info Build of the running spoolgate daemon: always 1; the labels say the version, the commit and the Go version.
+	reg.MustRegister(Collector("bank-b"))
+	want := `# HELP spoolgate_build_info Build of the running spoolgate daemon: always 1; the labels say the instance, the version, the commit and the Go version.
 # TYPE spoolgate_build_info gauge
-spoolgate_build_info{goversion="` + runtime.Version() + `",revision="abc",version="1.2.0"} 1
+spoolgate_build_info{goversion="` + runtime.Version() + `",revision="abc",spoolgate_instance="bank-b",version="1.2.0"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "spoolgate_build_info"); err != nil {
 		t.Error(err)
