@@ -38,12 +38,15 @@ Problems go to stderr, one line each, and make the exit code 2; warnings
 ("warning: ...", stderr) and notes ("note: ...", stdout) do not.`
 
 // runCheck is `spoolgate check`: exit 0 when the daemons named by -daemons
-// can start with this config on this host, 2 on any problem.
+// can start with this config on this host, 2 on any problem. With -all it
+// checks every instance of the config directory (checkall.go).
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "[-config PATH] [-daemons receiver,sender] [-syntax]", checkDoc, stderr)
+	fs := newFlags("check", "[-config PATH | -all] [-daemons receiver,sender] [-syntax]", checkDoc, stderr)
 	path := configFlag(fs)
 	daemons := fs.String("daemons", "receiver,sender", "the daemons that run on this host: receiver, sender or receiver,sender")
 	syntax := fs.Bool("syntax", false, "test the configuration only, not this host")
+	all := fs.Bool("all", false, "every instance in the config directory ($"+conf.EnvConfigDir+", default "+conf.DefaultConfigDir+
+		"), each as with -config, and the instances against each other (ports, directories)")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -56,21 +59,37 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "spoolgate check:", err)
 		return 2
 	}
+	if *all {
+		if *path != "" {
+			fmt.Fprintln(stderr, "spoolgate check: give -all or -config, not both")
+			return 2
+		}
+		return checkAll(on, *syntax, stdout, stderr)
+	}
+	_, r := checkConfig(*path, on, *syntax, "", stdout)
+	return r.print(conf.Path(*path), "", stdout, stderr)
+}
+
+// checkConfig loads the config at path (readConfig) and checks it: the
+// configuration, and this host unless syntax. It prints the dialect line
+// after prefix on stdout and returns the config (nil when it does not
+// load) and what was found.
+func checkConfig(path string, on daemons, syntax bool, prefix string, stdout io.Writer) (*conf.Config, *report) {
 	r := &report{}
-	cfg, warning, err := readConfig(*path)
+	cfg, warning, err := readConfig(path)
 	if warning != "" {
 		r.warn("%s", warning)
 	}
 	switch probs := conf.Problems(err); {
 	case err == nil:
-		fmt.Fprintln(stdout, "dialect: "+cfg.Protocol.Dialect.String())
+		fmt.Fprintln(stdout, prefix+"dialect: "+cfg.Protocol.Dialect.String())
 		for _, w := range cfg.Warnings() {
 			r.warn("%s", w)
 		}
 		for _, c := range configChecks {
 			c(cfg, on, r)
 		}
-		if *syntax {
+		if syntax {
 			if err := cfg.RequireSender(); err != nil && on.sender {
 				r.note("the sender will not start until it is set: %v", err)
 			}
@@ -86,24 +105,34 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			r.problem("%v", p)
 		}
 	}
+	if err != nil {
+		cfg = nil
+	}
+	return cfg, r
+}
+
+// print writes what r holds, each line after prefix: the problems and
+// warnings on stderr, the notes on stdout, then "PATH: ok" or the count of
+// problems; it returns the exit code, 0 or 2.
+func (r *report) print(path, prefix string, stdout, stderr io.Writer) int {
 	for _, p := range r.problems {
-		fmt.Fprintln(stderr, p)
+		fmt.Fprintln(stderr, prefix+p)
 	}
 	for _, w := range r.warnings {
-		fmt.Fprintln(stderr, "warning: "+w)
+		fmt.Fprintln(stderr, prefix+"warning: "+w)
 	}
 	for _, n := range r.notes {
-		fmt.Fprintln(stdout, "note: "+n)
+		fmt.Fprintln(stdout, prefix+"note: "+n)
 	}
 	switch n := len(r.problems); {
 	case n == 1:
-		fmt.Fprintf(stdout, "%s: 1 problem\n", conf.Path(*path))
+		fmt.Fprintf(stdout, "%s: 1 problem\n", path)
 		return 2
 	case n > 1:
-		fmt.Fprintf(stdout, "%s: %d problems\n", conf.Path(*path), n)
+		fmt.Fprintf(stdout, "%s: %d problems\n", path, n)
 		return 2
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", conf.Path(*path))
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return 0
 }
 

@@ -54,9 +54,13 @@ func loadConfig(path string, stderr io.Writer) (*conf.Config, bool) {
 // environment file's variables first (applyEnvFile: its SPOOLGATE_CONFIG
 // names the file when neither -config nor the environment does, its
 // SPOOLGATE_<KEY> override keys), then path, else $SPOOLGATE_CONFIG, else
-// the default. warning says why the environment file was not read.
+// the default. A named instance's file (conf.Instance) is read without the
+// environment file: its template units do not read it (instances.go).
+// warning says why the environment file was not read.
 func readConfig(path string) (cfg *conf.Config, warning string, err error) {
-	warning = applyEnvFile()
+	if conf.Instance(conf.Path(path)) == "" {
+		warning = applyEnvFile()
+	}
 	cfg, err = conf.Load(conf.Path(path))
 	return cfg, warning, err
 }

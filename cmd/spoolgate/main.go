@@ -1,6 +1,7 @@
 // Command spoolgate is the operator's tool for a spoolgate gateway:
 //
 //	spoolgate check   [-config PATH] [-daemons LIST]  test the config and this host, like nginx -t; exit 0 or 2
+//	spoolgate init    NAME [-listen ADDR] [-remote HOST:PORT]  the config of one more instance (partner) on this host
 //	spoolgate send    -addr HOST:PORT [MESSAGE…]      send messages (or stdin lines), print each reply
 //	spoolgate status  [-config PATH] [-json] [-age]   the running sender's state, else the directories'; exit 1 when a daemon expected here (-daemons) is down
 //	spoolgate failed  [-config PATH] [-json]          failed files with reason, code, attempts, time
@@ -29,7 +30,10 @@ func main() {
 const usage = `usage: spoolgate COMMAND [flags]
 
 commands:
-  check    [-config PATH] [-daemons LIST]   test the config and this host like nginx -t (exit 0, or 2: one line a problem)
+  check    [-config PATH] [-daemons LIST]   test the config and this host like nginx -t (exit 0, or 2: one line a problem);
+                                            -all: every instance of the config directory, and against each other
+  init     NAME [-listen ADDR] [-remote HOST:PORT] [-state DIR] [-logs DIR]
+                                            the config, directories and unit drop-ins of one more instance (partner)
   send     -addr HOST:PORT [MESSAGE...]     send messages (or stdin lines), print each reply
   status   [-config PATH] [-json] [-age]    the running sender's state (circuit, remotes, pending, failed), else the directories';
                                             exit 1 when a daemon expected here (-daemons LIST) is down
@@ -50,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "check":
 		return runCheck(rest, stdout, stderr)
+	case "init":
+		return runInit(rest, stdout, stderr)
 	case "send":
 		return runSend(rest, stdin, stdout, stderr)
 	case "status":

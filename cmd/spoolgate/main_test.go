@@ -15,14 +15,16 @@ import (
 )
 
 // binary is spoolgate, receiverBin the receiver that check finds holding
-// its addresses; both built by TestMain.
-var binary, receiverBin string
+// its addresses, senderBin the sender of the instances tests; all built
+// by TestMain.
+var binary, receiverBin, senderBin string
 
 func TestMain(m *testing.M) {
 	e2e.Main(m, func(dir string) error {
 		binary = filepath.Join(dir, "spoolgate")
 		receiverBin = filepath.Join(dir, "spoolgate-receiver")
-		return e2e.Build("", dir+string(filepath.Separator), false, ".", "../spoolgate-receiver")
+		senderBin = filepath.Join(dir, "spoolgate-sender")
+		return e2e.Build("", dir+string(filepath.Separator), false, ".", "../spoolgate-receiver", "../spoolgate-sender")
 	})
 }
 
@@ -213,9 +215,10 @@ func TestBenchProbe(t *testing.T) {
 // command's synopsis, with its arguments, and its flags.
 func TestHelp(t *testing.T) {
 	tests := []struct{ cmd, synopsis, flag string }{
-		{"check", "usage: spoolgate check [-config PATH] [-daemons receiver,sender] [-syntax]", "-daemons"},
+		{"check", "usage: spoolgate check [-config PATH | -all] [-daemons receiver,sender] [-syntax]", "-daemons"},
+		{"init", "usage: spoolgate init NAME [-listen ADDR] [-remote HOST:PORT] [-state DIR] [-logs DIR] [-ports FIRST] [-systemd DIR]", "-remote"},
 		{"send", "usage: spoolgate send -addr HOST:PORT [-config PATH] [-timeout D] [MESSAGE...]", "-addr"},
-		{"status", "usage: spoolgate status [-config PATH] [-daemons LIST] [-json] [-age]", "-daemons"},
+		{"status", "usage: spoolgate status [-config PATH] [-daemons LIST] [-json] [-age] | -all [-json]", "-daemons"},
 		{"failed", "usage: spoolgate failed [-config PATH] [-json]", "-json"},
 		{"requeue", "usage: spoolgate requeue [-config PATH] [-json] (-all | FILE...)", "-all"},
 		{"bench", "usage: spoolgate bench -addr HOST:PORT [-config PATH] [-c N] [-n COUNT | -d DURATION] [-keepalive] [-pipeline N] [-json] | -null ADDR | -make-spool DIR | -probe DIR | -time-claim SPOOL/NAME", "-keepalive"},

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
+	"spoolgate/host"
 	"spoolgate/sender"
 )
 
@@ -28,17 +26,25 @@ import (
 // when one does not (each named on stderr) or a directory or the broker
 // cannot be read, 2 for bad usage or a bad config.
 func runStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("status", "[-config PATH] [-daemons LIST] [-json] [-age]", statusUsage, stderr)
+	fs := newFlags("status", "[-config PATH] [-daemons LIST] [-json] [-age] | -all [-json]", statusUsage, stderr)
 	path := configFlag(fs)
 	list := fs.String("daemons", "", "the daemons that run on this host: receiver, sender or receiver,sender (default: the receiver, and the sender when sender.remote is set)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	byAge := fs.Bool("age", false, "also show the pending and failed files by age (qshape buckets: 5m, 10m, 20m, 40m, 80m, …)")
+	all := fs.Bool("all", false, "one row for every instance in the config directory ($"+conf.EnvConfigDir+", default "+conf.DefaultConfigDir+"): name, daemons, backlog, oldest, failed, last error")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "spoolgate status: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if *all {
+		if *path != "" || *list != "" || *byAge {
+			fmt.Fprintln(stderr, "spoolgate status: -all takes -json only (not -config, -daemons or -age)")
+			return 2
+		}
+		return statusAll(*asJSON, stdout, stderr)
 	}
 	cfg, ok := loadConfig(*path, stderr)
 	if !ok {
@@ -75,6 +81,9 @@ const statusUsage = "Prints the sender's state: it asks the running sender at se
 	"last error, pending, oldest pending age, in flight, stuck claims, failed) and, when none answers,\n" +
 	"reads the directories and says so. It asks the receiver at receiver.admin_listen whether it runs\n" +
 	"and is ready. -age adds the files by age (qshape buckets). Takes no arguments.\n\n" +
+	"With -all: one row for every instance of the config directory (name, receiver, sender, backlog,\n" +
+	"oldest pending, failed, last error), each daemon expected as without -daemons; exit 1 when a\n" +
+	"daemon of any instance is down (each named on stderr), 2 when a config does not load.\n\n" +
 	"Exit codes: 0 every daemon expected on this host (-daemons) answers, ready or not; 1 one does not\n" +
 	"(each is named on stderr), or a directory or the broker cannot be read; 2 bad usage or config."
 
@@ -200,7 +209,7 @@ func printLiveState(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now
 
 // errNoAdmin: a daemon's admin address is empty, so whether it runs
 // cannot be asked.
-var errNoAdmin = errors.New("admin_listen is empty")
+var errNoAdmin = host.ErrNoAdmin
 
 // askSender gets the running sender's /api/status at its admin address; a
 // wildcard listen address is asked on the loopback. The error says why
@@ -223,36 +232,9 @@ func askReceiver(addr string) (*console.ReceiverStatus, error) {
 }
 
 // askAdmin decodes the /api/status of the daemon at its admin address addr
-// into v; is tells whether v is that daemon's. A wildcard listen address
-// is asked on the loopback. The error says why there is no answer.
+// into v (host.AskStatus); is tells whether v is that daemon's.
 func askAdmin(daemon, addr string, v any, is func() bool) error {
-	if addr == "" {
-		return fmt.Errorf("%s.%w", daemon, errNoAdmin)
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	cl := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
-	resp, err := cl.Get("http://" + net.JoinHostPort(host, port) + "/api/status")
-	if err != nil {
-		var oe *net.OpError
-		if errors.As(err, &oe) {
-			return fmt.Errorf("no answer at %s: %v", addr, oe.Err)
-		}
-		return fmt.Errorf("no answer at %s: %v", addr, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s/api/status answered %s", addr, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(v); err != nil || !is() {
-		return fmt.Errorf("%s is not a spoolgate-%s's admin address", addr, daemon)
-	}
-	return nil
+	return host.AskStatus(daemon, addr, v, is)
 }
 
 // ageBuckets are qshape's: each column counts the files younger than it

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -14,14 +12,9 @@ import (
 	"time"
 
 	"spoolgate/conf"
+	"spoolgate/host"
 	"spoolgate/internal/journal"
 )
-
-// envConfigDir names the directory of the instances' configs
-// (docs/PROTOCOL.md §10.2 of the SPEC: conf.properties and NAME.properties).
-const envConfigDir = "SPOOLGATE_CONFIG_DIR"
-
-const defaultConfigDir = "/etc/spoolgate"
 
 // maskedShown is how trace shows a key value the journal holds masked.
 const maskedShown = "********"
@@ -51,7 +44,7 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(fs)
 	sinceFlag := fs.String("since", "7d", "how far back: a duration (7d, 36h) or a date (2026-12-01); 0: all the journal keeps")
 	asJSON := fs.Bool("json", false, "print a JSON array of the events")
-	all := fs.Bool("all", false, "every instance in the config directory ($"+envConfigDir+", default "+defaultConfigDir+"), not only -config's")
+	all := fs.Bool("all", false, "every instance in the config directory ($"+conf.EnvConfigDir+", default "+conf.DefaultConfigDir+"), not only -config's")
 	if code, ok := parseFlags(fs, args, stdout, stderr); !ok {
 		return code
 	}
@@ -79,17 +72,14 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 	if *all && *path != "" {
 		return usage("give -all or -config, not both")
 	}
-	configs := []instanceConfig{{path: *path}} // "": as the daemons find it (loadConfig)
+	configs := []host.Instance{{Path: *path}} // "": as the daemons find it (loadConfig)
 	if *all {
-		dir := os.Getenv(envConfigDir)
-		if dir == "" {
-			dir = defaultConfigDir
-		}
-		if configs, err = instanceConfigs(dir); err != nil {
+		if configs, err = hostInstances(); err != nil {
 			fmt.Fprintln(stderr, "spoolgate trace:", err)
 			return 2
 		}
 	}
+	env := saveEnv()
 	var (
 		found    []journal.Entry
 		files    int
@@ -98,17 +88,18 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 		searched []string
 	)
 	for _, ic := range configs {
-		cfg, ok := loadConfig(ic.path, stderr)
+		env.restore()
+		cfg, ok := loadConfig(ic.Path, stderr)
 		if !ok {
 			return 2
 		}
-		ic.path = cfg.Path
+		ic = host.Instance{Name: cfg.Instance, Path: cfg.Path}
 		if bad := unknownFields(cfg, terms); bad != "" {
 			return usage(bad)
 		}
 		dir := cfg.Journal.Dir
 		if dir == "" {
-			fmt.Fprintf(stderr, "spoolgate trace: %s: %s\n", ic.label(), cfg.JournalOff())
+			fmt.Fprintf(stderr, "spoolgate trace: %s: %s\n", ic.Label(), cfg.JournalOff())
 			failed = true
 			continue
 		}
@@ -118,7 +109,7 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 			failed = true
 		}
 		res, err := journal.Search(dir, journal.Query{Terms: terms, Since: since, Key: key,
-			Prefixes: []string{journal.Prefix("receiver", ic.name), journal.Prefix("sender", ic.name)}})
+			Prefixes: []string{journal.Prefix("receiver", ic.Name), journal.Prefix("sender", ic.Name)}})
 		if err != nil {
 			fmt.Fprintln(stderr, "spoolgate trace:", err)
 			failed = true
@@ -129,7 +120,7 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 		}
 		for i := range res.Entries {
 			if res.Entries[i].Instance == "" {
-				res.Entries[i].Instance = ic.name
+				res.Entries[i].Instance = ic.Name
 			}
 		}
 		found = append(found, res.Entries...)
@@ -278,57 +269,4 @@ func printEntry(w io.Writer, e *journal.Entry, instances bool) {
 	}
 	b.WriteByte('\n')
 	io.WriteString(w, b.String())
-}
-
-// instanceConfig is the config of one instance: name "" is the unnamed
-// one (conf.properties).
-type instanceConfig struct {
-	name, path string
-}
-
-func (ic instanceConfig) label() string {
-	if ic.name == "" {
-		return ic.path
-	}
-	return ic.name + " (" + ic.path + ")"
-}
-
-// instanceConfigs lists the instances of a config directory: the unnamed
-// one when conf.properties is there, and NAME for each NAME.properties
-// whose NAME is an instance name (lower-case letters, digits, '-').
-func instanceConfigs(dir string) ([]instanceConfig, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("config directory: %w", err)
-	}
-	var out []instanceConfig
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".properties")
-		if !ok || e.IsDir() {
-			continue
-		}
-		switch {
-		case name == "conf":
-			out = append(out, instanceConfig{"", filepath.Join(dir, e.Name())})
-		case instanceName(name):
-			out = append(out, instanceConfig{name, filepath.Join(dir, e.Name())})
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no conf.properties or NAME.properties in %s", dir)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
-	return out, nil
-}
-
-func instanceName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
