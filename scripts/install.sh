@@ -16,6 +16,8 @@
 #   PREFIX/share/doc/spoolgate/                    README.md, LICENSE, copyright, conf.properties
 #                                                  (all defaults), monitoring/ and lb/ examples
 #   /usr/lib/systemd/system/spoolgate-receiver.{socket,service}, spoolgate-sender.service
+#   /usr/lib/systemd/system/spoolgate-receiver@.{socket,service}, spoolgate-sender@.service
+#                                                  the named instances' templates (spoolgate init NAME)
 #   /usr/lib/sysusers.d/spoolgate.conf             the user and group spoolgate
 #   /usr/lib/tmpfiles.d/spoolgate.conf             the directories below
 #   /etc/spoolgate/conf.properties                 only when absent: yours is never overwritten
@@ -55,6 +57,9 @@ spool=/var/spool/spoolgate
 logdir=/var/log/spoolgate
 programs=(spoolgate spoolgate-receiver spoolgate-sender)
 units=(spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service)
+templates=(spoolgate-receiver@.socket spoolgate-receiver@.service spoolgate-sender@.service)
+# The named instances' units that run (systemctl takes these patterns).
+instances=('spoolgate-receiver@*.socket' 'spoolgate-receiver@*.service' 'spoolgate-sender@*.service')
 
 prog=${0##*/}
 die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 1; }
@@ -91,9 +96,10 @@ if [ -z "$DESTDIR" ]; then owned=1; fi
 if [ -n "$uninstall" ]; then
 	if [ -n "$systemd" ]; then
 		systemctl disable --now "${units[@]}" 2>/dev/null || true
+		systemctl stop "${instances[@]}" 2>/dev/null || true
 	fi
 	for p in "${programs[@]}"; do rm -f "$DESTDIR$bindir/$p"; done
-	for u in "${units[@]}"; do rm -f "$DESTDIR$unitdir/$u"; done
+	for u in "${units[@]}" "${templates[@]}"; do rm -f "$DESTDIR$unitdir/$u"; done
 	rm -f "$DESTDIR$sysusers" "$DESTDIR$tmpfiles"
 	rm -rf "$DESTDIR$libdir" "$DESTDIR$docdir"
 	if [ -n "$systemd" ]; then systemctl daemon-reload; fi
@@ -183,7 +189,7 @@ for d in monitoring lb; do
 done
 file 0644 "$root/scripts/systemd/spoolgate.sysusers" "$sysusers"
 file 0644 "$root/scripts/systemd/spoolgate.tmpfiles" "$tmpfiles"
-for u in "${units[@]}"; do
+for u in "${units[@]}" "${templates[@]}"; do
 	sed -e "s#/usr/bin/#$PREFIX/bin/#g" -e "s#/usr/share/doc/#$PREFIX/share/doc/#g" "$root/scripts/systemd/$u" >"$tmp/$u"
 	file 0644 "$tmp/$u" "$unitdir/$u"
 done
@@ -253,6 +259,8 @@ if [ -n "$systemd" ]; then
 	say "  edit $confdir/conf.properties (sender.remote), then: spoolgate check"
 	say "  systemctl enable --now spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service"
 	say "after an upgrade: systemctl restart spoolgate-receiver spoolgate-sender (no connection is refused)"
+	say "  and the named instances: systemctl try-restart 'spoolgate-receiver@*.service' 'spoolgate-sender@*.service'"
+	say "another partner on this host: spoolgate init NAME -remote HOST:PORT (README: Several partners on one host)"
 else
 	say "installed (no systemd here). Next:"
 	say "  edit $confdir/conf.properties (sender.remote), then: $bindir/spoolgate check"

@@ -472,6 +472,9 @@ func TestInstall(t *testing.T) {
 		{"usr/lib/systemd/system/spoolgate-receiver.socket", 0o644},
 		{"usr/lib/systemd/system/spoolgate-receiver.service", 0o644},
 		{"usr/lib/systemd/system/spoolgate-sender.service", 0o644},
+		{"usr/lib/systemd/system/spoolgate-receiver@.socket", 0o644},
+		{"usr/lib/systemd/system/spoolgate-receiver@.service", 0o644},
+		{"usr/lib/systemd/system/spoolgate-sender@.service", 0o644},
 		{"usr/lib/sysusers.d/spoolgate.conf", 0o644},
 		{"usr/lib/tmpfiles.d/spoolgate.conf", 0o644},
 		{"etc/spoolgate", os.ModeDir | 0o750},
@@ -485,6 +488,8 @@ func TestInstall(t *testing.T) {
 	programs := []string{"usr/bin/spoolgate", "usr/bin/spoolgate-receiver", "usr/bin/spoolgate-sender",
 		"usr/lib/spoolgate", "usr/lib/systemd/system/spoolgate-receiver.socket",
 		"usr/lib/systemd/system/spoolgate-receiver.service", "usr/lib/systemd/system/spoolgate-sender.service",
+		"usr/lib/systemd/system/spoolgate-receiver@.socket", "usr/lib/systemd/system/spoolgate-receiver@.service",
+		"usr/lib/systemd/system/spoolgate-sender@.service",
 		"usr/lib/sysusers.d/spoolgate.conf", "usr/lib/tmpfiles.d/spoolgate.conf"}
 
 	t.Run("fresh", func(t *testing.T) {
@@ -503,7 +508,7 @@ func TestInstall(t *testing.T) {
 			}
 		}
 		same(t, "etc/spoolgate/conf.properties", "conf/conf.properties")
-		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+		for _, u := range append(plainUnits, templateUnits...) {
 			same(t, "usr/lib/systemd/system/"+u, "scripts/systemd/"+u)
 		}
 		same(t, "usr/lib/spoolgate/startup.sh", "scripts/startup.sh")

@@ -133,6 +133,9 @@ var packaged = []string{
 	"/usr/lib/systemd/system/spoolgate-receiver.service",
 	"/usr/lib/systemd/system/spoolgate-receiver.socket",
 	"/usr/lib/systemd/system/spoolgate-sender.service",
+	"/usr/lib/systemd/system/spoolgate-receiver@.service",
+	"/usr/lib/systemd/system/spoolgate-receiver@.socket",
+	"/usr/lib/systemd/system/spoolgate-sender@.service",
 	"/usr/lib/sysusers.d/spoolgate.conf",
 	"/usr/lib/tmpfiles.d/spoolgate.conf",
 }
@@ -277,7 +280,7 @@ func TestPackageRPM(t *testing.T) {
 		for _, p := range []string{"spoolgate", "spoolgate-receiver", "spoolgate-sender"} {
 			checkBinary(t, filepath.Join(root, "usr/bin", p))
 		}
-		for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+		for _, u := range append(plainUnits, templateUnits...) {
 			if got := readFile(t, filepath.Join(root, "usr/lib/systemd/system", u)); got != readRepo(t, "scripts/systemd/"+u) {
 				t.Errorf("installed %s differs from scripts/systemd/%s", u, u)
 			}
@@ -451,6 +454,7 @@ func TestPackageDEB(t *testing.T) {
 					t.Errorf("installed %s: exposure %.1f, want %.1f or lower", u, score, maxExposure)
 				}
 			}
+			verifyInstance(t, sa, at("usr/lib/systemd/system"), at("usr/bin"))
 		} else {
 			t.Log("systemd-analyze not installed: the installed units are not verified (apt-get install systemd)")
 		}
@@ -535,6 +539,12 @@ func TestPackageScripts(t *testing.T) {
 	if out, err := exec.Command(unshare, "-m", "true").CombinedOutput(); err != nil {
 		t.Skipf("no mount namespace here (unshare -m: %v %s): skipping the maintainer script runs", err, bytes.TrimSpace(out))
 	}
+	// With /etc/systemd/system on this host, a named instance is enabled
+	// there (in a tmpfs of the namespace): removal disables it too.
+	withInstance, enabled := false, ""
+	if fi, err := os.Stat("/etc/systemd/system"); err == nil && fi.IsDir() {
+		withInstance, enabled = true, " spoolgate-receiver@bank-b.socket spoolgate-receiver@bank-b.service spoolgate-sender@bank-b.service"
+	}
 	// fakes is a PATH directory: the stand-ins, and (when withSystemd is
 	// false) only the host tools the scripts need, so that
 	// systemd-sysusers and systemd-tmpfiles are missing.
@@ -552,7 +562,7 @@ func TestPackageScripts(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, tool := range []string{"sh", "grep", "getent", "id", "cat", "mkdir", "mount", "chown", "chmod"} {
+		for _, tool := range []string{"sh", "grep", "getent", "id", "cat", "mkdir", "mount", "chown", "chmod", "ln"} {
 			p, err := exec.LookPath(tool)
 			if err != nil {
 				t.Fatalf("%s: %v", tool, err)
@@ -572,6 +582,15 @@ func TestPackageScripts(t *testing.T) {
 		if booted {
 			setup += " && mkdir -p /run/systemd/system"
 		}
+		if withInstance {
+			// A named instance enabled (spoolgate init bank-b, then
+			// systemctl enable), in a tmpfs over the host's units.
+			w := "/etc/systemd/system/multi-user.target.wants/"
+			setup += " && mount -t tmpfs tmpfs /etc/systemd/system && mkdir -p " + w + " /etc/systemd/system/sockets.target.wants" +
+				" && ln -s /usr/lib/systemd/system/spoolgate-receiver@.socket /etc/systemd/system/sockets.target.wants/spoolgate-receiver@bank-b.socket" +
+				" && ln -s /usr/lib/systemd/system/spoolgate-receiver@.service " + w + "spoolgate-receiver@bank-b.service" +
+				" && ln -s /usr/lib/systemd/system/spoolgate-sender@.service " + w + "spoolgate-sender@bank-b.service"
+		}
 		cmd := exec.Command(unshare, append([]string{"-m", filepath.Join(dir, "sh"), "-c", setup + ` && exec sh "$0" "$@"`,
 			filepath.Join(repoRoot, "scripts/package", script)}, args...)...)
 		cmd.Env = []string{"PATH=" + dir, "FAKE_LOG=" + logFile, "LC_ALL=C"}
@@ -584,10 +603,10 @@ func TestPackageScripts(t *testing.T) {
 	}
 	const (
 		reload  = "systemctl daemon-reload\n"
-		restart = "systemctl try-restart spoolgate-receiver.service spoolgate-sender.service\n"
+		restart = "systemctl try-restart spoolgate-receiver.service spoolgate-sender.service spoolgate-receiver@*.service spoolgate-sender@*.service\n"
 		tmpfile = "systemd-tmpfiles --create spoolgate.conf\n"
-		disable = "systemctl disable --now spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service\n"
 	)
+	disable := "systemctl disable --now spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service" + enabled + "\n"
 	for _, tc := range []struct {
 		name, script string
 		args         []string
@@ -607,7 +626,7 @@ func TestPackageScripts(t *testing.T) {
 		{"deb upgrade: old prerm", "preremove.sh", []string{"upgrade", "9.8.7-1"}, true, "", ""},
 		{"rpm upgrade: old preun", "preremove.sh", []string{"1"}, true, "", ""},
 		{"remove without systemd", "preremove.sh", []string{"remove"}, false,
-			"systemctl --no-reload disable spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service\n", ""},
+			"systemctl --no-reload disable spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service" + enabled + "\n", ""},
 		{"deb purge", "postremove.sh", []string{"purge"}, true, reload, "kept /var/spool/spoolgate"},
 		{"rpm erase: postun", "postremove.sh", []string{"0"}, true, reload, "kept /var/spool/spoolgate"},
 	} {

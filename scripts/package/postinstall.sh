@@ -46,8 +46,10 @@ units="spoolgate-receiver.service spoolgate-sender.service"
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload || true
 	if [ -n "$upgrade" ]; then
-		# Only those that run; the socket unit keeps the port open.
-		systemctl try-restart $units || true
+		# Only those that run, the named instances' too (spoolgate init
+		# NAME; systemctl matches the patterns against the units it has
+		# loaded); the socket units keep the ports open.
+		systemctl try-restart $units 'spoolgate-receiver@*.service' 'spoolgate-sender@*.service' || true
 	fi
 elif [ -n "$upgrade" ] && [ -x /usr/lib/spoolgate/startup.sh ]; then
 	for d in receiver sender; do

@@ -3,7 +3,8 @@
 # upgrade; deb prerm: remove|upgrade|deconfigure|failed-upgrade).
 #
 # On removal (not on an upgrade) stops and disables the daemons and the
-# socket. Data, spool, logs, configuration and the user stay.
+# socket, the named instances' too. Data, spool, logs, configuration and
+# the user stay.
 set -e
 case "$1" in
 remove | 0) ;;
@@ -12,6 +13,15 @@ esac
 [ -z "${DPKG_ROOT:-}" ] || exit 0
 
 units="spoolgate-receiver.socket spoolgate-receiver.service spoolgate-sender.service"
+# The named instances (spoolgate init NAME) that are enabled: their links
+# in /etc/systemd/system/*.wants/.
+for link in /etc/systemd/system/*.wants/spoolgate-receiver@*.socket /etc/systemd/system/*.wants/spoolgate-receiver@*.service \
+	/etc/systemd/system/*.wants/spoolgate-sender@*.service; do
+	if [ -L "$link" ]; then
+		unit=${link##*/}
+		case " $units " in *" $unit "*) ;; *) units="$units $unit" ;; esac
+	fi
+done
 if command -v systemctl >/dev/null 2>&1; then
 	if [ -d /run/systemd/system ]; then
 		systemctl disable --now $units || true
