@@ -10,8 +10,8 @@ import (
 )
 
 // checkAll is spoolgate check -all: every instance of the config
-// directory as check -config checks it, each line after the instance's
-// name, then the instances against each other (collisions); exit 2 when
+// directory as check -config checks it, each line after the name of its
+// file, then the instances against each other (collisions); exit 2 when
 // any instance or any pair has a problem.
 func checkAll(on daemons, syntax bool, stdout, stderr io.Writer) int {
 	insts, err := hostInstances()
@@ -24,7 +24,7 @@ func checkAll(on daemons, syntax bool, stdout, stderr io.Writer) int {
 	var loaded []loadedInstance
 	for _, ic := range insts {
 		env.restore()
-		prefix := ic.Shown() + ": "
+		prefix := filepath.Base(ic.Path) + ": "
 		cfg, r := checkConfig(ic.Path, on, syntax, prefix, stdout)
 		code = max(code, r.print(ic.Path, prefix, stdout, stderr))
 		if cfg != nil {
