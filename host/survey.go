@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,9 +97,9 @@ type Summary struct {
 	Receiver    Daemon   `json:"receiver"`
 	Sender      Daemon   `json:"sender"`
 	// From says where Backlog, OldestPendingSeconds and Failed come from:
-	// "sender" (its admin address), "directories" (the spool's), or ""
-	// (not known: the sender does not answer and its source is a queue,
-	// or its directories cannot be read).
+	// "sender" (its admin address), "directories" (the spool's), "queues"
+	// (sender.source=amqp: the broker's counts, no age), or "" (not known:
+	// the sender does not answer and its source cannot be read).
 	From                 string  `json:"from"`
 	Backlog              int     `json:"backlog"` // files not yet delivered: pending and in flight
 	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
@@ -163,15 +164,36 @@ func Survey(inst Instance, cfg *conf.Config, now time.Time) Summary {
 		s.Sender.Running, s.Sender.Ready, s.Sender.NotReady = true, sv.Ready, sv.NotReady
 		s.From, s.Backlog, s.OldestPendingSeconds, s.Failed = "sender", sv.Pending+sv.InFlight, sv.OldestPendingSeconds, sv.Failed
 	}
-	if !s.Sender.Running && cfg.Sender.Source != conf.SourceAMQP {
-		if st, err := sender.ReadStatus(cfg.Sender, now); err == nil {
-			s.From, s.Backlog, s.OldestPendingSeconds, s.Failed = "directories", st.Pending+st.InFlight, st.OldestPendingSeconds, st.Failed
-		} else if s.Sender.Expected {
+	if !s.Sender.Running {
+		if err := s.readSource(cfg, now); err != nil && s.Sender.Expected {
 			s.LastError = err.Error()
 		}
 	}
 	s.LastError = lastError(s, sv.LastError)
 	return s
+}
+
+// readSource fills the backlog and failed count of s from the sender's
+// source itself, for a sender that does not answer: the spool's
+// directories (with the oldest pending age), or the results and failed
+// queues as the broker counts them.
+func (s *Summary) readSource(cfg *conf.Config, now time.Time) error {
+	if cfg.Sender.Source == conf.SourceAMQP {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		qs, err := sender.ReadQueues(ctx, cfg.Sender)
+		if err != nil || len(qs) != 2 {
+			return fmt.Errorf("the sender's queues: %w", err)
+		}
+		s.From, s.Backlog, s.Failed = "queues", qs[0].Messages, qs[1].Messages
+		return nil
+	}
+	st, err := sender.ReadStatus(cfg.Sender, now)
+	if err != nil {
+		return err
+	}
+	s.From, s.Backlog, s.OldestPendingSeconds, s.Failed = "directories", st.Pending+st.InFlight, st.OldestPendingSeconds, st.Failed
+	return nil
 }
 
 // lastError is the Summary's LastError: why a daemon is down or not ready

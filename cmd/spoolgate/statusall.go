@@ -101,9 +101,10 @@ func surveyAll(insts []host.Instance, now time.Time) []host.Summary {
 //	-         up        up      0        -       0       -
 //	bank-b    up        down    3        2m10s   0       sender: no answer at 127.0.0.1:9022: connection refused
 //
-// BACKLOG counts the files not yet delivered (pending and in flight), and
-// is followed by * when read from the directories (the sender does not
-// answer); "?" is not known.
+// BACKLOG counts the files not yet delivered (pending and in flight; the
+// messages of the results queue for sender.source=amqp), and is followed
+// by * when read from the source itself (the sender does not answer); "?"
+// is not known.
 func printSummaries(w io.Writer, sums []host.Summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE\tRECEIVER\tSENDER\tBACKLOG\tOLDEST\tFAILED\tLAST ERROR")
@@ -115,7 +116,7 @@ func printSummaries(w io.Writer, sums []host.Summary) {
 		backlog, oldest, failed := "?", "?", "?"
 		if s.From != "" {
 			backlog, oldest, failed = strconv.Itoa(s.Backlog), "-", strconv.Itoa(s.Failed)
-			if s.From == "directories" {
+			if s.From != "sender" {
 				backlog += "*"
 			}
 			if s.OldestPendingSeconds > 0 {
@@ -130,8 +131,8 @@ func printSummaries(w io.Writer, sums []host.Summary) {
 	}
 	_ = tw.Flush()
 	for _, s := range sums {
-		if s.From == "directories" {
-			fmt.Fprintln(w, "* read from the spool's directories: the sender does not answer")
+		if s.From != "sender" && s.From != "" {
+			fmt.Fprintln(w, "* read from the sender's source (its spool's directories, or its queues): the sender does not answer")
 			break
 		}
 	}
