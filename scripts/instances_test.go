@@ -1,7 +1,6 @@
 package scripts
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -102,16 +101,7 @@ func TestSystemdTemplateUnits(t *testing.T) {
 func verifyInstance(t *testing.T, sa, dir, bin string) {
 	t.Helper()
 	units, host := t.TempDir(), t.TempDir()
-	for _, u := range templateUnits {
-		b, err := os.ReadFile(filepath.Join(dir, u))
-		if err != nil {
-			t.Fatal(err)
-		}
-		b = bytes.ReplaceAll(b, []byte("/usr/bin/spoolgate"), []byte(filepath.Join(bin, "spoolgate")))
-		if err := os.WriteFile(filepath.Join(units, u), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	copyUnits(t, dir, bin, units, templateUnits)
 	port, err := e2e.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -134,16 +124,7 @@ func verifyInstance(t *testing.T, sa, dir, bin string) {
 	for _, u := range []string{"spoolgate-receiver@bank-b.socket", "spoolgate-receiver@bank-b.service", "spoolgate-sender@bank-b.service"} {
 		files = append(files, filepath.Join(units, u))
 	}
-	vout, err := exec.Command(sa, append([]string{"verify", "--man=no"}, files...)...).CombinedOutput()
-	t.Logf("systemd-analyze verify: err=%v\n%s", err, vout)
-	for _, line := range strings.Split(string(vout), "\n") {
-		if strings.Contains(line, "spoolgate") {
-			t.Errorf("systemd-analyze verify: %s", line)
-		}
-	}
-	if err != nil {
-		t.Errorf("systemd-analyze verify failed: %v", err)
-	}
+	verifyFiles(t, sa, files)
 	for _, f := range files[1:] {
 		if score := exposure(t, sa, f); score > maxExposure {
 			t.Errorf("%s: systemd-analyze security rates it %.1f, want %.1f or lower", filepath.Base(f), score, maxExposure)

@@ -365,7 +365,15 @@ const maxExposure = 2.5
 func unitCopies(t *testing.T, dir, bin string) string {
 	t.Helper()
 	out := t.TempDir()
-	for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
+	copyUnits(t, dir, bin, out, plainUnits)
+	return out
+}
+
+// copyUnits copies the unit files names of dir into out with ExecStart
+// pointing into bin.
+func copyUnits(t *testing.T, dir, bin, out string, names []string) {
+	t.Helper()
+	for _, u := range names {
 		b, err := os.ReadFile(filepath.Join(dir, u))
 		if err != nil {
 			t.Fatal(err)
@@ -375,7 +383,6 @@ func unitCopies(t *testing.T, dir, bin string) string {
 			t.Fatal(err)
 		}
 	}
-	return out
 }
 
 // verifyUnits runs systemd-analyze verify on the units in dir, their
@@ -387,6 +394,13 @@ func verifyUnits(t *testing.T, sa, dir, bin string) {
 	for _, u := range []string{"spoolgate-receiver.socket", "spoolgate-receiver.service", "spoolgate-sender.service"} {
 		files = append(files, filepath.Join(units, u))
 	}
+	verifyFiles(t, sa, files)
+}
+
+// verifyFiles runs systemd-analyze verify on the unit files; any
+// complaint about them fails the test.
+func verifyFiles(t *testing.T, sa string, files []string) {
+	t.Helper()
 	out, err := exec.Command(sa, append([]string{"verify", "--man=no"}, files...)...).CombinedOutput()
 	t.Logf("systemd-analyze verify: err=%v\n%s", err, out)
 	for _, line := range strings.Split(string(out), "\n") {
