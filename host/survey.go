@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"spoolgate/conf"
@@ -219,4 +220,34 @@ func lastError(s Summary, last *sender.ErrorEvent) string {
 		why = append(why, last.At.Local().Format("2006-01-02 15:04:05")+" "+last.Remote+" "+last.Text)
 	}
 	return strings.Join(why, "; ")
+}
+
+// SurveyAll surveys the instances insts at once: it loads each one's
+// config with load, one after the other (load may change the process's
+// environment), then asks them all concurrently. An instance whose config
+// does not load is Unloaded. The summaries are in the order of insts.
+func SurveyAll(insts []Instance, load func(Instance) (*conf.Config, error), now time.Time) []Summary {
+	cfgs := make([]*conf.Config, len(insts))
+	sums := make([]Summary, len(insts))
+	for i, inst := range insts {
+		cfg, err := load(inst)
+		if err != nil {
+			sums[i] = Unloaded(inst, err)
+			continue
+		}
+		cfgs[i] = cfg
+	}
+	var wg sync.WaitGroup
+	for i, cfg := range cfgs {
+		if cfg == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sums[i] = Survey(insts[i], cfg, now)
+		}()
+	}
+	wg.Wait()
+	return sums
 }

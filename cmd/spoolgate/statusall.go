@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -65,34 +64,15 @@ func statusAll(asJSON bool, stdout, stderr io.Writer) int {
 	return code
 }
 
-// surveyAll loads every instance's config, one after the other (each with
-// its environment: toolEnv), then asks them all at once.
+// surveyAll surveys every instance (host.SurveyAll), each config loaded
+// with its environment (toolEnv).
 func surveyAll(insts []host.Instance, now time.Time) []host.Summary {
 	env := saveEnv()
-	cfgs := make([]*conf.Config, len(insts))
-	sums := make([]host.Summary, len(insts))
-	for i, inst := range insts {
+	defer env.restore()
+	return host.SurveyAll(insts, func(inst host.Instance) (*conf.Config, error) {
 		cfg, _, err := env.load(inst)
-		if err != nil {
-			sums[i] = host.Unloaded(inst, err)
-			continue
-		}
-		cfgs[i] = cfg
-	}
-	env.restore()
-	var wg sync.WaitGroup
-	for i, cfg := range cfgs {
-		if cfg == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sums[i] = host.Survey(insts[i], cfg, now)
-		}()
-	}
-	wg.Wait()
-	return sums
+		return cfg, err
+	}, now)
 }
 
 // printSummaries prints one row per instance:
