@@ -310,6 +310,18 @@ func Load(path string) (*Config, error) {
 	return load(path, data, true)
 }
 
+// LoadFile is Load without the environment: the file's keys and the
+// defaults only, no SPOOLGATE_* override. A daemon reads another
+// instance's config with it (whose units give it no overrides of this
+// process's environment). It is safe for concurrent use.
+func LoadFile(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return load(path, data, false)
+}
+
 // Default returns the configuration of an empty file without environment
 // overrides: every default of conf.properties. It is meant for tests and tools.
 func Default() *Config {

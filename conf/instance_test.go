@@ -53,6 +53,14 @@ func TestInstance(t *testing.T) {
 	if c.Instance != "acme" || Default().Instance != "" {
 		t.Errorf("Load(%s).Instance = %q, Default().Instance = %q", p, c.Instance, Default().Instance)
 	}
+	// LoadFile: the file alone, without this process's overrides.
+	t.Setenv("SPOOLGATE_SENDER_WORKERS", "3")
+	if c, err := LoadFile(p); err != nil || c.Sender.Workers != Default().Sender.Workers || c.Instance != "acme" {
+		t.Errorf("LoadFile with SPOOLGATE_SENDER_WORKERS=3: %+v %v, want the default workers", c.Sender, err)
+	}
+	if c, err := Load(p); err != nil || c.Sender.Workers != 3 {
+		t.Errorf("Load with SPOOLGATE_SENDER_WORKERS=3: %v, want 3", err)
+	}
 	t.Setenv(EnvConfigDir, "")
 	if got := ConfigDir(); got != DefaultConfigDir {
 		t.Errorf("ConfigDir() = %q with %s empty, want %q", got, EnvConfigDir, DefaultConfigDir)

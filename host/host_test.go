@@ -91,3 +91,32 @@ func TestSurveyDown(t *testing.T) {
 		t.Errorf("amqp source, no broker, no receiver admin: %+v", s)
 	}
 }
+
+// TestView: the overview lists the config directory's instances, knows the
+// daemon's own, and surveys again only once its interval has passed.
+func TestView(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(conf.EnvConfigDir, dir)
+	for _, name := range []string{"conf", "bank-b"} {
+		write(t, filepath.Join(dir, name+".properties"), "receiver.admin_listen = "+e2e.FreeAddr(t)+"\nsender.admin_listen = "+e2e.FreeAddr(t)+
+			"\nsender.spool_dir = "+filepath.Join(dir, name, "outbox")+"\nsender.failed_dir = "+filepath.Join(dir, name, "failed")+"\n")
+	}
+	cfg, err := conf.Load(filepath.Join(dir, "bank-b.properties"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewView(cfg, time.Minute)
+	now := time.Now()
+	sums := v.Summaries(now)
+	if len(sums) != 2 || sums[0].Name != "" || sums[1].Name != "bank-b" || v.Self(sums[0]) || !v.Self(sums[1]) ||
+		sums[1].Receiver.Admin != cfg.Receiver.AdminListen || sums[0].Receiver.State() != "down" {
+		t.Fatalf("Summaries: %+v", sums)
+	}
+	write(t, filepath.Join(dir, "zeta.properties"), "")
+	if got := v.Summaries(now.Add(time.Second)); len(got) != 2 {
+		t.Errorf("within the interval: %d instances, want the 2 surveyed before", len(got))
+	}
+	if got := v.Summaries(now.Add(2 * time.Minute)); len(got) != 3 {
+		t.Errorf("after the interval: %d instances, want 3", len(got))
+	}
+}
