@@ -30,6 +30,7 @@ import (
 
 	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
+	"spoolgate/host"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
 	"spoolgate/receiver"
@@ -58,7 +59,7 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	if err != nil {
 		return err
 	}
-	con := console.NewReceiver(srv, log)
+	con := console.NewReceiver(srv, log).WithHost(host.NewView(cfg, 5*time.Second))
 	admin, err := daemon.Admin(rc.AdminListen, reg, srv.Ready, cfg.AdminPprof, cfg.AdminHosts, log, con.Routes()...)
 	if err != nil {
 		for _, ln := range lns {

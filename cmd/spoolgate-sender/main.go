@@ -20,6 +20,7 @@ import (
 
 	"spoolgate/cmd/internal/console"
 	"spoolgate/conf"
+	"spoolgate/host"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
 	"spoolgate/sender"
@@ -58,7 +59,7 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 		return err
 	}
 	reg.MustRegister(daemon.ReadyGauge(s.Ready))
-	con := console.NewSender(s, s, cfg.AdminToken, log)
+	con := console.NewSender(s, s, cfg.AdminToken, log).WithHost(host.NewView(cfg, 5*time.Second))
 	admin, err := daemon.Admin(cfg.Sender.AdminListen, reg, s.Ready, cfg.AdminPprof, cfg.AdminHosts, log, con.Routes()...)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", cfg.Sender.AdminListen, err)

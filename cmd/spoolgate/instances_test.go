@@ -346,6 +346,21 @@ func TestInstancesSideBySide(t *testing.T) {
 		t.Fatalf("status -all with both instances up: exit %d, want 0 and two rows up, up, 0, -, 0, -", code)
 	}
 
+	// Each console shows the host: both instances, each daemon linked to
+	// its own console.
+	alphaConsole := "http://" + keyValue(t, h.config("alpha"), "receiver.admin_listen") + "/?lang=en"
+	_, page, err := e2e.HTTPGet(alphaConsole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`data-instance="alpha"`, `data-instance="beta"`, "(this one)",
+		`<a href="http://127.0.0.1:` + port(keyValue(t, h.config("beta"), "receiver.admin_listen")) + `/?lang=en">up</a>`,
+		`<a href="http://127.0.0.1:` + port(keyValue(t, h.config("beta"), "sender.admin_listen")) + `/?lang=en">up</a>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("alpha's receiver console has no %s:\n%s", want, overviewOf(page))
+		}
+	}
+
 	snd := procs["beta sender"]
 	if err := syscall.Kill(snd.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -358,6 +373,10 @@ func TestInstancesSideBySide(t *testing.T) {
 		!strings.Contains(errs, "spoolgate status: instance beta: spoolgate-sender@beta.service is not running: no answer at ") {
 		t.Fatalf("want exit 1, alpha up, beta's sender down and named on stderr")
 	}
+	e2e.WaitFor(t, 20*time.Second, "alpha's console showing beta's sender down", func() bool {
+		_, page, _ := e2e.HTTPGet(alphaConsole)
+		return regexp.MustCompile(`data-instance="beta"[^\n]*\n[^\n]*d-up[^\n]*\n<td class="d-down"><a [^>]*>DOWN</a>`).MatchString(page)
+	})
 	code, out, _ = h.tool(t, "status", "-all", "-json")
 	var st struct {
 		Instances []struct {
@@ -371,4 +390,16 @@ func TestInstancesSideBySide(t *testing.T) {
 		st.Instances[1].Sender.Running || st.Instances[1].From != "directories" || strings.Join(st.Down, ",") != "beta sender" {
 		t.Errorf("status -all -json: exit %d %v\n%s", code, err, out)
 	}
+}
+
+// port returns the port of a HOST:PORT address.
+func port(addr string) string { return addr[strings.LastIndex(addr, ":")+1:] }
+
+// overviewOf returns the host overview section of a console page.
+func overviewOf(page string) string {
+	i, j := strings.Index(page, `<section id="s-host"`), strings.Index(page, "</section>")
+	if i < 0 || j < i {
+		return "(no overview)"
+	}
+	return page[i:j]
 }

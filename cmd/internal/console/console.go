@@ -112,6 +112,9 @@ type common struct {
 	Script  template.JS
 	Refresh int // seconds
 	Flash   string
+	// Instances is the overview of the host's instances (host.go); nil:
+	// none to show.
+	Instances []instanceRow
 }
 
 func newCommon(r *http.Request, daemonName string, now time.Time) common {

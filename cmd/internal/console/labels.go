@@ -34,6 +34,9 @@ var labels = map[string]map[string]string{
 		"lines": "Lines", "bytes": "Bytes", "file_state": "State", "state_open": "open", "state_published": "published",
 		"no_files": "No request file in the last hour.", "messages": "Replies since start",
 		"see_circuit": "see Circuit", "past": "past", "ago_fmt": "{age} ago",
+		"instances": "Instances on this host (each daemon links to its console)", "instance": "Instance", "backlog": "Backlog",
+		"this_instance": "this one", "inst_up": "up", "inst_not_ready": "NOT READY", "inst_down": "DOWN", "inst_off": "off",
+		"inst_not_asked": "no admin address",
 	},
 	"ko": {
 		"lang_name": "한국어", "other_lang": "English",
@@ -66,5 +69,8 @@ var labels = map[string]map[string]string{
 		"lines": "줄 수", "bytes": "바이트", "file_state": "상태", "state_open": "작성 중", "state_published": "게시됨",
 		"no_files": "최근 1시간의 요청 파일이 없습니다.", "messages": "시작 이후 응답",
 		"see_circuit": "회로 차단기 참조", "past": "지난 오류", "ago_fmt": "{age} 전",
+		"instances": "이 서버의 인스턴스 (데몬을 누르면 그 콘솔로)", "instance": "인스턴스", "backlog": "미전송",
+		"this_instance": "현재", "inst_up": "정상", "inst_not_ready": "준비 안 됨", "inst_down": "중지", "inst_off": "꺼짐",
+		"inst_not_asked": "관리 주소 없음",
 	},
 }

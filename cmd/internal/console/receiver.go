@@ -27,6 +27,14 @@ type Receiver struct {
 	s    ReceiverState
 	log  *slog.Logger
 	hist History
+	host Host
+}
+
+// WithHost makes the page show the overview of the host's instances h,
+// and returns c. Call it before serving.
+func (c *Receiver) WithHost(h Host) *Receiver {
+	c.host = h
+	return c
 }
 
 // NewReceiver returns the console of s; log defaults to a discard logger.
@@ -69,5 +77,7 @@ type receiverPage struct {
 
 func (c *Receiver) index(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
-	render(w, "receiver", receiverPage{common: newCommon(r, "receiver", now), ReceiverStatus: c.collect(now)}, c.log)
+	cm := newCommon(r, "receiver", now)
+	cm.Instances = overview(c.host, r, now, cm.Lang, cm.L)
+	render(w, "receiver", receiverPage{common: cm, ReceiverStatus: c.collect(now)}, c.log)
 }

@@ -55,6 +55,14 @@ type Sender struct {
 	log    *slog.Logger
 	hist   History
 	cop    *http.CrossOriginProtection
+	host   Host
+}
+
+// WithHost makes the page show the overview of the host's instances h,
+// and returns c. Call it before serving.
+func (c *Sender) WithHost(h Host) *Sender {
+	c.host = h
+	return c
 }
 
 // NewSender returns the console of a sender: s for its state, failed for
@@ -234,6 +242,7 @@ func (c *Sender) index(w http.ResponseWriter, r *http.Request) {
 		Cause: st.Circuit.Cause, Pending: st.Pending, InFlight: st.InFlight, OldestAge: "-", FailedCount: st.FailedCount,
 		FailedError: st.FailedError, Actions: st.Actions, Prev: -1, Next: -1}
 	L := v.L
+	v.Instances = overview(c.host, r, now, v.Lang, L)
 	cause := ""
 	if st.Circuit.Open {
 		// The circuit card says why it is not ready, once, with its time.
