@@ -151,12 +151,15 @@ func (o *initOptions) write(stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	own := daemonUser(stderr)
+	if err := own.configDir(dir); err != nil {
+		return err
+	}
 	tmp, err := ni.writeTemp(dir, others)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp) // once renamed, nothing
-	own := daemonUser(stderr)
 	if err := ni.makeDirs(own); err != nil {
 		return err
 	}
@@ -321,9 +324,6 @@ func (ni *newInstance) writeTemp(dir string, others []loadedInstance) (string, e
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
 	tmp, err := fsutil.WriteTemp(dir, "."+ni.Name+".properties.*.tmp", 0o640, time.Time{}, func(w io.Writer) error {
 		_, err := w.Write(text)
 		return err
@@ -377,6 +377,21 @@ func daemonUser(w io.Writer) dirOwner {
 	o.uid, _ = strconv.Atoi(u.Uid)
 	o.gid, _ = strconv.Atoi(u.Gid)
 	return o
+}
+
+// configDir creates the config directory dir when it is missing, as the
+// packages do: 0750, root:spoolgate as root.
+func (o dirOwner) configDir(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	if o.gid >= 0 {
+		return os.Chown(dir, 0, o.gid)
+	}
+	return nil
 }
 
 // configFile gives the config file root:spoolgate 0640 as root, as the
