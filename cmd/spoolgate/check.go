@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -64,7 +65,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "spoolgate check: give -all or -config, not both")
 			return 2
 		}
-		return checkAll(on, *syntax, stdout, stderr)
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "daemons" })
+		return checkAll(on, given, *syntax, stdout, stderr)
 	}
 	_, r := checkConfig(*path, on, *syntax, "", stdout)
 	return r.print(conf.Path(*path), "", stdout, stderr)
@@ -116,7 +119,10 @@ func checkConfig(path string, on daemons, syntax bool, prefix string, stdout io.
 // problems; it returns the exit code, 0 or 2.
 func (r *report) print(path, prefix string, stdout, stderr io.Writer) int {
 	for _, p := range r.problems {
-		fmt.Fprintln(stderr, prefix+p)
+		if !strings.HasPrefix(p, prefix) { // conf's lines start with the file's name
+			p = prefix + p
+		}
+		fmt.Fprintln(stderr, p)
 	}
 	for _, w := range r.warnings {
 		fmt.Fprintln(stderr, prefix+"warning: "+w)

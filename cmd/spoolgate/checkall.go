@@ -12,8 +12,11 @@ import (
 // checkAll is spoolgate check -all: every instance of the config
 // directory as check -config checks it, each line after the name of its
 // file, then the instances against each other (collisions); exit 2 when
-// any instance or any pair has a problem.
-func checkAll(on daemons, syntax bool, stdout, stderr io.Writer) int {
+// any instance or any pair has a problem. The daemons of each instance
+// are on, when -daemons was given, else those status -all expects: the
+// receiver, and the sender when sender.remote is set (an instance that
+// receives only, or whose remote comes later).
+func checkAll(on daemons, given, syntax bool, stdout, stderr io.Writer) int {
 	insts, err := hostInstances()
 	if err != nil {
 		fmt.Fprintln(stderr, "spoolgate check:", err)
@@ -23,25 +26,32 @@ func checkAll(on daemons, syntax bool, stdout, stderr io.Writer) int {
 	code := 0
 	var loaded []loadedInstance
 	for _, ic := range insts {
-		env.restore()
 		prefix := filepath.Base(ic.Path) + ": "
-		cfg, r := checkConfig(ic.Path, on, syntax, prefix, stdout)
+		its := on
+		if cfg, _, err := env.load(ic); err == nil && !given && cfg.RequireSender() != nil {
+			its.sender = false
+			fmt.Fprintln(stdout, prefix+"note: sender.remote is empty: the sender is not checked (it does not start until it is set)")
+		}
+		env.restore()
+		cfg, r := checkConfig(ic.Path, its, syntax, prefix, stdout)
 		code = max(code, r.print(ic.Path, prefix, stdout, stderr))
 		if cfg != nil {
-			loaded = append(loaded, loadedInstance{ic, cfg})
+			loaded = append(loaded, loadedInstance{ic, cfg, its})
 		}
 	}
 	env.restore()
 	r := &report{}
-	collisions(loaded, on, r)
+	collisions(loaded, r)
 	code = max(code, r.print(conf.ConfigDir()+fmt.Sprintf(" (%d instances) against each other", len(insts)), "", stdout, stderr))
 	return code
 }
 
-// loadedInstance is an instance whose config loaded.
+// loadedInstance is an instance whose config loaded, with the daemons
+// that run here.
 type loadedInstance struct {
 	host.Instance
 	cfg *conf.Config
+	on  daemons
 }
 
 // keyed is a key of an instance's config and its value.
@@ -93,20 +103,20 @@ func ownDirs(cfg *conf.Config, on daemons) []keyed {
 // file). A journal directory shared by two instances is a note: the
 // journal names its files after the instance (receiver@NAME-…), so that
 // instances may share one.
-func collisions(insts []loadedInstance, on daemons, r *report) {
+func collisions(insts []loadedInstance, r *report) {
 	for j := range insts {
 		for i := range j {
 			a, b := insts[i], insts[j]
-			for _, x := range listenAddrs(a.cfg, on) {
-				for _, y := range listenAddrs(b.cfg, on) {
+			for _, x := range listenAddrs(a.cfg, a.on) {
+				for _, y := range listenAddrs(b.cfg, b.on) {
 					if conf.SamePort(x.value, y.value) {
 						r.problem("instances %s and %s take one port: %s's %s %s and %s's %s %s", a.Shown(), b.Shown(),
 							a.Shown(), x.key, x.value, b.Shown(), y.key, y.value)
 					}
 				}
 			}
-			for _, x := range ownDirs(a.cfg, on) {
-				for _, y := range ownDirs(b.cfg, on) {
+			for _, x := range ownDirs(a.cfg, a.on) {
+				for _, y := range ownDirs(b.cfg, b.on) {
 					switch {
 					case x.value != y.value:
 					case x.key == "journal.dir" && y.key == "journal.dir":

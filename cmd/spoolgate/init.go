@@ -197,7 +197,7 @@ func otherInstances(dir string) ([]loadedInstance, error) {
 			return nil, refuse("instance %s does not load, so its ports and directories are unknown: fix it first (spoolgate check -all): %v",
 				ic.Label(), err)
 		}
-		out = append(out, loadedInstance{ic, cfg})
+		out = append(out, loadedInstance{ic, cfg, daemons{true, true}})
 	}
 	return out, nil
 }
@@ -345,7 +345,7 @@ func (ni *newInstance) writeTemp(dir string, others []loadedInstance) (string, e
 	}
 	r := &report{}
 	for _, oi := range others {
-		collisions([]loadedInstance{oi, {ni.Instance, cfg}}, daemons{true, true}, r)
+		collisions([]loadedInstance{oi, {ni.Instance, cfg, daemons{true, true}}}, r)
 	}
 	if len(r.problems) > 0 {
 		_ = os.Remove(tmp)

@@ -173,6 +173,14 @@ func TestInit(t *testing.T) {
 	if code, out, errs := h.tool(t, "check", "-config", h.config("gamma"), "-daemons", "receiver"); code != 0 {
 		t.Errorf("check gamma -daemons receiver: exit %d\n%s%s", code, out, errs)
 	}
+	// check -all expects an instance's sender once its remote is set, as
+	// status -all does; -daemons holds every instance to it.
+	if code, out, errs := h.tool(t, "check", "-all"); code != 0 || !strings.Contains(out, "gamma.properties: note: sender.remote is empty: the sender is not checked") {
+		t.Errorf("check -all with gamma receiving only: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := h.tool(t, "check", "-all", "-daemons", "receiver,sender"); code != 2 || !strings.HasPrefix(errs, "gamma.properties: sender.remote = \"\": required") {
+		t.Errorf("check -all -daemons receiver,sender: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 // TestCheckAll: check -all finds each way two instances get in each
@@ -241,24 +249,37 @@ func TestCheckAll(t *testing.T) {
 	}
 }
 
-// Specs of the two instances' links: alpha sends PAY lines to beta and
-// receives REQ lines (the default spec) from it, so their request specs
-// differ. The dialect lines of a link go into both ends (the two instances
-// are each other's partner): setting framing length and euc-kr in
-// dialect is the config change that makes them speak it, once the
-// receiver and the sender read the dialect.
-var (
-	paySpec = []string{
-		"fields = length,type,process_no,org_code,amount,memo",
-		"field.length = length 4",
-		"field.type = const PAY",
-		"field.process_no = digits 9",
-		"field.org_code = class A-Z0-9 2..10",
-		"field.amount = digits 12",
-		"field.memo = text 0..100",
+// paySpec is what alpha sends beta: PAY lines; beta sends alpha the
+// default spec's REQ lines, so the two request specs differ. (The two are
+// each other's partner, so their link has one dialect, both ends': the
+// sender does not speak another one yet. gamma, a third partner, speaks
+// EUC-KR in fixed width behind a length header, to spoolgate send.)
+var paySpec = []string{
+	"fields = length,type,process_no,org_code,amount,memo",
+	"field.length = length 4",
+	"field.type = const PAY",
+	"field.process_no = digits 9",
+	"field.org_code = class A-Z0-9 2..10",
+	"field.amount = digits 12",
+	"field.memo = text 0..100",
+}
+
+// gammaDialect is the README's partner example
+// (conf/testdata/good_dialect_euckr_fixed.properties) without its
+// heartbeat: gamma runs no sender.
+func gammaDialect(t *testing.T) []string {
+	b, err := os.ReadFile(filepath.Join("..", "..", "conf", "testdata", "good_dialect_euckr_fixed.properties"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	dialect = []string{} // e.g. "protocol.framing = length", "protocol.charset = euc-kr"
-)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "sender.heartbeat") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
 
 // spec returns the lines of paySpec as protocol.DIR.* keys.
 func spec(dir string) []string {
@@ -270,10 +291,11 @@ func spec(dir string) []string {
 }
 
 // TestInstancesSideBySide: two instances made by init run with the real
-// daemons, each sending to the other in its own spec; status -all lists
-// both (exit 0), both admin addresses say their instance in
-// spoolgate_build_info; once beta's sender is killed, exit 1 and beta's
-// row says its sender is down.
+// daemons, each sending to the other in its own spec, and a third,
+// gamma, receives in EUC-KR fixed width behind a length header; status
+// -all lists the three (exit 0), every admin address says its instance in
+// spoolgate_build_info, the consoles show the host; once beta's sender is
+// killed, exit 1 and beta's row says its sender is down.
 func TestInstancesSideBySide(t *testing.T) {
 	h := newTestHost(t)
 	listen := map[string]string{"alpha": e2e.FreeAddr(t), "beta": e2e.FreeAddr(t)}
@@ -290,16 +312,24 @@ func TestInstancesSideBySide(t *testing.T) {
 			reqSpec = append(reqSpec, "protocol.result."+after)
 		}
 	}
-	edit(t, h.config("alpha"), []string{"protocol.result."}, append(spec("result"), dialect...)...)
-	edit(t, h.config("beta"), []string{"protocol.request.", "protocol.result."}, append(append(spec("request"), reqSpec...), dialect...)...)
+	edit(t, h.config("alpha"), []string{"protocol.result."}, spec("result")...)
+	edit(t, h.config("beta"), []string{"protocol.request.", "protocol.result."}, append(spec("request"), reqSpec...)...)
+	gammaListen := e2e.FreeAddr(t)
+	if code, out, errs := h.init(t, "gamma", "-listen", gammaListen); code != 0 {
+		t.Fatalf("init gamma: exit %d\n%s%s", code, out, errs)
+	}
+	edit(t, h.config("gamma"), []string{"protocol.", "receiver.dedup_key"}, gammaDialect(t)...)
 	if code, out, errs := h.tool(t, "check", "-all"); code != 0 {
 		t.Fatalf("check -all: exit %d\n%s%s", code, out, errs)
 	}
 	procs := map[string]*e2e.Proc{}
-	for _, name := range []string{"alpha", "beta"} {
+	for _, name := range []string{"alpha", "beta", "gamma"} {
 		for _, d := range []struct{ daemon, bin, admin string }{
 			{"receiver", receiverBin, "receiver.admin_listen"}, {"sender", senderBin, "sender.admin_listen"},
 		} {
+			if name == "gamma" && d.daemon == "sender" {
+				continue // no sender.remote: a receiver alone
+			}
 			cmd := exec.Command(d.bin, "-config", h.config(name))
 			cmd.Env = h.env()
 			procs[name+" "+d.daemon] = e2e.Start(t, name+" "+d.daemon, cmd, nil)
@@ -339,11 +369,33 @@ func TestInstancesSideBySide(t *testing.T) {
 		b, _ := os.ReadDir(filepath.Join(h.state, "beta", "outbox"))
 		return len(a)+len(b) == 2 // .inflight of each
 	})
-	code, out, errs := h.tool(t, "status", "-all")
+	// gamma's partner speaks its dialect: spoolgate send -config gamma's.
+	line := "0200000000003" + "20261207093000" + "ORG03     " + "홍길동" + strings.Repeat(" ", 14) + "잔액조회" + strings.Repeat(" ", 32)
+	code, out, errs := h.tool(t, "send", "-config", h.config("gamma"), "-addr", gammaListen, line)
+	if code != 0 {
+		t.Fatalf("send to gamma in EUC-KR fixed width: exit %d\n%s%s", code, out, errs)
+	}
+	gcfg, err := conf.Load(h.config("gamma"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	euc, err := gcfg.Protocol.Dialect.FromUTF8(line)
+	if err != nil || len(euc) != 97 {
+		t.Fatalf("the line in EUC-KR: %d bytes, %v; want 97", len(euc), err)
+	}
+	files, _ := filepath.Glob(filepath.Join(h.state, "gamma", "request", "*_request.txt*"))
+	if len(files) != 1 {
+		t.Fatalf("gamma's request files: %q", files)
+	}
+	if b, _ := os.ReadFile(files[0]); string(b) != string(euc)+"\n" {
+		t.Errorf("gamma's request file: %q, want the EUC-KR line %q", b, euc)
+	}
+
+	code, out, errs = h.tool(t, "status", "-all")
 	t.Logf("status -all: exit %d\n%s%s", code, out, errs)
 	row := regexp.MustCompile(`(?m)^(alpha|beta) +up +up +0 +- +0 +-$`)
-	if code != 0 || len(row.FindAllString(out, -1)) != 2 || errs != "" {
-		t.Fatalf("status -all with both instances up: exit %d, want 0 and two rows up, up, 0, -, 0, -", code)
+	if code != 0 || len(row.FindAllString(out, -1)) != 2 || !regexp.MustCompile(`(?m)^gamma +up +off +0\* +- +0 +-$`).MatchString(out) || errs != "" {
+		t.Fatalf("status -all with the three instances up: exit %d, want 0, alpha's and beta's rows up, up, 0, -, 0, - and gamma's up, off", code)
 	}
 
 	// Each console shows the host: both instances, each daemon linked to
@@ -386,8 +438,9 @@ func TestInstancesSideBySide(t *testing.T) {
 		}
 		Down []string
 	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 1 || len(st.Instances) != 2 || st.Instances[1].Name != "beta" ||
-		st.Instances[1].Sender.Running || st.Instances[1].From != "directories" || strings.Join(st.Down, ",") != "beta sender" {
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 1 || len(st.Instances) != 3 || st.Instances[1].Name != "beta" ||
+		st.Instances[1].Sender.Running || st.Instances[1].From != "directories" || st.Instances[2].Sender.Expected ||
+		strings.Join(st.Down, ",") != "beta sender" {
 		t.Errorf("status -all -json: exit %d %v\n%s", code, err, out)
 	}
 }
