@@ -29,8 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/cmd/internal/console"
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
 	"spoolgate/receiver"

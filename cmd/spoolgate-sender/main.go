@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"spoolgate/cmd/internal/console"
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 	"spoolgate/internal/daemon"
 	"spoolgate/internal/version"
 	"spoolgate/sender"

@@ -5,8 +5,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 )
 
 // checkAll is spoolgate check -all: every instance of the config

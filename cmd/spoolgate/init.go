@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 	"spoolgate/internal/fsutil"
 )
 

@@ -4,8 +4,8 @@ import (
 	"os"
 	"strings"
 
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 )
 
 // The instances of this host (docs/PROTOCOL.md §10): check -all, status

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"spoolgate/cmd/internal/console"
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 	"spoolgate/sender"
 )
 

@@ -7,8 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 )
 
 // statusAll is spoolgate status -all: one row per instance of the config

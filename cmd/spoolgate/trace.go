@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 	"spoolgate/internal/journal"
 )
 

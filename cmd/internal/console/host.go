@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"spoolgate/host"
+	"spoolgate/cmd/internal/host"
 )
 
 // Host is the overview of this host's instances (several partners on one

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
-	"spoolgate/host"
 	"spoolgate/internal/e2e"
 )
 
