@@ -2,10 +2,7 @@ package sender
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"spoolgate/protocol"
 )
 
 // Sending one line at a time (sender.window 1): write it, read its reply,
@@ -20,8 +17,7 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 	if err != nil {
 		return lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
 	}
-	msg := frame[:len(frame)-1]
-	pno := s.spec.ProcessNo(msg)
+	pno := s.expect(frame)
 	var r lineResult
 	for {
 		if ctx.Err() != nil {
@@ -89,58 +85,51 @@ func (s *Sender) attempt(hard context.Context, cn *conn, frame, pno []byte, time
 	return result, code, reason, true
 }
 
-// frame appends to dst the message to send for a spool line and its LF
-// (appendFrame): the line prefixed with its length field (docs/PROTOCOL.md
-// §5), or the line as it is when it already starts with a correct length
-// field (as request files and `spoolgate send` hold messages) and is valid
-// so. The error says why the line is not a valid message either way.
+// frame appends to dst the wire bytes of body, one spool line (a message
+// without its length field or header, docs/PROTOCOL.md §5), in the
+// dialect: Dialect.AppendResult frames it (under framing lf the length
+// field first and the LF last, under framing length the header first) and
+// validates it against the result spec; a line that already starts with a
+// correct length field goes as it is (framing lf). It is the one place
+// that frames a line (sendLine and the send window call it). The error
+// says why the line is not a valid message; dst is then returned
+// unchanged.
 func (s *Sender) frame(dst, body []byte) ([]byte, error) {
-	frame, err := appendFrame(dst, body, true)
-	if err == nil {
-		if _, err = s.spec.Parse(frame[:len(frame)-1]); err == nil {
-			return frame, nil
-		}
-	}
-	n, ok := lengthField(body)
-	if !ok {
-		return frame, err
-	}
-	if n != len(body)+1 {
-		return frame, fmt.Errorf("the line starts with %q, a length field that does not match its %d bytes with LF: "+
-			"a spool file holds one message per line without the length field (the sender adds it), "+
-			"or with the correct one (as a line without it: %w)", body[:4], len(body)+1, err)
-	}
-	frame, _ = appendFrame(frame[:0], body, false)
-	if _, err := s.spec.Parse(frame[:len(frame)-1]); err != nil {
-		return frame, fmt.Errorf("%w (the line carries its length field; checked as it is)", err)
-	}
-	return frame, nil
+	return s.d.AppendResult(dst, body)
 }
 
-// appendFrame appends to dst what carries the spool line body on the
-// wire: the line prefixed with its length field (prefix), or as it is,
-// then its LF. It is the one place that frames a line (frame and the send
-// window call it); it checks nothing but what the length field can hold.
-func appendFrame(dst, body []byte, prefix bool) ([]byte, error) {
-	if prefix {
-		return protocol.AppendFrame(dst, body)
-	}
-	return append(append(dst, body...), '\n'), nil
+// expect returns the process_no the reply to frame (what frame appended)
+// must echo: nil when the dialect's replies carry none (replies are then
+// matched by order only). It aliases frame or a constant of the dialect.
+func (s *Sender) expect(frame []byte) []byte {
+	return s.d.ResultProcessNo(s.d.Unframe(frame))
 }
 
-// lengthField returns the value of a leading 4-digit field of line.
-func lengthField(line []byte) (int, bool) {
-	if len(line) < 5 || line[4] != '|' {
-		return 0, false
+// echoed holds the process_no a reply must echo (expect) for a line of
+// the send window, without allocating for one of the usual widths: the
+// window keeps one per line in flight.
+type echoed struct {
+	n     int
+	short [24]byte
+	long  []byte // when longer than short
+}
+
+// set makes p hold b.
+func (p *echoed) set(b []byte) {
+	p.n, p.long = len(b), nil
+	if len(b) > len(p.short) {
+		p.long = append([]byte(nil), b...)
+		return
 	}
-	n := 0
-	for _, c := range line[:4] {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
+	copy(p.short[:], b)
+}
+
+// bytes returns what p holds; valid while p is not moved or set.
+func (p *echoed) bytes() []byte {
+	if p.long != nil {
+		return p.long
 	}
-	return n, true
+	return p.short[:p.n]
 }
 
 // sleep waits d; false when ctx is done first.

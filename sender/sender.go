@@ -61,7 +61,7 @@ import (
 // Options configure a Sender.
 type Options struct {
 	Config          conf.Sender           // the sender.* keys
-	Spec            *protocol.Spec        // what is sent; nil: protocol.DefaultRequestSpec()
+	Dialect         *protocol.Dialect     // the wire: how lines are framed and replies read; nil: protocol.DefaultDialect()
 	ShutdownTimeout time.Duration         // to finish in-flight attempts once Run's context is done; 0: 30s
 	Logger          *slog.Logger          // nil: discard
 	Registerer      prometheus.Registerer // nil: metrics are not registered
@@ -92,7 +92,7 @@ func tunablesOf(c conf.Sender) *tunables {
 type Sender struct {
 	cfg             conf.Sender // as started; the live keys are in live
 	live            atomic.Pointer[tunables]
-	spec            *protocol.Spec
+	d               *protocol.Dialect
 	log             *slog.Logger
 	shutdownTimeout time.Duration
 	dirs            dirs
@@ -133,7 +133,7 @@ func New(o Options) (*Sender, error) {
 	}
 	s := &Sender{
 		cfg:             c,
-		spec:            o.Spec,
+		d:               o.Dialect,
 		log:             o.Logger,
 		shutdownTimeout: o.ShutdownTimeout,
 		noLeases:        o.noLeases,
@@ -143,8 +143,8 @@ func New(o Options) (*Sender, error) {
 		started:         make(chan struct{}),
 		failedIdx:       &failedIndex{dir: c.FailedDir},
 	}
-	if s.spec == nil {
-		s.spec = protocol.DefaultRequestSpec()
+	if s.d == nil {
+		s.d = protocol.DefaultDialect()
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -39,8 +39,7 @@ import (
 // pending is a line of the file in the window.
 type pending struct {
 	off, end, next int       // the line in the file's data: [off, end) without its LF
-	pno            [9]byte   // the process_no its reply must echo
-	prefixed       bool      // framed with a length field (else sent as it is)
+	pno            echoed    // the process_no its reply must echo
 	sent           bool      // written on the window's connection, not yet answered
 	at             time.Time // when it was written
 	attempts       int       // attempts that failed
@@ -138,7 +137,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 // the first line's outcome.
 func (w *window) answer(line []byte, t *tunables) (r lineResult, end bool) {
 	e := &w.fl[0]
-	result, code, reason := replyResult(line, e.pno[:])
+	result, code, reason := replyResult(line, e.pno.bytes())
 	if result != resultBadReply {
 		w.s.m.send.Observe(time.Since(e.at).Seconds())
 	}
@@ -200,8 +199,7 @@ func (w *window) fill(data []byte, off int, final bool, size int) {
 			e.done = true
 			e.res = lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
 		} else {
-			copy(e.pno[:], w.s.spec.ProcessNo(frame[:len(frame)-1]))
-			e.prefixed = len(frame) != ln.end-ln.off+1
+			e.pno.set(w.s.expect(frame))
 		}
 		w.fl = append(w.fl, e)
 		pos = ln.next
@@ -227,7 +225,7 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 		if e.done || e.sent {
 			continue
 		}
-		out, _ = appendFrame(out, data[e.off:e.end], e.prefixed) // as frame made it; fill checked that it is valid
+		out, _ = w.s.frame(out, data[e.off:e.end]) // valid: fill framed it
 		e.sent, e.at = true, now
 	}
 	w.out = out

@@ -50,7 +50,7 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	reg := daemon.Registry(cfg.Instance)
 	s, err := sender.New(sender.Options{
 		Config:          cfg.Sender,
-		Spec:            cfg.Protocol.Result,
+		Dialect:         cfg.Protocol.Dialect,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          log,
 		Registerer:      reg,
