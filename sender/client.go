@@ -2,7 +2,6 @@ package sender
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,7 +28,7 @@ const replyBuf = 4096
 type conn struct {
 	nc     net.Conn
 	br     *bufio.Reader
-	rd     *protocol.Reader
+	rd     protocol.MessageReader // the dialect's framing of replies over br
 	addr   string
 	born   time.Time // when it was dialled
 	idle   time.Time // when it went back to the pool
@@ -52,7 +51,8 @@ func (r countingReader) Read(p []byte) (int, error) {
 // can be reached. It is safe for concurrent use.
 type client struct {
 	remotes   []string
-	tls       *tlsutil.Client // nil: plain TCP
+	d         *protocol.Dialect // how replies are framed
+	tls       *tlsutil.Client   // nil: plain TCP
 	keepalive bool
 	live      func() *tunables
 	circuit   *circuit
@@ -65,12 +65,13 @@ type client struct {
 	notes    []remoteNote // per remote: the last dial outcome, for the console
 }
 
-// newClient returns the client of the remotes of c, over TLS with tc (nil:
-// plain TCP), whose failures to reach them trip cb; cb's probe dials with
-// it.
-func newClient(c conf.Sender, tc *tlsutil.Client, live func() *tunables, cb *circuit) *client {
+// newClient returns the client of the remotes of c, speaking d, over TLS
+// with tc (nil: plain TCP), whose failures to reach them trip cb; cb's
+// probe dials with it.
+func newClient(c conf.Sender, d *protocol.Dialect, tc *tlsutil.Client, live func() *tunables, cb *circuit) *client {
 	cl := &client{
 		remotes:   slices.Clone(c.Remote),
+		d:         d,
 		tls:       tc,
 		keepalive: c.Keepalive,
 		live:      live,
@@ -105,7 +106,7 @@ func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
 	}
 	cn := &conn{nc: nc, addr: addr, born: time.Now()}
 	cn.br = bufio.NewReaderSize(countingReader{cn}, replyBuf)
-	cn.rd = protocol.NewReader(cn.br, protocol.MaxMessageBytes)
+	cn.rd = c.d.NewReader(cn.br, protocol.MaxMessageBytes)
 	return cn, nil
 }
 
@@ -308,11 +309,13 @@ func (cn *conn) roundTrip(hard context.Context, frame []byte, timeout time.Durat
 	return cn.readReply()
 }
 
-// readReply reads one reply: its line without the LF. It is the one place
-// that reads a reply off the wire (roundTrip and the send window call it;
+// readReply reads one reply in the dialect's framing: the reply without
+// its LF or header, valid until the next read. It is the one place that
+// reads a reply off the wire (roundTrip and the send window call it;
 // replyResult says what it means): the stream ending before a whole reply
-// is io.ErrUnexpectedEOF, a TLS alert rejecting our certificate a
-// *tlsutil.RejectedError.
+// is io.ErrUnexpectedEOF, a reply too long or a header that cannot be
+// read a frame fault (protocol.FrameReason), a TLS alert rejecting our
+// certificate a *tlsutil.RejectedError.
 func (cn *conn) readReply() ([]byte, error) {
 	line, err := cn.rd.ReadMessage()
 	if err == io.EOF {
@@ -324,9 +327,7 @@ func (cn *conn) readReply() ([]byte, error) {
 	return line, err
 }
 
-// replyBuffered reports whether a whole reply has been read from the
-// connection and not yet taken (readReply would not wait).
-func (cn *conn) replyBuffered() bool {
-	buf, _ := cn.br.Peek(cn.br.Buffered())
-	return bytes.IndexByte(buf, '\n') >= 0
-}
+// replyBuffered reports whether a whole reply (or a fault of its framing)
+// has been read from the connection and not yet taken: readReply would not
+// wait.
+func (cn *conn) replyBuffered() bool { return cn.rd.Ready() }

@@ -36,16 +36,20 @@ import (
 // sender.retry_backoff_max, with jitter; the circuit's prober waits the same
 // way.
 
-// replyResult classifies the reply line to the message whose process_no is
-// pno: the attempt result (a label of spoolgate_sender_attempts_total),
-// the reply's code (0 when unreadable) and, unless resultOK, why.
-func replyResult(line, pno []byte) (result attemptResult, code int, reason string) {
-	rep, err := protocol.ParseReply(line)
+// replyResult classifies msg, a reply without its framing (readReply),
+// to the line whose reply must echo pno (expect): the attempt result (a
+// label of spoolgate_sender_attempts_total), the reply's code mapped back
+// to CodeOK, CodeInvalid or CodeUnavailable (0 when unreadable or none of
+// the dialect's codes) and, unless resultOK, why, decoded to UTF-8. The
+// reply is read with the dialect's reply spec (Dialect.ParseReply); with
+// no process_no in it, pno is nil and replies match by order only.
+func (s *Sender) replyResult(msg, pno []byte) (result attemptResult, code int, reason string) {
+	rep, err := s.d.ParseReply(msg)
 	switch {
 	case err != nil:
 		return resultBadReply, 0, resultBadReply.String() + ": " + err.Error()
 	case rep.ProcessNo != string(pno):
-		return resultBadReply, rep.Code, fmt.Sprintf("%s: process_no %s answered for %s", resultBadReply, rep.ProcessNo, pno)
+		return resultBadReply, rep.Code, fmt.Sprintf("%s: process_no %s answered for %s", resultBadReply, s.d.Text([]byte(rep.ProcessNo)), s.d.Text(pno))
 	case rep.Code == protocol.CodeOK:
 		return resultOK, rep.Code, ""
 	case rep.Code == protocol.CodeInvalid:
@@ -53,18 +57,17 @@ func replyResult(line, pno []byte) (result attemptResult, code int, reason strin
 	case rep.Code == protocol.CodeUnavailable:
 		return resultUnavailable, rep.Code, "remote unavailable (500)"
 	}
-	return resultBadReply, rep.Code, fmt.Sprintf("%s: unknown code %d", resultBadReply, rep.Code)
+	return resultBadReply, 0, resultBadReply.String() + ": unknown code " + rep.CodeText
 }
 
 // errResult classifies an error writing a message or reading its reply
 // (one that counts as an attempt): the attempt result and why.
 func errResult(err error, timeout time.Duration) (result attemptResult, reason string) {
 	result = resultConnError
-	switch {
-	case isTimeout(err):
+	if isTimeout(err) {
 		result = resultTimeout
 		err = fmt.Errorf("no reply within %s", timeout)
-	case errors.Is(err, protocol.ErrTooLong):
+	} else if _, unframed := protocol.FrameReason(err); unframed { // too long, or a header that cannot be read
 		result = resultBadReply
 	}
 	return result, result.String() + ": " + err.Error()

@@ -75,7 +75,7 @@ func (s *Sender) attempt(hard context.Context, cn *conn, frame, pno []byte, time
 		result, reason = errResult(err, timeout)
 		return result, 0, reason, true
 	}
-	result, code, reason = replyResult(line, pno)
+	result, code, reason = s.replyResult(line, pno)
 	if result == resultBadReply {
 		s.client.discard(cn) // the stream may be out of step
 	} else {

@@ -155,7 +155,7 @@ func New(o Options) (*Sender, error) {
 	s.live.Store(tunablesOf(c))
 	s.m = newMetrics(s.q, s.failedIdx, &s.stuck, tc)
 	s.circuit = newCircuit(s.log, s.live.Load, s.m.circuit)
-	s.client = newClient(c, tc, s.live.Load, s.circuit)
+	s.client = newClient(c, s.d, tc, s.live.Load, s.circuit)
 	s.bufs.New = func() any { return new(workBuf) }
 	s.src = newSource(s)
 	if o.Registerer != nil {

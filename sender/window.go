@@ -137,7 +137,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 // the first line's outcome.
 func (w *window) answer(line []byte, t *tunables) (r lineResult, end bool) {
 	e := &w.fl[0]
-	result, code, reason := replyResult(line, e.pno.bytes())
+	result, code, reason := w.s.replyResult(line, e.pno.bytes())
 	if result != resultBadReply {
 		w.s.m.send.Observe(time.Since(e.at).Seconds())
 	}
