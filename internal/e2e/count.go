@@ -16,7 +16,7 @@ func StoredOnce(t testing.TB, got []string, n int) (dups int) {
 	t.Helper()
 	times := make(map[string]int, n)
 	for _, m := range got {
-		times[string(protocol.DefaultRequestSpec().ProcessNo([]byte(m)))]++
+		times[string(protocol.DefaultDialect().ProcessNo([]byte(m)))]++
 	}
 	for i := range n {
 		switch c := times[fmt.Sprintf("%09d", i)]; {

@@ -26,11 +26,22 @@ type Action struct {
 // Msg is a message a Remote has read, for its script.
 type Msg struct {
 	Conn int    // the connection's number, from 1 in the order accepted
-	Line []byte // the message without its length field or LF
+	Line []byte // the message without its framing (its LF, or its header)
+
+	d *protocol.Dialect
 }
 
-// ProcessNo returns the message's process_no.
-func (m Msg) ProcessNo() string { return string(protocol.DefaultRequestSpec().ProcessNo(m.Line)) }
+// ProcessNo returns the process_no a reply to the message echoes (in the
+// Remote's dialect).
+func (m Msg) ProcessNo() string {
+	if m.d == nil {
+		return string(protocol.DefaultDialect().ProcessNo(m.Line))
+	}
+	return string(m.d.ProcessNo(m.Line))
+}
+
+// Echo reports whether the message is the dialect's echo telegram.
+func (m Msg) Echo() bool { return m.d != nil && m.d.IsEcho(m.Line) }
 
 // Answer is the Action that replies code after no delay.
 func Answer(code int) Action { return Action{Code: code} }
@@ -38,13 +49,15 @@ func Answer(code int) Action { return Action{Code: code} }
 // Remote is a scriptable TCP server on 127.0.0.1 standing in for the
 // receiver: it reads the messages of each connection in order (pipelined
 // lines included) and does with each what its script says, then reads the
-// next. It counts connections and messages. Its methods are safe for
-// concurrent use; it stops when the test ends.
+// next. It counts connections and messages. It speaks the default dialect
+// unless RemoteOptions say otherwise. Its methods are safe for concurrent
+// use; it stops when the test ends.
 type Remote struct {
 	ln     net.Listener
 	raw    bool // read plain LF-terminated lines, not framed messages
 	script func(Msg) Action
-	spec   *protocol.Spec
+	d      *protocol.Dialect
+	idle   time.Duration
 	done   chan struct{} // closed by Stop
 
 	mu            sync.Mutex
@@ -92,19 +105,44 @@ func StartLineRemote(t testing.TB, script func(Msg) Action) *Remote {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serve(t, ln, true, script)
+	return serve(t, ln, true, RemoteOptions{}, script)
 }
 
 // ServeRemote serves script on ln, which it closes when it stops.
 func ServeRemote(t testing.TB, ln net.Listener, script func(Msg) Action) *Remote {
-	return serve(t, ln, false, script)
+	return serve(t, ln, false, RemoteOptions{}, script)
 }
 
-func serve(t testing.TB, ln net.Listener, raw bool, script func(Msg) Action) *Remote {
+// RemoteOptions make a Remote other than the default one.
+type RemoteOptions struct {
+	// Dialect frames the messages read and the replies written (an
+	// Action's Code is CodeOK, CodeInvalid or else unavailable, sent as
+	// the dialect's code values); nil: protocol.DefaultDialect().
+	Dialect *protocol.Dialect
+	// Idle closes a connection on which no message has begun this long
+	// after its accept or its last message (as receiver.idle_timeout
+	// does); 0: never.
+	Idle time.Duration
+}
+
+// StartRemoteWith is StartRemote with o.
+func StartRemoteWith(t testing.TB, o RemoteOptions, script func(Msg) Action) *Remote {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, ln, false, o, script)
+}
+
+func serve(t testing.TB, ln net.Listener, raw bool, o RemoteOptions, script func(Msg) Action) *Remote {
 	if script == nil {
 		script = func(Msg) Action { return Answer(protocol.CodeOK) }
 	}
-	r := &Remote{ln: ln, raw: raw, script: script, spec: protocol.DefaultRequestSpec(), done: make(chan struct{}), conns: map[net.Conn]bool{}}
+	if o.Dialect == nil {
+		o.Dialect = protocol.DefaultDialect()
+	}
+	r := &Remote{ln: ln, raw: raw, script: script, d: o.Dialect, idle: o.Idle, done: make(chan struct{}), conns: map[net.Conn]bool{}}
 	r.wg.Go(r.acceptLoop)
 	t.Cleanup(r.Stop)
 	return r
@@ -167,10 +205,17 @@ func (r *Remote) serve(c net.Conn, conn int) {
 	r.wg.Go(func() {
 		defer close(lines)
 		br := bufio.NewReader(c)
-		rd := protocol.NewReader(br, protocol.MaxMessageBytes)
+		rd := r.d.NewReader(br, protocol.MaxMessageBytes)
 		for {
 			var line []byte
 			var err error
+			if r.idle > 0 && br.Buffered() == 0 {
+				c.SetReadDeadline(time.Now().Add(r.idle))
+				if _, err := br.Peek(1); err != nil {
+					return // idle too long, or closed
+				}
+				c.SetReadDeadline(time.Time{})
+			}
 			if r.raw {
 				line, err = br.ReadBytes('\n')
 				if err != nil && len(line) == 0 {
@@ -203,7 +248,7 @@ func (r *Remote) serve(c net.Conn, conn int) {
 		r.busy++
 		r.maxBusy = max(r.maxBusy, r.busy)
 		r.mu.Unlock()
-		a := r.script(Msg{Conn: conn, Line: line})
+		a := r.script(Msg{Conn: conn, Line: line, d: r.d})
 		if a.Wait != nil {
 			select {
 			case <-a.Wait:
@@ -228,11 +273,7 @@ func (r *Remote) serve(c net.Conn, conn int) {
 		case a.Garbage != nil:
 			out = a.Garbage
 		case a.Code != 0:
-			pno := r.spec.ProcessNo(line)
-			if a.ProcessNo != "" {
-				pno = []byte(a.ProcessNo)
-			}
-			out = protocol.AppendReply(nil, pno, time.Now(), a.Code)
+			out = r.d.AppendReply(nil, r.withProcessNo(line, a.ProcessNo), a.Code, time.Now())
 		}
 		if out != nil {
 			if _, err := c.Write(out); err != nil {
@@ -249,6 +290,22 @@ func (r *Remote) serve(c net.Conn, conn int) {
 			return
 		}
 	}
+}
+
+// withProcessNo returns line with its process_no field replaced by pno
+// (padded to its width in the fixed layout), for a reply that echoes
+// another process_no; line itself when pno is "".
+func (r *Remote) withProcessNo(line []byte, pno string) []byte {
+	spec := r.d.Request()
+	start, end, ok := spec.FieldSpan(line, spec.Index("process_no"))
+	if pno == "" || !ok {
+		return line
+	}
+	v := []byte(pno)
+	if r.d.Config().Layout == protocol.LayoutFixed {
+		v = append(v, bytes.Repeat([]byte{' '}, max(0, end-start-len(v)))...)
+	}
+	return append(append(append([]byte(nil), line[:start]...), v...), line[end:]...)
 }
 
 // Read returns a copy of every message read, in arrival order, including
@@ -274,6 +331,13 @@ func (r *Remote) Delivered() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.ok...)
+}
+
+// Open returns how many connections are open now.
+func (r *Remote) Open() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.open
 }
 
 // Accepted returns how many connections the Remote has accepted.
