@@ -17,7 +17,8 @@ import (
 )
 
 // maxIdle is how long an idle kept-alive connection may wait for reuse;
-// older ones are closed rather than risk the remote's idle timeout.
+// older ones are closed rather than risk the remote's idle timeout. With
+// the heartbeat on, its echoes keep a connection (client.maxIdle).
 const maxIdle = 30 * time.Second
 
 // replyBuf is the read buffer of a connection: the replies to a send
@@ -56,6 +57,7 @@ type client struct {
 	keepalive bool
 	live      func() *tunables
 	circuit   *circuit
+	maxIdle   time.Duration // maxIdle, or longer than the heartbeat's period (heartbeat.go)
 
 	mu       sync.Mutex
 	idle     []*conn
@@ -76,6 +78,7 @@ func newClient(c conf.Sender, d *protocol.Dialect, tc *tlsutil.Client, live func
 		keepalive: c.Keepalive,
 		live:      live,
 		circuit:   cb,
+		maxIdle:   maxIdle,
 	}
 	cb.probe = cl.probe
 	return cl
@@ -226,7 +229,7 @@ func (c *client) takeIdle() *conn {
 		cn := c.idle[n-1]
 		c.idle[n-1] = nil
 		c.idle = c.idle[:n-1]
-		if time.Since(cn.idle) < maxIdle {
+		if time.Since(cn.idle) < c.maxIdle {
 			return cn
 		}
 		c.open--

@@ -41,6 +41,8 @@ type metrics struct {
 	delivered, rejected, failed prometheus.Counter
 	attempts                    [numResults]prometheus.Counter
 
+	heartbeats, heartbeatFailures prometheus.Counter // echo telegrams sent on idle connections, and those not answered ok
+
 	collectors []prometheus.Collector
 }
 
@@ -65,6 +67,14 @@ func newMetrics(q *queue, failed *failedIndex, stuck *stuckClaims, tc *tlsutil.C
 			Name:    "spoolgate_sender_send_seconds",
 			Help:    "Time from writing a message to reading its reply, attempts that got a reply.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		heartbeats: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spoolgate_sender_heartbeats_total",
+			Help: "Echo telegrams (sender.heartbeat.message) sent on kept-alive connections idle for sender.heartbeat.",
+		}),
+		heartbeatFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spoolgate_sender_heartbeat_failures_total",
+			Help: "Echo telegrams not answered ok within sender.timeout: each closed its connection.",
 		}),
 	}
 	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -109,7 +119,8 @@ func newMetrics(q *queue, failed *failedIndex, stuck *stuckClaims, tc *tlsutil.C
 		Name: "spoolgate_sender_claims_stuck",
 		Help: "Claims whose disposal (lines to sender.failed_dir, a file to sender.sent_dir) failed, most often on a full file system, and is retried; /readyz fails meanwhile.",
 	}, func() float64 { return float64(stuck.count()) })
-	m.collectors = []prometheus.Collector{m.inflight, m.waiting, m.circuit, m.send, messages, attempts, pending, oldest, failedFiles, stuckClaims}
+	m.collectors = []prometheus.Collector{m.inflight, m.waiting, m.circuit, m.send, messages, attempts, pending, oldest, failedFiles, stuckClaims,
+		m.heartbeats, m.heartbeatFailures}
 	if tc != nil {
 		m.collectors = append(m.collectors, tlsutil.ExpiryCollector(tc.Expiry))
 	}

@@ -104,6 +104,7 @@ type Sender struct {
 	client  *client
 	circuit *circuit
 	m       *metrics
+	hb      *heartbeat // nil: sender.heartbeat is off
 	bufs    sync.Pool
 
 	running atomic.Bool
@@ -156,6 +157,12 @@ func New(o Options) (*Sender, error) {
 	s.m = newMetrics(s.q, s.failedIdx, &s.stuck, tc)
 	s.circuit = newCircuit(s.log, s.live.Load, s.m.circuit)
 	s.client = newClient(c, s.d, tc, s.live.Load, s.circuit)
+	if s.hb, err = newHeartbeat(c, s.d); err != nil {
+		return nil, err
+	}
+	if s.hb != nil {
+		s.client.maxIdle = max(maxIdle, 2*s.hb.every) // the pool holds none idle longer than the heartbeat
+	}
 	s.bufs.New = func() any { return new(workBuf) }
 	s.src = newSource(s)
 	if o.Registerer != nil {
@@ -244,6 +251,9 @@ func (s *Sender) Run(ctx context.Context) error {
 		close(s.started)
 		s.circuit.start(bgCtx, &bg)
 		bg.Go(func() { s.summary(bgCtx) })
+		if s.hb != nil {
+			bg.Go(func() { s.heartbeats(bgCtx) })
+		}
 	}
 	stopCut := s.cutAtDrain(ctx, cancelHard)
 	err := s.src.run(ctx, hard, started)
