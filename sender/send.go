@@ -105,33 +105,6 @@ func (s *Sender) expect(frame []byte) []byte {
 	return s.d.ResultProcessNo(s.d.Unframe(frame))
 }
 
-// echoed holds the process_no a reply must echo (expect) for a line of
-// the send window, without allocating for one of the usual widths: the
-// window keeps one per line in flight.
-type echoed struct {
-	n     int
-	short [24]byte
-	long  []byte // when longer than short
-}
-
-// set makes p hold b.
-func (p *echoed) set(b []byte) {
-	p.n, p.long = len(b), nil
-	if len(b) > len(p.short) {
-		p.long = append([]byte(nil), b...)
-		return
-	}
-	copy(p.short[:], b)
-}
-
-// bytes returns what p holds; valid while p is not moved or set.
-func (p *echoed) bytes() []byte {
-	if p.long != nil {
-		return p.long
-	}
-	return p.short[:p.n]
-}
-
 // sleep waits d; false when ctx is done first.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

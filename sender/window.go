@@ -39,7 +39,7 @@ import (
 // pending is a line of the file in the window.
 type pending struct {
 	off, end, next int       // the line in the file's data: [off, end) without its LF
-	pno            echoed    // the process_no its reply must echo
+	fo, fe         int       // its wire bytes: window.frames[fo:fe] (empty when done before sending)
 	sent           bool      // written on the window's connection, not yet answered
 	at             time.Time // when it was written
 	attempts       int       // attempts that failed
@@ -60,6 +60,7 @@ type window struct {
 	cn       *conn
 	answered int // replies read on cn
 	fl       []pending
+	frames   []byte // the wire bytes of the lines in fl, framed once (fill)
 	out      []byte // frames to write
 }
 
@@ -137,7 +138,7 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 // the first line's outcome.
 func (w *window) answer(line []byte, t *tunables) (r lineResult, end bool) {
 	e := &w.fl[0]
-	result, code, reason := w.s.replyResult(line, e.pno.bytes())
+	result, code, reason := w.s.replyResult(line, w.s.expect(w.frames[e.fo:e.fe]))
 	if result != resultBadReply {
 		w.s.m.send.Observe(time.Since(e.at).Seconds())
 	}
@@ -187,22 +188,43 @@ func (w *window) fill(data []byte, off int, final bool, size int) {
 	if len(w.fl) > 0 {
 		pos = w.fl[len(w.fl)-1].next
 	}
+	w.compact()
 	for ; n > 0; n-- {
 		ln, ok := nextLine(data, pos, 0, final)
 		if !ok {
 			break
 		}
 		e := pending{off: ln.off, end: ln.end, next: ln.next}
-		frame, err := w.s.frame(w.wb.frame[:0], data[ln.off:ln.end])
-		w.wb.frame = frame
-		if err != nil {
+		var err error
+		e.fo = len(w.frames)
+		if w.frames, err = w.s.frame(w.frames, data[ln.off:ln.end]); err != nil {
 			e.done = true
 			e.res = lineResult{kind: lineRejected, reason: "invalid, not sent: " + err.Error()}
-		} else {
-			e.pno.set(w.s.expect(frame))
 		}
+		e.fe = len(w.frames)
 		w.fl = append(w.fl, e)
 		pos = ln.next
+	}
+}
+
+// compact drops the wire bytes of the lines no longer in the window:
+// all of them when it is empty, else those before its first line once
+// they are half of frames (amortized: each byte is moved at most once
+// more than it is framed).
+func (w *window) compact() {
+	if len(w.fl) == 0 {
+		w.frames = w.frames[:0]
+		return
+	}
+	first := w.fl[0].fo
+	if first == 0 || 2*first < len(w.frames) {
+		return
+	}
+	n := copy(w.frames, w.frames[first:])
+	w.frames = w.frames[:n]
+	for i := range w.fl {
+		w.fl[i].fo -= first
+		w.fl[i].fe -= first
 	}
 }
 
@@ -225,7 +247,7 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 		if e.done || e.sent {
 			continue
 		}
-		out, _ = w.s.frame(out, data[e.off:e.end]) // valid: fill framed it
+		out = append(out, w.frames[e.fo:e.fe]...)
 		e.sent, e.at = true, now
 	}
 	w.out = out
