@@ -91,7 +91,7 @@ func TestFileGrowsAfterClaim(t *testing.T) {
 			})
 			var want []string
 			for _, l := range lines {
-				want = append(want, string(must(protocol.AppendFrame(nil, []byte(l))))[:len(l)+5])
+				want = append(want, string(must(protocol.DefaultDialect().AppendResult(nil, []byte(l))))[:len(l)+5])
 			}
 			if got := r.messages(); !slices.Equal(got, want) {
 				t.Fatalf("remote got %d messages:\n%s\nwant each of the 10 lines once, whole", len(got), strings.Join(got, "\n"))

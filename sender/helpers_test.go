@@ -192,5 +192,5 @@ func visible(t *testing.T, dir string) []string {
 
 // processNo returns the process_no of a received message.
 func processNo(line string) string {
-	return string(protocol.DefaultRequestSpec().ProcessNo([]byte(line)))
+	return string(protocol.DefaultDialect().ProcessNo([]byte(line)))
 }

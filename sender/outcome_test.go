@@ -16,7 +16,7 @@ import (
 // framed returns a spool line that carries its length field: correct, or
 // off by one.
 func framed(n int, correct bool) string {
-	f := string(must(protocol.AppendFrame(nil, []byte(body(n)))))
+	f := string(must(protocol.DefaultDialect().AppendResult(nil, []byte(body(n)))))
 	f = f[:len(f)-1]
 	if !correct {
 		f = "0" + f[1:3] + string(f[3]+1) + f[4:]

@@ -113,7 +113,7 @@ func TestIneligibleFiles(t *testing.T) {
 		tick.Stop()
 		f.Close()
 		e2e.WaitFor(t, 20*time.Second, "slow.txt delivered", func() bool { return len(r.messages()) == 1 })
-		if got := r.messages()[0]; got != strings.TrimSuffix(string(must(protocol.AppendFrame(nil, []byte(body(3))))), "\n") {
+		if got := r.messages()[0]; got != strings.TrimSuffix(string(must(protocol.DefaultDialect().AppendResult(nil, []byte(body(3))))), "\n") {
 			t.Fatalf("got %q", got)
 		}
 	})

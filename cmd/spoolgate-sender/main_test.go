@@ -341,5 +341,5 @@ func (f *fakeRemote) stop(*testing.T) { f.Stop() }
 
 // processNo returns the process_no of a stored message.
 func processNo(line string) string {
-	return string(protocol.DefaultRequestSpec().ProcessNo([]byte(line)))
+	return string(protocol.DefaultDialect().ProcessNo([]byte(line)))
 }

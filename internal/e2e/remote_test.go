@@ -34,7 +34,7 @@ func TestRemote(t *testing.T) {
 		return Answer(protocol.CodeOK)
 	})
 	msg := func(n int) []byte {
-		b, err := protocol.DefaultRequestSpec().Encode("REQ", fmt.Sprintf("%09d", n), "20261121093000", "ORG01", "SV01", "K", "p", "")
+		b, err := protocol.DefaultDialect().AppendResult(nil, fmt.Appendf(nil, "REQ|%09d|20261121093000|ORG01|SV01|K|p|", n))
 		if err != nil {
 			t.Fatal(err)
 		}
