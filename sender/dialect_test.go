@@ -39,37 +39,49 @@ func eucFixed(t testing.TB) (*protocol.Dialect, func(n int) []byte) {
 	}
 }
 
-// TestLineAllocs: the protocol work of one line on the send window's path
-// (frame it once, copy its frame into the write, read its reply and match
-// the process_no of the frame) allocates no more than before the dialect:
-// the reply's process_no string, nothing else, in the default dialect and
-// in EUC-KR fixed width.
-func TestLineAllocs(t *testing.T) {
-	euc, eucLine := eucFixed(t)
-	for _, tc := range []struct {
+// lineDialects are the default dialect and EUC-KR fixed width, each with
+// a valid spool line.
+func lineDialects(tb testing.TB) []struct {
+	name string
+	d    *protocol.Dialect
+	line []byte
+} {
+	euc, eucLine := eucFixed(tb)
+	return []struct {
 		name string
 		d    *protocol.Dialect
 		line []byte
-	}{
-		{"default", protocol.DefaultDialect(), []byte(body(123))},
-		{"euc-kr fixed", euc, eucLine(123)},
-	} {
+	}{{"default", protocol.DefaultDialect(), []byte(body(123))}, {"euc-kr-fixed", euc, eucLine(123)}}
+}
+
+// lineWork returns the protocol work of one line on the send window's
+// path in d: frame it once, copy its frame into the write, read its reply
+// and match it to the process_no of the frame.
+func lineWork(tb testing.TB, d *protocol.Dialect, line []byte) func() {
+	tb.Helper()
+	s := &Sender{d: d}
+	frame, err := s.frame(nil, line)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	reply := d.Unframe(d.AppendReply(nil, d.Unframe(frame), protocol.CodeOK, time.Now()))
+	buf, out := make([]byte, 0, 256), make([]byte, 0, 256)
+	return func() {
+		f, _ := s.frame(buf[:0], line)
+		out = append(out[:0], f...)
+		if r, _, reason := s.replyResult(reply, s.expect(f)); r != resultOK {
+			tb.Fatal(reason)
+		}
+	}
+}
+
+// TestLineAllocs: lineWork allocates no more than the same work before
+// the dialect: the reply's process_no string, nothing else, in the
+// default dialect and in EUC-KR fixed width.
+func TestLineAllocs(t *testing.T) {
+	for _, tc := range lineDialects(t) {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Sender{d: tc.d}
-			frame, err := s.frame(nil, tc.line)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reply := tc.d.Unframe(tc.d.AppendReply(nil, tc.d.Unframe(frame), protocol.CodeOK, time.Now()))
-			buf, out := make([]byte, 0, 256), make([]byte, 0, 256)
-			allocs := testing.AllocsPerRun(200, func() {
-				f, _ := s.frame(buf[:0], tc.line)
-				out = append(out[:0], f...)
-				if r, _, reason := s.replyResult(reply, s.expect(f)); r != resultOK {
-					t.Fatal(reason)
-				}
-			})
-			if allocs > 1 {
+			if allocs := testing.AllocsPerRun(200, lineWork(t, tc.d, tc.line)); allocs > 1 {
 				t.Fatalf("%v allocations per line, want at most 1 (the reply's process_no)", allocs)
 			}
 		})
@@ -104,33 +116,15 @@ func TestRepliesByOrder(t *testing.T) {
 	}
 }
 
-// BenchmarkLine is TestLineAllocs's work per line, in the default dialect
-// and in EUC-KR fixed width.
+// BenchmarkLine is lineWork in the default dialect and in EUC-KR fixed
+// width.
 func BenchmarkLine(b *testing.B) {
-	euc, eucLine := eucFixed(b)
-	for _, bc := range []struct {
-		name string
-		d    *protocol.Dialect
-		line []byte
-	}{
-		{"default", protocol.DefaultDialect(), []byte(body(123))},
-		{"euc-kr-fixed", euc, eucLine(123)},
-	} {
+	for _, bc := range lineDialects(b) {
 		b.Run(bc.name, func(b *testing.B) {
-			s := &Sender{d: bc.d}
-			frame, err := s.frame(nil, bc.line)
-			if err != nil {
-				b.Fatal(err)
-			}
-			reply := bc.d.Unframe(bc.d.AppendReply(nil, bc.d.Unframe(frame), protocol.CodeOK, time.Now()))
-			buf, out := make([]byte, 0, 256), make([]byte, 0, 256)
+			work := lineWork(b, bc.d, bc.line)
 			b.ReportAllocs()
 			for b.Loop() {
-				f, _ := s.frame(buf[:0], bc.line)
-				out = append(out[:0], f...)
-				if r, _, reason := s.replyResult(reply, s.expect(f)); r != resultOK {
-					b.Fatal(reason)
-				}
+				work()
 			}
 		})
 	}
