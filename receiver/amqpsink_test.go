@@ -91,7 +91,7 @@ func TestAMQPSink(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r, err := protocol.ParseReply(line); err != nil || r.Code != 200 {
+		if r, err := protocol.DefaultDialect().ParseReply(line); err != nil || r.Code != 200 {
 			t.Fatalf("burst %d: %q %v", i, line, err)
 		}
 	}
@@ -218,7 +218,7 @@ func (l *amqpLoad) client(t testing.TB, addr string, w int) {
 				var line []byte
 				if line, err = br.ReadBytes('\n'); err == nil {
 					var r protocol.Reply
-					if r, err = protocol.ParseReply(line); err == nil {
+					if r, err = protocol.DefaultDialect().ParseReply(line); err == nil {
 						a.code = r.Code
 					}
 				}

@@ -269,7 +269,7 @@ func readRepliesNoFatal(c net.Conn) []protocol.Reply {
 		if err != nil {
 			return out
 		}
-		r, err := protocol.ParseReply(line)
+		r, err := protocol.DefaultDialect().ParseReply(line)
 		if err != nil {
 			return out
 		}

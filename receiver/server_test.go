@@ -133,7 +133,7 @@ func readReplies(t testing.TB, c net.Conn) []protocol.Reply {
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
-			r, perr := protocol.ParseReply(line)
+			r, perr := protocol.DefaultDialect().ParseReply(line)
 			if perr != nil {
 				t.Fatalf("bad reply %q: %v", line, perr)
 			}
@@ -160,7 +160,7 @@ func roundTrip(t testing.TB, c net.Conn, br *bufio.Reader, msg []byte) protocol.
 	if err != nil {
 		t.Fatalf("read reply: %v", err)
 	}
-	r, err := protocol.ParseReply(line)
+	r, err := protocol.DefaultDialect().ParseReply(line)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +566,7 @@ func TestDedupInFlight(t *testing.T) {
 				codes <- -2
 				return
 			}
-			r, _ := protocol.ParseReply(line)
+			r, _ := protocol.DefaultDialect().ParseReply(line)
 			codes <- r.Code
 		}()
 	}
@@ -881,7 +881,7 @@ func TestGracefulCloseAfterOversized(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read after the 400: %v (want the reply, then EOF)", err)
 	}
-	r, perr := protocol.ParseReply(bytes.TrimSuffix(all, []byte("\n")))
+	r, perr := protocol.DefaultDialect().ParseReply(bytes.TrimSuffix(all, []byte("\n")))
 	if perr != nil || r.Code != 400 {
 		t.Fatalf("got %q (%v), want one 400 reply", all, perr)
 	}

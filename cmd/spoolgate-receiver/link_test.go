@@ -65,7 +65,7 @@ func readReply(br *bufio.Reader, pno string) error {
 	if err != nil {
 		return fmt.Errorf("reply to %s: %w", pno, err)
 	}
-	r, err := protocol.ParseReply(line)
+	r, err := protocol.DefaultDialect().ParseReply(line)
 	if err != nil {
 		return err
 	}
@@ -289,7 +289,7 @@ func TestLinkCutMidMessage(t *testing.T) {
 					}
 					break
 				}
-				r, err := protocol.ParseReply(line)
+				r, err := protocol.DefaultDialect().ParseReply(line)
 				if err != nil || r.Code != protocol.CodeOK || i >= len(whole) || r.ProcessNo != fmt.Sprintf("%03d%06d", k, i) {
 					t.Fatalf("reply %d %q (%v) with %d of %d messages whole at a cut after %d bytes", i, line, err, len(whole), len(ms), n)
 				}

@@ -128,7 +128,7 @@ func (c *client) send(m []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	r, err := protocol.ParseReply(line)
+	r, err := protocol.DefaultDialect().ParseReply(line)
 	if err != nil {
 		return 0, err
 	}

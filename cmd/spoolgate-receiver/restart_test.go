@@ -62,7 +62,7 @@ func sendAlone(addr string, pno int, msg []byte) sent {
 	if err != nil {
 		return sent{pno: pno, err: fmt.Errorf("read reply: %w", err)}
 	}
-	r, err := protocol.ParseReply(line)
+	r, err := protocol.DefaultDialect().ParseReply(line)
 	if err != nil {
 		return sent{pno: pno, err: fmt.Errorf("reply %q: %w", line, err)}
 	}

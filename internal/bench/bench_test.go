@@ -79,7 +79,6 @@ func TestMakeSpool(t *testing.T) {
 		t.Fatalf("%v %v", ents, err)
 	}
 	var prev time.Time
-	spec := protocol.DefaultRequestSpec()
 	for i, e := range ents {
 		fi, _ := e.Info()
 		if i > 0 && !fi.ModTime().After(prev) {
@@ -87,11 +86,7 @@ func TestMakeSpool(t *testing.T) {
 		}
 		prev = fi.ModTime()
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		framed, err := protocol.AppendFrame(nil, bytes.TrimSuffix(b, []byte("\n")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := spec.Parse(framed[:len(framed)-1]); err != nil {
+		if _, err := protocol.DefaultDialect().AppendResult(nil, bytes.TrimSuffix(b, []byte("\n"))); err != nil {
 			t.Fatalf("%s: %v", e.Name(), err)
 		}
 	}
@@ -221,7 +216,7 @@ func TestAppendMessage(t *testing.T) {
 			pno = pno[:8] + "x"
 		}
 		body := "REQ|" + pno + "|" + stamp + "|BENCH|SV01|K-" + pno + "|" + strings.Repeat("p", o.Payload) + "|"
-		want, _ := protocol.AppendFrame(nil, []byte(body))
+		want := fmt.Appendf(nil, "%04d|%s\n", len(body)+6, body)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("message %d: %q, want %q", i, got, want)
 		}
