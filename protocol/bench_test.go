@@ -35,15 +35,6 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
-func BenchmarkAppendReply(b *testing.B) {
-	buf := make([]byte, 0, 64)
-	at := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = AppendReply(buf[:0], []byte("000000123"), at, CodeOK)
-	}
-}
-
 // benchDialects are the default dialect and EUC-KR fixed width behind a
 // 4-digit ASCII header counting the rest (docs/PROTOCOL.md §1's examples),
 // each with a message of about 100 bytes on the wire: the default's
@@ -135,8 +126,7 @@ func BenchmarkDialectPipelined(b *testing.B) {
 	}
 }
 
-// BenchmarkDialectAppendReply is the default dialect's reply, beside
-// BenchmarkAppendReply (the package's).
+// BenchmarkDialectAppendReply is the default dialect's reply.
 func BenchmarkDialectAppendReply(b *testing.B) {
 	buf := make([]byte, 0, 64)
 	at := time.Now()

@@ -327,20 +327,6 @@ func (s *Spec) appendWithLength(dst, body []byte) ([]byte, error) {
 // ErrTooLong reports a message longer than the allowed maximum.
 var ErrTooLong = errors.New("protocol: message too long")
 
-// AppendFrame appends body, a message without its length field (as a spool
-// line holds it), prefixed with its 4-digit length field and "|" and
-// followed by LF. It fails with ErrTooLong when the result would exceed
-// MaxMessageBytes. It does not validate body.
-func AppendFrame(dst, body []byte) ([]byte, error) {
-	n := len(body) + 6
-	if n > MaxMessageBytes {
-		return dst, fmt.Errorf("%w: %d bytes framed", ErrTooLong, n)
-	}
-	dst = append(dst, byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10), '|')
-	dst = append(dst, body...)
-	return append(dst, '\n'), nil
-}
-
 var zeroProcessNo = []byte("000000000")
 
 // ProcessNo returns the process_no that a reply to raw, a message of this

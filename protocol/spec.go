@@ -2,9 +2,10 @@
 // framing), the message specs as data (fields and their rules), parsing
 // and validation with typed reasons, encoding, replies, echo, and the
 // framing readers. A Dialect is built once from configuration
-// (NewDialect) and everything else asks it; the package-level functions
-// and NewSpec speak the default dialect of docs/PROTOCOL.md §1. It is
-// pure: no sockets, no files.
+// (NewDialect) and everything else asks it; NewSpec, ParseRule,
+// DefaultRequestSpec and NewReader (the framing lf reader) speak the
+// default dialect of docs/PROTOCOL.md §1. It is pure: no sockets, no
+// files.
 package protocol
 
 import (
