@@ -33,7 +33,10 @@
 // (source.go): the spool's is spool.go, and a claimed file's lifecycle is
 // claim.go (its outcomes in outcome.go, the waits for its writer in
 // claimwait.go); one line goes out through send.go (at a time) or
-// window.go (W at a time), with the retry policy of retry.go.
+// window.go (W at a time), with the retry policy of retry.go, framed and
+// its reply read in the dialect (protocol.Dialect: Sender.frame,
+// conn.readReply, replyResult). The connections are client.go's; the
+// heartbeat on those idle in its pool is heartbeat.go.
 //
 // The package also reads the state of a spool from its directories alone
 // (ReadStatus) and moves failed files back (Requeue), and reads and
