@@ -97,6 +97,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		i := int(next.Add(1)) - 1
 		return i, o.Count <= 0 || i < o.Count
 	}
+	// takeWindow reserves up to n consecutive messages at once, so that
+	// the windows of two clients never interleave: the first and how many
+	// (0: stop).
+	takeWindow := func(n int) (int, int) {
+		if ctx.Err() != nil {
+			return 0, 0
+		}
+		first := int(next.Add(int64(n))) - n
+		if o.Count > 0 {
+			n = min(n, o.Count-first)
+		}
+		return first, max(n, 0)
+	}
 	locals := make([]local, o.Clients)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -109,7 +122,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			c := client{o: o, gen: gen}
 			defer c.close()
 			if o.Pipeline > 1 {
-				c.pipeline(take, l.add)
+				c.pipeline(takeWindow, l.add)
 				return
 			}
 			for {
@@ -203,30 +216,23 @@ func (c *client) send(msg []byte) (string, error) {
 	return c.gen.code(line), nil
 }
 
-// pipeline sends windows of up to o.Pipeline messages until take says
-// stop: it writes a window in one go from a second goroutine while it
+// pipeline sends windows of up to o.Pipeline consecutive messages until
+// take says stop: it writes a window in one go from a second goroutine while it
 // reads the window's replies, so that neither side's socket buffer can
 // hold up the other, and records each message's latency from the start of
 // its window's write. The messages of a window that got no reply are
 // counted as errors and the connection is dropped.
-func (c *client) pipeline(take func() (int, bool), add func(string, time.Duration, error)) {
+func (c *client) pipeline(take func(n int) (int, int), add func(string, time.Duration, error)) {
 	var buf []byte
-	more := true
-	for more {
-		buf = buf[:0]
-		n := 0
-		stamp := time.Now().Format("20060102150405")
-		for n < c.o.Pipeline {
-			i, ok := take()
-			if !ok {
-				more = false
-				break
-			}
-			buf = c.gen.append(buf, i, stamp)
-			n++
-		}
+	for {
+		first, n := take(c.o.Pipeline)
 		if n == 0 {
 			return
+		}
+		buf = buf[:0]
+		stamp := time.Now().Format("20060102150405")
+		for i := first; i < first+n; i++ {
+			buf = c.gen.append(buf, i, stamp)
 		}
 		got, err := c.window(buf, n, add)
 		for ; got < n; got++ {

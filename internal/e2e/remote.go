@@ -202,41 +202,7 @@ func (r *Remote) serve(c net.Conn, conn int) {
 	// order.
 	lines := make(chan []byte, 4096)
 	var ahead int // read and not yet acted on, on this connection; under r.mu
-	r.wg.Go(func() {
-		defer close(lines)
-		br := bufio.NewReader(c)
-		rd := r.d.NewReader(br, protocol.MaxMessageBytes)
-		for {
-			var line []byte
-			var err error
-			if r.idle > 0 && br.Buffered() == 0 {
-				c.SetReadDeadline(time.Now().Add(r.idle))
-				if _, err := br.Peek(1); err != nil {
-					return // idle too long, or closed
-				}
-				c.SetReadDeadline(time.Time{})
-			}
-			if r.raw {
-				line, err = br.ReadBytes('\n')
-				if err != nil && len(line) == 0 {
-					return
-				}
-				line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-			} else if line, err = rd.ReadMessage(); err != nil {
-				return
-			}
-			line = append([]byte(nil), line...)
-			r.mu.Lock()
-			r.read = append(r.read, string(line))
-			ahead++
-			r.maxAhead = max(r.maxAhead, ahead)
-			r.mu.Unlock()
-			lines <- line
-			if err != nil { // a last line without its LF
-				return
-			}
-		}
-	})
+	r.wg.Go(func() { r.readAhead(c, lines, &ahead) })
 	defer func() {
 		c.Close()
 		for range lines { // until the reader has seen the close
@@ -287,6 +253,44 @@ func (r *Remote) serve(c net.Conn, conn int) {
 			return
 		}
 		if a.Close {
+			return
+		}
+	}
+}
+
+// readAhead reads the messages of c into lines, ahead of the answers, and
+// counts them in *ahead (under r.mu); it closes lines when c ends.
+func (r *Remote) readAhead(c net.Conn, lines chan<- []byte, ahead *int) {
+	defer close(lines)
+	br := bufio.NewReader(c)
+	rd := r.d.NewReader(br, protocol.MaxMessageBytes)
+	for {
+		var line []byte
+		var err error
+		if r.idle > 0 && br.Buffered() == 0 {
+			c.SetReadDeadline(time.Now().Add(r.idle))
+			if _, err := br.Peek(1); err != nil {
+				return // idle too long, or closed
+			}
+			c.SetReadDeadline(time.Time{})
+		}
+		if r.raw {
+			line, err = br.ReadBytes('\n')
+			if err != nil && len(line) == 0 {
+				return
+			}
+			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		} else if line, err = rd.ReadMessage(); err != nil {
+			return
+		}
+		line = append([]byte(nil), line...)
+		r.mu.Lock()
+		r.read = append(r.read, string(line))
+		*ahead++
+		r.maxAhead = max(r.maxAhead, *ahead)
+		r.mu.Unlock()
+		lines <- line
+		if err != nil { // a last line without its LF
 			return
 		}
 	}
