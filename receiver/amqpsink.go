@@ -174,7 +174,7 @@ func NewAMQPSink(opts SinkOptions) (*AMQPSink, error) {
 func (s *AMQPSink) Connect() error { return s.pub.Connect() }
 
 // AppendBatch is AppendFrom with no peer, received now.
-func (s *AMQPSink) AppendBatch(lines [][]byte) error { return s.AppendFrom("", nil, lines) }
+func (s *AMQPSink) AppendBatch(lines [][]byte) error { return s.AppendWhere("", nil, lines, nil) }
 
 // AppendFrom publishes lines in order, each with peer and its receive
 // time (received[i]; now when received is short), and returns nil once
@@ -182,6 +182,12 @@ func (s *AMQPSink) AppendBatch(lines [][]byte) error { return s.AppendFrom("", n
 // be answered 200 (some may be in the queue: the peer resends, and a
 // consumer de-duplicates by message_id).
 func (s *AMQPSink) AppendFrom(peer string, received []time.Time, lines [][]byte) error {
+	return s.AppendWhere(peer, received, lines, nil)
+}
+
+// AppendWhere is AppendFrom that, when it returns nil, has set where[i]
+// (unless where is nil) to the queue and the message_id of lines[i].
+func (s *AMQPSink) AppendWhere(peer string, received []time.Time, lines [][]byte, where []Where) error {
 	if len(lines) == 0 {
 		return nil
 	}
@@ -219,6 +225,10 @@ func (s *AMQPSink) AppendFrom(peer string, received []time.Time, lines [][]byte)
 	err := s.pub.Publish(context.Background(), msgs)
 	s.unconfirmed.Add(-int64(len(lines)))
 	if err == nil {
+		at := time.Now()
+		for i := range where {
+			where[i] = Where{Queue: s.queue, MsgID: msgs[i].MessageId, At: at}
+		}
 		return nil
 	}
 	reason := "unavailable"

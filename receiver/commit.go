@@ -170,8 +170,15 @@ func (s *Store) probe() probeResult {
 func (s *Store) commit(batch []*storeReq) {
 	err := s.write(batch)
 	if err == nil {
+		var at time.Time
 		n := 0
 		for _, r := range batch {
+			if r.where != nil && at.IsZero() {
+				at = s.clock()
+			}
+			for i := range r.where {
+				r.where[i] = Where{File: s.base, Line: s.first + n + i, At: at}
+			}
 			n += len(r.lines)
 		}
 		s.onBatch(n)
@@ -205,11 +212,13 @@ func (s *Store) write(batch []*storeReq) error {
 		s.closeFile(true)
 	}
 	s.buf = s.buf[:0]
+	lines := 0
 	for _, r := range batch {
 		for _, l := range r.lines {
 			s.buf = append(s.buf, l...)
 			s.buf = append(s.buf, '\n')
 		}
+		lines += len(r.lines)
 	}
 	// The downstream workflow may take the open file away (a cleanup that
 	// removes the .part, a move of the file in append mode). Lines written
@@ -232,7 +241,7 @@ func (s *Store) write(batch []*storeReq) error {
 				return err
 			}
 		}
-		if err := s.writeSync(); err != nil {
+		if err := s.writeSync(lines); err != nil {
 			return err
 		}
 		st, err := s.check()
@@ -254,10 +263,11 @@ func (s *Store) write(batch []*storeReq) error {
 	}
 }
 
-// writeSync appends s.buf to the open file and syncs it (fsync=always).
-// On error no byte of s.buf is left beyond s.size (best effort: if even the
+// writeSync appends s.buf, which holds lines lines, to the open file and
+// syncs it (fsync=always); s.first is then the number of its first line
+// in the file. On error no byte of s.buf is left beyond s.size (best effort: if even the
 // truncate fails, s.dirty stays set and later batches fail until it works).
-func (s *Store) writeSync() error {
+func (s *Store) writeSync(lines int) error {
 	if s.dirty {
 		if err := s.f.Truncate(s.size); err != nil {
 			return fmt.Errorf("store: truncate %s after failed write: %w", s.path, err)
@@ -283,5 +293,7 @@ func (s *Store) writeSync() error {
 	}
 	s.newFile = false
 	s.size += int64(n)
+	s.first = s.nline + 1
+	s.nline += lines
 	return nil
 }

@@ -86,8 +86,8 @@ func seqName(m int64, n int) string {
 const seqMark = 's'
 
 // publishAs renames src, a minute's .part file, to the first free name of
-// its minute m (seqName), never replacing a file, and fsyncs the data dir.
-// It returns the name.
+// its minute m (seqName), never replacing a file, and fsyncs the data dir;
+// the publish is reported to onPub (the journal). It returns the name.
 func (s *Store) publishAs(src string, m int64) (string, error) {
 	for n := 1; n <= maxSeq; n++ {
 		dst := filepath.Join(s.dir, seqName(m, n))
@@ -98,6 +98,7 @@ func (s *Store) publishAs(src string, m int64) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("publish %s: %w", src, errors.Unwrap(err))
 		}
+		s.onPub(filepath.Base(src), filepath.Base(dst))
 		return dst, fsutil.SyncDir(s.dir)
 	}
 	return "", fmt.Errorf("publish %s: minute %s has %d request files already", src, minuteName(m), maxSeq)

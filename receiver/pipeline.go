@@ -3,6 +3,7 @@ package receiver
 import (
 	"time"
 
+	"spoolgate/internal/journal"
 	"spoolgate/protocol"
 )
 
@@ -31,7 +32,8 @@ type pipe struct {
 	ents    []pipeEnt
 	lines   [][]byte    // valid lines to store, in order; they alias the read buffer
 	start   []time.Time // when each line was read, for store_seconds
-	ok      []bool      // outcome of each committed line
+	errs    []error     // outcome of each committed line: nil, stored
+	where   []Where     // where each committed line was stored, while the journal is on
 	done    int         // lines[:done] are committed
 	keys    []dedupKey  // dedup keys in flight for lines[done:]
 	keyLine []int       // the line of each of keys
@@ -41,16 +43,18 @@ type pipe struct {
 
 // pipeEnt is one message of a batch, in arrival order.
 type pipeEnt struct {
-	raw  []byte // the message (or the whole fields of its start) its reply echoes; aliases the read buffer as lines do
-	code int    // the reply's code, when line < 0
-	line int    // else the index of the line whose outcome is the code (200 or 500)
-	dup  bool   // a copy of lines[line] within the batch: not stored again
+	raw    []byte // the message (or the whole fields of its start) its reply echoes; aliases the read buffer as lines do
+	code   int    // the reply's code, when line < 0
+	line   int    // else the index of the line whose outcome is the code (200 or 500)
+	dup    bool   // a copy of lines[line] within the batch: not stored again
+	echo   bool   // the link test: answered ok, not journaled
+	reason string // why a 400
 }
 
 // reset starts a batch under cfg.
 func (p *pipe) reset(cfg *live, debug bool) {
 	p.cfg, p.debug = cfg, debug
-	p.ents, p.lines, p.start, p.ok = p.ents[:0], p.lines[:0], p.start[:0], p.ok[:0]
+	p.ents, p.lines, p.start, p.errs = p.ents[:0], p.lines[:0], p.start[:0], p.errs[:0]
 	p.keys, p.keyLine = p.keys[:0], p.keyLine[:0]
 	p.done = 0
 }
@@ -90,26 +94,26 @@ func (p *pipe) add(line []byte, rerr error) {
 	if rerr != nil {
 		// line is the start of the message: its whole fields give the
 		// echoed ones (process_no), as for every other reply.
-		reason, _ := protocol.FrameReason(rerr)
+		e.reason, _ = protocol.FrameReason(rerr)
 		e.raw = s.d.CompleteFields(line)
-		s.reject(reason, line, p.debug, p.remote, rerr)
+		s.reject(e.reason, line, p.debug, p.remote, rerr)
 		p.ents = append(p.ents, e)
 		return
 	}
 	if s.d.IsEcho(line) {
 		// The link test: answered ok, never stored, never de-duplicated.
 		s.m.echoes.Inc()
-		e.code = protocol.CodeOK
+		e.code, e.echo = protocol.CodeOK, true
 		p.ents = append(p.ents, e)
 		return
 	}
 	msg, err := s.d.Parse(line)
 	if err != nil {
-		reason := "invalid"
+		e.reason = "invalid"
 		if pe, ok := err.(*protocol.ParseError); ok {
-			reason = pe.Reason()
+			e.reason = pe.Reason()
 		}
-		s.reject(reason, line, p.debug, p.remote, err)
+		s.reject(e.reason, line, p.debug, p.remote, err)
 		p.ents = append(p.ents, e)
 		return
 	}
@@ -154,7 +158,7 @@ func (p *pipe) dedup(e *pipeEnt, k dedupKey) bool {
 		s.dups.Add(1)
 		s.m.duplicates.Inc()
 		if p.debug {
-			s.log.Debug("duplicate answered 200, not stored again", "remote", p.remote, "process_no", s.d.Text(s.d.ProcessNo(e.raw)))
+			s.log.Debug("duplicate answered 200, not stored again", "remote", p.remote, "process_no", s.tr.processNo(e.raw))
 		}
 		e.code = protocol.CodeOK
 		p.ents = append(p.ents, *e)
@@ -177,14 +181,22 @@ func (p *pipe) pending(k dedupKey) int {
 }
 
 // commit hands the lines not yet committed to the store in one batch and
-// waits for their outcome: all durable, or none acknowledged.
+// waits for their outcome: all durable, or none acknowledged; while the
+// journal is on, the store says where each went.
 func (p *pipe) commit() {
 	lines := p.lines[p.done:]
 	if len(lines) == 0 {
 		return
 	}
 	s := p.s
-	err := s.store.append(p.remote, p.start[p.done:], lines)
+	var where []Where
+	if s.tr.jr != nil {
+		for len(p.where) < len(p.lines) {
+			p.where = append(p.where, Where{})
+		}
+		where = p.where[p.done:len(p.lines)]
+	}
+	err := s.store.append(p.remote, p.start[p.done:], lines, where)
 	if len(p.keys) > 0 {
 		s.dedup.endAll(p.keys, err == nil, s.clock())
 		p.keys, p.keyLine = p.keys[:0], p.keyLine[:0]
@@ -197,31 +209,33 @@ func (p *pipe) commit() {
 	}
 	if p.debug {
 		for i := p.done; i < len(p.lines); i++ {
-			pno := s.d.Text(s.d.ProcessNo(p.lines[i]))
+			pno := s.tr.processNo(p.lines[i])
 			if err != nil {
-				s.log.Debug("not stored: answered 500", "remote", p.remote, "process_no", pno, "err", err)
+				s.log.Debug("not stored: answered 500", "remote", p.remote, "process_no", pno, "err", s.tr.errText(err))
 			} else {
 				s.log.Debug("stored", "remote", p.remote, "process_no", pno)
 			}
 		}
 	}
 	for range lines {
-		p.ok = append(p.ok, err == nil)
+		p.errs = append(p.errs, err)
 	}
 	p.done = len(p.lines)
 }
 
-// replies counts the batch's codes and returns its replies, in order,
-// stamped now. Call it after commit.
+// replies counts the batch's codes, journals them, and returns its
+// replies, in order, stamped now. Call it after commit.
 func (p *pipe) replies(now time.Time) []byte {
 	s := p.s
 	p.out = p.out[:0]
+	var errText string // of the last failed commit, for the journal
+	var textOf error
 	for i := range p.ents {
 		e := &p.ents[i]
 		code := e.code
 		if e.line >= 0 {
 			code = protocol.CodeUnavailable
-			if p.ok[e.line] {
+			if p.errs[e.line] == nil {
 				code = protocol.CodeOK
 				if e.dup {
 					s.dups.Add(1)
@@ -232,6 +246,22 @@ func (p *pipe) replies(now time.Time) []byte {
 		s.counts[codeIndex(code)].Add(1)
 		s.m.byCode[codeIndex(code)].Inc()
 		p.out = s.d.AppendReply(p.out, e.raw, code, now)
+		if s.tr.jr == nil || e.echo {
+			continue
+		}
+		switch {
+		case code == protocol.CodeInvalid:
+			s.tr.record(journal.Rejected, code, p.remote, e.raw, nil, e.reason, now)
+		case code == protocol.CodeUnavailable:
+			if err := p.errs[e.line]; err != textOf {
+				errText, textOf = err.Error(), err
+			}
+			s.tr.record(journal.Unavailable, code, p.remote, e.raw, nil, errText, now)
+		case e.line < 0 || e.dup:
+			s.tr.record(journal.Duplicate, code, p.remote, e.raw, nil, "", now)
+		default:
+			s.tr.record(journal.Accepted, code, p.remote, e.raw, &p.where[e.line], "", now)
+		}
 	}
 	return p.out
 }
@@ -241,11 +271,11 @@ func (p *pipe) replies(now time.Time) []byte {
 // reason the line stands for; at debug every one.
 func (s *Server) reject(reason string, line []byte, debug bool, remote string, err error) {
 	s.m.rejects.WithLabelValues(reason).Inc()
-	s.rejectStats.note(reason, s.d, line, s.clock())
+	s.rejectStats.note(reason, &s.tr, line, s.clock())
 	if n, ok := s.rejects.Event(reason, s.clock()); ok {
 		s.log.Info("rejected: answered 400 (one line per reason a minute)", "reason", reason, "count", n,
-			"remote", remote, "err", err, "sample", s.d.Text(line[:min(len(line), maxSample)]))
+			"remote", remote, "err", s.tr.errText(err), "sample", s.tr.sample(line, maxSample))
 	} else if debug {
-		s.log.Debug("rejected: answered 400", "remote", remote, "reason", reason, "err", err)
+		s.log.Debug("rejected: answered 400", "remote", remote, "reason", reason, "err", s.tr.errText(err))
 	}
 }

@@ -1,8 +1,10 @@
 package receiver
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -81,6 +83,36 @@ func (s *Store) pathID() (fileID, error) {
 	return idOf(fi), nil
 }
 
+// countLines counts the lines in the first size bytes of the file at path.
+func countLines(path string, size int64) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, _, err := countLF(f, 0, size)
+	return n, err
+}
+
+// countLF counts the LFs of f from off to size, and returns where it
+// stopped: size, or before it at an error.
+func countLF(f io.ReaderAt, off, size int64) (int, int64, error) {
+	buf := make([]byte, 64<<10)
+	n := 0
+	for off < size {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		off += int64(k)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, off, nil
+			}
+			return n, off, err
+		}
+	}
+	return n, off, nil
+}
+
 // lost logs that the open file was taken away and closes it without
 // publishing, so the next write starts a new file.
 func (s *Store) lost(st fileState, what string) {
@@ -125,7 +157,18 @@ func (s *Store) openFile(m int64) error {
 		f.Close()
 		return fmt.Errorf("store: open: %w", err)
 	}
+	nline := 0
+	if !created {
+		// Lines are numbered in the file for the journal: those there
+		// already (a restart within the minute; append mode's file of
+		// the minute) are counted once.
+		if nline, err = countLines(path, st.Size()); err != nil {
+			f.Close()
+			return fmt.Errorf("store: open: %w", err)
+		}
+	}
 	s.f, s.path, s.minute, s.size = f, path, m, st.Size()
+	s.base, s.nline = filepath.Base(path), nline
 	s.cpath = append(append(s.cpath[:0], path...), 0)
 	s.id = idOf(st)
 	s.newFile, s.dirty = created, false

@@ -23,7 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
+	"spoolgate/internal/journal"
 	"spoolgate/internal/logging"
+	"spoolgate/internal/mask"
 	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
@@ -82,6 +84,13 @@ type Options struct {
 	// names, opened by OpenSink. The Server closes it at the end of
 	// Shutdown; when New fails, the caller still owns a Sink it passed.
 	Sink Sink
+	// Journal gets a record of every message answered and of every
+	// request file published (journal.go); nil: none. The caller closes
+	// it after Shutdown.
+	Journal *journal.Journal
+	// Mask masks what the Server shows of messages (log samples, logged
+	// errors, the reject samples of Status); nil masks nothing.
+	Mask *mask.Masker
 
 	storeHooks storeHooks // tests
 }
@@ -103,6 +112,7 @@ type Server struct {
 	d      *protocol.Dialect
 	keyIdx []int // the request fields of receiver.dedup_key
 	store  sink  // and its capabilities
+	tr     trail // the journal and the masking
 	dedup  *dedup
 	log    *slog.Logger
 	clock  func() time.Time
@@ -185,10 +195,15 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr := newTrail(opts.Dialect, opts.Journal, opts.Mask, c.DedupKey)
 	st := opts.Sink
 	if st == nil {
-		st, err = OpenSink(SinkOptions{Config: c, Dialect: opts.Dialect, Clock: opts.Clock, Logger: opts.Logger,
-			Registerer: opts.Registerer, OnSync: func(n int) { m.syncBatch.Observe(float64(n)) }, storeHooks: opts.storeHooks})
+		so := SinkOptions{Config: c, Dialect: opts.Dialect, Clock: opts.Clock, Logger: opts.Logger,
+			Registerer: opts.Registerer, OnSync: func(n int) { m.syncBatch.Observe(float64(n)) }, storeHooks: opts.storeHooks}
+		if tr.jr != nil {
+			so.OnPublish = func(part, final string) { tr.published(part, final, opts.Clock()) }
+		}
+		st, err = OpenSink(so)
 		if err != nil {
 			return nil, fmt.Errorf("new receiver: %w", err)
 		}
@@ -197,6 +212,7 @@ func New(opts Options) (*Server, error) {
 		d:            opts.Dialect,
 		keyIdx:       idx,
 		store:        sinkOf(st),
+		tr:           tr,
 		dedup:        newDedup(c.DedupWindow),
 		log:          opts.Logger,
 		clock:        opts.Clock,

@@ -20,7 +20,8 @@ import (
 // through Options.Sink. A Server closes its Sink at the end of Shutdown.
 //
 // What only some sinks can do is an optional capability, declared below
-// (PeerSink, DirSink, HistorySink): a Sink has one by having its method.
+// (PeerSink, WhereSink, DirSink, HistorySink): a Sink has one by having
+// its method.
 // The Server finds them once, when it gets its Sink (sinkOf); nothing
 // else asks a Sink's type.
 type Sink interface {
@@ -45,6 +46,27 @@ type PeerSink interface {
 	AppendFrom(peer string, received []time.Time, lines [][]byte) error
 }
 
+// Where is where a Sink put a line, for the journal: a request file (its
+// base name as written, .part included in rename mode) and the line's
+// number in it from 1, or a broker queue and the message's id; and when
+// it was made durable (before the file's publication: trace resolves a
+// .part's lines to the publication after them).
+type Where struct {
+	File  string
+	Line  int
+	Queue string
+	MsgID string
+	At    time.Time
+}
+
+// A WhereSink says where it put each line. The Server hands its batches
+// to AppendWhere, with where, while the journal is on.
+type WhereSink interface {
+	// AppendWhere is AppendFrom that, when it returns nil, has set
+	// where[i] for lines[i] (where may be nil: nothing is set).
+	AppendWhere(peer string, received []time.Time, lines [][]byte, where []Where) error
+}
+
 // A DirSink writes into a directory: readiness also checks that the
 // directory is writable.
 type DirSink interface {
@@ -63,12 +85,14 @@ type HistorySink interface {
 var (
 	_ interface {
 		Sink
+		WhereSink
 		DirSink
 		HistorySink
 	} = (*Store)(nil)
 	_ interface {
 		Sink
 		PeerSink
+		WhereSink
 	} = (*AMQPSink)(nil)
 )
 
@@ -76,6 +100,7 @@ var (
 type sink struct {
 	Sink
 	peer    PeerSink    // nil: batches go to AppendBatch
+	where   WhereSink   // nil: where is not known (not journaled)
 	dir     string      // "": no directory to check for readiness
 	history HistorySink // nil: the duplicate window starts empty
 }
@@ -84,6 +109,7 @@ type sink struct {
 func sinkOf(s Sink) sink {
 	k := sink{Sink: s}
 	k.peer, _ = s.(PeerSink)
+	k.where, _ = s.(WhereSink)
 	if d, ok := s.(DirSink); ok {
 		k.dir = d.Dir()
 	}
@@ -91,9 +117,13 @@ func sinkOf(s Sink) sink {
 	return k
 }
 
-// append stores lines read from peer, line i at received[i]: see
-// AppendBatch and PeerSink.
-func (k *sink) append(peer string, received []time.Time, lines [][]byte) error {
+// append stores lines read from peer, line i at received[i], and when
+// where is not nil and the sink can tell, says where each went: see
+// AppendBatch, PeerSink and WhereSink.
+func (k *sink) append(peer string, received []time.Time, lines [][]byte, where []Where) error {
+	if where != nil && k.where != nil {
+		return k.where.AppendWhere(peer, received, lines, where)
+	}
 	if k.peer != nil {
 		return k.peer.AppendFrom(peer, received, lines)
 	}
@@ -119,6 +149,10 @@ type SinkOptions struct {
 	// durable, with their number (spoolgate_receiver_sync_batch). A sink
 	// that does not sync never calls it.
 	OnSync func(lines int)
+	// OnPublish, when not nil, is called with the base names of a .part
+	// request file and the name it got, after each publish (rename mode;
+	// the repair at start too): the journal records it.
+	OnPublish func(part, final string)
 
 	storeHooks storeHooks // tests
 }

@@ -1,10 +1,7 @@
 package receiver
 
 import (
-	"bytes"
 	"cmp"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"spoolgate/protocol"
 )
 
 // Status is what a running receiver shows of itself: the console and its
@@ -76,10 +71,10 @@ type rejectStats struct {
 	m  map[string]*RejectReason
 }
 
-// note counts a rejected message, line in the wire's charset of d. The
-// sample is replaced at most once a second per reason, so a flood of bad
-// messages costs a map lookup each.
-func (r *rejectStats) note(reason string, d *protocol.Dialect, line []byte, now time.Time) {
+// note counts a rejected message, line in the wire's charset. The sample
+// (masked and decoded by t) is replaced at most once a second per reason,
+// so a flood of bad messages costs a map lookup each.
+func (r *rejectStats) note(reason string, t *trail, line []byte, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.m == nil {
@@ -100,7 +95,7 @@ func (r *rejectStats) note(reason string, d *protocol.Dialect, line []byte, now 
 	}
 	e.Count++
 	if now.Sub(e.SampleAt) >= time.Second {
-		e.Sample, e.SampleAt = d.Text(line[:min(len(line), sampleBytes)]), now
+		e.Sample, e.SampleAt = t.sample(line, sampleBytes), now
 	}
 }
 
@@ -257,18 +252,10 @@ func (c *lineCache) count(m int64, path string, fi os.FileInfo) int {
 		return prev.lines
 	}
 	defer f.Close()
-	buf := make([]byte, 64<<10)
-	off := prev.size
-	for off < fi.Size() {
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), fi.Size()-off)], off)
-		prev.lines += bytes.Count(buf[:n], []byte{'\n'})
-		off += int64(n)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return prev.lines
-			}
-			break
-		}
+	n, off, err := countLF(f, prev.size, fi.Size())
+	prev.lines += n
+	if err != nil {
+		return prev.lines
 	}
 	// A line being written has no LF yet: it is counted once complete.
 	prev.size = off

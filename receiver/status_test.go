@@ -24,11 +24,12 @@ func TestQuantileAndRejectStats(t *testing.T) {
 		}
 	}
 	var r rejectStats
+	tr := newTrail(protocol.DefaultDialect(), nil, nil, nil)
 	now := time.Now()
 	for i := range maxReasons + 5 { // 5 beyond the bound count as "other"
-		r.note(string(rune('a'+i%26))+string(rune('A'+i/26)), protocol.DefaultDialect(), []byte("bad\xff"), now)
+		r.note(string(rune('a'+i%26))+string(rune('A'+i/26)), &tr, []byte("bad\xff"), now)
 	}
-	r.note("aA", protocol.DefaultDialect(), []byte("second"), now) // within a second: the sample stays
+	r.note("aA", &tr, []byte("second"), now) // within a second: the sample stays
 	top := r.top(3)
 	if len(r.m) != maxReasons+1 || top[0].Reason != "other" || top[0].Count != 5 || top[1].Reason != "aA" || top[1].Count != 2 || top[1].Sample != "bad\uFFFD" {
 		t.Fatalf("top = %+v (%d reasons)", top, len(r.m))

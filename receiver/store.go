@@ -58,6 +58,7 @@ type Store struct {
 	log     *slog.Logger
 	syncFn  func(*os.File) error
 	onBatch func(lines int)
+	onPub   func(part, final string)
 	tick    time.Duration
 	lock    *fsutil.DirLock
 	probeCh chan probeResult // results of probes while failing
@@ -71,6 +72,9 @@ type Store struct {
 	f         *os.File
 	id        fileID // of f at open
 	path      string // path of f
+	base      string // its base name, for Where
+	nline     int    // complete lines in f: the last one's number
+	first     int    // the number in f of the first line of the last write
 	cpath     []byte // path, NUL-terminated, for statx
 	noStatx   bool   // statx is not there (ENOSYS, EPERM): stat, which allocates
 	minute    int64  // unix minute of f
@@ -96,6 +100,7 @@ type probeResult struct {
 // never split across two syncs, and share one outcome.
 type storeReq struct {
 	lines [][]byte
+	where []Where   // nil, or set for each line once durable
 	one   [1][]byte // lines of an Append
 	done  chan error
 }
@@ -106,7 +111,8 @@ var reqPool = sync.Pool{New: func() any { return &storeReq{done: make(chan error
 type storeHooks struct {
 	sync    func(*os.File) error // replaces (*os.File).Sync
 	onBatch func(lines int)      // called after each durable batch
-	tick    time.Duration        // replaces the minute-over check interval
+	onPub   func(part, final string)
+	tick    time.Duration // replaces the minute-over check interval
 }
 
 // openFiles opens the sink of receiver.sink=files: the Store of
@@ -115,6 +121,9 @@ func openFiles(o SinkOptions) (Sink, error) {
 	c, h := o.Config, o.storeHooks
 	if h.onBatch == nil {
 		h.onBatch = o.OnSync
+	}
+	if h.onPub == nil {
+		h.onPub = o.OnPublish
 	}
 	return openStore(c.DataDir, c.Publish, c.Fsync, o.Clock, o.Logger, h)
 }
@@ -152,6 +161,9 @@ func openStore(dir string, publish conf.Publish, fsync conf.Fsync, clock func() 
 	if h.onBatch == nil {
 		h.onBatch = func(int) {}
 	}
+	if h.onPub == nil {
+		h.onPub = func(string, string) {}
+	}
 	if h.tick <= 0 {
 		h.tick = tick
 	}
@@ -173,6 +185,7 @@ func openStore(dir string, publish conf.Publish, fsync conf.Fsync, clock func() 
 		log:     log,
 		syncFn:  h.sync,
 		onBatch: h.onBatch,
+		onPub:   h.onPub,
 		lock:    lock,
 		tick:    h.tick,
 		reqs:    make(chan *storeReq, maxBatch),
@@ -213,11 +226,21 @@ func (s *Store) Append(line []byte) error {
 // batch fits the writer's bound (maxBatch lines a sync) beside the others.
 // lines must not change until AppendBatch returns. Safe for concurrent use.
 func (s *Store) AppendBatch(lines [][]byte) error {
+	return s.AppendWhere("", nil, lines, nil)
+}
+
+// AppendWhere is AppendBatch that, when it returns nil, has set where[i]
+// (unless where is nil) to the request file lines[i] is in (its base
+// name as written: .part in rename mode) and its line number there, from
+// 1. peer and received are not used: request files do not record them.
+func (s *Store) AppendWhere(_ string, _ []time.Time, lines [][]byte, where []Where) error {
 	if len(lines) == 0 {
 		return nil
 	}
 	r := reqPool.Get().(*storeReq)
+	r.where = where
 	err := s.append(r, lines)
+	r.where = nil
 	reqPool.Put(r)
 	return err
 }

@@ -32,6 +32,8 @@ import (
 	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
 	"spoolgate/internal/daemon"
+	"spoolgate/internal/journal"
+	"spoolgate/internal/mask"
 	"spoolgate/internal/version"
 	"spoolgate/receiver"
 )
@@ -53,9 +55,20 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 		"write_timeout", rc.WriteTimeout, "dedup_window", rc.DedupWindow, "dedup_key", strings.Join(rc.DedupKey, ","),
 		"allow", len(rc.Allow), "max_conns_per_ip", rc.MaxConnsPerIP, "tls", rc.TLS.Cert != "", "mutual_tls", rc.TLS.ClientCA != "",
 		"client_names", strings.Join(rc.TLS.ClientNames, ","), "proxy_protocol", rc.ProxyProtocol, "proxy_trusted", len(rc.ProxyTrusted),
-		"dialect", cfg.Protocol.Dialect.String())
+		"dialect", cfg.Protocol.Dialect.String(), "journal_dir", cfg.Journal.Dir,
+		"log_mask", strings.Join(cfg.Log.Mask, ","), "log_mask_rrn", cfg.Log.MaskRRN)
 	reg := daemon.Registry(cfg.Instance)
-	srv, lns, err := newServer(cfg, log, reg)
+	jr, err := openJournal(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the drain: the last replies and publications are in it.
+		if err := jr.Close(); err != nil {
+			log.Error("journal: the last lines could not be written", "err", err)
+		}
+	}()
+	srv, lns, err := newServer(cfg, log, reg, jr)
 	if err != nil {
 		return err
 	}
@@ -118,11 +131,30 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	return runErr
 }
 
+// openJournal opens the receiver's journal (journal.dir); nil when it is
+// off, which is logged.
+func openJournal(cfg *conf.Config, log *slog.Logger, reg prometheus.Registerer) (*journal.Journal, error) {
+	d := cfg.Protocol.Dialect
+	jr, err := journal.New(journal.Options{Dir: cfg.Journal.Dir, Daemon: "receiver", Instance: cfg.Instance,
+		Keys:   journal.KeyFields(cfg.Receiver.DedupKey, d.Request().Names()),
+		Masked: cfg.Log.Mask, MaskRRN: cfg.Log.MaskRRN, Keep: cfg.Journal.Keep,
+		Decode:     func(dst, src []byte) []byte { return append(dst, d.Text(src)...) },
+		Registerer: reg, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if jr == nil {
+		log.Info(cfg.JournalOff())
+	}
+	return jr, nil
+}
+
 // newServer opens the server (and through it the sink receiver.sink
 // names) and its listeners; it closes what it opened when one fails.
-func newServer(cfg *conf.Config, log *slog.Logger, reg *prometheus.Registry) (*receiver.Server, []net.Listener, error) {
+func newServer(cfg *conf.Config, log *slog.Logger, reg *prometheus.Registry, jr *journal.Journal) (*receiver.Server, []net.Listener, error) {
 	rc := cfg.Receiver
-	srv, err := receiver.New(receiver.Options{Config: rc, Dialect: cfg.Protocol.Dialect, Logger: log, Registerer: reg})
+	srv, err := receiver.New(receiver.Options{Config: rc, Dialect: cfg.Protocol.Dialect, Logger: log, Registerer: reg,
+		Journal: jr, Mask: mask.New(cfg.Protocol.Dialect.Request(), cfg.Log.Mask, cfg.Log.MaskRRN)})
 	if err != nil {
 		return nil, nil, err
 	}
