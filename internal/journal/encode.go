@@ -222,7 +222,14 @@ func ascii[T ~string | ~[]byte](v T) bool {
 // column escaped: \\ \t \n \r, other control bytes and bytes that are not
 // UTF-8 as \xHH. Everything else, UTF-8 text included, is kept.
 func appendEscaped[T ~string | ~[]byte](dst []byte, v T) []byte {
-	for i := 0; i < len(v); {
+	// The usual value (an address, a file name, digits) is printable
+	// ASCII without a backslash: appended as it is, in one copy.
+	plain := 0
+	for plain < len(v) && v[plain] >= ' ' && v[plain] < 0x7f && v[plain] != '\\' {
+		plain++
+	}
+	dst = append(dst, v[:plain]...)
+	for i := plain; i < len(v); {
 		c := v[i]
 		switch {
 		case c == '\\':
