@@ -10,6 +10,8 @@
 #   SKIP_AMQP=1 scripts/bench.sh     # without the RabbitMQ row (skipped anyway without rabbitmq-server)
 #   SKIP_LINK=1 scripts/bench.sh     # without the rows through a simulated 30 ms link (13 minutes of the run)
 #   SKIP_DIALECT=1 scripts/bench.sh  # without the EUC-KR fixed-width dialect's pipelining row
+#   SKIP_JOURNAL=1 scripts/bench.sh  # without the journal on/off rows
+#   SKIP_DRAIN=1 SKIP_AMQP=1 SKIP_LINK=1 SKIP_DIALECT=1 SKIP_MULTILINE=1 scripts/bench.sh  # the receiver rows and the journal's A/B
 #   PIPE_WINDOW=10000 PIPE_ONE=5000 scripts/bench.sh  # the pipelining rows' windows (the defaults)
 #   DRAIN_FILES=200 BIG_DRAIN_FILES=1000 IDLE=50 IDLE_HOLD=1s ROUNDS=1 DURATION=200ms scripts/bench.sh  # a smoke run
 set -euo pipefail
@@ -173,6 +175,41 @@ if [ -z "${SKIP_DIALECT:-}" ]; then
 		run default_pipe "127.0.0.1:$dport_default" -keepalive -pipeline "$PIPE_WINDOW"
 	done
 fi
+
+# The journal (issue 26): the keep-alive and pipelining rows with the
+# journal on (journal.dir set, as by default) against it off (journal.dir
+# empty), two fresh receivers (fsync=always) of their own, in the same
+# rounds, each round on, off, off, on (a load that drifts during a round
+# weighs on both alike). SKIP_JOURNAL=1 skips it.
+if [ -z "${SKIP_JOURNAL:-}" ]; then
+	for jl in on off; do
+		p=$(free_port); a=$(free_port)
+		mkdir -p "$work/request-j$jl" "$work/log-j$jl"
+		sed -e "s/^receiver.listen = .*/receiver.listen = 127.0.0.1:$p/" -e "s/^receiver.admin_listen = .*/receiver.admin_listen = 127.0.0.1:$a/" \
+			-e "s#^receiver.data_dir = .*#receiver.data_dir = $work/request-j$jl#" -e "s#^log.dir = .*#log.dir = $work/log-j$jl#" \
+			"$work/conf.properties" >"$work/conf-j$jl.properties"
+		if [ $jl = on ]; then echo "journal.dir = $work/log-jon/journal"; else echo "journal.dir ="; fi >>"$work/conf-j$jl.properties"
+		"$work/bin/spoolgate-receiver" -config "$work/conf-j$jl.properties" &
+		pids+=("$!")
+		wait_port "$p"
+		declare "jport_$jl=$p" "jadmin_$jl=$a"
+	done
+	for r in $(seq 1 "$ROUNDS"); do
+		echo "round $r/$ROUNDS: keep-alive and pipelining $PIPE_WINDOW, journal on, off, off, on" >&2
+		for kind in keep pipe; do
+			for jl in on off off on; do
+				port_var=jport_$jl
+				if [ $kind = keep ]; then run "j${jl}_keep" "127.0.0.1:${!port_var}" -keepalive
+				else run "j${jl}_pipe" "127.0.0.1:${!port_var}" -keepalive -pipeline "$PIPE_WINDOW"; fi
+			done
+		done
+	done
+	jrec=$(metric "$jadmin_on" 'spoolgate_journal_records_total{daemon="receiver"}')
+	jerr=$(metric "$jadmin_on" 'spoolgate_journal_write_errors_total{daemon="receiver"}')
+	jdrop=$(metric "$jadmin_on" 'spoolgate_journal_dropped_total{daemon="receiver"}')
+	awk -v n="${jrec:-0}" -v e="${jerr:-0}" -v d="${jdrop:-0}" 'BEGIN { if (n == 0 || e > 0 || d > 0) { printf "bench.sh: the journal wrote %d lines, %d write errors, %d dropped\n", n, e, d; exit 1 } }' >&2 || true
+	printf '%s\n' "journal on / off msg/s per round: keep-alive ${rate[jon_keep]}/ ${rate[joff_keep]}; pipelining ${rate[jon_pipe]}/ ${rate[joff_pipe]}; journal lines written ${jrec:-0}" >&2
+fi
 med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f", $1}'; }
 medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
 
@@ -248,6 +285,11 @@ printf '| %-58s | %12s | %10s | %8s |\n' "receiver, $PIPE_ONE pipelined on one c
 if [ -z "${SKIP_DIALECT:-}" ]; then
 	de=$(med euckr_pipe); dd=$(med default_pipe)
 	printf '| %-58s | %12s | %10s | %8s |\n' "receiver, EUC-KR fixed width vs default, pipelining, msg/s" "$de" "$dd" "$(ratio "$de" "$dd")"
+fi
+if [ -z "${SKIP_JOURNAL:-}" ]; then
+	jk=$(med jon_keep); jK=$(med joff_keep); jp=$(med jon_pipe); jP=$(med joff_pipe)
+	printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, msg/s, journal on vs off" "$jk" "$jK" "$(ratio "$jk" "$jK")"
+	printf '| %-58s | %12s | %10s | %8s |\n' "receiver, $CLIENTS pipelining $PIPE_WINDOW, msg/s, journal on vs off" "$jp" "$jP" "$(ratio "$jp" "$jP")"
 fi
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver lines per fsync: bench / pipelining / the sender" "$bench_per_sync / $pipe_per_sync / $drain_per_sync" "" ""
 printf '| %-58s | %12s | %10s | %8s |\n' "receiver, keep-alive, p99 ms" "$(medp recv_keep)" "$(medp null_keep)" ""

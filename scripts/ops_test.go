@@ -906,6 +906,8 @@ func TestBenchScript(t *testing.T) {
 		`receiver, 16 connections pipelining 200, msg/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`receiver, 500 pipelined on one connection, msg/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`receiver, EUC-KR fixed width vs default, pipelining, msg/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`receiver, keep-alive, msg/s, journal on vs off +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`receiver, 16 pipelining 200, msg/s, journal on vs off +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`receiver lines per fsync: bench / pipelining / the sender +\| +` + num + ` / ` + num + ` / ` + num + ` +\|`,
 		`receiver peak RSS MB after 50 idle connections +\| +` + num + ` +\|`,
 		`sender drain 200 files, workers=16, files/s +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
