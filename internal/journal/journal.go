@@ -8,10 +8,12 @@
 //
 //	2026-12-06T09:30:00.123456+09:00	receiver	accepted	code=200	peer=10.1.2.3:51234	org_code=ORG01	process_no=000000123	file=202612060930_request.txt.part	line=17
 //
-// The daemons hand Records to Add, which never blocks: a buffered channel
-// is drained by one goroutine that formats the lines into a buffer and
-// writes it in batches, at least every FlushEvery (no fsync: it is a
-// trail, not the data). A journal that cannot be written (a full disk, a
+// The daemons hand Records to Add, which never blocks: it appends a copy
+// to a queue, which one goroutine takes whole (swapping it for an empty
+// one) every FlushEvery, or as soon as it is half full, formats the lines
+// into a buffer and writes it in batches (no fsync: it is a trail, not
+// the data). A message costs its caller a lock and a copy, and the writer
+// no wake-up of its own: under load a take is thousands of records. A journal that cannot be written (a full disk, a
 // removed directory) keeps its lines in memory up to a bound and retries
 // on every flush, reopening the file; what does not fit is dropped and
 // counted, the failure is counted and logged once a minute, and writing
@@ -60,7 +62,8 @@ type Options struct {
 	// goroutine, only for values with a byte >= 0x80.
 	Decode func(dst, src []byte) []byte
 	// Buffer is how many Records Add may queue (default 8192); beyond
-	// that Add drops them (counted).
+	// that Add drops them (counted). The writer takes them when half are
+	// queued, or every FlushEvery.
 	Buffer int
 	// FlushEvery is the longest a record waits in memory while the
 	// journal can be written (default 250ms); also the retry interval
@@ -123,7 +126,9 @@ type Stats struct {
 // concurrent use; a nil *Journal (the journal off) does nothing.
 type Journal struct {
 	o     Options
-	ch    chan Record
+	qmu   sync.Mutex
+	queue []Record      // added, not yet taken by the writer; cap o.Buffer
+	wake  chan struct{} // the queue is half full
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
@@ -200,9 +205,9 @@ func New(o Options) (*Journal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Journal{o: o, ch: make(chan Record, o.Buffer), stop: make(chan struct{}), done: make(chan struct{}),
+	j := &Journal{o: o, queue: make([]Record, 0, o.Buffer), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		m: m, log: log, clock: o.Clock}
-	w := &writer{j: j, enc: NewEncoder(o, key), key: key, prefix: Prefix(o.Daemon, o.Instance),
+	w := &writer{j: j, enc: NewEncoder(o, key), key: key, prefix: Prefix(o.Daemon, o.Instance), spare: make([]Record, 0, o.Buffer),
 		sweepCh: make(chan time.Time, 1), sweepDone: make(chan struct{})}
 	now := o.Clock()
 	w.day = midnight(now)
@@ -220,14 +225,29 @@ func (j *Journal) Add(r *Record) {
 		return
 	}
 	if !j.closed.Load() {
-		select {
-		case j.ch <- *r:
+		j.qmu.Lock()
+		if n := len(j.queue); n < cap(j.queue) {
+			j.queue = append(j.queue, *r)
+			j.qmu.Unlock()
+			if n+1 == j.o.Buffer/2 {
+				select {
+				case j.wake <- struct{}{}:
+				default:
+				}
+			}
 			return
-		default:
 		}
+		j.qmu.Unlock()
 	}
 	j.dropped.Add(1)
 	j.m.dropped.Inc()
+}
+
+// queued returns how many records wait to be taken by the writer.
+func (j *Journal) queued() int {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	return len(j.queue)
 }
 
 // Stats returns the counts so far.
@@ -261,6 +281,8 @@ type writer struct {
 	key    []byte
 	prefix string
 
+	spare []Record // the queue's other half: swapped with it at each take
+
 	day  time.Time // midnight of the file's day
 	path string
 	f    *os.File
@@ -282,20 +304,17 @@ func (w *writer) run() {
 	defer t.Stop()
 	for {
 		select {
-		case r := <-j.ch:
+		case <-j.wake:
 			w.rollover(j.clock())
-			w.add(&r)
-			w.drain(flushBytes)
-			if len(w.buf) >= flushBytes && w.failing == nil {
-				w.flush()
-			}
+			w.take()
 		case <-t.C:
 			w.rollover(j.clock())
 			w.check()
+			w.take()
 			w.flush()
 			w.report(time.Now())
 		case <-j.stop:
-			w.drain(-1)
+			w.take()
 			w.check()
 			w.flush()
 			if w.f != nil {
@@ -314,17 +333,29 @@ func (w *writer) run() {
 	}
 }
 
-// drain adds the records queued now, until the buffer holds limit bytes
-// (-1: all of them).
-func (w *writer) drain(limit int) {
-	for limit < 0 || len(w.buf) < limit {
-		select {
-		case r := <-w.j.ch:
-			w.add(&r)
-		default:
-			return
+// take takes the records queued (swapping the queue for the empty spare)
+// and adds them, writing the buffer whenever it holds flushBytes while
+// writes work. While they fail it tries to write what it kept first.
+func (w *writer) take() {
+	j := w.j
+	j.qmu.Lock()
+	q := j.queue
+	j.queue = w.spare[:0]
+	j.qmu.Unlock()
+	if w.failing != nil && len(q) > 0 {
+		// The lines kept through an outage first, making room for these:
+		// tried after the take, so that a record added once space came
+		// back finds it.
+		w.flush()
+	}
+	for i := range q {
+		w.add(&q[i])
+		if len(w.buf) >= flushBytes && w.failing == nil {
+			w.flush()
 		}
 	}
+	clear(q) // the strings they hold
+	w.spare = q[:0]
 }
 
 // add formats r into the buffer, or drops it when the buffer holds more

@@ -181,13 +181,16 @@ func TestAllocs(t *testing.T) {
 	}
 	// The writer goroutine takes records in and writes them without an
 	// allocation each (AllocsPerRun cannot tell its goroutine's apart).
-	waitFor(t, 10*time.Second, "the queue written", func() bool { return len(j.ch) == 0 })
+	// No flush tick: it takes them when woken, as Add does at half the
+	// queue.
+	j.wake <- struct{}{}
+	waitFor(t, 10*time.Second, "the queue written", func() bool { return j.queued() == 0 })
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	w0 := j.Stats().Written
 	const n = 20000
 	for i := range n {
-		for len(j.ch) > cap(j.ch)/2 {
+		for j.queued() > j.o.Buffer/2 {
 			runtime.Gosched()
 		}
 		var r Record
@@ -196,6 +199,7 @@ func TestAllocs(t *testing.T) {
 		r.AddKey(line[9:18])
 		j.Add(&r)
 	}
+	j.wake <- struct{}{}
 	waitFor(t, 10*time.Second, "the records written", func() bool { return j.Stats().Written-w0 > n-1000 }) // all but the last 64 KiB
 	runtime.ReadMemStats(&after)
 	if d := after.Mallocs - before.Mallocs; d > n/20 {
@@ -244,7 +248,7 @@ func BenchmarkWriter(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		for len(j.ch) > cap(j.ch)/2 {
+		for j.queued() > j.o.Buffer/2 {
 			runtime.Gosched()
 		}
 		var r Record
@@ -587,7 +591,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "write errors and drops counted, the queue taken in", func() bool {
 		s := j.Stats()
-		return s.Errors > 0 && s.Dropped > 0 && len(j.ch) == 0
+		return s.Errors > 0 && s.Dropped > 0 && j.queued() == 0
 	})
 	if testutil.ToFloat64(j.m.errors) == 0 || testutil.ToFloat64(j.m.dropped) == 0 {
 		t.Error("the metrics do not count the failures")
