@@ -312,3 +312,35 @@ func TestHandleAllocsJournal(t *testing.T) {
 		t.Fatalf("journal dropped %d", s.Dropped)
 	}
 }
+
+// TestJournalAMQP: with the amqp sink an accepted message is journaled
+// with the queue and its message_id; a field of log.mask in the
+// message_id is masked there (the broker's copy keeps it).
+func TestJournalAMQP(t *testing.T) {
+	n := e2e.RabbitShared(t)
+	const queue = "t.sink.journal"
+	cfg := amqpConfig(t, queue, n.URL)
+	sink, err := NewAMQPSink(SinkOptions{Config: cfg, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Connect(); err != nil {
+		sink.Close()
+		t.Fatal(err)
+	}
+	jr, jdir := openTestJournal(t, "org_code")
+	ts := startServer(t, Options{Config: cfg, Sink: sink, Journal: jr, Mask: mask.New(spec, []string{"org_code"}, true)})
+	if code := send(t, ts.addr, req(t, "000000001", "to the queue")); code != 200 {
+		t.Fatalf("code %d", code)
+	}
+	ts.stop(t)
+	jr.Close()
+	got := journalEntries(t, jdir)
+	if len(got) != 1 || got[0].Event != "accepted" || got[0].Queue != queue || got[0].MsgID != "*****|000000001" || got[0].File != "" ||
+		!strings.HasPrefix(got[0].Keys["org_code"], journal.HashPrefix) {
+		t.Fatalf("journal %+v, want accepted in %s with message id *****|000000001", got, queue)
+	}
+	if msgs := e2e.QueueMessages(t, n.URL, queue); len(msgs) != 1 || msgs[0].MessageId != "ORG01|000000001" {
+		t.Fatalf("queue: %d messages, want one with message_id ORG01|000000001", len(msgs))
+	}
+}
