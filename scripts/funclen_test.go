@@ -19,15 +19,6 @@ import (
 // under 60 lines).
 const maxFuncLines = 100
 
-// funcLenAllowed are the functions over maxFuncLines that are known and
-// are to be shrunk (issue 22's receiver and cmd half, and what was over
-// when this test came; their length then in the comment). This list must
-// shrink to empty: take a function off once it is short (the test says
-// when), and never add one.
-var funcLenAllowed = map[string]bool{
-	"cmd/spoolgate/trace.go:runTrace": true, // 130
-}
-
 // funcLen is one function declaration and its length in lines.
 type funcLen struct {
 	where string // path:Name, Name as Recv.Method for a method
@@ -52,20 +43,9 @@ func TestFunctionLength(t *testing.T) {
 	for i, f := range fns[:min(10, len(fns))] {
 		t.Logf("%2d. %4d lines  %s", i+1, f.lines, f.where)
 	}
-	seen := make(map[string]bool)
 	for _, f := range fns {
-		listed := funcLenAllowed[f.where]
-		seen[f.where] = listed
-		switch {
-		case f.lines <= maxFuncLines && listed:
-			t.Errorf("%s is %d lines now: take it off funcLenAllowed", f.where, f.lines)
-		case f.lines > maxFuncLines && !listed:
+		if f.lines > maxFuncLines {
 			t.Errorf("%s is %d lines, more than %d: split it into smaller functions", f.where, f.lines, maxFuncLines)
-		}
-	}
-	for where := range funcLenAllowed {
-		if !seen[where] {
-			t.Errorf("%s in funcLenAllowed names no function: take it off", where)
 		}
 	}
 }

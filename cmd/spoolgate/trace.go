@@ -53,66 +53,111 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: spoolgate trace "+synopsis)
 		return 2
 	}
-	if fs.NArg() == 0 {
-		return usage("name what to look for, e.g. process_no=000000123")
-	}
-	var terms []journal.Term
-	for _, a := range fs.Args() {
-		name, value, ok := strings.Cut(a, "=")
-		if !ok || name == "" {
-			return usage(fmt.Sprintf("%q: want FIELD=VALUE", a))
-		}
-		terms = append(terms, journal.Term{Name: name, Value: value})
-	}
-	now := time.Now()
-	since, err := parseSince(*sinceFlag, now)
-	if err != nil {
-		return usage(err.Error())
-	}
-	if *all && *path != "" {
-		return usage("give -all or -config, not both")
+	q, msg := traceQuery(fs.Args(), *sinceFlag, *all, *path)
+	if msg != "" {
+		return usage(msg)
 	}
 	configs := []host.Instance{{Path: *path}} // "": as the daemons find it (loadConfig)
 	if *all {
+		var err error
 		if configs, err = hostInstances(); err != nil {
 			fmt.Fprintln(stderr, "spoolgate trace:", err)
 			return 2
 		}
 	}
+	tr, code := searchInstances(configs, q, stderr)
+	if code != 0 {
+		if code == 2 && tr.usage != "" {
+			return usage(tr.usage)
+		}
+		return code
+	}
+	if *asJSON {
+		if tr.found == nil {
+			tr.found = []journal.Entry{}
+		}
+		if err := writeJSON(stdout, tr.found); err != nil {
+			return 1
+		}
+	} else {
+		tr.print(stdout, q.Since, *all)
+	}
+	if len(tr.found) == 0 || tr.failed {
+		return 1
+	}
+	return 0
+}
+
+// traceQuery reads trace's arguments: FIELD=VALUE terms and -since; a
+// message for the usage line when they do not make a query.
+func traceQuery(args []string, sinceFlag string, all bool, path string) (journal.Query, string) {
+	var q journal.Query
+	if len(args) == 0 {
+		return q, "name what to look for, e.g. process_no=000000123"
+	}
+	for _, a := range args {
+		name, value, ok := strings.Cut(a, "=")
+		if !ok || name == "" {
+			return q, fmt.Sprintf("%q: want FIELD=VALUE", a)
+		}
+		q.Terms = append(q.Terms, journal.Term{Name: name, Value: value})
+	}
+	since, err := parseSince(sinceFlag, time.Now())
+	if err != nil {
+		return q, err.Error()
+	}
+	q.Since = since
+	if all && path != "" {
+		return q, "give -all or -config, not both"
+	}
+	return q, ""
+}
+
+// traced is what trace found in the journals of the instances searched.
+type traced struct {
+	found    []journal.Entry
+	files    int
+	lines    int64
+	failed   bool // a journal could not be searched (or is off)
+	searched []string
+	usage    string // a term no instance's journal knows
+}
+
+// searchInstances searches the journal of each config for q, the
+// receiver's and the sender's of its instance; the events in time order.
+// Exit code 2 when a config does not load or a term names no field.
+func searchInstances(configs []host.Instance, q journal.Query, stderr io.Writer) (traced, int) {
+	var tr traced
 	env := saveEnv()
-	var (
-		found    []journal.Entry
-		files    int
-		lines    int64
-		failed   bool
-		searched []string
-	)
 	for _, ic := range configs {
 		env.restore()
 		cfg, ok := loadConfig(ic.Path, stderr)
 		if !ok {
-			return 2
+			return tr, 2
 		}
 		ic = host.Instance{Name: cfg.Instance, Path: cfg.Path}
-		if bad := unknownFields(cfg, terms); bad != "" {
-			return usage(bad)
+		if bad := unknownFields(cfg, q.Terms); bad != "" {
+			tr.usage = bad
+			return tr, 2
 		}
 		dir := cfg.Journal.Dir
 		if dir == "" {
 			fmt.Fprintf(stderr, "spoolgate trace: %s: %s\n", ic.Label(), cfg.JournalOff())
-			failed = true
+			tr.failed = true
 			continue
 		}
 		key, err := journal.ReadKey(dir)
 		if err != nil && !errors.Is(err, iofs.ErrNotExist) {
 			fmt.Fprintln(stderr, "spoolgate trace:", err)
-			failed = true
+			tr.failed = true
 		}
-		res, err := journal.Search(dir, journal.Query{Terms: terms, Since: since, Key: key,
-			Prefixes: []string{journal.Prefix("receiver", ic.Name), journal.Prefix("sender", ic.Name)}})
+		iq := q
+		iq.Key = key
+		iq.Prefixes = []string{journal.Prefix("receiver", ic.Name), journal.Prefix("sender", ic.Name)}
+		res, err := journal.Search(dir, iq)
 		if err != nil {
 			fmt.Fprintln(stderr, "spoolgate trace:", err)
-			failed = true
+			tr.failed = true
 			continue
 		}
 		for _, p := range res.Problems {
@@ -123,40 +168,32 @@ func runTrace(args []string, stdout, stderr io.Writer) int {
 				res.Entries[i].Instance = ic.Name
 			}
 		}
-		found = append(found, res.Entries...)
-		files += res.Files
-		lines += res.Lines
-		searched = append(searched, dir)
+		tr.found = append(tr.found, res.Entries...)
+		tr.files += res.Files
+		tr.lines += res.Lines
+		tr.searched = append(tr.searched, dir)
 	}
-	sort.SliceStable(found, func(i, j int) bool { return found[i].Time.Before(found[j].Time) })
-	if *asJSON {
-		if found == nil {
-			found = []journal.Entry{}
-		}
-		if err := writeJSON(stdout, found); err != nil {
-			return 1
-		}
-	} else {
-		for i := range found {
-			printEntry(stdout, &found[i], *all)
-		}
-		from := "everything kept"
-		if !since.IsZero() {
-			from = "since " + since.Format("2006-01-02 15:04")
-		}
-		events := "events"
-		if len(found) == 1 {
-			events = "event"
-		}
-		fmt.Fprintf(stdout, "-- %d %s; %d journal files, %d lines, %s in %s\n", len(found), events, files, lines, from, strings.Join(searched, ", "))
-		if len(found) == 0 && !since.IsZero() {
-			fmt.Fprintln(stdout, "-- -since 0 searches all the journal keeps")
-		}
+	sort.SliceStable(tr.found, func(i, j int) bool { return tr.found[i].Time.Before(tr.found[j].Time) })
+	return tr, 0
+}
+
+// print writes the events one a line and a summary line under them.
+func (tr *traced) print(w io.Writer, since time.Time, instances bool) {
+	for i := range tr.found {
+		printEntry(w, &tr.found[i], instances)
 	}
-	if len(found) == 0 || failed {
-		return 1
+	from := "everything kept"
+	if !since.IsZero() {
+		from = "since " + since.Format("2006-01-02 15:04")
 	}
-	return 0
+	events := "events"
+	if len(tr.found) == 1 {
+		events = "event"
+	}
+	fmt.Fprintf(w, "-- %d %s; %d journal files, %d lines, %s in %s\n", len(tr.found), events, tr.files, tr.lines, from, strings.Join(tr.searched, ", "))
+	if len(tr.found) == 0 && !since.IsZero() {
+		fmt.Fprintln(w, "-- -since 0 searches all the journal keeps")
+	}
 }
 
 // parseSince reads -since: a duration back from now (conf.ParseDuration:
