@@ -251,9 +251,10 @@ func TestCheckAll(t *testing.T) {
 
 // paySpec is what alpha sends beta: PAY lines; beta sends alpha the
 // default spec's REQ lines, so the two request specs differ. (The two are
-// each other's partner, so their link has one dialect, both ends': the
-// sender does not speak another one yet. gamma, a third partner, speaks
-// EUC-KR in fixed width behind a length header, to spoolgate send.)
+// each other's partner, so their link has one dialect, both ends'. gamma,
+// a third partner, speaks EUC-KR in fixed width behind a length header,
+// its receiver and its sender alike: its sender sends to its own
+// receiver, and spoolgate send -config gamma's does too.)
 var paySpec = []string{
 	"fields = length,type,process_no,org_code,amount,memo",
 	"field.length = length 4",
@@ -266,7 +267,8 @@ var paySpec = []string{
 
 // gammaDialect is the README's partner example
 // (conf/testdata/good_dialect_euckr_fixed.properties) without its
-// heartbeat: gamma runs no sender.
+// heartbeat (30 s: longer than the test), its result spec the request's:
+// gamma's sender sends to gamma's receiver.
 func gammaDialect(t *testing.T) []string {
 	b, err := os.ReadFile(filepath.Join("..", "..", "conf", "testdata", "good_dialect_euckr_fixed.properties"))
 	if err != nil {
@@ -276,6 +278,9 @@ func gammaDialect(t *testing.T) []string {
 	for _, l := range strings.Split(string(b), "\n") {
 		if l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "sender.heartbeat") {
 			out = append(out, l)
+		}
+		if after, ok := strings.CutPrefix(l, "protocol.request."); ok {
+			out = append(out, "protocol.result."+after)
 		}
 	}
 	return out
@@ -292,7 +297,8 @@ func spec(dir string) []string {
 
 // TestInstancesSideBySide: two instances made by init run with the real
 // daemons, each sending to the other in its own spec, and a third,
-// gamma, receives in EUC-KR fixed width behind a length header; status
+// gamma, sends and receives in EUC-KR fixed width behind a length header
+// (its sender to its own receiver: one instance, one dialect); status
 // -all lists the three (exit 0), every admin address says its instance in
 // spoolgate_build_info, the consoles show the host; once beta's sender is
 // killed, exit 1 and beta's row says its sender is down.
@@ -315,7 +321,7 @@ func TestInstancesSideBySide(t *testing.T) {
 	edit(t, h.config("alpha"), []string{"protocol.result."}, spec("result")...)
 	edit(t, h.config("beta"), []string{"protocol.request.", "protocol.result."}, append(spec("request"), reqSpec...)...)
 	gammaListen := e2e.FreeAddr(t)
-	if code, out, errs := h.init(t, "gamma", "-listen", gammaListen); code != 0 {
+	if code, out, errs := h.init(t, "gamma", "-listen", gammaListen, "-remote", gammaListen); code != 0 {
 		t.Fatalf("init gamma: exit %d\n%s%s", code, out, errs)
 	}
 	edit(t, h.config("gamma"), []string{"protocol.", "receiver.dedup_key"}, gammaDialect(t)...)
@@ -327,9 +333,6 @@ func TestInstancesSideBySide(t *testing.T) {
 		for _, d := range []struct{ daemon, bin, admin string }{
 			{"receiver", receiverBin, "receiver.admin_listen"}, {"sender", senderBin, "sender.admin_listen"},
 		} {
-			if name == "gamma" && d.daemon == "sender" {
-				continue // no sender.remote: a receiver alone
-			}
 			cmd := exec.Command(d.bin, "-config", h.config(name))
 			cmd.Env = h.env()
 			procs[name+" "+d.daemon] = e2e.Start(t, name+" "+d.daemon, cmd, nil)
@@ -383,19 +386,37 @@ func TestInstancesSideBySide(t *testing.T) {
 	if err != nil || len(euc) != 97 {
 		t.Fatalf("the line in EUC-KR: %d bytes, %v; want 97", len(euc), err)
 	}
-	files, _ := filepath.Glob(filepath.Join(h.state, "gamma", "request", "*_request.txt*"))
-	if len(files) != 1 {
-		t.Fatalf("gamma's request files: %q", files)
+	// gamma's sender sends a spool file of the wire bytes (EUC-KR) to
+	// gamma's receiver, framed and answered in the dialect.
+	line2 := "0200000000004" + "20261207093001" + "ORG03     " + "김철수" + strings.Repeat(" ", 14) + "이체결과" + strings.Repeat(" ", 32)
+	euc2, err := gcfg.Protocol.Dialect.FromUTF8(line2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(files[0]); string(b) != string(euc)+"\n" {
-		t.Errorf("gamma's request file: %q, want the EUC-KR line %q", b, euc)
+	e2e.WriteFile(t, filepath.Join(h.state, "gamma", "outbox", "result-gamma.txt"), string(euc2)+"\n")
+	var stored string
+	e2e.WaitFor(t, 20*time.Second, "gamma storing both lines", func() bool {
+		files, _ := filepath.Glob(filepath.Join(h.state, "gamma", "request", "*_request.txt*"))
+		stored = ""
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			stored += string(b)
+		}
+		return len(stored) == 2*98
+	})
+	if !strings.Contains(stored, string(euc)+"\n") || !strings.Contains(stored, string(euc2)+"\n") {
+		t.Errorf("gamma's request files: %q, want the EUC-KR lines %q and %q, byte for byte", stored, euc, euc2)
 	}
+	e2e.WaitFor(t, 20*time.Second, "gamma's outbox empty", func() bool {
+		d, _ := os.ReadDir(filepath.Join(h.state, "gamma", "outbox"))
+		return len(d) == 1 // .inflight
+	})
 
 	code, out, errs = h.tool(t, "status", "-all")
 	t.Logf("status -all: exit %d\n%s%s", code, out, errs)
-	row := regexp.MustCompile(`(?m)^(alpha|beta) +up +up +0 +- +0 +-$`)
-	if code != 0 || len(row.FindAllString(out, -1)) != 2 || !regexp.MustCompile(`(?m)^gamma +up +off +0\* +- +0 +-$`).MatchString(out) || errs != "" {
-		t.Fatalf("status -all with the three instances up: exit %d, want 0, alpha's and beta's rows up, up, 0, -, 0, - and gamma's up, off", code)
+	row := regexp.MustCompile(`(?m)^(alpha|beta|gamma) +up +up +0 +- +0 +-$`)
+	if code != 0 || len(row.FindAllString(out, -1)) != 3 || errs != "" {
+		t.Fatalf("status -all with the three instances up: exit %d, want 0, each row up, up, 0, -, 0, -", code)
 	}
 
 	// Each console shows the host: both instances, each daemon linked to
@@ -439,7 +460,7 @@ func TestInstancesSideBySide(t *testing.T) {
 		Down []string
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 1 || len(st.Instances) != 3 || st.Instances[1].Name != "beta" ||
-		st.Instances[1].Sender.Running || st.Instances[1].From != "directories" || st.Instances[2].Sender.Expected ||
+		st.Instances[1].Sender.Running || st.Instances[1].From != "directories" || !st.Instances[2].Sender.Running ||
 		strings.Join(st.Down, ",") != "beta sender" {
 		t.Errorf("status -all -json: exit %d %v\n%s", code, err, out)
 	}
