@@ -111,16 +111,28 @@ func (c *claim) look() (res endState, tooLarge, found bool) {
 
 // noWriter ends the wait once no writer holds the file open (or the
 // kernel cannot tell): endTooLarge for a file that grew past the cap,
-// endDone when its content is still what was read (under the lease, when
-// granted), endChanged when not; again: look once more (the lease showed
-// a change, or a parked claim took a slot again meanwhile).
+// endGrew when it grew between look's fstat and the lease (what it grew
+// by is in data), endDone when its content is still what was read (under
+// the lease, when granted), endChanged when not; again: look once more
+// (the lease showed another change, or a parked claim took a slot again
+// meanwhile).
 func (c *claim) noWriter(tooLarge bool) (res endState, again bool) {
+	if !tooLarge && c.cf.lease {
+		switch c.changedUnderLease() {
+		case fileGrew:
+			// Read into data already: look would find it the same, and
+			// the new bytes would never be sent (a last line without LF
+			// sent already: the claim disposed of).
+			c.cf.release()
+			return c.unparked(endGrew), false
+		case fileChanged:
+			c.cf.release()
+			return 0, true
+		}
+	}
 	switch {
 	case tooLarge && !c.sl.isParked():
 		return endTooLarge, false // under the lease, when granted
-	case !tooLarge && c.cf.lease && c.changedUnderLease():
-		c.cf.release()
-		return 0, true
 	case c.sl.isParked():
 		// Take a slot again without the lease (waiting for one may take
 		// long), then look once more.
@@ -147,11 +159,18 @@ func (c *claim) noWriter(tooLarge bool) (res endState, again bool) {
 
 // changedUnderLease looks once more after a lease was granted (after the
 // fstat of look): whether the file changed in between (what it grew by is
-// read).
-func (c *claim) changedUnderLease() bool {
+// read into data; past the cap it is not read, and the next look finds
+// it). Another error is fileSame here: verify finds it.
+func (c *claim) changedUnderLease() fileState {
 	data, st, err := c.cf.refresh(c.data)
 	c.data = data
-	return err == nil && st != fileSame
+	switch {
+	case errors.Is(err, errTooLarge):
+		return fileGrew // past the cap: the next look says so
+	case err != nil:
+		return fileSame
+	}
+	return st
 }
 
 // writer asks the kernel whether another process holds the file open for

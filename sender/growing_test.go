@@ -402,3 +402,55 @@ func TestDrainAfterRewriteInPlace(t *testing.T) {
 		t.Fatalf("put back %q, want the rewritten file whole %q", b, want)
 	}
 }
+
+// TestGrowthBetweenLookAndLease: a writer that appends to a claimed file
+// and closes it between awaitEnd's look (the fstat finds it as read) and
+// the lease that then tells that no writer holds it open. The check under
+// the lease reads what it grew by: that must be reported as grew, so that
+// its lines are sent. Before, it was reported as done (the next look found
+// the file as read, the growth being in data already): with the last line,
+// without LF, sent already, the claim was disposed of and the appended
+// line never sent (issue 24, item 0).
+func TestGrowthBetweenLookAndLease(t *testing.T) {
+	c := testConf(t, "127.0.0.1:1")
+	s, err := New(Options{Config: c, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(c.SpoolDir, InflightDir, "upload.txt")
+	writeFile(t, path, body(1)+"\n"+body(2), time.Time{}) // its last line, without LF, is sent already
+	cf, data, err := openClaim(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	cl := &claim{s: s, ctx: ctx, hard: ctx, wb: new(workBuf), name: "upload.txt", cf: cf, data: data, off: len(data), no: 3, final: true}
+	defer cf.close()
+	if res, _, found := cl.look(); found {
+		t.Fatalf("look found %v, want the file as read", res)
+	}
+	// The writer appends and closes, after the look and before the lease.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("\n" + body(3) + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ws := cl.writer(); ws != noWriter {
+		t.Skipf("no lease on this file system (%v): the race needs one", ws)
+	}
+	res, again := cl.noWriter(false)
+	if again { // as awaitEnd goes on: look once more
+		res = cl.awaitEnd()
+	}
+	if res != endGrew {
+		t.Fatalf("the wait ended %v, want %v: the appended line would never be sent", res, endGrew)
+	}
+	if want := body(1) + "\n" + body(2) + "\n" + body(3) + "\n"; string(cl.data) != want {
+		t.Fatalf("data %q, want %q", cl.data, want)
+	}
+}
