@@ -148,7 +148,7 @@ var keys = []key{
 		"First backoff between retries; doubles (jittered) up to sender.retry_backoff_max."},
 	{"sender.retry_backoff_max", "60s", liveSender,
 		durV(func(c *Config) *time.Duration { return &c.Sender.RetryBackoffMax }, true),
-		"Longest backoff, also between probes while the remote is unreachable."},
+		"Longest backoff; probes of an unreachable remote wait at most this and 4 s (a remote that comes back is noticed within 5 s)."},
 	{"sender.keepalive", "true", restart,
 		boolV(func(c *Config) *bool { return &c.Sender.Keepalive }),
 		"Reuse connections between messages."},

@@ -13,8 +13,9 @@ import (
 )
 
 // circuit pauses all sends while the remote refuses or cannot be reached
-// (docs/PROTOCOL.md §5). One prober dials at backoff intervals; the first success
-// closes the circuit. It is safe for concurrent use.
+// (docs/PROTOCOL.md §5). One prober dials at intervals of its own schedule
+// (probeDelay: at most probeMax apart, whatever the retry backoff); the
+// first success closes the circuit. It is safe for concurrent use.
 type circuit struct {
 	log     *slog.Logger
 	probe   func(ctx context.Context) error // dial the remote once
@@ -27,6 +28,7 @@ type circuit struct {
 	open   bool
 	since  time.Time
 	cause  error
+	next   time.Time     // when the next probe is due, while open
 	closed chan struct{} // closed when the open circuit closes
 }
 
@@ -104,9 +106,7 @@ func (c *circuit) trip(cause error) {
 }
 
 func (c *circuit) probeLoop(ctx context.Context) {
-	first, max := c.backoff()
-	d := first
-	t := time.NewTimer(jitter(d))
+	t := time.NewTimer(c.schedule(1))
 	defer t.Stop()
 	probes := 0
 	for {
@@ -139,8 +139,28 @@ func (c *circuit) probeLoop(ctx context.Context) {
 		}
 		c.cause = err
 		c.mu.Unlock()
-		first, max = c.backoff()
-		d = nextProbe(d, max)
-		t.Reset(jitter(d))
+		t.Reset(c.schedule(probes + 1))
 	}
+}
+
+// schedule returns the delay before probe n (probeDelay, jittered) and
+// notes when that probe is due, for nextProbe.
+func (c *circuit) schedule(n int) time.Duration {
+	first, max := c.backoff()
+	d := jitter(probeDelay(n, first, max))
+	c.mu.Lock()
+	c.next = time.Now().Add(d)
+	c.mu.Unlock()
+	return d
+}
+
+// nextProbe returns when the open circuit's next probe is due (zero while
+// it is closed): a probe in progress is due now.
+func (c *circuit) nextProbe() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.open {
+		return time.Time{}
+	}
+	return c.next
 }

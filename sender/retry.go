@@ -34,7 +34,7 @@ import (
 // and count against no line. Between attempts a line waits
 // sender.retry_backoff doubled per failed attempt, at most
 // sender.retry_backoff_max, with jitter; the circuit's prober waits the same
-// way.
+// way, but never longer than a schedule of its own (probeDelay).
 
 // replyResult classifies msg, a reply without its framing (readReply),
 // to the line whose reply must echo pno (expect): the attempt result (a
@@ -120,9 +120,27 @@ func backoffFor(n int, first, max time.Duration) time.Duration {
 	return jitter(min(d, max))
 }
 
-// nextProbe is the delay of the circuit's next probe after one that waited
-// d failed (before jitter): doubled, at most max.
-func nextProbe(d, max time.Duration) time.Duration { return min(2*d, max) }
+// The circuit's probes have a schedule of their own, so that a remote
+// that comes back is noticed within probeMax (plus the probe: a connect
+// and closeWait) whatever sender.retry_backoff_max says: probe n waits the
+// shorter of probeFirst and retry_backoff doubled n-1 times, each at most
+// probeMax and retry_backoff_max, drawn from its upper half (jitter). At
+// the defaults (retry_backoff 1 s): 0.25-0.5 s, 0.5-1 s, 1-2 s, then 2-4 s
+// apart for as long as the circuit stays open.
+const (
+	probeFirst = 500 * time.Millisecond
+	probeMax   = 4 * time.Second
+)
+
+// probeDelay returns the delay before probe number n (1-based) of an
+// open circuit, before jitter (see probeFirst).
+func probeDelay(n int, backoff, backoffMax time.Duration) time.Duration {
+	own, theirs := probeFirst, backoff
+	for i := 1; i < n && (own < probeMax || theirs < backoffMax); i++ {
+		own, theirs = min(2*own, probeMax), min(2*theirs, backoffMax)
+	}
+	return min(own, probeMax, theirs, backoffMax)
+}
 
 // jitter spreads d over [d/2, d] so that many senders do not retry in step.
 func jitter(d time.Duration) time.Duration {

@@ -183,7 +183,8 @@ func (s *Sender) Started() <-chan struct{} { return s.started }
 
 // Ready reports nil when the sender is started, the circuit closed and its
 // source taking work (the spool readable and no claim stuck; consuming
-// from the results queue); else why not (for /readyz).
+// from the results queue); else why not (for /readyz; an open circuit's
+// says when it probes next).
 func (s *Sender) Ready() error {
 	select {
 	case <-s.started:
@@ -191,10 +192,14 @@ func (s *Sender) Ready() error {
 		return errors.New("starting")
 	}
 	if open, since, cause := s.circuit.isOpen(); open {
-		if re := (*tlsutil.RejectedError)(nil); errors.As(cause, &re) {
-			return fmt.Errorf("circuit open since %s: %v", since.Format(time.RFC3339), re)
+		next := ""
+		if at := s.circuit.nextProbe(); !at.IsZero() {
+			next = fmt.Sprintf("; next probe in %s", max(0, time.Until(at)).Round(100*time.Millisecond))
 		}
-		return fmt.Errorf("circuit open since %s: remote unreachable: %v", since.Format(time.RFC3339), cause)
+		if re := (*tlsutil.RejectedError)(nil); errors.As(cause, &re) {
+			return fmt.Errorf("circuit open since %s: %v%s", since.Format(time.RFC3339), re, next)
+		}
+		return fmt.Errorf("circuit open since %s: remote unreachable: %v%s", since.Format(time.RFC3339), cause, next)
 	}
 	return s.src.ready()
 }

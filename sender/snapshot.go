@@ -21,6 +21,9 @@ type Snapshot struct {
 		Open  bool      `json:"open"`
 		Since time.Time `json:"since,omitzero"` // when it opened; zero while closed
 		Cause string    `json:"cause,omitempty"`
+		// NextProbe is when the open circuit dials the remote next (at
+		// most 4 s apart: docs/PROTOCOL.md §5); zero while closed.
+		NextProbe time.Time `json:"next_probe,omitzero"`
 	} `json:"circuit"`
 	LastError *ErrorEvent   `json:"last_error,omitempty"` // the latest failed attempt or dial
 	Remotes   []RemoteState `json:"remotes"`
@@ -91,6 +94,7 @@ func (s *Sender) Snapshot(now time.Time, oldest int) Snapshot {
 		if cause != nil {
 			sn.Circuit.Cause = cause.Error()
 		}
+		sn.Circuit.NextProbe = s.circuit.nextProbe()
 	}
 	sn.LastError = s.lastErr.Load()
 	sn.Remotes = s.client.states(open)

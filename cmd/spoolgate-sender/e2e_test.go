@@ -134,6 +134,48 @@ func TestRemoteDownThenUp(t *testing.T) {
 	}
 }
 
+// TestRemoteBackWithinProbeMax (issue 24): the circuit probes on a
+// schedule of its own (at most 4 s apart), so a remote that comes back is
+// noticed, and delivery resumes, within 5 s whatever the retry backoff.
+// With sender.retry_backoff and retry_backoff_max at 10 s (probes at the
+// backoff came 5-10 s apart; the issue saw 28.5 s at the default 60 s) and
+// the remote down for longer than that, the files waiting are delivered
+// within 5 s of the receiver's start; meanwhile /readyz and spoolgate
+// status say when the next probe is due.
+func TestRemoteBackWithinProbeMax(t *testing.T) {
+	addr := e2e.FreeAddr(t)
+	e := newEnv(t, addr, map[string]string{"sender.retry_backoff": "10s", "sender.retry_backoff_max": "10s"})
+	e.startSender(t)
+	makeSpool(t, e.spool, 3)
+	e2e.WaitFor(t, 20*time.Second, "circuit open", func() bool { return e.ready() == 503 })
+	down := time.Now()
+	_, why, _ := e2e.HTTPGet("http://" + e.admin + "/readyz")
+	if !strings.Contains(why, "next probe in ") {
+		t.Errorf("/readyz while the circuit is open: %q, want when it probes next", why)
+	}
+	out, err := exec.Command(toolBin, "status", "-config", e.conf, "-daemons", "sender", "-json").Output()
+	var st struct {
+		Circuit struct {
+			NextProbe time.Time `json:"next_probe"`
+		}
+	}
+	if err != nil || json.Unmarshal(out, &st) != nil || st.Circuit.NextProbe.IsZero() || time.Until(st.Circuit.NextProbe) > 4*time.Second {
+		t.Errorf("spoolgate status -json: next_probe %v (%v), want within 4 s:\n%s", st.Circuit.NextProbe, err, out)
+	}
+	e2e.WaitFor(t, 30*time.Second, "down for longer than retry_backoff_max", func() bool { return time.Since(down) > 11*time.Second })
+	r := startSink(t, addr)
+	up := time.Now()
+	e2e.WaitFor(t, 30*time.Second, "the files delivered", func() bool { return len(r.messages(t)) >= 3 })
+	took := time.Since(up)
+	t.Logf("remote down %s; the files delivered %s after it listened", up.Sub(down).Round(time.Millisecond), took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Fatalf("delivery resumed %s after the remote came back, want within 5 s", took)
+	}
+	if f := count(t, e.failed); f != 0 {
+		t.Fatalf("%d files failed", f)
+	}
+}
+
 func grep(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {

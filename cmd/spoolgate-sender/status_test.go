@@ -68,7 +68,7 @@ func TestStatusLiveAndFailed(t *testing.T) {
 	e2e.WaitFor(t, 20*time.Second, "the circuit to open", func() bool { return e.ready() == 503 })
 	out = tool("status")
 	for _, want := range []string{"sender:         running (admin " + e.admin + "); NOT READY: circuit open", "circuit:        OPEN since ",
-		"remote:         " + f.addr() + "  down  (last error", "last error:     ", "failed:         1  ("} {
+		"next probe:     ", "remote:         " + f.addr() + "  down  (last error", "last error:     ", "failed:         1  ("} {
 		if !strings.Contains(out, want) {
 			t.Errorf("spoolgate status lacks %q:\n%s", want, out)
 		}

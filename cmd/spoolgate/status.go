@@ -190,6 +190,9 @@ func printLiveState(w io.Writer, cfg *conf.Config, st *console.SenderStatus, now
 	if st.Circuit.Open {
 		fmt.Fprintf(w, "circuit:        OPEN since %s (%s): %s\n", st.Circuit.Since.Local().Format("2006-01-02 15:04:05"),
 			now.Sub(st.Circuit.Since).Round(time.Second), st.Circuit.Cause)
+		if at := st.Circuit.NextProbe; !at.IsZero() {
+			fmt.Fprintf(w, "next probe:     %s (in %s)\n", at.Local().Format("15:04:05.0"), max(0, at.Sub(now)).Round(100*time.Millisecond))
+		}
 	} else {
 		fmt.Fprintf(w, "circuit:        closed\n")
 	}
