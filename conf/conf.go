@@ -139,8 +139,9 @@ type Sender struct {
 	}
 	Workers         int // sends in flight at most, >= 1
 	Timeout         time.Duration
-	Retries         int // retries after the first attempt, >= 0
-	Window          int // lines of one file in flight on a connection, 1 to MaxWindow
+	Retries         int    // retries after the first attempt, >= 0
+	Window          Window // lines of one file in flight on a connection, 1 to MaxWindow, or WindowAuto
+	LineOrder       LineOrder
 	ConnectTimeout  time.Duration
 	RetryBackoff    time.Duration // first backoff, <= RetryBackoffMax
 	RetryBackoffMax time.Duration

@@ -38,6 +38,56 @@ type Sink string
 // Source is the value of sender.source: where the lines to send come from.
 type Source string
 
+// Window is the value of sender.window: lines of one file in flight on a
+// connection, 1 to MaxWindow, or WindowAuto.
+type Window int
+
+// WindowAuto is sender.window = auto: the sender sizes the window itself,
+// per remote.
+const WindowAuto Window = 0
+
+// String is the window as written in the file.
+func (w Window) String() string {
+	if w == WindowAuto {
+		return "auto"
+	}
+	return strconv.Itoa(int(w))
+}
+
+// windowV is sender.window: auto, or an integer from 1 to MaxWindow.
+func windowV(at func(*Config) *Window) value {
+	want := fmt.Sprintf("auto, or an integer from 1 to %d", MaxWindow)
+	return field[Window]{at: at,
+		parse: func(l *loader, k string, _ *Config) Window {
+			s := l.get(k)
+			if strings.EqualFold(s, "auto") {
+				return WindowAuto
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > MaxWindow {
+				l.fail(k, s, want)
+				return 1
+			}
+			return Window(n)
+		},
+		valid: func(w Window) string {
+			if w < WindowAuto || w > MaxWindow {
+				return want
+			}
+			return ""
+		}}
+}
+
+// LineOrder is the value of sender.line_order: whether the lines of one
+// file may complete out of order over several connections.
+type LineOrder string
+
+// The values of sender.line_order.
+const (
+	LineOrderParallel LineOrder = "parallel" // a file's lines over up to sender.workers connections, one line on each
+	LineOrderStrict   LineOrder = "strict"   // one connection per file, each line after the previous one's reply
+)
+
 // QueueType is the value of receiver.amqp.queue_type and
 // sender.amqp.queue_type: the x-queue-type a queue is declared with.
 type QueueType string

@@ -5,7 +5,7 @@ package conf
 var variants = []string{
 	"7", "2", "17", "false", "true", "13s", "250ms", "/tmp/spoolgate-variant",
 	"127.0.0.1:1", "10.0.0.0/8", "append", "never", "json", "debug",
-	"process_no", "0123456789abcdef", "h", "classic", "amqp://127.0.0.1:1/",
+	"process_no", "0123456789abcdef", "h", "classic", "amqp://127.0.0.1:1/", "strict",
 }
 
 // variantConfigs are whole files for keys whose other values need other

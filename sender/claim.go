@@ -95,6 +95,10 @@ type claim struct {
 	final bool // the file is complete: a last line without LF may be sent
 	p     progress
 	win   *window // the send window, once sender.window > 1
+	// ahead holds the outcomes of lines after the first not done, by
+	// offset, while lanes send them (lanes.go): they are settled in order.
+	ahead    map[int]lineResult
+	lazySync bool // lanes: a record due is synced after the next hand-out, not at once
 
 	waited                 bool // awaitEnd waited already (claimwait.go)
 	waitLogged, growLogged bool // said at warn once
@@ -230,14 +234,8 @@ func (c *claim) failRestoredOverCap() (claimEnd, bool) {
 // are sent too (see process).
 func (c *claim) send() claimEnd {
 	for {
-		for {
-			ln, ok := c.next()
-			if !ok {
-				break
-			}
-			if end, over := c.settle(ln, c.sendLine(ln)); over {
-				return end
-			}
+		if end, over := c.sendAll(); over {
+			return end
 		}
 		// Every line read is done, but for a last line without LF.
 		switch res := c.awaitEnd(); res {
@@ -257,6 +255,27 @@ func (c *claim) send() claimEnd {
 		}
 		if c.first < 0 {
 			c.first = firstContent(c.data)
+		}
+	}
+}
+
+// sendAll sends the complete lines not done: over lanes while they apply
+// (lanes.go), else in order, one at a time or through the send window.
+// over: the claim ended (end).
+func (c *claim) sendAll() (end claimEnd, over bool) {
+	for {
+		if c.useLanes(c.s.live.Load()) {
+			end, over, more := c.sendLanes()
+			if over || !more {
+				return end, over
+			}
+		}
+		ln, ok := c.next()
+		if !ok {
+			return 0, false
+		}
+		if end, over := c.settle(ln, c.sendLine(ln)); over {
+			return end, true
 		}
 	}
 }
@@ -334,6 +353,9 @@ func (c *claim) exhausted(ln fileLine, r lineResult) claimEnd {
 	if res := c.awaitAll(); res != endDone {
 		return c.stopped(res)
 	}
+	if c.doneAhead() {
+		return c.exhaustedAround(ln, r)
+	}
 	rest := c.data[ln.off:]
 	last := ln.no + bytes.Count(bytes.TrimRight(rest, "\n"), []byte{'\n'})
 	c.s.countFailed(int64(1 + countContent(c.data[ln.next:])))
@@ -356,8 +378,15 @@ func (c *claim) failure(ln fileLine, r lineResult) failure {
 }
 
 // record records the progress (the lines before the first not done) when
-// force or a record is due, and waits for the disk.
-func (c *claim) record(force bool) { c.p.record(c.no-1, c.off, c.cf.fi, c.data, force) }
+// force or a record is due, and waits for the disk (unless lazySync and
+// not force: the lanes sync it after their next hand-out).
+func (c *claim) record(force bool) {
+	if c.lazySync && !force {
+		c.p.note(c.no-1, c.off, c.cf.fi, c.data, false)
+		return
+	}
+	c.p.record(c.no-1, c.off, c.cf.fi, c.data, force)
+}
 
 // noteProgress records the progress now, without waiting for the disk
 // (the send window, before it reads further ahead).

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/conf"
 	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
@@ -156,55 +157,58 @@ func TestDrain(t *testing.T) {
 	}
 }
 
+// TestSentDirAndRetriesExhaustedMidFile: line 2 of m.txt (physical lines
+// 1, 2, an empty line 3, 4) is answered 500 until its retries run out.
+// With line_order strict the lines after it are never tried and go to
+// failed_dir with it (.lines-2-4). With parallel (lanes) line 4 went out
+// on another lane and was delivered meanwhile: only lines 2-3 go to
+// failed_dir, under a name that does not take in line 4 (issue 24). Either
+// way the file is archived whole once no line is left.
 func TestSentDirAndRetriesExhaustedMidFile(t *testing.T) {
-	r := startRemote(t, func(r *remote) {
-		r.answer = func(line []byte) int {
-			if processNo(string(line)) == "000000002" {
-				return protocol.CodeUnavailable
+	for _, tc := range []struct {
+		order    conf.LineOrder
+		failed   string // name in failed_dir
+		unsent   string // its content
+		line4Out bool   // line 4 sent
+	}{
+		{conf.LineOrderStrict, "m.txt.lines-2-4", body(2) + "\n\n" + body(3) + "\n", false},
+		{conf.LineOrderParallel, "m.txt.lines-2-3", body(2) + "\n\n", true},
+	} {
+		t.Run(string(tc.order), func(t *testing.T) {
+			r := startRemote(t, func(r *remote) {
+				r.answer = func(line []byte) int {
+					if processNo(string(line)) == "000000002" {
+						return protocol.CodeUnavailable
+					}
+					return protocol.CodeOK
+				}
+			})
+			c := testConf(t, r.addr())
+			c.SentDir = filepath.Join(t.TempDir(), "sent")
+			c.Retries = 1
+			c.LineOrder = tc.order
+			runSender(t, c, nil)
+			content := body(1) + "\n" + body(2) + "\n\n" + body(3) + "\n"
+			drop(t, c.SpoolDir, "m.txt", content, time.Time{})
+			e2e.WaitFor(t, 5*time.Second, "m.txt archived", func() bool { return len(visible(t, c.SentDir)) == 1 })
+			if got, want := visible(t, c.FailedDir), []string{tc.failed, tc.failed + ".reason"}; !slices.Equal(got, want) {
+				t.Fatalf("failed_dir = %v, want %v", got, want)
 			}
-			return protocol.CodeOK
-		}
-	})
-	c := testConf(t, r.addr())
-	c.SentDir = filepath.Join(t.TempDir(), "sent")
-	c.Retries = 1
-	runSender(t, c, nil)
-	content := body(1) + "\n" + body(2) + "\n\n" + body(3) + "\n"
-	drop(t, c.SpoolDir, "m.txt", content, time.Time{})
-	e2e.WaitFor(t, 5*time.Second, "m.txt archived", func() bool { return len(visible(t, c.SentDir)) == 1 })
-	if got, want := visible(t, c.FailedDir), []string{"m.txt.lines-2-4", "m.txt.lines-2-4.reason"}; !slices.Equal(got, want) {
-		t.Fatalf("failed_dir = %v, want %v", got, want)
-	}
-	b, _ := os.ReadFile(filepath.Join(c.FailedDir, "m.txt.lines-2-4"))
-	if string(b) != body(2)+"\n\n"+body(3)+"\n" {
-		t.Fatalf("unsent lines file: %q", b)
-	}
-	reason, _ := os.ReadFile(filepath.Join(c.FailedDir, "m.txt.lines-2-4.reason"))
-	if !strings.Contains(string(reason), "code: 500") || !strings.Contains(string(reason), "attempts: 2") {
-		t.Fatalf("reason:\n%s", reason)
-	}
-	if b, _ := os.ReadFile(filepath.Join(c.SentDir, "m.txt")); string(b) != content {
-		t.Fatalf("archived %q", b)
-	}
-	// Line 3 was never tried: the line that failed stops the file.
-	for _, m := range r.messages() {
-		if processNo(m) == "000000003" {
-			t.Fatal("a line after the failed one was sent")
-		}
-	}
-}
-
-func TestFailedNamesNeverCollide(t *testing.T) {
-	r := startRemote(t, func(r *remote) { r.answer = func([]byte) int { return protocol.CodeInvalid } })
-	c := testConf(t, r.addr())
-	runSender(t, c, nil)
-	for i := 0; i < 3; i++ {
-		drop(t, c.SpoolDir, "same.txt", body(i)+"\n", time.Time{})
-		e2e.WaitFor(t, 5*time.Second, "failed", func() bool { return len(visible(t, c.FailedDir)) == 2*(i+1) })
-	}
-	want := []string{"same.txt", "same.txt.1", "same.txt.1.reason", "same.txt.2", "same.txt.2.reason", "same.txt.reason"}
-	if got := visible(t, c.FailedDir); !slices.Equal(got, want) {
-		t.Fatalf("failed_dir = %v, want %v", got, want)
+			b, _ := os.ReadFile(filepath.Join(c.FailedDir, tc.failed))
+			if string(b) != tc.unsent {
+				t.Fatalf("unsent lines file: %q, want %q", b, tc.unsent)
+			}
+			reason, _ := os.ReadFile(filepath.Join(c.FailedDir, tc.failed+".reason"))
+			if !strings.Contains(string(reason), "code: 500") || !strings.Contains(string(reason), "attempts: 2") {
+				t.Fatalf("reason:\n%s", reason)
+			}
+			if b, _ := os.ReadFile(filepath.Join(c.SentDir, "m.txt")); string(b) != content {
+				t.Fatalf("archived %q", b)
+			}
+			if got := sentCounts(r)["000000003"]; got != map[bool]int{false: 0, true: 1}[tc.line4Out] {
+				t.Fatalf("line 4 sent %d times", got)
+			}
+		})
 	}
 }
 

@@ -53,7 +53,7 @@ func newMetrics(q *queue, failed *failedIndex, stuck *stuckClaims, tc *tlsutil.C
 	m := &metrics{
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spoolgate_sender_inflight",
-			Help: "Files claimed and being sent.",
+			Help: "Worker slots in use, at most sender.workers: each file being sent holds one, and each extra lane a big file sends its lines on (sender.line_order=parallel) one more.",
 		}),
 		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "spoolgate_sender_claims_waiting_for_writer",

@@ -76,6 +76,7 @@ type Options struct {
 type tunables struct {
 	workers, retries        int
 	window                  int // lines of one file in flight on a connection
+	lineOrder               conf.LineOrder
 	timeout, connectTimeout time.Duration
 	backoff, backoffMax     time.Duration
 	settle, scanInterval    time.Duration
@@ -83,7 +84,7 @@ type tunables struct {
 
 func tunablesOf(c conf.Sender) *tunables {
 	return &tunables{
-		workers: c.Workers, retries: c.Retries, window: max(c.Window, 1),
+		workers: c.Workers, retries: c.Retries, window: max(int(c.Window), 1), lineOrder: c.LineOrder,
 		timeout: c.Timeout, connectTimeout: c.ConnectTimeout,
 		backoff: c.RetryBackoff, backoffMax: c.RetryBackoffMax,
 		settle: c.Settle, scanInterval: c.ScanInterval,

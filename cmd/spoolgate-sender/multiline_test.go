@@ -63,15 +63,21 @@ func TestWriterPausesLongerThanSettle(t *testing.T) {
 }
 
 // ackBound is what a crash may resend of one multi-line file at
-// sender.window = 1: the lines acknowledged since the last progress record
-// (sender.ackEveryLines = 100, at most 99 of them) plus the line in flight.
+// sender.window = 1 with line_order strict: the lines acknowledged since
+// the last progress record (sender.ackEveryLines = 100, at most 99 of
+// them) plus the line in flight. With line_order parallel (lanes) it is
+// ackBound + 2 × sender.workers: no line is handed out further past the
+// record (the lines acknowledged since it, those in flight on the lanes
+// and those done beyond the first line not done).
 const ackBound = 100
 
 // TestKillMidFile SIGKILLs the sender in the middle of a 20,000-line file
 // and restarts it: every line arrives, and no more than the bound arrive
 // twice, counted at the remote (every message it read): ackBound at
 // window 1, where progress is recorded every 100 lines or second, not
-// after every line (issue 10: a 100,000-line file took 85 s); W at window
+// after every line (issue 10: a 100,000-line file took 85 s), plus
+// 2 × sender.workers with lanes (issue 24: line_order parallel, where the
+// env's 4 workers send lines of the file at once); W at window
 // W = 8 (issue 12: no line is written more than W lines past the record,
 // which is written before the refill that would go past it; before, the
 // bound was max(100, W) and a kill resent up to 100). After the restart
@@ -79,19 +85,23 @@ const ackBound = 100
 // per 100 lines or second at window 1, per half a window at window 8 (a
 // refill waits for half the window's replies).
 func TestKillMidFile(t *testing.T) {
-	for _, tc := range []struct{ window, bound, per int }{{1, ackBound, ackBound}, {8, 8, 4}} {
-		t.Run(fmt.Sprintf("window=%d", tc.window), func(t *testing.T) { killMidFile(t, tc.window, tc.bound, tc.per) })
+	for _, tc := range []struct {
+		window     int
+		order      string
+		bound, per int
+	}{{1, "strict", ackBound, ackBound}, {1, "parallel", ackBound + 2*4, ackBound}, {8, "parallel", 8, 4}} {
+		t.Run(fmt.Sprintf("window=%d,%s", tc.window, tc.order), func(t *testing.T) { killMidFile(t, tc.window, tc.order, tc.bound, tc.per) })
 	}
 }
 
-func killMidFile(t *testing.T, window, bound, per int) {
+func killMidFile(t *testing.T, window int, order string, bound, per int) {
 	const n = 20000
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := serveFake(t, ln, nil)
-	e := newEnv(t, r.addr(), map[string]string{"sender.window": fmt.Sprint(window)})
+	e := newEnv(t, r.addr(), map[string]string{"sender.window": fmt.Sprint(window), "sender.line_order": order})
 	var b strings.Builder
 	for i := 0; i < n; i++ {
 		b.WriteString(body(i) + "\n")
