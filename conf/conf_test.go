@@ -230,6 +230,7 @@ func TestGoodCustom(t *testing.T) {
 		{"sender tls", [2]string{s.TLS.CA, s.TLS.ServerName}, [2]string{"testdata/tls/ca.pem", "gate.example"}},
 		{"backoff", [2]time.Duration{s.RetryBackoff, s.RetryBackoffMax}, [2]time.Duration{250 * time.Millisecond, 250 * time.Millisecond}},
 		{"settle 0s", s.Settle, time.Duration(0)},
+		{"window auto, line order", [2]any{s.Window, s.LineOrder}, [2]any{WindowAuto, LineOrderStrict}},
 		{"log", g, Log{Options: logging.Options{Dir: "", Level: "debug", Format: "json", MaxSizeMB: 100, MaxBackups: 0, MaxAgeDays: 30, Compress: false, RotateDaily: true},
 			Mask: []string{"body", "status"}, MaskRRN: false}},
 		{"journal", c.Journal, Journal{Dir: "/srv/journal", Keep: 36 * time.Hour}},

@@ -139,7 +139,7 @@ var keys = []key{
 		"Retries after the first attempt (M)."},
 	{"sender.window", "1", liveSender,
 		windowV(func(c *Config) *Window { return &c.Sender.Window }),
-		"Lines of one file written on a connection before their replies are read (1: one line, one reply, then the next). Raise it (e.g. 32) only when the remote answers pipelined messages in order, as spoolgate-receiver does; a crash resends at most this many lines per file (100 at 1)."},
+		"Lines of one file written on a connection before their replies are read (1: one line, one reply, then the next, over lanes with sender.line_order parallel). Raise it (e.g. 32) only when the remote answers pipelined messages in order, as spoolgate-receiver does; auto: the sender sizes it per remote (from 2 up to twice the bandwidth-delay product, at most 1024; 1 for good for a remote that leaves pipelined lines unanswered). A crash resends at most twice this many lines per file (100 + 2 × sender.workers at 1)."},
 	{"sender.line_order", "parallel", liveSender,
 		enumV(func(c *Config) *LineOrder { return &c.Sender.LineOrder }, LineOrderParallel, LineOrderStrict),
 		"parallel: at window 1 the lines of one file go out over up to sender.workers connections at once, one line on each, and may arrive out of order (files still start oldest first); strict: one connection per file, each line after the previous one's reply."},

@@ -237,9 +237,9 @@ func (a *amqpSource) connect() (*amqp.Connection, *amqp.Channel, string, error) 
 func (a *amqpSource) prefetch() int {
 	t := a.s.live.Load()
 	if a.queue.SingleActive {
-		return min(t.window, math.MaxUint16)
+		return min(max(t.window, 1), math.MaxUint16)
 	}
-	return min(t.workers*t.window, math.MaxUint16)
+	return min(t.workers*max(t.window, 1), math.MaxUint16)
 }
 
 // reload tells the session that the tunables changed (Sender.Reload): the

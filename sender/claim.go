@@ -264,7 +264,12 @@ func (c *claim) send() claimEnd {
 // over: the claim ended (end).
 func (c *claim) sendAll() (end claimEnd, over bool) {
 	for {
-		if c.useLanes(c.s.live.Load()) {
+		t := c.s.live.Load()
+		if c.win != nil && c.win.idle() && c.s.windowOf(t) == 1 {
+			c.win.close() // auto came down to 1 for this remote: lanes
+			c.win = nil
+		}
+		if c.useLanes(t) {
 			end, over, more := c.sendLanes()
 			if over || !more {
 				return end, over
@@ -292,7 +297,7 @@ func (c *claim) next() (fileLine, bool) {
 // or after a reload; the window is bounded by the progress recorded), else
 // alone.
 func (c *claim) sendLine(ln fileLine) lineResult {
-	if c.win == nil && c.s.live.Load().window > 1 {
+	if c.win == nil && c.s.windowOf(c.s.live.Load()) > 1 {
 		c.win = c.s.newWindow(c.ctx, c.hard, c.wb, c.sinceRecord, c.noteProgress, c.p.sync)
 	}
 	if c.win != nil {

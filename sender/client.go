@@ -222,6 +222,13 @@ func (cn *conn) awaitAlert(d time.Duration) error {
 	return tlsutil.AsRejected(err)
 }
 
+// current is the address new connections go to first.
+func (c *client) current() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remotes[c.cur]
+}
+
 func (c *client) takeIdle() *conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"spoolgate/conf"
 	"spoolgate/internal/e2e"
 	"spoolgate/protocol"
 )
@@ -100,7 +101,7 @@ func TestRepliesByOrder(t *testing.T) {
 		t.Run(fmt.Sprint("window ", window), func(t *testing.T) {
 			r := e2e.StartRemoteWith(t, e2e.RemoteOptions{Dialect: d}, nil)
 			c := testConf(t, r.Addr())
-			c.Window = window
+			c.Window = conf.Window(window)
 			runSender(t, c, func(o *Options) { o.Dialect = d })
 			var lines []string
 			for i := range 20 {

@@ -76,10 +76,11 @@ type lanes struct {
 }
 
 // useLanes reports whether the claim's next lines go over lanes: at
-// window 1 with line_order parallel and more than one worker, unless a
-// send window took the claim already.
+// window 1 (sender.window 1, or auto at 1 for the remote) with line_order
+// parallel and more than one worker, unless a send window took the claim
+// already.
 func (c *claim) useLanes(t *tunables) bool {
-	return t.window == 1 && t.lineOrder != conf.LineOrderStrict && t.workers > 1 && c.win == nil
+	return t.lineOrder != conf.LineOrderStrict && t.workers > 1 && c.win == nil && c.s.windowOf(t) == 1
 }
 
 func (c *claim) newLanes() *lanes {

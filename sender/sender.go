@@ -75,7 +75,7 @@ type Options struct {
 // tunables are the keys that change on Reload.
 type tunables struct {
 	workers, retries        int
-	window                  int // lines of one file in flight on a connection
+	window                  int // lines of one file in flight on a connection; windowAuto: auto
 	lineOrder               conf.LineOrder
 	timeout, connectTimeout time.Duration
 	backoff, backoffMax     time.Duration
@@ -84,7 +84,7 @@ type tunables struct {
 
 func tunablesOf(c conf.Sender) *tunables {
 	return &tunables{
-		workers: c.Workers, retries: c.Retries, window: max(int(c.Window), 1), lineOrder: c.LineOrder,
+		workers: c.Workers, retries: c.Retries, window: int(c.Window), lineOrder: c.LineOrder,
 		timeout: c.Timeout, connectTimeout: c.ConnectTimeout,
 		backoff: c.RetryBackoff, backoffMax: c.RetryBackoffMax,
 		settle: c.Settle, scanInterval: c.ScanInterval,
@@ -107,6 +107,7 @@ type Sender struct {
 	slots   *limiter
 	client  *client
 	circuit *circuit
+	auto    autoWindows // the remotes' windows under sender.window = auto
 	m       *metrics
 	hb      *heartbeat // nil: sender.heartbeat is off
 	bufs    sync.Pool
@@ -167,6 +168,7 @@ func New(o Options) (*Sender, error) {
 	if s.hb != nil {
 		s.client.maxIdle = max(maxIdle, 2*s.hb.every) // the pool holds none idle longer than the heartbeat
 	}
+	s.auto.log = s.log
 	s.bufs.New = func() any { return new(workBuf) }
 	s.src = newSource(s)
 	if o.Registerer != nil {
@@ -227,7 +229,7 @@ func (s *Sender) Reload(c conf.Sender) {
 	s.client.trim()
 	s.src.reload()
 	if *old != *t {
-		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window,
+		s.log.Info("sender reloaded", "workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", conf.Window(t.window), "line_order", t.lineOrder,
 			"connect_timeout", t.connectTimeout, "retry_backoff", t.backoff, "retry_backoff_max", t.backoffMax,
 			"settle", t.settle, "scan_interval", t.scanInterval)
 	}
@@ -256,7 +258,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		begun = true
 		t := s.live.Load()
 		s.log.Info("sender started", append(attrs, "remote", strings.Join(s.cfg.Remote, ","),
-			"workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", t.window)...)
+			"workers", t.workers, "timeout", t.timeout, "retries", t.retries, "window", conf.Window(t.window), "line_order", t.lineOrder)...)
 		close(s.started)
 		s.circuit.start(bgCtx, &bg)
 		bg.Go(func() { s.summary(bgCtx) })

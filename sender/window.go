@@ -42,6 +42,8 @@ type pending struct {
 	fo, fe         int       // its wire bytes: window.frames[fo:fe] (empty when done before sending)
 	sent           bool      // written on the window's connection, not yet answered
 	at             time.Time // when it was written
+	batch          int       // the write that carried it (window.batches)
+	lead           bool      // the first line of that write
 	attempts       int       // attempts that failed
 	done           bool      // res is its outcome: an invalid line, never sent
 	res            lineResult
@@ -62,15 +64,33 @@ type window struct {
 	fl       []pending
 	frames   []byte // the wire bytes of the lines in fl, framed once (fill)
 	out      []byte // frames to write
+	batches  int    // writes on the window's connections
+	lastOK   int    // the write that carried the line answered last on cn (0: none), if that line led it
+	full     bool   // the last fill filled the window (else the file had no more lines)
 }
 
 // progressBound is how far past the recorded progress a window of size
-// lines may write: what a crash may resend of a file.
+// lines may write: what a crash may resend of a file. At 2 × size, a
+// record is due once per size lines, not at every reply of a window
+// that slides.
 func progressBound(size int) int {
 	if size == 1 {
 		return ackEveryLines
 	}
-	return size
+	return 2 * size
+}
+
+// size is the window for the lines to come: sender.window, or with auto
+// the window of the remote (autoWindows) the connection goes to.
+func (w *window) size(t *tunables) int {
+	if t.window != windowAuto {
+		return t.window
+	}
+	addr := w.s.client.current()
+	if w.cn != nil {
+		addr = w.cn.addr
+	}
+	return w.s.auto.size(addr)
 }
 
 // errAborted reports that ctx ended while the circuit was open.
@@ -94,13 +114,14 @@ func (w *window) result(data []byte, off int, final bool) lineResult {
 			return w.pop()
 		}
 		t := w.s.live.Load()
+		size := w.size(t)
 		waiting := len(w.fl) > 0 && w.fl[0].sent
 		// Refill when the first line is not written yet, or when no reply
-		// is buffered and at most half the window is in flight: the lines
-		// answered in one read are replaced in one write.
-		if !waiting || (!w.replyBuffered() && w.unanswered() <= t.window/2) {
+		// is buffered and the window has room: it slides, the lines
+		// answered in one read replaced in one write.
+		if !waiting || (!w.replyBuffered() && w.unanswered() < size) {
 			if w.ctx.Err() == nil {
-				w.fill(data, off, final, t.window)
+				w.fill(data, off, final, size)
 			}
 			switch {
 			case len(w.fl) == 0 || (!w.fl[0].sent && w.ctx.Err() != nil):
@@ -146,6 +167,13 @@ func (w *window) answer(line []byte, t *tunables) (r lineResult, end bool) {
 	case resultOK, resultRejected:
 		w.s.m.attempts[result].Inc()
 		w.answered++
+		w.lastOK = 0
+		if e.lead {
+			w.lastOK = e.batch
+		}
+		if t.window == windowAuto {
+			w.s.auto.answered(w.cn.addr, time.Since(e.at), w.full, time.Now())
+		}
 		e.sent = false
 		e.done = true
 		e.res = lineResult{kind: lineDelivered, code: code, remote: w.cn.addr, attempts: e.attempts + 1}
@@ -155,6 +183,9 @@ func (w *window) answer(line []byte, t *tunables) (r lineResult, end bool) {
 		return lineResult{}, false
 	}
 	remote := w.cn.addr
+	if result == resultBadReply && t.window == windowAuto && w.skipped(line) {
+		w.s.auto.skipped(remote, "a reply to a later line than the one waited for")
+	}
 	if result == resultUnavailable {
 		e.sent = false
 		if w.unanswered() == 0 { // in step, nothing else in flight: keep it
@@ -189,9 +220,11 @@ func (w *window) fill(data []byte, off int, final bool, size int) {
 		pos = w.fl[len(w.fl)-1].next
 	}
 	w.compact()
+	w.full = true
 	for ; n > 0; n-- {
 		ln, ok := nextLine(data, pos, 0, final)
 		if !ok {
+			w.full = false // no more lines: the window is not what limits
 			break
 		}
 		e := pending{off: ln.off, end: ln.end, next: ln.next}
@@ -242,13 +275,15 @@ func (w *window) send(data []byte, timeout time.Duration) error {
 	}
 	out := w.out[:0]
 	now := time.Now()
+	w.batches++
 	for i := range w.fl {
 		e := &w.fl[i]
 		if e.done || e.sent {
 			continue
 		}
+		e.lead = len(out) == 0
 		out = append(out, w.frames[e.fo:e.fe]...)
-		e.sent, e.at = true, now
+		e.sent, e.at, e.batch = true, now, w.batches
 	}
 	w.out = out
 	if len(out) == 0 {
@@ -292,6 +327,11 @@ func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	stale := w.cn.reused && w.answered == 0 && staleConn(err)
 	unread := closedUnread(w.cn, err)
 	remote := w.cn.addr
+	if t.window == windowAuto && isTimeout(err) && len(w.fl) > 0 && w.fl[0].sent && w.fl[0].batch == w.lastOK {
+		// A line of a write whose first line, and no other, was answered:
+		// the remote read that write as one message.
+		w.s.auto.skipped(remote, "a timeout of a line written with one that was answered")
+	}
 	w.drop()
 	if w.hard.Err() != nil {
 		return lineResult{kind: lineAborted}, true
@@ -337,7 +377,24 @@ func (w *window) drop() {
 		w.fl[i].sent = false
 	}
 	w.s.client.discard(w.cn)
-	w.cn = nil
+	w.cn, w.lastOK = nil, 0
+}
+
+// skipped reports whether reply, read in the dialect, names a line in
+// flight after the first: the remote did not answer the first (under auto:
+// it read the write as one message). A dialect whose replies carry no
+// process_no matches them by order only: it cannot tell, and says no.
+func (w *window) skipped(reply []byte) bool {
+	rep, err := w.s.d.ParseReply(reply)
+	if err != nil || rep.ProcessNo == "" {
+		return false
+	}
+	for i := 1; i < len(w.fl); i++ {
+		if e := &w.fl[i]; e.sent && string(w.s.expect(w.frames[e.fo:e.fe])) == rep.ProcessNo {
+			return true
+		}
+	}
+	return false
 }
 
 // pop returns the outcome of the first line, done, and removes it; the
@@ -356,6 +413,9 @@ func (w *window) popFront() {
 	n := copy(w.fl, w.fl[1:])
 	w.fl = w.fl[:n]
 }
+
+// idle reports whether no line is in the window.
+func (w *window) idle() bool { return len(w.fl) == 0 }
 
 // unanswered counts the lines written and not answered.
 func (w *window) unanswered() int {

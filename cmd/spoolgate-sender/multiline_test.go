@@ -77,19 +77,18 @@ const ackBound = 100
 // window 1, where progress is recorded every 100 lines or second, not
 // after every line (issue 10: a 100,000-line file took 85 s), plus
 // 2 × sender.workers with lanes (issue 24: line_order parallel, where the
-// env's 4 workers send lines of the file at once); W at window
-// W = 8 (issue 12: no line is written more than W lines past the record,
-// which is written before the refill that would go past it; before, the
-// bound was max(100, W) and a kill resent up to 100). After the restart
+// env's 4 workers send lines of the file at once); 2W at window W = 8
+// (issue 12, then 24: no line is written more than 2W lines past the
+// record, which is written before the refill that would go past it, once
+// per W lines of a window that slides with each reply). After the restart
 // the test also counts the writes of the record (fsnotify): at most one
-// per 100 lines or second at window 1, per half a window at window 8 (a
-// refill waits for half the window's replies).
+// per 100 lines or second at window 1, per W lines at window 8.
 func TestKillMidFile(t *testing.T) {
 	for _, tc := range []struct {
 		window     int
 		order      string
 		bound, per int
-	}{{1, "strict", ackBound, ackBound}, {1, "parallel", ackBound + 2*4, ackBound}, {8, "parallel", 8, 4}} {
+	}{{1, "strict", ackBound, ackBound}, {1, "parallel", ackBound + 2*4, ackBound}, {8, "parallel", 16, 8}} {
 		t.Run(fmt.Sprintf("window=%d,%s", tc.window, tc.order), func(t *testing.T) { killMidFile(t, tc.window, tc.order, tc.bound, tc.per) })
 	}
 }

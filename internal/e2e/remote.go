@@ -53,12 +53,13 @@ func Answer(code int) Action { return Action{Code: code} }
 // unless RemoteOptions say otherwise. Its methods are safe for concurrent
 // use; it stops when the test ends.
 type Remote struct {
-	ln     net.Listener
-	raw    bool // read plain LF-terminated lines, not framed messages
-	script func(Msg) Action
-	d      *protocol.Dialect
-	idle   time.Duration
-	done   chan struct{} // closed by Stop
+	ln         net.Listener
+	raw        bool // read plain LF-terminated lines, not framed messages
+	onePerRead bool // one message per read (StartOnePerReadRemote)
+	script     func(Msg) Action
+	d          *protocol.Dialect
+	idle       time.Duration
+	done       chan struct{} // closed by Stop
 
 	mu            sync.Mutex
 	read          []string // messages read, in arrival order, acted on or not
@@ -108,6 +109,22 @@ func StartLineRemote(t testing.TB, script func(Msg) Action) *Remote {
 	return serve(t, ln, true, RemoteOptions{}, script)
 }
 
+// StartOnePerReadRemote is StartRemote for a partner that reads one
+// message per read (a C server's recv into a buffer, parsed for its first
+// message): it reads until it has a LF, acts on the message before it,
+// and drops whatever else that read returned; it reads again only once it
+// has acted. Messages pipelined in one write are so left unanswered but
+// for the first; lines written one after the other's reply are answered.
+// It speaks the default dialect (framing lf).
+func StartOnePerReadRemote(t testing.TB, script func(Msg) Action) *Remote {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serve(t, ln, false, RemoteOptions{onePerRead: true}, script)
+}
+
 // ServeRemote serves script on ln, which it closes when it stops.
 func ServeRemote(t testing.TB, ln net.Listener, script func(Msg) Action) *Remote {
 	return serve(t, ln, false, RemoteOptions{}, script)
@@ -123,6 +140,8 @@ type RemoteOptions struct {
 	// after its accept or its last message (as receiver.idle_timeout
 	// does); 0: never.
 	Idle time.Duration
+
+	onePerRead bool // StartOnePerReadRemote
 }
 
 // StartRemoteWith is StartRemote with o.
@@ -142,7 +161,7 @@ func serve(t testing.TB, ln net.Listener, raw bool, o RemoteOptions, script func
 	if o.Dialect == nil {
 		o.Dialect = protocol.DefaultDialect()
 	}
-	r := &Remote{ln: ln, raw: raw, script: script, d: o.Dialect, idle: o.Idle, done: make(chan struct{}), conns: map[net.Conn]bool{}}
+	r := &Remote{ln: ln, raw: raw, onePerRead: o.onePerRead, script: script, d: o.Dialect, idle: o.Idle, done: make(chan struct{}), conns: map[net.Conn]bool{}}
 	r.wg.Go(r.acceptLoop)
 	t.Cleanup(r.Stop)
 	return r
@@ -201,9 +220,12 @@ func (r *Remote) serve(c net.Conn, conn int) {
 	// ahead a pipelining client writes; the loop below acts on the lines in
 	// order.
 	lines := make(chan []byte, 4096)
-	var ahead int // read and not yet acted on, on this connection; under r.mu
-	r.wg.Go(func() { r.readAhead(c, lines, &ahead) })
+	var ahead int                   // read and not yet acted on, on this connection; under r.mu
+	acted := make(chan struct{}, 1) // onePerRead: the message handed on was acted on
+	quit := make(chan struct{})     // the loop below is over
+	r.wg.Go(func() { r.readAhead(c, lines, &ahead, acted, quit) })
 	defer func() {
+		close(quit)
 		c.Close()
 		for range lines { // until the reader has seen the close
 		}
@@ -234,17 +256,13 @@ func (r *Remote) serve(c net.Conn, conn int) {
 			r.ok = append(r.ok, string(line))
 		}
 		r.mu.Unlock()
-		var out []byte
-		switch {
-		case a.Garbage != nil:
-			out = a.Garbage
-		case a.Code != 0:
-			out = r.d.AppendReply(nil, r.withProcessNo(line, a.ProcessNo), a.Code, time.Now())
-		}
-		if out != nil {
+		if out := r.reply(line, a); out != nil {
 			if _, err := c.Write(out); err != nil {
 				return
 			}
+		}
+		if r.onePerRead {
+			acted <- struct{}{}
 		}
 		if a.Reset {
 			if tc, ok := c.(*net.TCPConn); ok {
@@ -259,28 +277,24 @@ func (r *Remote) serve(c net.Conn, conn int) {
 }
 
 // readAhead reads the messages of c into lines, ahead of the answers, and
-// counts them in *ahead (under r.mu); it closes lines when c ends.
-func (r *Remote) readAhead(c net.Conn, lines chan<- []byte, ahead *int) {
+// counts them in *ahead (under r.mu); it closes lines when c ends. A
+// Remote that reads one message per read waits, after each, until it was
+// acted on (acted) or the connection's loop is over (quit).
+func (r *Remote) readAhead(c net.Conn, lines chan<- []byte, ahead *int, acted, quit <-chan struct{}) {
 	defer close(lines)
 	br := bufio.NewReader(c)
 	rd := r.d.NewReader(br, protocol.MaxMessageBytes)
+	var acc, buf []byte // onePerRead
 	for {
-		var line []byte
-		var err error
-		if r.idle > 0 && br.Buffered() == 0 {
+		if r.idle > 0 && !r.onePerRead && br.Buffered() == 0 {
 			c.SetReadDeadline(time.Now().Add(r.idle))
 			if _, err := br.Peek(1); err != nil {
 				return // idle too long, or closed
 			}
 			c.SetReadDeadline(time.Time{})
 		}
-		if r.raw {
-			line, err = br.ReadBytes('\n')
-			if err != nil && len(line) == 0 {
-				return
-			}
-			line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		} else if line, err = rd.ReadMessage(); err != nil {
+		line, last, ok := r.next(c, br, rd, &acc, &buf)
+		if !ok {
 			return
 		}
 		line = append([]byte(nil), line...)
@@ -290,10 +304,49 @@ func (r *Remote) readAhead(c net.Conn, lines chan<- []byte, ahead *int) {
 		r.maxAhead = max(r.maxAhead, *ahead)
 		r.mu.Unlock()
 		lines <- line
-		if err != nil { // a last line without its LF
+		if last { // a last line without its LF
 			return
 		}
+		if r.onePerRead {
+			select {
+			case <-acted:
+			case <-quit:
+				return
+			}
+		}
 	}
+}
+
+// next reads the next message of c as the Remote reads (one per read,
+// plain lines, or framed in its dialect): ok false at the end of the
+// stream; last for a plain line ended by the stream, not a LF.
+func (r *Remote) next(c net.Conn, br *bufio.Reader, rd protocol.MessageReader, acc, buf *[]byte) (line []byte, last, ok bool) {
+	var err error
+	switch {
+	case r.onePerRead:
+		line, err = readOne(c, acc, buf)
+		return line, false, err == nil
+	case r.raw:
+		line, err = br.ReadBytes('\n')
+		if err != nil && len(line) == 0 {
+			return nil, false, false
+		}
+		return bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r")), err != nil, true
+	}
+	line, err = rd.ReadMessage()
+	return line, false, err == nil
+}
+
+// reply is what the Remote writes for line after a: the garbage, the
+// reply in its dialect, or nil.
+func (r *Remote) reply(line []byte, a Action) []byte {
+	switch {
+	case a.Garbage != nil:
+		return a.Garbage
+	case a.Code != 0:
+		return r.d.AppendReply(nil, r.withProcessNo(line, a.ProcessNo), a.Code, time.Now())
+	}
+	return nil
 }
 
 // withProcessNo returns line with its process_no field replaced by pno
@@ -379,4 +432,25 @@ func (r *Remote) ResetMax() {
 	r.mu.Lock()
 	r.maxOpen, r.maxBusy = r.open, r.busy
 	r.mu.Unlock()
+}
+
+// readOne reads from c, for a Remote that reads one message per read, until
+// the input read holds a LF: it returns the message before it, and drops
+// what the read that brought the LF returned after it.
+func readOne(c net.Conn, acc, buf *[]byte) ([]byte, error) {
+	if *buf == nil {
+		*buf = make([]byte, 64<<10)
+	}
+	for {
+		if i := bytes.IndexByte(*acc, '\n'); i >= 0 {
+			line := append([]byte(nil), (*acc)[:i]...)
+			*acc = (*acc)[:0]
+			return line, nil
+		}
+		n, err := c.Read(*buf)
+		*acc = append(*acc, (*buf)[:n]...)
+		if err != nil && bytes.IndexByte(*acc, '\n') < 0 {
+			return nil, err
+		}
+	}
 }

@@ -91,3 +91,47 @@ func TestRemote(t *testing.T) {
 		t.Fatalf("max open %d, busy %d; want at least 1, 1", open, busy)
 	}
 }
+
+// TestOnePerReadRemote: a Remote that reads one message per read answers
+// the first of two messages written at once and drops the second; a
+// message written after that reply is read and answered.
+func TestOnePerReadRemote(t *testing.T) {
+	r := StartOnePerReadRemote(t, nil)
+	msg := func(n int) []byte {
+		b, err := protocol.DefaultRequestSpec().Encode("REQ", fmt.Sprintf("%09d", n), "20261121093000", "ORG01", "SV01", "K", "p", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	c, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	reply := func() string {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+	if _, err := c.Write(append(msg(1), msg(2)...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := reply(); !strings.Contains(got, "|000000001|") {
+		t.Fatalf("reply %q, want one to message 1", got)
+	}
+	if _, err := c.Write(msg(3)); err != nil {
+		t.Fatal(err)
+	}
+	if got := reply(); !strings.Contains(got, "|000000003|") {
+		t.Fatalf("reply %q, want one to message 3 (message 2 dropped)", got)
+	}
+	if got := len(r.Delivered()); got != 2 {
+		t.Fatalf("%d messages answered, want 2", got)
+	}
+}
