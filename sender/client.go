@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"spoolgate/conf"
@@ -38,12 +39,19 @@ type conn struct {
 }
 
 // countingReader counts what the remote sent on a connection (see
-// closedUnread).
-type countingReader struct{ cn *conn }
+// closedUnread), and notes when it last sent anything (see
+// Sender.quietTimeout).
+type countingReader struct {
+	cn    *conn
+	heard *atomic.Int64 // the client's: unix ns of the last byte from the remote
+}
 
 func (r countingReader) Read(p []byte) (int, error) {
 	n, err := r.cn.nc.Read(p)
-	r.cn.read += int64(n)
+	if n > 0 {
+		r.cn.read += int64(n)
+		r.heard.Store(time.Now().UnixNano())
+	}
 	return n, err
 }
 
@@ -58,6 +66,8 @@ type client struct {
 	live      func() *tunables
 	circuit   *circuit
 	maxIdle   time.Duration // maxIdle, or longer than the heartbeat's period (heartbeat.go)
+
+	heard atomic.Int64 // unix ns of the last byte read from the remote, any connection
 
 	mu       sync.Mutex
 	idle     []*conn
@@ -81,8 +91,12 @@ func newClient(c conf.Sender, d *protocol.Dialect, tc *tlsutil.Client, live func
 		maxIdle:   maxIdle,
 	}
 	cb.probe = cl.probe
+	cb.heard = cl.heardAt
 	return cl
 }
+
+// heardAt is when the remote last sent a byte, on any connection.
+func (c *client) heardAt() time.Time { return time.Unix(0, c.heard.Load()) }
 
 // newTLS loads sender.tls.*; nil when none is set (plain TCP).
 func newTLS(ca, cert, key, serverName string) (*tlsutil.Client, error) {
@@ -108,7 +122,7 @@ func (c *client) dialOne(ctx context.Context, addr string) (*conn, error) {
 		return nil, tlsutil.AsRejected(err)
 	}
 	cn := &conn{nc: nc, addr: addr, born: time.Now()}
-	cn.br = bufio.NewReaderSize(countingReader{cn}, replyBuf)
+	cn.br = bufio.NewReaderSize(countingReader{cn: cn, heard: &c.heard}, replyBuf)
 	cn.rd = c.d.NewReader(cn.br, protocol.MaxMessageBytes)
 	return cn, nil
 }
@@ -160,7 +174,7 @@ func (c *client) get(ctx context.Context, onDialError func()) (*conn, error) {
 		return cn, nil
 	}
 	for {
-		if err := c.circuit.wait(ctx); err != nil {
+		if err := c.circuit.waitSend(ctx); err != nil {
 			return nil, err
 		}
 		cn, err := c.dial(ctx)
@@ -170,7 +184,7 @@ func (c *client) get(ctx context.Context, onDialError func()) (*conn, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		c.unreachable(onDialError, err)
+		c.unreachable(onDialError, err, false)
 	}
 }
 

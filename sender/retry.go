@@ -79,20 +79,37 @@ func errResult(err error, timeout time.Duration) (result attemptResult, reason s
 // while idle (see staleConn).
 func (s *Sender) notAnAttempt(err error, stale, unread bool) bool {
 	if isRejected(err) || unread {
-		s.client.unreachable(s.m.attempts[resultConnect].Inc, err)
+		s.client.unreachable(s.m.attempts[resultConnect].Inc, err, unread && !isRejected(err))
 		return true
 	}
 	return stale
 }
 
+// quietTimeout reports whether a timeout err of an attempt written at
+// sent found the remote quiet: not a byte from it on any connection
+// since. That is no line's fault but an outage (a link that passes
+// nothing, a remote that says nothing): it counts against no line, and
+// opens the circuit (counted as a timeout attempt all the same). A
+// timeout while the remote answers other lines is an attempt of the line.
+func (s *Sender) quietTimeout(err error, sent time.Time, timeout time.Duration) bool {
+	if !isTimeout(err) || s.client.heardAt().After(sent) {
+		return false
+	}
+	s.m.attempts[resultTimeout].Inc()
+	s.client.closeIdle()
+	s.circuit.trip(fmt.Errorf("no reply within %s, and not a byte from the remote on any connection meanwhile", timeout), true)
+	return true
+}
+
 // unreachable opens the circuit after err, a failure to reach the remote
-// (no address accepts a connection, or it rejects our certificate):
-// countConnect counts it, idle connections are closed, and sends pause
-// until a probe gets through.
-func (c *client) unreachable(countConnect func(), err error) {
+// (no address accepts a connection, it rejects our certificate, or quiet:
+// it takes connections and closes them before a byte): countConnect counts
+// it, idle connections are closed, and sends pause until a probe gets
+// through (quiet: until a trial send gets a byte back).
+func (c *client) unreachable(countConnect func(), err error, quiet bool) {
 	countConnect()
 	c.closeIdle()
-	c.circuit.trip(err)
+	c.circuit.trip(err, quiet)
 }
 
 // exhausted reports whether a line whose attempts failed attempts times has

@@ -63,13 +63,13 @@ func (s *Sender) sendLine(ctx, hard context.Context, body []byte, wb *workBuf) l
 // (roundTrip), and gives cn back to the client (closed after a failure):
 // its result, the reply's code (0 when none) and, unless resultOK, why.
 // counted is false when the attempt counts against no line: hard cut it
-// off, or the failure is not an attempt (notAnAttempt).
+// off, or the failure is not an attempt (notAnAttempt, quietTimeout).
 func (s *Sender) attempt(hard context.Context, cn *conn, frame, pno []byte, timeout time.Duration) (result attemptResult, code int, reason string, counted bool) {
 	start := time.Now()
 	line, err := cn.roundTrip(hard, frame, timeout)
 	if err != nil {
 		s.client.discard(cn)
-		if hard.Err() != nil || s.notAnAttempt(err, cn.reused && staleConn(err), closedUnread(cn, err)) {
+		if hard.Err() != nil || s.notAnAttempt(err, cn.reused && staleConn(err), closedUnread(cn, err)) || s.quietTimeout(err, start, timeout) {
 			return 0, 0, "", false
 		}
 		result, reason = errResult(err, timeout)

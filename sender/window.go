@@ -327,6 +327,10 @@ func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	stale := w.cn.reused && w.answered == 0 && staleConn(err)
 	unread := closedUnread(w.cn, err)
 	remote := w.cn.addr
+	var sent time.Time // when the line waited for was written
+	if len(w.fl) > 0 {
+		sent = w.fl[0].at
+	}
 	if t.window == windowAuto && isTimeout(err) && len(w.fl) > 0 && w.fl[0].sent && w.fl[0].batch == w.lastOK {
 		// A line of a write whose first line, and no other, was answered:
 		// the remote read that write as one message.
@@ -336,7 +340,7 @@ func (w *window) failed(err error, t *tunables) (r lineResult, end bool) {
 	if w.hard.Err() != nil {
 		return lineResult{kind: lineAborted}, true
 	}
-	if w.s.notAnAttempt(err, stale, unread) {
+	if w.s.notAnAttempt(err, stale, unread) || w.s.quietTimeout(err, sent, t.timeout) {
 		return lineResult{}, false
 	}
 	result, reason := errResult(err, t.timeout)
