@@ -214,13 +214,13 @@ med() { echo "${rate[$1]}" | tr ' ' '\n' | grep . | median | awk '{printf "%.0f"
 medp() { echo "${p99[$1]}" | tr ' ' '\n' | grep . | median; }
 
 
-drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb"
+drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb files/s_from_the_first_delivery"
 	local n=$1 conf=$2
 	"$sg" bench -make-spool "$work/outbox" -files "$n" >/dev/null
 	# Flush the burst of new files first, so that its writeback is not
 	# charged to the drain (a real spool fills over time).
 	sync
-	local t0 t1 spid done=0
+	local t0 t1 tf="" spid done=0
 	t0=$(date +%s.%N)
 	"$work/bin/spoolgate-sender" -config "$conf" &
 	spid=$!; pids+=("$spid")
@@ -229,6 +229,7 @@ drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb"
 	# the sender's own count of delivered messages instead.
 	while :; do
 		done=$(metric "$sport" 'spoolgate_sender_messages_total{outcome="delivered"}')
+		[ -z "$tf" ] && [ "${done:-0}" -ge 1 ] && tf=$(date +%s.%N)
 		[ "${done:-0}" = "$n" ] && break
 		if [ $SECONDS -gt $deadline ] || ! kill -0 "$spid" 2>/dev/null; then
 			echo "bench.sh: drain of $n stopped with ${done:-0} delivered; the end of the sender's log:" >&2
@@ -244,15 +245,15 @@ drain() { # drain N CONF: N files through the sender; prints "files/s hwm_mb"
 	local failed; failed=$(find "$work/failed" -type f | wc -l)
 	[ "$failed" = 0 ] || echo "bench.sh: $failed files failed" >&2
 	rm -rf "$work/outbox" "$work/failed"; mkdir -p "$work/outbox" "$work/failed"
-	awk -v n="${done:-0}" -v a="$t0" -v b="$t1" -v h="$hwm" 'BEGIN {printf "%.0f %s\n", n/(b-a), h}'
+	awk -v n="${done:-0}" -v a="$t0" -v b="$t1" -v h="$hwm" -v f="${tf:-0}" 'BEGIN {printf "%.0f %s %s\n", n/(b-a), h, (f > 0 && b > f && n > 1) ? sprintf("%.0f", (n-1)/(b-f)) : "-"}'
 }
 sed "s/^sender.remote = .*/sender.remote = 127.0.0.1:$nport/" "$work/conf.properties" >"$work/conf-null.properties"
 drain_rate=(); null_rate=(); d10k_hwm="-"; d100k="- -"; drain_per_sync="-"
 if [ -z "${SKIP_DRAIN:-}" ]; then
 	for r in $(seq 1 "$DRAIN_ROUNDS"); do
 		echo "round $r/$DRAIN_ROUNDS: draining $SMALL spool files (workers=16) into the receiver, then into the null reference" >&2
-		read -r f h <<<"$(drain "$SMALL" "$work/conf.properties")"; drain_rate+=("$f"); d10k_hwm=$h
-		read -r f h <<<"$(drain "$SMALL" "$work/conf-null.properties")"; null_rate+=("$f")
+		read -r f h _ <<<"$(drain "$SMALL" "$work/conf.properties")"; drain_rate+=("$f"); d10k_hwm=$h
+		read -r f h _ <<<"$(drain "$SMALL" "$work/conf-null.properties")"; null_rate+=("$f")
 	done
 	per_sync drain_per_sync
 	if [ -z "${SKIP_100K:-}" ]; then
@@ -267,7 +268,7 @@ rp=$(med recv_pipe); np=$(med null_pipe); ro=$(med recv_one); no=$(med null_one)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a/b; else print "-" }'; }
 medv() { printf '%s\n' "$@" | grep . | median | awk '{printf "%.0f", $1}' || echo "-"; }
 f10=$(medv "${drain_rate[@]}"); n10=$(medv "${null_rate[@]}")
-h10=$d10k_hwm; read -r f100 h100 <<<"$d100k"
+h10=$d10k_hwm; read -r f100 h100 _ <<<"$d100k"
 ceiling=$((CLIENTS * ${fsyncs:-0}))
 echo
 echo "spoolgate bench: $(nproc) cores, $(uname -r), $(go version | awk '{print $3}'), $ROUNDS rounds x $DURATION, $CLIENTS clients, medians"
@@ -438,7 +439,7 @@ LINK_LATENCY_MS=${LINK_LATENCY_MS:-15} # each way: a round trip of twice that
 LINK_MBIT=${LINK_MBIT:-10}             # the capped link, for the windowed file
 LINK_LINES=${LINK_LINES:-1500}         # one file at the shipped defaults
 LINK_BIG_LINES=${LINK_BIG_LINES:-100000}
-LINK_WINDOWS=${LINK_WINDOWS:-32 1024}  # sender.window for the big file
+LINK_WINDOWS=${LINK_WINDOWS:-32 1024 auto} # sender.window for the big file (auto: the sender sizes it)
 LINK_FILES=${LINK_FILES:-2000}         # single-line files at the shipped defaults
 if [ -z "${SKIP_LINK:-}" ]; then
 	go build -o "$work/bin/toxiproxy-server" github.com/Shopify/toxiproxy/v2/cmd/server
@@ -494,7 +495,7 @@ CONF
 			read -r claim _ <<<"$(claimrun "$work/conf-link-w.properties" "$LINK_BIG_LINES" "$link_base" 900s)"
 			link_base=$((link_base + LINK_BIG_LINES)); lk[big-$w]+="$claim "
 		done
-		read -r f _ <<<"$(drain "$LINK_FILES" "$work/conf-link.properties")"; lk[files]+="$f "
+		read -r f _ ff <<<"$(drain "$LINK_FILES" "$work/conf-link.properties")"; lk[files]+="$f "; lk[files1]+="$ff "
 	done
 	# The wire bytes of a line of the big file, on average: the line as
 	# claimrun writes it, its LF, and the length field the sender puts in
@@ -516,5 +517,7 @@ CONF
 	done
 	lv=$(lkmed files)
 	printf '| %-58s | %12s | %10s | %8s |\n' "link: $LINK_FILES single-line files, defaults, files/s vs $workers/RTT" "$lv" "$wk_rtt" "$(ratio "$lv" "$wk_rtt")"
-	printf '%s\n' "link rows per round: round trip ms ${lk[rtt]}/ keep-alive ${rate[link_keep]}/ file ${lk[file]}/ $(for w in $LINK_WINDOWS; do printf 'window %s %s/ ' "$w" "${lk[big-$w]}"; done)files ${lk[files]}" >&2
+	lv=$(lkmed files1)
+	printf '| %-58s | %12s | %10s | %8s |\n' "  the same from the first delivery (without start-up, settle)" "$lv" "$wk_rtt" "$(ratio "$lv" "$wk_rtt")"
+	printf '%s\n' "link rows per round: round trip ms ${lk[rtt]}/ keep-alive ${rate[link_keep]}/ file ${lk[file]}/ $(for w in $LINK_WINDOWS; do printf 'window %s %s/ ' "$w" "${lk[big-$w]}"; done)files ${lk[files]}/ from the first ${lk[files1]}" >&2
 fi

@@ -922,7 +922,9 @@ func TestBenchScript(t *testing.T) {
 		`link: 50-line file, sender defaults, lines/s vs [0-9]+/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`link 10 Mbit/s: 500 lines, window 32, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`link 10 Mbit/s: 500 lines, window 1024, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`link 10 Mbit/s: 500 lines, window auto, vs bandwidth +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 		`link: 50 single-line files, defaults, files/s vs [0-9]+/RTT +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
+		`the same from the first delivery \(without start-up, settle\) +\| +` + num + ` +\| +` + num + ` +\| +` + num + ` +\|`,
 	} {
 		if !regexp.MustCompile(row).MatchString(out) {
 			t.Errorf("no row matching %q", row)
