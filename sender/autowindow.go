@@ -13,14 +13,15 @@ import (
 // window of each remote address itself. It starts at autoStart lines and,
 // as long as the remote answers the pipelined lines in order, follows
 // twice the bandwidth-delay product it measures: the rate of replies
-// (lines a second, over periods of one round trip, at least autoPeriod) times the shortest
-// round trip seen (a line's write to its reply), at most conf.MaxWindow.
-// While the link is not full the replies come back as fast as the lines
-// go, the window doubles each round trip; once it is full the replies
-// come at the link's rate and the window stays at twice what the link
-// holds (the queue it builds shows as a longer round trip, not as more
-// lines a second). A period in which the window was not full (the file
-// had no more lines) may grow it, never shrink it.
+// (lines a second, the highest of the last autoRates periods of one round
+// trip, at least autoPeriod) times the shortest round trip seen (a line's
+// write to its reply), at most conf.MaxWindow. While the link is not full
+// the replies come back as fast as the lines go, and the window doubles
+// each round trip; once it is full the replies come at the link's rate
+// and the window stays at twice what the link holds (the queue it builds
+// shows as a longer round trip, not as more lines a second). A period in
+// which the window was not full (the file had no more lines) does not
+// lower the rate.
 //
 // A remote that answers one message per read (recv) and drops the rest of
 // what it read answers the first line of each write and leaves the others
@@ -40,6 +41,11 @@ const autoStart = 2
 // measured (on a link of 30 ms it is a round trip).
 const autoPeriod = 10 * time.Millisecond
 
+// autoRates is how many periods the rate of replies is the highest of: a
+// link delivers in bursts (a shaper's time slices), and one short period
+// may see half a burst.
+const autoRates = 8
+
 // autoStrikes is how often a remote must leave pipelined lines unanswered
 // before its window is 1 for good.
 const autoStrikes = 2
@@ -55,11 +61,12 @@ type autoWindows struct {
 // autoWindow is what the sender knows of one remote's window.
 type autoWindow struct {
 	size    int
-	strikes int           // pipelined lines left unanswered (skip)
-	rttMin  time.Duration // the shortest round trip of a line
-	epoch   time.Time     // the start of the period measured
-	n       int           // replies in it
-	limited bool          // the window was not full at some time in it
+	strikes int                // pipelined lines left unanswered (skip)
+	rttMin  time.Duration      // the shortest round trip of a line
+	epoch   time.Time          // the start of the period measured
+	n       int                // replies in it
+	rates   [autoRates]float64 // replies a second of the last periods
+	period  int                // periods measured
 }
 
 func (a *autoWindows) get(addr string) *autoWindow {
@@ -98,20 +105,22 @@ func (a *autoWindows) answered(addr string, rtt time.Duration, full bool, now ti
 		w.epoch = now
 	}
 	w.n++
-	w.limited = w.limited || !full
 	took := now.Sub(w.epoch)
 	if took < max(w.rttMin, autoPeriod) {
 		return
 	}
-	bdp := float64(w.n) / took.Seconds() * w.rttMin.Seconds()
-	target := min(conf.MaxWindow, max(autoStart, int(math.Ceil(2*bdp))))
-	switch {
-	case target > w.size:
-		w.size = target
-	case !w.limited:
-		w.size = max(target, w.size/2) // at most halved per period: a short one is noisy
+	rate := float64(w.n) / took.Seconds()
+	if !full && rate < w.rates[(w.period+autoRates-1)%autoRates] {
+		rate = w.rates[(w.period+autoRates-1)%autoRates] // the file ran out of lines: not the link's rate
 	}
-	w.epoch, w.n, w.limited = now, 0, false
+	w.rates[w.period%autoRates] = rate
+	w.period++
+	best := 0.0
+	for _, r := range w.rates {
+		best = max(best, r)
+	}
+	w.size = min(conf.MaxWindow, max(autoStart, int(math.Ceil(2*best*w.rttMin.Seconds()))))
+	w.epoch, w.n = now, 0
 }
 
 // skipped notes that addr left pipelined lines unanswered: the window
@@ -124,7 +133,7 @@ func (a *autoWindows) skipped(addr, what string) {
 		return
 	}
 	w.strikes++
-	w.epoch, w.n, w.limited = time.Time{}, 0, false
+	w.epoch, w.n, w.rates, w.period = time.Time{}, 0, [autoRates]float64{}, 0
 	if w.strikes < autoStrikes {
 		w.size = autoStart
 		a.log.Info("sender.window auto: the remote left pipelined lines unanswered; its window starts again", "remote", addr, "seen", what)

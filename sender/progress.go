@@ -35,9 +35,11 @@ import (
 // restart never saves it twice) and before a worker waits for a file's
 // writer. So a crash (kill -9, power loss) makes the next start resend, of
 // each file in flight, at most the ackEveryLines-1 lines acknowledged since
-// the last record plus the line in flight: ackEveryLines lines. With a
-// send window of W > 1 lines (sender.window) no line is written more than
-// W lines past the last record (window.go), so that is the bound.
+// the last record plus the line in flight: ackEveryLines lines. Over
+// lanes no line is handed out more than ackEveryLines + 2 × sender.workers
+// lines past the last record (lanes.go), with a send window of W > 1 lines
+// (sender.window) no line is written more than 2W lines past it
+// (window.go): those are the bounds there.
 const (
 	ackEveryLines = 100
 	ackEvery      = time.Second

@@ -10,8 +10,10 @@
 // of more than one line, .inflight/.<name>.ack records how many lines are
 // done (acknowledged, or saved to failed_dir), so a restart resends only
 // the rest: it is written every ackEveryLines (100) lines or ackEvery (1 s),
-// so a crash resends at most 100 lines of each file in flight (W with a
-// send window of W lines, see window.go; progress.go has the format).
+// so a crash resends at most 100 lines of each file in flight one line at
+// a time (line_order strict), 100 + 2 × sender.workers over lanes (see
+// lanes.go), 2W with a send window of W lines (window.go; progress.go
+// has the format).
 // In failed_dir a file whose every line failed keeps its name;
 // the failed lines of a multi-line file go to <name>.line-<n> (a rejected
 // line) or <name>.lines-<n>-<m> (the unsent lines n to the end once the
@@ -32,11 +34,13 @@
 // and the spool is not used (amqp.go). Both are sources behind one seam
 // (source.go): the spool's is spool.go, and a claimed file's lifecycle is
 // claim.go (its outcomes in outcome.go, the waits for its writer in
-// claimwait.go); one line goes out through send.go (at a time) or
-// window.go (W at a time), with the retry policy of retry.go, framed and
-// its reply read in the dialect (protocol.Dialect: Sender.frame,
-// conn.readReply, replyResult). The connections are client.go's; the
-// heartbeat on those idle in its pool is heartbeat.go.
+// claimwait.go); one line goes out through send.go (at a time: over up
+// to sender.workers lanes at once, lanes.go) or window.go (W at a time on
+// one connection; W sized per remote with sender.window = auto,
+// autowindow.go), with the retry policy of retry.go and the circuit of
+// circuit.go, framed and its reply read in the dialect (protocol.Dialect:
+// Sender.frame, conn.readReply, replyResult). The connections are
+// client.go's; the heartbeat on those idle in its pool is heartbeat.go.
 //
 // The package also reads the state of a spool from its directories alone
 // (ReadStatus) and moves failed files back (Requeue), and reads and
