@@ -2,9 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,15 +41,7 @@ func startLinkRun(t *testing.T, n int, latency time.Duration, props map[string]s
 	}
 	e := newEnv(t, link.Addr(), all)
 	p := e.startSender(t)
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		b.WriteString(body(i) + "\n")
-	}
-	tmp := filepath.Join(e.spool, ".big.txt.tmp")
-	e2e.WriteFile(t, tmp, b.String())
-	if err := os.Rename(tmp, filepath.Join(e.spool, "big.txt")); err != nil {
-		t.Fatal(err)
-	}
+	dropLines(t, e.spool, "big.txt", n)
 	return &linkRun{r: r, link: link, e: e, p: p, n: n}
 }
 
@@ -176,14 +166,7 @@ func TestLinkCut(t *testing.T) {
 	lr.e = newEnv(t, link.Addr(), map[string]string{"sender.line_order": "strict", "sender.timeout": "1s",
 		"sender.retry_backoff": "50ms", "sender.retry_backoff_max": "200ms"})
 	lr.p = lr.e.startSender(t)
-	var b strings.Builder
-	for i := 0; i < lr.n; i++ {
-		b.WriteString(body(i) + "\n")
-	}
-	e2e.WriteFile(t, filepath.Join(lr.e.spool, ".cut.tmp"), b.String())
-	if err := os.Rename(filepath.Join(lr.e.spool, ".cut.tmp"), filepath.Join(lr.e.spool, "cut.txt")); err != nil {
-		t.Fatal(err)
-	}
+	dropLines(t, lr.e.spool, "cut.txt", lr.n)
 	lr.finish(t, 60*time.Second, 0)
 	// The part of the 4th message that crossed: the receiver read it up to
 	// the close, found it short and stored nothing.

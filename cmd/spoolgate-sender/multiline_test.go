@@ -101,15 +101,7 @@ func killMidFile(t *testing.T, window int, order string, bound, per int) {
 	}
 	r := serveFake(t, ln, nil)
 	e := newEnv(t, r.addr(), map[string]string{"sender.window": fmt.Sprint(window), "sender.line_order": order})
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		b.WriteString(body(i) + "\n")
-	}
-	tmp := filepath.Join(e.spool, ".big.txt.tmp")
-	e2e.WriteFile(t, tmp, b.String())
-	if err := os.Rename(tmp, filepath.Join(e.spool, "big.txt")); err != nil {
-		t.Fatal(err)
-	}
+	dropLines(t, e.spool, "big.txt", n)
 	p := e.startSender(t)
 	e2e.WaitFor(t, 60*time.Second, "a quarter delivered", func() bool { return len(r.messages(t)) >= n/4 })
 	p.Signal(t, syscall.SIGKILL)
@@ -292,5 +284,20 @@ func TestMultiLineRate(t *testing.T) {
 			p.Signal(t, syscall.SIGTERM)
 			p.ExitCode(t, 30*time.Second)
 		})
+	}
+}
+
+// dropLines drops name into spool holding n lines, process_nos 0 to n-1,
+// written under a dot name and renamed in.
+func dropLines(t *testing.T, spool, name string, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		b.WriteString(body(i) + "\n")
+	}
+	tmp := filepath.Join(spool, "."+name+".tmp")
+	e2e.WriteFile(t, tmp, b.String())
+	if err := os.Rename(tmp, filepath.Join(spool, name)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -33,13 +33,7 @@ func TestRemote(t *testing.T) {
 		}
 		return Answer(protocol.CodeOK)
 	})
-	msg := func(n int) []byte {
-		b, err := protocol.DefaultDialect().AppendResult(nil, fmt.Appendf(nil, "REQ|%09d|20261121093000|ORG01|SV01|K|p|", n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	msg := func(n int) []byte { return testMsg(t, n) }
 	c, err := net.Dial("tcp", r.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -97,13 +91,7 @@ func TestRemote(t *testing.T) {
 // message written after that reply is read and answered.
 func TestOnePerReadRemote(t *testing.T) {
 	r := StartOnePerReadRemote(t, nil)
-	msg := func(n int) []byte {
-		b, err := protocol.DefaultRequestSpec().Encode("REQ", fmt.Sprintf("%09d", n), "20261121093000", "ORG01", "SV01", "K", "p", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	msg := func(n int) []byte { return testMsg(t, n) }
 	c, err := net.Dial("tcp", r.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -134,4 +122,14 @@ func TestOnePerReadRemote(t *testing.T) {
 	if got := len(r.Delivered()); got != 2 {
 		t.Fatalf("%d messages answered, want 2", got)
 	}
+}
+
+// testMsg is a framed message of the default spec with process_no n.
+func testMsg(t *testing.T, n int) []byte {
+	t.Helper()
+	b, err := protocol.DefaultDialect().AppendResult(nil, fmt.Appendf(nil, "REQ|%09d|20261121093000|ORG01|SV01|K|p|", n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
