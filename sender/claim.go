@@ -269,7 +269,7 @@ func (c *claim) sendAll() (end claimEnd, over bool) {
 			c.win.close() // auto came down to 1 for this remote: lanes
 			c.win = nil
 		}
-		if c.useLanes(t) {
+		if c.useLanes(t) && c.linesLeft() > 1 {
 			end, over, more := c.sendLanes()
 			if over || !more {
 				return end, over
@@ -283,6 +283,21 @@ func (c *claim) sendAll() (end claimEnd, over bool) {
 			return end, true
 		}
 	}
+}
+
+// linesLeft counts the complete lines not done, up to 2: a file with one
+// line left (most files hold one line) sends it without lanes, saving the
+// hand-over to a lane of its own.
+func (c *claim) linesLeft() int {
+	n, off, no := 0, c.off, c.no
+	for ; n < 2; n++ {
+		ln, ok := nextLine(c.data, off, no, c.final)
+		if !ok {
+			break
+		}
+		off, no = ln.next, ln.no+1
+	}
+	return n
 }
 
 // next hands out the next line to send, the first not done (the empty
