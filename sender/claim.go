@@ -104,8 +104,9 @@ type claim struct {
 	waitLogged, growLogged bool // said at warn once
 }
 
-// process sends one claimed file, line by line, and disposes of it. A
-// spool file that changed since it settled goes back to settle again.
+// process sends one claimed file, line by line, and disposes of it, then
+// gives back its worker slot (sl.done). A spool file that changed since it
+// settled goes back to settle again.
 //
 // Settling is a heuristic: a writer may pause longer than sender.settle and
 // go on appending to the file it holds open, wherever it was renamed. So
@@ -117,7 +118,6 @@ type claim struct {
 // place goes back to the spool whole.
 func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl *slot) {
 	c := &claim{s: s, ctx: ctx, hard: hard, sl: sl, wb: s.bufs.Get().(*workBuf), name: e.name, no: 1, first: -1}
-	defer c.close()
 	end, ok := c.open(e, restored)
 	if ok {
 		end = c.send()
@@ -125,6 +125,14 @@ func (s *Sender) process(ctx, hard context.Context, e *entry, restored bool, sl 
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("claim ended", "name", e.name, "outcome", end.String())
 	}
+	// The worker slot goes to the next file before the claim's file is
+	// closed: closing the last descriptor of a file deleted meanwhile frees
+	// its inode, which waits for the file system's journal (a millisecond
+	// and more while the receiver syncs on the same disk).
+	if sl != nil {
+		sl.done()
+	}
+	c.close()
 }
 
 // open opens the claimed file of e and reads it whole, and resumes a

@@ -116,6 +116,7 @@ func TestDrain(t *testing.T) {
 			c := testConf(t, r.addr())
 			c.Workers = 2
 			c.Timeout = 10 * time.Second
+			c.LineOrder = conf.LineOrderStrict // one slot each: line 3 waits for line 2 (TestLanesDrain has lanes)
 			drop(t, c.SpoolDir, "multi.txt", body(1)+"\n"+body(2)+"\n"+body(3)+"\n", old)
 			drop(t, c.SpoolDir, "a.txt", body(4)+"\n", old.Add(time.Second))
 			_, stop := runSender(t, c, func(o *Options) { o.ShutdownTimeout = 1500 * time.Millisecond })

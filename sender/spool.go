@@ -194,9 +194,8 @@ func (sp *spoolSource) pick(ctx, hard context.Context, workers *sync.WaitGroup) 
 		s.m.inflight.Inc()
 		workers.Go(func() {
 			sl := &slot{s: s, held: true, key: resumeKey{mtime: e.mtime, name: e.name}}
-			s.process(ctx, hard, e, restored, sl)
+			s.process(ctx, hard, e, restored, sl) // gives the slot back
 			s.q.done(e.name)
-			sl.done()
 		})
 	}
 }
