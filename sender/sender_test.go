@@ -235,8 +235,8 @@ func TestLineNeverAnswered(t *testing.T) {
 			t.Errorf("reason lacks %q:\n%s", want, reason)
 		}
 	}
-	if got := value(s.m.attempts[resultTimeout]); got != 3 {
-		t.Errorf("attempts_total{timeout} = %v, want 3", got)
+	if got := value(s.m.attempts[resultTimeout]); got < 3 { // a loaded machine may time out a line of busy.txt too
+		t.Errorf("attempts_total{timeout} = %v, want at least poison.txt's 3", got)
 	}
 }
 
