@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +194,69 @@ func TestLinkLatencyAboveTimeout(t *testing.T) {
 	lr.finish(t, 60*time.Second, 4+8)
 	if got := lr.e.metric(t, `spoolgate_sender_attempts_total{result="timeout"}`); got == 0 {
 		t.Error("no timeout counted while the link was slower than sender.timeout")
+	}
+}
+
+// TestLinkDialect: the sender and the receiver binaries speak EUC-KR in
+// fixed width behind a 2-byte binary length header (docs/PROTOCOL.md §1's
+// example 2 with a binary header, codes 0000/9999/9998) through a link of
+// 2 ms each way that writes what crosses it in pieces of 1 to 8 bytes, a
+// 300-line file over lanes (window 1, line_order parallel: 4 connections)
+// and through sender.window = auto: every line is stored once, byte for
+// byte as the spool file has it, each reply matched to its line in the
+// dialect (no bad_reply, no timeout: auto never takes the dialect's
+// replies for a skipped line), none failed.
+func TestLinkDialect(t *testing.T) {
+	const n = 300 // process_no and the 4-digit kind carry seq: below 800, the echo's kind
+	for _, window := range []string{"1", "auto"} {
+		t.Run("window="+window, func(t *testing.T) {
+			props := testdataProps(t, "good_dialect_euckr_fixed")
+			props["protocol.length.format"], props["protocol.length.bytes"] = "binary", "2"
+			d := dialectOf(t, props)
+			r := startDialectReceiver(t, props)
+			link := e2e.NewLink(t, r.addr)
+			link.SetLatency(e2e.Both, 2*time.Millisecond, 0)
+			link.Slice(e2e.Both, 5, 3, 50*time.Microsecond)
+			props["sender.window"] = window
+			e := newEnv(t, link.Addr(), props)
+			text := map[string]string{"payload": "잔액 조회 결과 정상", "name": "홍길동"}
+			var lines []string
+			want := map[string]int{}
+			for seq := 1; seq <= n; seq++ {
+				l := dialectLine(t, d, seq, text)
+				lines = append(lines, l)
+				want[onWire(d, l)] = 0
+			}
+			e2e.WriteFile(t, filepath.Join(e.spool, "big.txt"), strings.Join(lines, "\n")+"\n")
+			p := e.startSender(t)
+			e2e.WaitFor(t, 60*time.Second, "the file done", func() bool {
+				return count(t, e.spool) == 0 && count(t, filepath.Join(e.spool, ".inflight")) == 0
+			})
+			for _, m := range r.stored(t) {
+				if _, ok := want[m]; !ok {
+					t.Errorf("the receiver stored %q, not a line of the file", m)
+				}
+				want[m]++
+			}
+			for m, c := range want {
+				if c != 1 {
+					t.Errorf("%q stored %d times, want once", m, c)
+				}
+			}
+			if f := count(t, e.failed); f != 0 {
+				t.Errorf("%d files failed", f)
+			}
+			for _, res := range []string{"bad_reply", "timeout", "conn_error"} {
+				if got := e.metric(t, `spoolgate_sender_attempts_total{result="`+res+`"}`); got != 0 {
+					t.Errorf("%v %s attempts", got, res)
+				}
+			}
+			if got := e.metric(t, `spoolgate_sender_messages_total{outcome="delivered"}`); got != n {
+				t.Errorf("%v lines delivered, want %d", got, n)
+			}
+			if p.Log.Contains("window is 1") || p.Log.Contains("starts again") {
+				t.Error("window auto took the dialect's replies for a remote that reads one message per read")
+			}
+		})
 	}
 }
