@@ -160,14 +160,15 @@ func post(t *testing.T, addr string, form url.Values, hdr map[string]string) (in
 }
 
 // The sender's /api/status against a real sender whose remote is down:
-// the circuit is open, every pending file is counted, the failed file is
-// listed with its reason; the page escapes what came from the disk.
+// the circuit is open (the page says when it probes next), every pending
+// file is counted, the failed file is listed with its reason; the page
+// escapes what came from the disk.
 func TestSenderStatusAPI(t *testing.T) {
 	addr, _ := runSender(t, deadRemote(t), "", 3)
 	var st SenderStatus
-	e2e.WaitFor(t, 20*time.Second, "the circuit to open", func() bool {
+	e2e.WaitFor(t, 20*time.Second, "the circuit to open, its next probe scheduled", func() bool {
 		st = getStatus[SenderStatus](t, addr)
-		return st.Circuit.Open
+		return st.Circuit.Open && !st.Circuit.NextProbe.IsZero()
 	})
 	if st.Daemon != "sender" || st.Ready || !strings.Contains(st.NotReady, "circuit open") {
 		t.Errorf("ready = %v %q", st.Ready, st.NotReady)
@@ -193,7 +194,7 @@ func TestSenderStatusAPI(t *testing.T) {
 	if err != nil || code != 200 {
 		t.Fatalf("GET /: %d %v", code, err)
 	}
-	for _, want := range []string{`id="circuit" data-state="open"`, "&lt;img src=x onerror=alert(1)&gt;.txt", "&lt;b&gt;bold&lt;/b&gt;", `id="actions-off"`} {
+	for _, want := range []string{`id="circuit" data-state="open"`, `<p id="next-probe">next probe in `, "&lt;img src=x onerror=alert(1)&gt;.txt", "&lt;b&gt;bold&lt;/b&gt;", `id="actions-off"`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
 		}

@@ -156,6 +156,7 @@ type senderView struct {
 	NotReady               string // why not, unless the circuit card says it
 	Open                   bool
 	Since, SinceAgo, Cause string
+	NextProbe              string // how soon the open circuit dials the remote next ("": not known)
 	LastError              errorView
 	Pending, InFlight      int
 	OldestAge              string
@@ -247,6 +248,9 @@ func (c *Sender) index(w http.ResponseWriter, r *http.Request) {
 	if st.Circuit.Open {
 		// The circuit card says why it is not ready, once, with its time.
 		v.Since, v.SinceAgo = fmtTime(st.Circuit.Since), fmtAge(now.Sub(st.Circuit.Since))
+		if at := st.Circuit.NextProbe; !at.IsZero() {
+			v.NextProbe = fmtAge(at.Sub(now))
+		}
 		cause = st.Circuit.Cause
 	} else {
 		v.NotReady = translateReason(st.NotReady, v.Lang)
