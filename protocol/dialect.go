@@ -625,6 +625,71 @@ func (d *Dialect) AppendResult(dst, line []byte) ([]byte, error) {
 	return append(append(dst, line...), '\n'), nil
 }
 
+// AppendResultKey is AppendRawKey for line, a spool line as
+// AppendResult takes it, not validated: the fields of the result spec at
+// idx, by position, each after the first preceded by sep. Under framing lf
+// a line without its length field has the spec's fields after the first
+// (the length field, which it has not: asking for it gives ok false); a
+// line that starts with its correct length field is read as it is. ok is
+// false when the line lacks a field. It allocates nothing when dst has
+// room (the sender's journal keys each line it ends).
+func (d *Dialect) AppendResultKey(dst, line []byte, idx []int, sep byte) (out []byte, ok bool) {
+	s := d.result
+	if d.w.length {
+		return s.AppendRawKey(dst, line, idx, sep)
+	}
+	if n, ok := s.lengthField(line); ok && n == len(line)+1 {
+		return s.AppendRawKey(dst, line, idx, sep)
+	}
+	n := len(dst)
+	for k, i := range idx {
+		v, ok := s.lineField(line, i)
+		if !ok {
+			return dst[:n], false
+		}
+		if k > 0 {
+			dst = append(dst, sep)
+		}
+		dst = append(dst, v...)
+	}
+	return dst, true
+}
+
+// lineField is rawField for a line without the length field, field 0 of
+// the spec under framing lf (4 digits, and the separator when delimited).
+func (s *Spec) lineField(line []byte, i int) ([]byte, bool) {
+	if i <= 0 || i >= len(s.fields) {
+		return nil, false
+	}
+	if s.w.fixed {
+		f := &s.fields[i]
+		start := f.off - s.fields[0].width
+		end := start + f.width
+		if start < 0 || end > len(line) {
+			return nil, false
+		}
+		if f.Rule.padded() {
+			for end > start && line[end-1] == ' ' {
+				end--
+			}
+		}
+		return line[start:end:end], true
+	}
+	for f := 1; f < i; f++ {
+		j := bytes.IndexByte(line, s.w.sep)
+		if j < 0 {
+			return nil, false
+		}
+		line = line[j+1:]
+	}
+	if i < len(s.fields)-1 {
+		if j := bytes.IndexByte(line, s.w.sep); j >= 0 {
+			line = line[:j]
+		}
+	}
+	return line[:len(line):len(line)], true
+}
+
 // lengthField returns the value of a leading length field of line: 4
 // digits and the separator (delimited), or 4 digits in a line as wide as
 // a message with its length field (fixed). Framing lf only.

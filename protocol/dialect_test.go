@@ -889,3 +889,62 @@ func TestDialectAllocs(t *testing.T) {
 		t.Errorf("ParseReply allocates %v times", n)
 	}
 }
+
+// TestAppendResultKey: the key fields of a spool line (without the length
+// field, or with its correct one under framing lf) are those of the
+// message the sender frames from it, in every layout and framing; the
+// length field is not in a line without it, and a line cut short lacks
+// its last fields.
+func TestAppendResultKey(t *testing.T) {
+	at := time.Date(2026, 12, 6, 9, 30, 0, 0, time.UTC)
+	for _, td := range testDialects() {
+		t.Run(td.name, func(t *testing.T) {
+			d, err := NewDialect(td.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := d.Result()
+			framed, err := s.Encode(s.SampleValues(123, at)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := d.Unframe(framed)
+			line := msg // framing length: the line is the message
+			if d.Framing() == FramingLF {
+				line = msg[4:]
+				if !d.w.fixed {
+					line = msg[5:]
+				}
+			}
+			for i := range s.Len() {
+				want, wok := s.AppendRawKey(nil, msg, []int{i}, 0)
+				got, ok := d.AppendResultKey(nil, line, []int{i}, 0)
+				if s.fields[i].Rule.Kind == KindLength {
+					if ok {
+						t.Errorf("field %d (the length field) of a line without it: %q", i, got)
+					}
+					if got, ok := d.AppendResultKey(nil, msg, []int{i}, 0); !ok || string(got) != string(want) {
+						t.Errorf("the length field of a line that carries it: %q %v, want %q", got, ok, want)
+					}
+					continue
+				}
+				if !wok || !ok || string(got) != string(want) {
+					t.Errorf("field %d %s: %q %v, want %q %v", i, s.fields[i].Name, got, ok, want, wok)
+				}
+			}
+			if d.Framing() == FramingLF {
+				all := make([]int, 0, s.Len()-1)
+				for i := 1; i < s.Len(); i++ {
+					all = append(all, i)
+				}
+				want, _ := s.AppendRawKey(nil, msg, all, '|')
+				if got, ok := d.AppendResultKey(nil, msg, all, '|'); !ok || string(got) != string(want) {
+					t.Errorf("a line with its length field: %q %v, want %q", got, ok, want)
+				}
+			}
+			if _, ok := d.AppendResultKey(nil, line[:1], []int{s.Len() - 1}, 0); ok && s.Len() > 2 {
+				t.Errorf("a line cut short has its last field")
+			}
+		})
+	}
+}
