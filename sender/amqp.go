@@ -48,6 +48,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"spoolgate/internal/broker"
+	"spoolgate/internal/journal"
 )
 
 // Reconnect backoff of the consumer.
@@ -457,6 +458,10 @@ func (a *amqpSource) handle(sess, alive, hard context.Context, d amqp.Delivery) 
 	wb := s.bufs.Get().(*workBuf)
 	defer s.bufs.Put(wb)
 	body := bytes.TrimSuffix(d.Body, []byte{'\n'})
+	var at time.Time
+	if s.tr.on() {
+		at = time.Now()
+	}
 	r := s.sendLine(sess, hard, body, wb)
 	switch r.kind {
 	case lineDelivered:
@@ -464,9 +469,11 @@ func (a *amqpSource) handle(sess, alive, hard context.Context, d amqp.Delivery) 
 			s.log.Warn("delivered, but the ack did not reach RabbitMQ: the line will be sent again", "message_id", d.MessageId, "err", err)
 		}
 		s.countDelivered(sess, "message "+d.MessageId, 1, r)
+		a.journal(journal.Delivered, d.MessageId, body, &r, "", at)
 	case lineAborted: // left unacked: the channel's close gives it back in front
+		a.journal(journal.PutBack, d.MessageId, body, &r, "", at)
 	default:
-		a.fail(alive, d, r)
+		a.fail(alive, d, body, r, at)
 	}
 }
 
@@ -474,7 +481,7 @@ func (a *amqpSource) handle(sess, alive, hard context.Context, d amqp.Delivery) 
 // acks it. The delivery is held while the publish fails (retried with
 // backoff); when alive ends first (a drain's timeout, the channel lost) it
 // goes back to the queue.
-func (a *amqpSource) fail(alive context.Context, d amqp.Delivery, r lineResult) {
+func (a *amqpSource) fail(alive context.Context, d amqp.Delivery, body []byte, r lineResult, at time.Time) {
 	s := a.s
 	wait := amqpBackoff
 	for logged := false; ; {
@@ -489,6 +496,8 @@ func (a *amqpSource) fail(alive context.Context, d amqp.Delivery, r lineResult) 
 		}
 		if !sleep(alive, jitter(wait)) { // left unacked: the channel's close gives it back in front
 			s.log.Warn("failed line given back to the results queue (not in the failed queue)", "message_id", d.MessageId)
+			r.reason = "could not be published to the failed queue (" + r.reason + "): given back to be sent again"
+			a.journal(journal.PutBack, d.MessageId, body, &r, "", at)
 			return
 		}
 		wait = min(2*wait, amqpBackoffMax)
@@ -505,4 +514,5 @@ func (a *amqpSource) fail(alive context.Context, d amqp.Delivery, r lineResult) 
 	}
 	s.log.Warn(msg, "queue", a.failedQ.Name, "message_id", d.MessageId, "remote", r.remote, "code", r.code,
 		"attempts", r.attempts, "reason", r.reason)
+	a.journal(journal.Failed, d.MessageId, body, &r, a.failedQ.Name, at)
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"spoolgate/internal/journal"
 )
 
 // A claim is one spool file claimed by rename into .inflight, sent by one
@@ -57,6 +59,7 @@ type lineResult struct {
 	remote   string // address of the last attempt
 	reason   string
 	attempts int
+	start    time.Time // when the line was handed out, with the journal on (its latency there)
 }
 
 // claimEnd is how a claim ended; its String is a log word.
@@ -94,7 +97,8 @@ type claim struct {
 	first int  // the offset of the first non-empty line; -1 while there is none
 	final bool // the file is complete: a last line without LF may be sent
 	p     progress
-	win   *window // the send window, once sender.window > 1
+	win   *window   // the send window, once sender.window > 1
+	at    time.Time // when the line being settled was handed out, with the journal on: its latency
 	// ahead holds the outcomes of lines after the first not done, by
 	// offset, while lanes send them (lanes.go): they are settled in order.
 	ahead    map[int]lineResult
@@ -320,21 +324,28 @@ func (c *claim) next() (fileLine, bool) {
 // or after a reload; the window is bounded by the progress recorded), else
 // alone.
 func (c *claim) sendLine(ln fileLine) lineResult {
+	start := c.s.tr.now()
 	if c.win == nil && c.s.windowOf(c.s.live.Load()) > 1 {
 		c.win = c.s.newWindow(c.ctx, c.hard, c.wb, c.sinceRecord, c.noteProgress, c.p.sync)
 	}
+	var r lineResult
 	if c.win != nil {
-		return c.win.result(c.data, ln.off, c.final)
+		r = c.win.result(c.data, ln.off, c.final)
+	} else {
+		r = c.s.sendLine(c.ctx, c.hard, c.data[ln.off:ln.end], c.wb)
 	}
-	return c.s.sendLine(c.ctx, c.hard, c.data[ln.off:ln.end], c.wb)
+	r.start = start
+	return r
 }
 
 // settle takes back the outcome r of line ln, the first line not done:
 // it is done (delivered, or saved to failed_dir) and the progress moves
 // past it, or r ends the claim (over).
 func (c *claim) settle(ln fileLine, r lineResult) (end claimEnd, over bool) {
+	c.at = r.start
 	switch r.kind {
 	case lineAborted:
+		c.journal(journal.PutBack, ln, &r)
 		return c.abort(), true
 	case lineExhausted:
 		return c.exhausted(ln, r), true
@@ -344,6 +355,7 @@ func (c *claim) settle(ln fileLine, r lineResult) (end claimEnd, over bool) {
 		}
 	case lineDelivered:
 		c.s.countDelivered(c.ctx, c.name, ln.no, r)
+		c.journal(journal.Delivered, ln, &r)
 	}
 	c.off, c.no = ln.next, ln.no+1
 	if hasContent(c.data[c.off:]) {

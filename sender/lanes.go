@@ -209,7 +209,10 @@ func (l *lanes) start(ln fileLine) {
 	body := c.data[ln.off:ln.end]
 	l.busy++
 	l.sends.Go(func() {
-		l.done <- laneDone{ln: ln, r: c.s.sendLine(c.ctx, c.hard, body, wb), wb: wb}
+		start := c.s.tr.now()
+		r := c.s.sendLine(c.ctx, c.hard, body, wb)
+		r.start = start
+		l.done <- laneDone{ln: ln, r: r, wb: wb}
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"spoolgate/internal/fsutil"
+	"spoolgate/internal/journal"
 )
 
 // The outcomes of a claim, in one place: each logs and counts what
@@ -56,6 +57,7 @@ func (s *Sender) failSpecial(dir, name string, fi fs.FileInfo) bool {
 	}
 	s.specials.forget(name)
 	s.log.Warn("moved non-regular file to failed_dir", "name", name, "type", why, "to", final)
+	s.tr.file(journal.Failed, name, filepath.Base(final), f.reason)
 	return true
 }
 
@@ -186,6 +188,7 @@ func (c *claim) stopped(res endState) claimEnd {
 	switch res {
 	case endChanged:
 		c.s.log.Warn("file changed in place while it was sent: back to the spool whole, its lines are sent again", "name", c.name)
+		c.s.tr.file(journal.PutBack, c.name, "", "changed in place while it was sent: back to the spool whole, its lines are sent again")
 		return c.putBackWhole()
 	case endTooLarge:
 		return c.failOverCap()
@@ -265,6 +268,7 @@ func (c *claim) failWhole(f failure) claimEnd {
 		s.log.Warn("remove sidecar", "name", name, "err", err)
 	}
 	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
+	c.journalFailed(f, filepath.Base(final), true)
 	return claimFailed
 }
 
@@ -311,6 +315,7 @@ func (c *claim) failOverCap() claimEnd {
 		return c.stay()
 	}
 	c.s.countFailed(int64(n))
+	c.journalFailed(f, filepath.Base(to), true)
 	c.s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", c.name,
 		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
 	return c.finish()
@@ -328,6 +333,7 @@ func (c *claim) saveRejected(line []byte, f failure, lineNo int) bool {
 		return false
 	}
 	c.s.log.Warn("line rejected", "name", f.file, "line", lineNo, "to", to, "reason", f.reason)
+	c.journalFailed(f, filepath.Base(to), false)
 	return true
 }
 
@@ -348,6 +354,7 @@ func (c *claim) saveUnsent(rest []byte, f failure, lineNo int, multi bool) bool 
 		return false
 	}
 	c.s.log.Warn("lines failed after retries", "name", f.file, "lines", f.lines, "to", to, "reason", f.reason)
+	c.journalFailed(f, filepath.Base(to), true)
 	return true
 }
 

@@ -93,9 +93,14 @@ func (s *Sender) attempt(hard context.Context, cn *conn, frame, pno []byte, time
 // correct length field goes as it is (framing lf). It is the one place
 // that frames a line (sendLine and the send window call it). The error
 // says why the line is not a valid message; dst is then returned
-// unchanged.
+// unchanged; its text is masked (log.mask, log.mask_rrn), for it goes to
+// the .reason file, the logs and the journal.
 func (s *Sender) frame(dst, body []byte) ([]byte, error) {
-	return s.d.AppendResult(dst, body)
+	out, err := s.d.AppendResult(dst, body)
+	if err != nil {
+		return out, s.tr.maskErr(err) // its text becomes the line's reason
+	}
+	return out, nil
 }
 
 // expect returns the process_no the reply to frame (what frame appended)

@@ -61,6 +61,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"spoolgate/conf"
+	"spoolgate/internal/journal"
+	"spoolgate/internal/mask"
 	"spoolgate/internal/tlsutil"
 	"spoolgate/protocol"
 )
@@ -72,6 +74,17 @@ type Options struct {
 	ShutdownTimeout time.Duration         // to finish in-flight attempts once Run's context is done; 0: 30s
 	Logger          *slog.Logger          // nil: discard
 	Registerer      prometheus.Registerer // nil: metrics are not registered
+	// Journal gets each line's fate (journal.go); nil: none. The caller
+	// opens it with JournalKeys and closes it after Run returns.
+	Journal *journal.Journal
+	// JournalKeys are the key fields the journal was opened with
+	// (journal.KeyFields of receiver.dedup_key and the result spec's
+	// names), in order.
+	JournalKeys []string
+	// Mask masks what the Sender shows of lines and replies (reasons,
+	// logs, the last error of Snapshot); nil masks nothing. Built for the
+	// result spec.
+	Mask *mask.Masker
 
 	noLeases bool // tests: never ask the kernel whether a writer holds a claim open
 }
@@ -106,6 +119,7 @@ type Sender struct {
 	dirs            dirs
 	noLeases        bool
 	src             source // where the lines come from: the spool, or the results queue (source.go)
+	tr              trail  // the journal and the masking (journal.go)
 
 	q       *queue // the spool's pending files and claims (spool.go; empty with the amqp source)
 	slots   *limiter
@@ -163,6 +177,7 @@ func New(o Options) (*Sender, error) {
 		s.shutdownTimeout = 30 * time.Second
 	}
 	s.live.Store(tunablesOf(c))
+	s.tr = newTrail(s.d, o.Journal, o.Mask, o.JournalKeys)
 	s.m = newMetrics(s.q, s.failedIdx, &s.stuck, tc)
 	s.circuit = newCircuit(s.log, s.live.Load, s.m.circuit)
 	s.client = newClient(c, s.d, tc, s.live.Load, s.circuit)

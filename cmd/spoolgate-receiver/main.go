@@ -58,7 +58,7 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 		"dialect", cfg.Protocol.Dialect.String(), "journal_dir", cfg.Journal.Dir,
 		"log_mask", strings.Join(cfg.Log.Mask, ","), "log_mask_rrn", cfg.Log.MaskRRN)
 	reg := daemon.Registry(cfg.Instance)
-	jr, err := openJournal(cfg, log, reg)
+	jr, err := host.OpenJournal(cfg, "receiver", journal.KeyFields(rc.DedupKey, cfg.Protocol.Dialect.Request().Names()), log, reg)
 	if err != nil {
 		return err
 	}
@@ -129,24 +129,6 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	}
 	log.Info("spoolgate-receiver stopped")
 	return runErr
-}
-
-// openJournal opens the receiver's journal (journal.dir); nil when it is
-// off, which is logged.
-func openJournal(cfg *conf.Config, log *slog.Logger, reg prometheus.Registerer) (*journal.Journal, error) {
-	d := cfg.Protocol.Dialect
-	jr, err := journal.New(journal.Options{Dir: cfg.Journal.Dir, Daemon: "receiver", Instance: cfg.Instance,
-		Keys:   journal.KeyFields(cfg.Receiver.DedupKey, d.Request().Names()),
-		Masked: cfg.Log.Mask, MaskRRN: cfg.Log.MaskRRN, Keep: cfg.Journal.Keep,
-		Decode:     func(dst, src []byte) []byte { return append(dst, d.Text(src)...) },
-		Registerer: reg, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	if jr == nil {
-		log.Info(cfg.JournalOff())
-	}
-	return jr, nil
 }
 
 // newServer opens the server (and through it the sink receiver.sink

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -213,7 +214,8 @@ func TestAMQPRejected(t *testing.T) {
 			return protocol.CodeOK
 		}
 	})
-	e := newAMQPEnv(t, node, f.addr(), nil)
+	jdir := filepath.Join(t.TempDir(), "journal")
+	e := newAMQPEnv(t, node, f.addr(), map[string]string{"journal.dir": jdir})
 	p := e.start(t)
 	start := time.Now().UTC().Add(-time.Second)
 	e.publish(t, []string{body(1), body(2), "not|a|message", body(3)})
@@ -262,6 +264,26 @@ func TestAMQPRejected(t *testing.T) {
 	p.Signal(t, syscall.SIGTERM)
 	if code := p.ExitCode(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+	// The journal: each message's fate with the queue and its message_id.
+	files, _ := filepath.Glob(filepath.Join(jdir, "sender-*.log"))
+	var journal string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		journal += string(b)
+	}
+	for _, want := range []string{
+		"\tdelivered\tcode=200\tremote=" + f.addr() + "\torg_code=ORG01\tprocess_no=000000001\tqueue=" + e.queue + "\tmsgid=m0\tattempts=1\t",
+		"\tfailed\tcode=400\tremote=" + f.addr() + "\torg_code=ORG01\tprocess_no=000000002\tqueue=" + e.queue + "\tmsgid=m1\tattempts=1\t",
+		"\tfailed\torg_code=\tprocess_no=a\tqueue=" + e.queue + "\tmsgid=m2\tto=" + e.failedQ + "\treason=invalid, not sent",
+		"\tfailed\tcode=500\tremote=" + f.addr() + "\torg_code=ORG01\tprocess_no=000000003\tqueue=" + e.queue + "\tmsgid=m3\tattempts=3\t",
+	} {
+		if !strings.Contains(journal, want) {
+			t.Errorf("journal lacks %q:\n%s", want, journal)
+		}
+	}
+	if n := strings.Count(journal, "\n"); n != 4 {
+		t.Errorf("%d journal lines, want 4:\n%s", n, journal)
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"spoolgate/cmd/internal/host"
 	"spoolgate/conf"
 	"spoolgate/internal/daemon"
+	"spoolgate/internal/journal"
+	"spoolgate/internal/mask"
 	"spoolgate/internal/version"
 	"spoolgate/sender"
 )
@@ -48,12 +50,27 @@ func run(ctx context.Context, p *daemon.Process[*conf.Config]) error {
 	v := version.Get()
 	log.Info("spoolgate-sender starting", "version", v.Version, "revision", v.ShortRevision(), "config", p.Path, "instance", cfg.Instance)
 	reg := daemon.Registry(cfg.Instance)
+	d := cfg.Protocol.Dialect
+	keys := journal.KeyFields(cfg.Receiver.DedupKey, d.Result().Names())
+	jr, err := host.OpenJournal(cfg, "sender", keys, log, reg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the drain: the last outcomes and put backs are in it.
+		if err := jr.Close(); err != nil {
+			log.Error("journal: the last lines could not be written", "err", err)
+		}
+	}()
 	s, err := sender.New(sender.Options{
 		Config:          cfg.Sender,
-		Dialect:         cfg.Protocol.Dialect,
+		Dialect:         d,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          log,
 		Registerer:      reg,
+		Journal:         jr,
+		JournalKeys:     keys,
+		Mask:            mask.New(d.Result(), cfg.Log.Mask, cfg.Log.MaskRRN),
 	})
 	if err != nil {
 		return err
