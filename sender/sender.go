@@ -118,8 +118,9 @@ type Sender struct {
 	shutdownTimeout time.Duration
 	dirs            dirs
 	noLeases        bool
-	src             source // where the lines come from: the spool, or the results queue (source.go)
-	tr              trail  // the journal and the masking (journal.go)
+	src             source             // where the lines come from: the spool, or the results queue (source.go)
+	tr              trail              // the journal and the masking (journal.go)
+	sentRemoved     prometheus.Counter // files removed from sent_dir by sender.sent_keep (sentkeep.go)
 
 	q       *queue // the spool's pending files and claims (spool.go; empty with the amqp source)
 	slots   *limiter
@@ -190,6 +191,8 @@ func New(o Options) (*Sender, error) {
 	s.auto.log = s.log
 	s.bufs.New = func() any { return new(workBuf) }
 	s.src = newSource(s)
+	s.sentRemoved = newSentRemoved()
+	s.m.collectors = append(s.m.collectors, s.sentRemoved)
 	if o.Registerer != nil {
 		if err := s.m.register(o.Registerer); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
@@ -281,6 +284,7 @@ func (s *Sender) Run(ctx context.Context) error {
 		close(s.started)
 		s.circuit.start(bgCtx, &bg)
 		bg.Go(func() { s.summary(bgCtx) })
+		bg.Go(func() { s.keepSent(bgCtx) })
 		if s.hb != nil {
 			bg.Go(func() { s.heartbeats(bgCtx) })
 		}
