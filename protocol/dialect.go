@@ -657,38 +657,7 @@ func (d *Dialect) AppendResultKey(dst, line []byte, idx []int, sep byte) (out []
 
 // lineField is rawField for a line without the length field, field 0 of
 // the spec under framing lf (4 digits, and the separator when delimited).
-func (s *Spec) lineField(line []byte, i int) ([]byte, bool) {
-	if i <= 0 || i >= len(s.fields) {
-		return nil, false
-	}
-	if s.w.fixed {
-		f := &s.fields[i]
-		start := f.off - s.fields[0].width
-		end := start + f.width
-		if start < 0 || end > len(line) {
-			return nil, false
-		}
-		if f.Rule.padded() {
-			for end > start && line[end-1] == ' ' {
-				end--
-			}
-		}
-		return line[start:end:end], true
-	}
-	for f := 1; f < i; f++ {
-		j := bytes.IndexByte(line, s.w.sep)
-		if j < 0 {
-			return nil, false
-		}
-		line = line[j+1:]
-	}
-	if i < len(s.fields)-1 {
-		if j := bytes.IndexByte(line, s.w.sep); j >= 0 {
-			line = line[:j]
-		}
-	}
-	return line[:len(line):len(line)], true
-}
+func (s *Spec) lineField(line []byte, i int) ([]byte, bool) { return s.fieldAt(line, i, 1) }
 
 // lengthField returns the value of a leading length field of line: 4
 // digits and the separator (delimited), or 4 digits in a line as wide as

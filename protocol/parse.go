@@ -356,23 +356,32 @@ func (s *Spec) ProcessNo(raw []byte) []byte {
 // layout at the field's offset when raw holds the field whole, its padding
 // removed. ok is false when raw has no such field.
 func (s *Spec) rawField(raw []byte, i int) (v []byte, ok bool) {
-	if i < 0 || i >= len(s.fields) {
+	return s.fieldAt(raw, i, 0)
+}
+
+// fieldAt is rawField of raw that lacks the first skip fields of the
+// spec (skip 1: a spool line without its length field, lineField): field
+// i of the spec is at its offset less theirs (fixed), or after i-skip
+// separators (delimited).
+func (s *Spec) fieldAt(raw []byte, i, skip int) (v []byte, ok bool) {
+	if i < skip || i >= len(s.fields) {
 		return nil, false
 	}
 	if s.w.fixed {
 		f := &s.fields[i]
-		if f.off+f.width > len(raw) {
+		start := f.off - s.fields[skip].off
+		end := start + f.width
+		if end > len(raw) {
 			return nil, false
 		}
-		end := f.off + f.width
 		if f.Rule.padded() {
-			for end > f.off && raw[end-1] == ' ' {
+			for end > start && raw[end-1] == ' ' {
 				end--
 			}
 		}
-		return raw[f.off:end:end], true
+		return raw[start:end:end], true
 	}
-	for f := 0; f < i; f++ {
+	for f := skip; f < i; f++ {
 		j := bytes.IndexByte(raw, s.w.sep)
 		if j < 0 {
 			return nil, false
