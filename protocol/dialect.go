@@ -635,29 +635,14 @@ func (d *Dialect) AppendResult(dst, line []byte) ([]byte, error) {
 // room (the sender's journal keys each line it ends).
 func (d *Dialect) AppendResultKey(dst, line []byte, idx []int, sep byte) (out []byte, ok bool) {
 	s := d.result
+	skip := 1 // the length field (4 digits, and the separator when delimited)
 	if d.w.length {
-		return s.AppendRawKey(dst, line, idx, sep)
+		skip = 0
+	} else if n, ok := s.lengthField(line); ok && n == len(line)+1 {
+		skip = 0
 	}
-	if n, ok := s.lengthField(line); ok && n == len(line)+1 {
-		return s.AppendRawKey(dst, line, idx, sep)
-	}
-	n := len(dst)
-	for k, i := range idx {
-		v, ok := s.lineField(line, i)
-		if !ok {
-			return dst[:n], false
-		}
-		if k > 0 {
-			dst = append(dst, sep)
-		}
-		dst = append(dst, v...)
-	}
-	return dst, true
+	return s.appendKeyAt(dst, line, idx, sep, skip)
 }
-
-// lineField is rawField for a line without the length field, field 0 of
-// the spec under framing lf (4 digits, and the separator when delimited).
-func (s *Spec) lineField(line []byte, i int) ([]byte, bool) { return s.fieldAt(line, i, 1) }
 
 // lengthField returns the value of a leading length field of line: 4
 // digits and the separator (delimited), or 4 digits in a line as wide as

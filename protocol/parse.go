@@ -360,7 +360,7 @@ func (s *Spec) rawField(raw []byte, i int) (v []byte, ok bool) {
 }
 
 // fieldAt is rawField of raw that lacks the first skip fields of the
-// spec (skip 1: a spool line without its length field, lineField): field
+// spec (skip 1: a spool line without its length field, AppendResultKey): field
 // i of the spec is at its offset less theirs (fixed), or after i-skip
 // separators (delimited).
 func (s *Spec) fieldAt(raw []byte, i, skip int) (v []byte, ok bool) {
@@ -400,9 +400,15 @@ func (s *Spec) fieldAt(raw []byte, i, skip int) (v []byte, ok bool) {
 // not parsed (a line of a request file, for the duplicate window's
 // rebuild): the fields at idx by position. ok is false when raw lacks one.
 func (s *Spec) AppendRawKey(dst, raw []byte, idx []int, sep byte) (out []byte, ok bool) {
+	return s.appendKeyAt(dst, raw, idx, sep, 0)
+}
+
+// appendKeyAt is AppendRawKey of raw that lacks the first skip fields of
+// the spec (fieldAt).
+func (s *Spec) appendKeyAt(dst, raw []byte, idx []int, sep byte, skip int) (out []byte, ok bool) {
 	n := len(dst)
 	for k, i := range idx {
-		v, ok := s.rawField(raw, i)
+		v, ok := s.fieldAt(raw, i, skip)
 		if !ok {
 			return dst[:n], false
 		}
