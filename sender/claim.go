@@ -406,7 +406,7 @@ func (c *claim) exhausted(ln fileLine, r lineResult) claimEnd {
 	if ln.off == c.first {
 		return c.failWhole(f)
 	}
-	if !c.saveUnsent(rest, f, ln.no, last != ln.no) {
+	if !c.saveUnsent(rest, f, ln.no, ln.no, last != ln.no) {
 		return c.stay()
 	}
 	return c.finish()

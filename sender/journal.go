@@ -136,21 +136,22 @@ func (a *amqpSource) journal(ev journal.Event, msgid string, body []byte, r *lin
 	a.s.tr.record(ev, "", 0, a.queue.Name, msgid, body, r, to, since)
 }
 
-// journal journals the fate ev of ln, the line of the claim just sent,
-// which ended with r.
+// journal journals the fate ev of ln, a line of the claim, which ended
+// with r (its latency from r.start).
 func (c *claim) journal(ev journal.Event, ln fileLine, r *lineResult) {
 	if c.s.tr.on() {
-		c.s.tr.record(ev, c.name, ln.no, "", "", c.data[ln.off:ln.end], r, "", c.at)
+		c.s.tr.record(ev, c.name, ln.no, "", "", c.data[ln.off:ln.end], r, "", r.start)
 	}
 }
 
-// journalFailed journals the lines of the claim that went to failed_dir
-// as to, with the reason f: the first line not done (c.off, c.no) with
-// f's code, attempts and remote, and with all every complete line after
-// it too (never sent: they follow a line whose retries ran out, or a file
-// over the cap). A file that failed whole for its size (lines "all"), or
-// none of whose lines was read, is journaled as the file.
-func (c *claim) journalFailed(f failure, to string, all bool) {
+// journalFailed journals the lines of rest (the claim's, from line no on)
+// that went to failed_dir as to, with the reason f: line failedNo with
+// f's code, attempts and remote (its latency from c.at), every other
+// complete line as never sent (it follows a line whose retries ran out,
+// or is in a file over the cap). A file that failed whole for its size
+// (lines "all"), or none of whose lines was read, is journaled as the
+// file.
+func (c *claim) journalFailed(f failure, to string, rest []byte, no, failedNo int) {
 	t := &c.s.tr
 	if !t.on() {
 		return
@@ -159,21 +160,18 @@ func (c *claim) journalFailed(f failure, to string, all bool) {
 		t.file(journal.Failed, c.name, to, f.reason)
 		return
 	}
-	r := lineResult{code: f.code, remote: f.remote, reason: f.reason, attempts: f.attempts}
-	first := c.no
+	failed := lineResult{code: f.code, remote: f.remote, reason: f.reason, attempts: f.attempts}
+	unsent := lineResult{reason: "not sent: line " + strconv.Itoa(failedNo) + " before it failed: " + f.reason}
 	n := 0
-	for off, no := c.off, c.no; ; {
-		ln, ok := nextLine(c.data, off, no, true)
-		if !ok || ln.end > len(c.data) {
+	for off := 0; ; n++ {
+		ln, ok := nextLine(rest, off, no, true)
+		if !ok || ln.end > len(rest) {
 			break
 		}
-		t.record(journal.Failed, c.name, ln.no, "", "", c.data[ln.off:ln.end], &r, to, c.at)
-		n++
-		if !all {
-			break
-		}
-		if n == 1 {
-			r = lineResult{reason: "not sent: line " + strconv.Itoa(first) + " before it failed: " + f.reason}
+		if ln.no == failedNo {
+			t.record(journal.Failed, c.name, ln.no, "", "", rest[ln.off:ln.end], &failed, to, c.at)
+		} else {
+			t.record(journal.Failed, c.name, ln.no, "", "", rest[ln.off:ln.end], &unsent, to, time.Time{})
 		}
 		off, no = ln.next, ln.no+1
 	}

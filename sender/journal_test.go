@@ -3,6 +3,7 @@ package sender
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,7 @@ func TestJournalSender(t *testing.T) {
 	jr, keys, jdir := openTestJournal(t, "key")
 	c := testConf(t, r.addr())
 	c.Retries = 1
+	c.LineOrder = conf.LineOrderStrict // c.txt's line 3 waits for line 2 (TestJournalLanes has lanes)
 	d := protocol.DefaultDialect()
 	_, stop := runSender(t, c, func(o *Options) {
 		o.Journal, o.JournalKeys, o.Mask = jr, keys, mask.New(d.Result(), []string{"key"}, true)
@@ -220,5 +222,44 @@ func BenchmarkJournalRecord(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		work()
+	}
+}
+
+// TestJournalLanes: with lanes (line_order parallel, the default) line 4
+// of m.txt is delivered on another lane while line 2 uses up its retries:
+// the journal says line 4 delivered and lines 2-3 failed to
+// m.txt.lines-2-3 (as failed_dir holds them), never line 4 failed.
+func TestJournalLanes(t *testing.T) {
+	r := startRemote(t, func(r *remote) {
+		r.answer = func(line []byte) int {
+			if processNo(string(line)) == "000000002" {
+				return protocol.CodeUnavailable
+			}
+			return protocol.CodeOK
+		}
+	})
+	jr, keys, jdir := openTestJournal(t)
+	c := testConf(t, r.addr())
+	c.Retries = 1
+	c.LineOrder = conf.LineOrderParallel
+	_, stop := runSender(t, c, func(o *Options) { o.Journal, o.JournalKeys = jr, keys })
+	drop(t, c.SpoolDir, "m.txt", body(1)+"\n"+body(2)+"\n\n"+body(3)+"\n", time.Time{})
+	e2e.WaitFor(t, 10*time.Second, "m.txt handled", func() bool {
+		return len(visible(t, c.SpoolDir)) == 0 && len(visible(t, c.FailedDir)) == 2
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := jr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range journalLines(t, jdir) {
+		got = append(got, l["process_no"]+" "+l["event"]+" line "+l["line"]+" "+l["to"])
+	}
+	slices.Sort(got)
+	want := []string{"000000001 delivered line 1 ", "000000002 failed line 2 m.txt.lines-2-3", "000000003 delivered line 4 "}
+	if !slices.Equal(got, want) {
+		t.Errorf("journal:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"spoolgate/conf"
+	"spoolgate/internal/journal"
 )
 
 // Lanes (docs/PROTOCOL.md §5): at sender.window 1 with sender.line_order
@@ -330,6 +331,7 @@ func (c *claim) exhaustedAround(ln fileLine, r lineResult) claimEnd {
 		}
 		if res.kind == lineDelivered {
 			c.s.countDelivered(c.ctx, c.name, l.no, res)
+			c.journal(journal.Delivered, l, &res)
 		} else if c.s.countRejected(); !c.saveRejected(c.data[l.off:l.next], c.failure(l, res), l.no) {
 			return c.stay()
 		}
@@ -346,7 +348,7 @@ func (c *claim) exhaustedAround(ln fileLine, r lineResult) claimEnd {
 		if run.last != run.first {
 			f.lines += "-" + strconv.Itoa(run.last)
 		}
-		if !c.saveUnsent(c.data[run.off:run.end], f, run.first, run.last != run.first) {
+		if !c.saveUnsent(c.data[run.off:run.end], f, run.first, ln.no, run.last != run.first) {
 			return c.stay()
 		}
 	}

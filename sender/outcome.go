@@ -268,7 +268,7 @@ func (c *claim) failWhole(f failure) claimEnd {
 		s.log.Warn("remove sidecar", "name", name, "err", err)
 	}
 	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
-	c.journalFailed(f, filepath.Base(final), true)
+	c.journalFailed(f, filepath.Base(final), c.data[c.off:], c.no, c.no)
 	return claimFailed
 }
 
@@ -315,7 +315,7 @@ func (c *claim) failOverCap() claimEnd {
 		return c.stay()
 	}
 	c.s.countFailed(int64(n))
-	c.journalFailed(f, filepath.Base(to), true)
+	c.journalFailed(f, filepath.Base(to), c.data[c.off:], c.no, c.no)
 	c.s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", c.name,
 		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
 	return c.finish()
@@ -333,7 +333,7 @@ func (c *claim) saveRejected(line []byte, f failure, lineNo int) bool {
 		return false
 	}
 	c.s.log.Warn("line rejected", "name", f.file, "line", lineNo, "to", to, "reason", f.reason)
-	c.journalFailed(f, filepath.Base(to), false)
+	c.journalFailed(f, filepath.Base(to), line, lineNo, lineNo)
 	return true
 }
 
@@ -341,8 +341,8 @@ func (c *claim) saveRejected(line []byte, f failure, lineNo int) bool {
 // (several of them: multi) to the end, to failed_dir as
 // <name>.line(s)-<f.lines> with the claim's mode, retried until it works
 // (untilDone). False when it did not (logged): the claim then stays in
-// .inflight.
-func (c *claim) saveUnsent(rest []byte, f failure, lineNo int, multi bool) bool {
+// .inflight. failedNo is the line whose retries ran out (the journal's).
+func (c *claim) saveUnsent(rest []byte, f failure, lineNo, failedNo int, multi bool) bool {
 	suffix := ".line-"
 	if multi {
 		suffix = ".lines-"
@@ -354,7 +354,7 @@ func (c *claim) saveUnsent(rest []byte, f failure, lineNo int, multi bool) bool 
 		return false
 	}
 	c.s.log.Warn("lines failed after retries", "name", f.file, "lines", f.lines, "to", to, "reason", f.reason)
-	c.journalFailed(f, filepath.Base(to), true)
+	c.journalFailed(f, filepath.Base(to), rest, lineNo, failedNo)
 	return true
 }
 
