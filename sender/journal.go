@@ -144,6 +144,15 @@ func (c *claim) journal(ev journal.Event, ln fileLine, r *lineResult) {
 	}
 }
 
+// unread is the claim's bytes from the first line not done: none when
+// they were not read (a file restored over the cap).
+func (c *claim) unread() []byte {
+	if c.off >= len(c.data) {
+		return nil
+	}
+	return c.data[c.off:]
+}
+
 // journalFailed journals the lines of rest (the claim's, from line no on)
 // that went to failed_dir as to, with the reason f: line failedNo with
 // f's code, attempts and remote (its latency from c.at), every other

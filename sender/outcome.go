@@ -268,7 +268,7 @@ func (c *claim) failWhole(f failure) claimEnd {
 		s.log.Warn("remove sidecar", "name", name, "err", err)
 	}
 	s.log.Warn("file failed", "name", name, "lines", f.lines, "to", final, "code", f.code, "reason", f.reason)
-	c.journalFailed(f, filepath.Base(final), c.data[c.off:], c.no, c.no)
+	c.journalFailed(f, filepath.Base(final), c.unread(), c.no, c.no)
 	return claimFailed
 }
 
@@ -315,7 +315,7 @@ func (c *claim) failOverCap() claimEnd {
 		return c.stay()
 	}
 	c.s.countFailed(int64(n))
-	c.journalFailed(f, filepath.Base(to), c.data[c.off:], c.no, c.no)
+	c.journalFailed(f, filepath.Base(to), c.unread(), c.no, c.no)
 	c.s.log.Warn("file grew past the cap after it was claimed: its unsent lines went to failed_dir", "name", c.name,
 		"lines", f.lines, "to", to, "max_bytes", maxFileBytes)
 	return c.finish()
