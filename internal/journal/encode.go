@@ -97,7 +97,7 @@ func (e *Encoder) Append(dst []byte, r *Record) []byte {
 		dst = strconv.AppendInt(dst, int64(r.Code), 10)
 	}
 	if r.Peer != "" {
-		dst = e.text(dst, e.peer, r.Peer)
+		dst = e.addr(dst, e.peer, r.Peer)
 	}
 	for i := 0; i < r.nkeys && i < len(e.names); i++ {
 		dst = e.key(dst, i, r.Key(i))
@@ -161,16 +161,36 @@ func (e *Encoder) text(dst []byte, name, v string) []byte {
 	dst = append(dst, '=')
 	start := len(dst)
 	dst = appendEscaped(dst, v[:min(len(v), maxText)])
-	if e.rrn {
+	if e.rrn && len(dst)-start >= minRRN {
 		mask.RRN(dst[start:])
 	}
 	return dst
+}
+
+// minRRN is the shortest resident number shape: 13 digits.
+const minRRN = 13
+
+// addr appends an address attribute (the peer or the remote, host:port),
+// escaped: an address holds no resident number, so it is not scanned.
+func (e *Encoder) addr(dst []byte, name, v string) []byte {
+	dst = append(dst, '\t')
+	dst = append(dst, name...)
+	dst = append(dst, '=')
+	return appendEscaped(dst, v[:min(len(v), maxText)])
 }
 
 // key appends key value i, decoded to UTF-8, or its keyed hash when
 // log.mask names the field or, with log.mask_rrn, it holds a resident
 // number shape.
 func (e *Encoder) key(dst []byte, i int, v []byte) []byte {
+	if !e.hashed[i] && len(v) < minRRN && ascii(v) {
+		// The usual key (digits, a code): no decoding, no resident
+		// number, no hash.
+		dst = append(dst, '\t')
+		dst = append(dst, e.names[i]...)
+		dst = append(dst, '=')
+		return appendEscaped(dst, v)
+	}
 	// v aliases the Record: copied first, so that passing it to the
 	// decoder and the hash (calls the compiler cannot see into) does not
 	// move every Record the writer receives to the heap.
