@@ -55,6 +55,38 @@ type Encoder struct {
 	secLoc     *time.Location
 	secPrefix  []byte // 2026-12-06T09:30:00.
 	zoneSuffix []byte // +09:00
+
+	// The attributes the records of a batch share (a connection's peer,
+	// its request file, the reply code; a claim's remote and spool file),
+	// as last written: a record with the same value copies them.
+	code       memo[int]
+	peerAt     memo[string]
+	file, dest memo[string]
+}
+
+// memo is an attribute as it was last written ("\tname=value"), and the
+// value it was written for.
+type memo[T comparable] struct {
+	v   T
+	out []byte
+	set bool
+}
+
+// get returns the attribute written for v, or nil when it was for
+// another value (set it with put).
+func (m *memo[T]) get(v T) []byte {
+	if m.set && m.v == v {
+		return m.out
+	}
+	return nil
+}
+
+// put keeps out (the attribute for v, which put copies) and appends it
+// to dst.
+func (m *memo[T]) put(dst []byte, v T, out []byte) []byte {
+	m.v, m.set = v, true
+	m.out = append(m.out[:0], out...)
+	return append(dst, out...)
 }
 
 // NewEncoder returns an Encoder for o's daemon and keys (o.Dir is not
@@ -93,21 +125,33 @@ func (e *Encoder) Append(dst []byte, r *Record) []byte {
 		dst = e.text(dst, "inst", e.inst)
 	}
 	if r.Code != 0 {
-		dst = append(dst, "\tcode="...)
-		dst = strconv.AppendInt(dst, int64(r.Code), 10)
+		if out := e.code.get(r.Code); out != nil {
+			dst = append(dst, out...)
+		} else {
+			n := len(dst)
+			dst = append(dst, "\tcode="...)
+			dst = strconv.AppendInt(dst, int64(r.Code), 10)
+			dst = e.code.put(dst[:n], r.Code, dst[n:])
+		}
 	}
 	if r.Peer != "" {
-		dst = e.addr(dst, e.peer, r.Peer)
+		if out := e.peerAt.get(r.Peer); out != nil {
+			dst = append(dst, out...)
+		} else {
+			n := len(dst)
+			dst = e.addr(dst, e.peer, r.Peer)
+			dst = e.peerAt.put(dst[:n], r.Peer, dst[n:])
+		}
 	}
 	for i := 0; i < r.nkeys && i < len(e.names); i++ {
 		dst = e.key(dst, i, r.Key(i))
 	}
 	if r.File != "" {
-		dst = e.text(dst, "file", r.File)
+		dst = e.memoText(dst, &e.file, "file", r.File)
 	}
 	if r.Line > 0 {
 		dst = append(dst, "\tline="...)
-		dst = strconv.AppendInt(dst, int64(r.Line), 10)
+		dst = strconv.AppendUint(dst, uint64(r.Line), 10)
 	}
 	if r.Queue != "" {
 		dst = e.text(dst, "queue", r.Queue)
@@ -117,7 +161,7 @@ func (e *Encoder) Append(dst []byte, r *Record) []byte {
 	}
 	if r.Attempts > 0 {
 		dst = append(dst, "\tattempts="...)
-		dst = strconv.AppendInt(dst, int64(r.Attempts), 10)
+		dst = strconv.AppendUint(dst, uint64(r.Attempts), 10)
 	}
 	if r.Latency > 0 {
 		dst = append(dst, "\tlatency="...)
@@ -125,12 +169,23 @@ func (e *Encoder) Append(dst []byte, r *Record) []byte {
 		dst = append(dst, "ms"...)
 	}
 	if r.To != "" {
-		dst = e.text(dst, "to", r.To)
+		dst = e.memoText(dst, &e.dest, "to", r.To)
 	}
 	if r.Reason != "" {
 		dst = e.text(dst, "reason", r.Reason)
 	}
 	return append(dst, '\n')
+}
+
+// memoText is text through m: a value written for the record before is
+// copied from there.
+func (e *Encoder) memoText(dst []byte, m *memo[string], name, v string) []byte {
+	if out := m.get(v); out != nil {
+		return append(dst, out...)
+	}
+	n := len(dst)
+	dst = e.text(dst, name, v)
+	return m.put(dst[:n], v, dst[n:])
 }
 
 // appendTime appends t in TimeLayout: formatted once a second (the

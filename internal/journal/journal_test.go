@@ -696,3 +696,29 @@ func TestAppendTime(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeMemo: an encoder that copies the attributes a record shares
+// with the one before it (peer, file, code, to) writes each line as a
+// new encoder does, whether the values repeat, change or come back, a
+// resident number in a file name masked each time.
+func TestEncodeMemo(t *testing.T) {
+	o := Options{Daemon: "sender", Keys: []string{"org_code", "process_no"}, MaskRRN: true}
+	enc := NewEncoder(o, testKey)
+	peers := []string{"10.1.2.3:51234", "10.1.2.3:51234", "10.1.2.4:1", "10.1.2.3:51234", ""}
+	files := []string{"a.txt", "a.txt", "b 8501012345678.txt", "b 8501012345678.txt", "a.txt", ""}
+	codes := []int{200, 200, 500, 0, 200, 400}
+	tos := []string{"", "f.txt", "f.txt", "g.txt", ""}
+	for i := range 60 {
+		r := Record{Time: at("2026-12-06 09:30:00.000"), Event: Delivered, Code: codes[i%len(codes)],
+			Peer: peers[i%len(peers)], File: files[i%len(files)], Line: i, To: tos[i%len(tos)]}
+		r.AddKeyString("ORG01")
+		r.AddKeyString(fmt.Sprintf("%09d", i))
+		got := string(enc.Append(nil, &r))
+		if want := string(NewEncoder(o, testKey).Append(nil, &r)); got != want {
+			t.Fatalf("record %d:\n got %q\nwant %q", i, got, want)
+		}
+		if strings.Contains(got, "8501012345678") {
+			t.Fatalf("record %d: a resident number in clear: %q", i, got)
+		}
+	}
+}
