@@ -226,6 +226,7 @@ func FuzzDialectParse(f *testing.F) {
 		if r, err := d.ParseReply(d.Unframe(rep)); err != nil || r.Code != CodeInvalid {
 			t.Fatalf("reply to %q: %q: %+v, %v", line, rep, r, err)
 		}
+		checkRawFields(t, d.Request(), line)
 		m, err := d.Parse(line)
 		if err != nil {
 			var pe *ParseError
@@ -247,4 +248,24 @@ func FuzzDialectParse(f *testing.F) {
 			t.Fatalf("raw key %q, key %q", k, m.AppendKey(nil, idx, 0))
 		}
 	})
+}
+
+// checkRawFields: RawFields of any line, valid or not, is rawField of
+// each field asked, in any order, a field beyond the spec's included.
+func checkRawFields(t *testing.T, s *Spec, line []byte) {
+	idx := make([]int, 0, s.Len()+1)
+	for i := s.Len(); i >= 0; i-- {
+		idx = append(idx, i)
+	}
+	out := make([][]byte, len(idx))
+	s.RawFields(line, idx, out)
+	for k, i := range idx {
+		want, ok := s.rawField(line, i)
+		if !ok {
+			want = nil
+		}
+		if (out[k] == nil) != (want == nil) || !bytes.Equal(out[k], want) {
+			t.Fatalf("RawFields(%q) field %d = %q, rawField %q %v", line, i, out[k], want, ok)
+		}
+	}
 }

@@ -396,6 +396,41 @@ func (s *Spec) fieldAt(raw []byte, i, skip int) (v []byte, ok bool) {
 	return raw[:len(raw):len(raw)], true
 }
 
+// RawFields sets out[k] to field idx[k] of raw as rawField finds it,
+// nil where raw lacks it (out is at least as long as idx): the key
+// values of a message the receiver journals, which may be invalid. A
+// delimited message is walked once for all of them.
+func (s *Spec) RawFields(raw []byte, idx []int, out [][]byte) {
+	last := -1
+	for k, i := range idx {
+		out[k] = nil
+		if s.w.fixed {
+			out[k], _ = s.fieldAt(raw, i, 0)
+		}
+		last = max(last, i)
+	}
+	if s.w.fixed {
+		return
+	}
+	for f := 0; f <= last && f < len(s.fields); f++ {
+		v, end := raw, -1
+		if f < len(s.fields)-1 {
+			if end = bytes.IndexByte(raw, s.w.sep); end >= 0 {
+				v = raw[:end]
+			}
+		}
+		for k, i := range idx {
+			if i == f {
+				out[k] = v[:len(v):len(v)]
+			}
+		}
+		if end < 0 {
+			return // the last field, or no separator after this one: no more fields
+		}
+		raw = raw[end+1:]
+	}
+}
+
 // AppendRawKey is Message.AppendKey for raw, a message of the spec that is
 // not parsed (a line of a request file, for the duplicate window's
 // rebuild): the fields at idx by position. ok is false when raw lacks one.

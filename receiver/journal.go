@@ -21,8 +21,8 @@ type trail struct {
 	jr   *journal.Journal // nil: the journal is off
 	mask *mask.Masker     // nil: nothing masked
 	// keys are the request fields the journal keys on
-	// (journal.KeyFields), each alone, as AppendRawKey takes them.
-	keys [][]int
+	// (journal.KeyFields), at most journal.MaxKeys.
+	keys []int
 	// pnoMasked: log.mask names process_no (shown in debug lines).
 	pnoMasked bool
 	// idMasked is by position in the amqp message_id (the fields of
@@ -35,7 +35,9 @@ func newTrail(d *protocol.Dialect, jr *journal.Journal, m *mask.Masker, dedupKey
 	req := d.Request()
 	t := trail{d: d, jr: jr, mask: m, pnoMasked: m.Masks(req.Index("process_no"))}
 	for _, n := range journal.KeyFields(dedupKey, req.Names()) {
-		t.keys = append(t.keys, []int{req.Index(n)})
+		if len(t.keys) < journal.MaxKeys {
+			t.keys = append(t.keys, req.Index(n))
+		}
 	}
 	for _, n := range dedupKey {
 		masked := m.Masks(req.Index(n))
@@ -63,9 +65,9 @@ func (t *trail) record(ev journal.Event, code int, peer string, raw []byte, wher
 			r.MsgID = t.maskID(r.MsgID)
 		}
 	}
-	var buf [journal.MaxKeyBytes]byte
-	for _, idx := range t.keys {
-		v, _ := t.d.Request().AppendRawKey(buf[:0], raw, idx, 0)
+	var vals [journal.MaxKeys][]byte // they alias raw
+	t.d.Request().RawFields(raw, t.keys, vals[:])
+	for _, v := range vals[:len(t.keys)] {
 		r.AddKey(v)
 	}
 	t.jr.Add(&r)
