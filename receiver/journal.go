@@ -47,14 +47,13 @@ func newTrail(d *protocol.Dialect, jr *journal.Journal, m *mask.Masker, dedupKey
 	return t
 }
 
-// record journals one message of a batch: raw is what its reply echoes
-// (the message, or the whole fields of its start), code its answer; where
-// is where it was stored (Accepted), reason why it was not (Rejected,
-// Unavailable). A duplicate is answered 200 without being stored again.
-// It allocates nothing (the journal copies the record) unless the amqp
-// message_id has a masked field.
-func (t *trail) record(ev journal.Event, code int, peer string, raw []byte, where *Where, reason string, now time.Time) {
-	var r journal.Record
+// record fills r, empty, with the journal record of one message of a
+// batch (the caller adds it): raw is what its reply echoes (the message,
+// or the whole fields of its start), code its answer; where is where it
+// was stored (Accepted), reason why it was not (Rejected, Unavailable). A
+// duplicate is answered 200 without being stored again. It allocates
+// nothing unless the amqp message_id has a masked field.
+func (t *trail) record(r *journal.Record, ev journal.Event, code int, peer string, raw []byte, where *Where, reason string, now time.Time) {
 	r.Time, r.Event, r.Code, r.Peer, r.Reason = now, ev, code, peer, reason
 	if where != nil {
 		r.File, r.Line, r.Queue, r.MsgID = where.File, where.Line, where.Queue, where.MsgID
@@ -70,7 +69,6 @@ func (t *trail) record(ev journal.Event, code int, peer string, raw []byte, wher
 	for _, v := range vals[:len(t.keys)] {
 		r.AddKey(v)
 	}
-	t.jr.Add(&r)
 }
 
 // published journals that the request file part (base names) got the

@@ -30,16 +30,21 @@ type pipe struct {
 	remote string
 
 	ents    []pipeEnt
-	lines   [][]byte    // valid lines to store, in order; they alias the read buffer
-	start   []time.Time // when each line was read, for store_seconds
-	errs    []error     // outcome of each committed line: nil, stored
-	where   []Where     // where each committed line was stored, while the journal is on
-	done    int         // lines[:done] are committed
-	keys    []dedupKey  // dedup keys in flight for lines[done:]
-	keyLine []int       // the line of each of keys
-	key     []byte      // scratch: the values of a message's key fields
-	out     []byte      // the replies of the batch
+	lines   [][]byte         // valid lines to store, in order; they alias the read buffer
+	start   []time.Time      // when each line was read, for store_seconds
+	errs    []error          // outcome of each committed line: nil, stored
+	where   []Where          // where each committed line was stored, while the journal is on
+	done    int              // lines[:done] are committed
+	keys    []dedupKey       // dedup keys in flight for lines[done:]
+	keyLine []int            // the line of each of keys
+	key     []byte           // scratch: the values of a message's key fields
+	out     []byte           // the replies of the batch
+	recs    []journal.Record // the batch's journal records not yet added (journalChunk at most)
 }
+
+// journalChunk is how many of a batch's journal records a pipe hands to
+// the journal at once (one lock for them): a Record is about 450 bytes.
+const journalChunk = 16
 
 // pipeEnt is one message of a batch, in arrival order.
 type pipeEnt struct {
@@ -249,20 +254,29 @@ func (p *pipe) replies(now time.Time) []byte {
 		if s.tr.jr == nil || e.echo {
 			continue
 		}
+		if len(p.recs) == journalChunk {
+			s.tr.jr.AddAll(p.recs)
+			p.recs = p.recs[:0]
+		}
+		p.recs = append(p.recs, journal.Record{})
+		r := &p.recs[len(p.recs)-1]
 		switch {
 		case code == protocol.CodeInvalid:
-			s.tr.record(journal.Rejected, code, p.remote, e.raw, nil, e.reason, now)
+			s.tr.record(r, journal.Rejected, code, p.remote, e.raw, nil, e.reason, now)
 		case code == protocol.CodeUnavailable:
 			if err := p.errs[e.line]; err != textOf {
 				errText, textOf = err.Error(), err
 			}
-			s.tr.record(journal.Unavailable, code, p.remote, e.raw, nil, errText, now)
+			s.tr.record(r, journal.Unavailable, code, p.remote, e.raw, nil, errText, now)
 		case e.line < 0 || e.dup:
-			s.tr.record(journal.Duplicate, code, p.remote, e.raw, nil, "", now)
+			s.tr.record(r, journal.Duplicate, code, p.remote, e.raw, nil, "", now)
 		default:
-			s.tr.record(journal.Accepted, code, p.remote, e.raw, &p.where[e.line], "", now)
+			s.tr.record(r, journal.Accepted, code, p.remote, e.raw, &p.where[e.line], "", now)
 		}
 	}
+	s.tr.jr.AddAll(p.recs)
+	clear(p.recs) // the strings they hold
+	p.recs = p.recs[:0]
 	return p.out
 }
 

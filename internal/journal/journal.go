@@ -34,6 +34,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -221,26 +222,35 @@ func New(o Options) (*Journal, error) {
 // Add queues r to be written and returns at once: when the queue is
 // full, r is dropped and counted. r is copied; it allocates nothing.
 func (j *Journal) Add(r *Record) {
-	if j == nil {
+	if j != nil {
+		j.AddAll(unsafe.Slice(r, 1)) // r as a slice of one, not copied
+	}
+}
+
+// AddAll is Add for each of rs, under one lock: a batch's records.
+func (j *Journal) AddAll(rs []Record) {
+	if j == nil || len(rs) == 0 {
 		return
 	}
+	lost := len(rs)
 	if !j.closed.Load() {
 		j.qmu.Lock()
-		if n := len(j.queue); n < cap(j.queue) {
-			j.queue = append(j.queue, *r)
-			j.qmu.Unlock()
-			if n+1 == j.o.Buffer/2 {
-				select {
-				case j.wake <- struct{}{}:
-				default:
-				}
-			}
-			return
-		}
+		n := len(j.queue)
+		take := min(len(rs), cap(j.queue)-n)
+		j.queue = append(j.queue, rs[:take]...)
 		j.qmu.Unlock()
+		if half := j.o.Buffer / 2; n < half && n+take >= half {
+			select {
+			case j.wake <- struct{}{}:
+			default:
+			}
+		}
+		lost -= take
 	}
-	j.dropped.Add(1)
-	j.m.dropped.Inc()
+	if lost > 0 {
+		j.dropped.Add(uint64(lost))
+		j.m.dropped.Add(float64(lost))
+	}
 }
 
 // queued returns how many records wait to be taken by the writer.

@@ -450,6 +450,7 @@ func TestNil(t *testing.T) {
 		t.Fatalf("New without a dir: %v %v", j, err)
 	}
 	j.Add(&Record{})
+	j.AddAll(make([]Record, 3))
 	if j.Close() != nil || j.Stats() != (Stats{}) {
 		t.Error("nil journal")
 	}
@@ -720,5 +721,41 @@ func TestEncodeMemo(t *testing.T) {
 		if strings.Contains(got, "8501012345678") {
 			t.Fatalf("record %d: a resident number in clear: %q", i, got)
 		}
+	}
+}
+
+// TestAddAll: a batch bigger than the queue's room queues what fits
+// (the rest dropped and counted), and one that crosses half the queue
+// wakes the writer: with no flush tick every record queued is written.
+func TestAddAll(t *testing.T) {
+	dir := t.TempDir()
+	j, err := New(Options{Dir: dir, Daemon: "receiver", Keys: []string{"org_code", "process_no"}, Buffer: 8, FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := make([]Record, 11)
+	for i := range batch {
+		batch[i] = Record{Time: at("2026-12-06 09:30:00.000"), Event: Accepted, Code: 200, File: "f", Line: i + 1}
+		batch[i].AddKeyString("ORG01")
+		batch[i].AddKeyString(fmt.Sprintf("%09d", i))
+	}
+	j.AddAll(batch[:3]) // below half: queued, no wake
+	j.AddAll(batch[3:]) // 5 fit, 3 dropped; crosses half: the writer takes them
+	waitFor(t, 10*time.Second, "the batch taken", func() bool { return j.queued() == 0 })
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := j.Stats(); s.Written != 8 || s.Dropped != 3 {
+		t.Fatalf("written %d, dropped %d; want 8 and 3", s.Written, s.Dropped)
+	}
+	if _, err := Search(dir, Query{}); err == nil {
+		t.Error("a search without terms")
+	}
+	res, err := Search(dir, Query{Terms: []Term{{Name: "org_code", Value: "ORG01"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Entries) != 8 || res.Entries[7].Line != 8 {
+		t.Fatalf("%d entries: %+v", len(res.Entries), res.Entries)
 	}
 }

@@ -396,8 +396,11 @@ func eventIs(line, event []byte) bool {
 // was published under (Entry.File; Entry.Written keeps the .part) when
 // the journal holds that publication. Files are read in parallel; a file
 // or line that cannot be read is a Problem, not an error. The error is
-// for a directory that cannot be listed.
+// for a query without terms and a directory that cannot be listed.
 func Search(dir string, q Query) (Result, error) {
+	if len(q.Terms) == 0 {
+		return Result{}, errors.New("journal: search for nothing: name a field and its value")
+	}
 	files, err := searchFiles(dir, q)
 	if err != nil {
 		return Result{}, err
