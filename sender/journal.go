@@ -1,8 +1,11 @@
 package sender
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"spoolgate/internal/journal"
@@ -27,6 +30,9 @@ type trail struct {
 	d    *protocol.Dialect
 	jr   *journal.Journal // nil: the journal is off
 	mask *mask.Masker     // nil: nothing masked
+	// reply is mask's rules for the remote's replies (their process_no
+	// quoted in a bad reply's reason).
+	reply *mask.Masker
 	// keys are the result fields the journal keys on (Options.JournalKeys),
 	// each alone, as AppendResultKey takes them; -1: not in the result spec
 	// (journaled empty, so that the columns stay in order).
@@ -34,7 +40,7 @@ type trail struct {
 }
 
 func newTrail(d *protocol.Dialect, jr *journal.Journal, m *mask.Masker, keys []string) trail {
-	t := trail{d: d, jr: jr, mask: m}
+	t := trail{d: d, jr: jr, mask: m, reply: m.For(d.Reply())}
 	for _, n := range keys {
 		t.keys = append(t.keys, []int{d.Result().Index(n)})
 	}
@@ -101,6 +107,32 @@ func (t *trail) file(ev journal.Event, name, to, reason string) {
 
 // text masks a reason or an error text (the resident number shapes).
 func (t *trail) text(s string) string { return t.mask.Text(s) }
+
+// badReply returns why a reply that cannot be read (err from
+// Dialect.ParseReply, which quotes msg as it came) failed its line:
+// quoting msg with the fields of log.mask and the resident number shapes
+// masked, and of a field log.mask names only what was wrong with it.
+func (t *trail) badReply(msg []byte, err error) string {
+	var pe *protocol.ParseError
+	if !t.reply.Active() || !errors.As(err, &pe) {
+		return t.mask.Text(resultBadReply.String() + ": " + err.Error())
+	}
+	detail := pe.Error()
+	if t.reply.Masks(t.d.Reply().Index(pe.Field)) {
+		detail = pe.Reason()
+	}
+	shown := t.reply.AppendLine(nil, bytes.TrimSuffix(msg, []byte{'\n'}))
+	return t.mask.Text(fmt.Sprintf("%s: parse reply %s: %s", resultBadReply, strconv.Quote(t.d.Text(shown)), detail))
+}
+
+// replyPno returns a reply's process_no (or the one it should have
+// echoed) as a reason shows it: decoded, all '*' when log.mask names it.
+func (t *trail) replyPno(v []byte) string {
+	if t.reply.Masks(t.d.Reply().Index("process_no")) {
+		return strings.Repeat("*", len(v))
+	}
+	return t.d.Text(v)
+}
 
 // maskErr returns err, why a spool line is not a valid result message
 // (Sender.frame), as reasons show it: a ParseError of a field log.mask

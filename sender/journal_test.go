@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -261,5 +262,41 @@ func TestJournalLanes(t *testing.T) {
 	want := []string{"000000001 delivered line 1 ", "000000002 failed line 2 m.txt.lines-2-3", "000000003 delivered line 4 "}
 	if !slices.Equal(got, want) {
 		t.Errorf("journal:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestBadReplyMasked: with log.mask naming process_no, a reply that
+// cannot be read and one that echoes another process_no give reasons
+// showing neither process_no (as many '*') nor the resident number the
+// reply carries; with log.mask empty the process_no shows, the resident
+// number still not (log.mask_rrn).
+func TestBadReplyMasked(t *testing.T) {
+	const rrn = "8501012345678"
+	d := protocol.DefaultDialect()
+	line := []byte(body(123))
+	for _, masked := range []bool{true, false} {
+		var fields []string
+		if masked {
+			fields = []string{"process_no"}
+		}
+		s := &Sender{d: d, tr: newTrail(d, nil, mask.New(d.Result(), fields, true), nil)}
+		frame, err := s.frame(nil, line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := d.Unframe(d.AppendReply(nil, d.Unframe(frame), protocol.CodeOK, time.Now()))
+		unreadable := append(bytes.TrimSuffix(good, []byte("|200")), "|"+rrn...)
+		other := bytes.Replace(good, []byte("000000123"), []byte("000000456"), 1)
+		for _, reply := range [][]byte{unreadable, other} {
+			res, _, reason := s.replyResult(reply, s.expect(frame))
+			if res != resultBadReply {
+				t.Fatalf("reply %q: %v %q", reply, res, reason)
+			}
+			shows := strings.Contains(reason, "000000123") || strings.Contains(reason, "000000456")
+			if shows == masked || strings.Contains(reason, rrn) || !strings.HasPrefix(reason, resultBadReply.String()) {
+				t.Errorf("log.mask %v, reply %q: reason %q", fields, reply, reason)
+			}
+			t.Logf("log.mask %v: %s", fields, reason)
+		}
 	}
 }

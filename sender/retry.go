@@ -46,10 +46,10 @@ import (
 func (s *Sender) replyResult(msg, pno []byte) (result attemptResult, code int, reason string) {
 	rep, err := s.d.ParseReply(msg)
 	switch {
-	case err != nil: // quotes the reply: masked (log.mask_rrn)
-		return resultBadReply, 0, s.tr.text(resultBadReply.String() + ": " + err.Error())
+	case err != nil: // quotes the reply: masked (log.mask, log.mask_rrn)
+		return resultBadReply, 0, s.tr.badReply(msg, err)
 	case rep.ProcessNo != string(pno):
-		return resultBadReply, rep.Code, s.tr.text(fmt.Sprintf("%s: process_no %s answered for %s", resultBadReply, s.d.Text([]byte(rep.ProcessNo)), s.d.Text(pno)))
+		return resultBadReply, rep.Code, s.tr.text(fmt.Sprintf("%s: process_no %s answered for %s", resultBadReply, s.tr.replyPno([]byte(rep.ProcessNo)), s.tr.replyPno(pno)))
 	case rep.Code == protocol.CodeOK:
 		return resultOK, rep.Code, ""
 	case rep.Code == protocol.CodeInvalid:

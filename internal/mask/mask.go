@@ -50,6 +50,23 @@ func New(spec *protocol.Spec, fields []string, rrn bool) *Masker {
 	return m
 }
 
+// For returns m's rules for messages of spec, say the remote's replies to
+// messages of m's spec: the fields of the same names (those spec has),
+// and the resident number shapes when m masks them. A nil m gives nil.
+func (m *Masker) For(spec *protocol.Spec) *Masker {
+	if m == nil {
+		return nil
+	}
+	var names []string
+	if m.spec != nil {
+		all := m.spec.Names()
+		for _, i := range m.fields {
+			names = append(names, all[i])
+		}
+	}
+	return New(spec, names, m.rrn)
+}
+
 // Active reports whether m masks anything.
 func (m *Masker) Active() bool { return m != nil && (m.rrn || len(m.fields) > 0) }
 

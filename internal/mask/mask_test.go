@@ -132,3 +132,21 @@ func BenchmarkAppendLine(b *testing.B) {
 		buf = m.AppendLine(buf[:0], line)
 	}
 }
+
+// TestFor: a Masker's rules for another spec mask the fields of the
+// same names that spec has (process_no of a reply, not the request's
+// key, which a reply lacks), and the resident number shapes as before.
+func TestFor(t *testing.T) {
+	d := protocol.DefaultDialect()
+	m := New(d.Request(), []string{"process_no", "key"}, true).For(d.Reply())
+	if !m.Masks(d.Reply().Index("process_no")) || !m.MasksRRN() {
+		t.Fatalf("the reply's process_no or the resident numbers not masked")
+	}
+	if New(d.Request(), nil, false).For(d.Reply()).Active() {
+		t.Error("nothing masked gives a reply masker that masks")
+	}
+	var none *Masker
+	if none.For(d.Reply()) != nil {
+		t.Error("a nil Masker's rules")
+	}
+}
