@@ -889,7 +889,7 @@ func TestBenchScript(t *testing.T) {
 	tmp := t.TempDir()
 	env := append(os.Environ(), "TMPDIR="+tmp, "ROUNDS=1", "DURATION=200ms", "IDLE=50", "IDLE_HOLD=1s",
 		"DRAIN_ROUNDS=1", "DRAIN_FILES=200", "BIG_DRAIN_FILES=400", "ML_LINES=500", "ML_ROUNDS=1", "PIPE_WINDOW=200", "PIPE_ONE=500",
-		"LINK_ROUNDS=1", "LINK_LINES=50", "LINK_BIG_LINES=500", "LINK_FILES=50")
+		"LINK_ROUNDS=1", "LINK_LINES=50", "LINK_BIG_LINES=500", "LINK_FILES=50", "JOURNAL_ROUNDS=1")
 	out, code := script(t, env, "bench.sh")
 	if code != 0 {
 		t.Fatalf("bench.sh exit %d", code)
