@@ -15,7 +15,9 @@
 //     is 1-8. The digits become '*', the '-' stays. A run of more digits
 //     (an account or card number, a timestamp) is not masked, nor any part
 //     of it: a fixed-width layout whose resident number field touches other
-//     digits needs log.mask for that field.
+//     digits needs log.mask for that field. In quoted or escaped text the
+//     digits that end an escape (\x01, \u0031) are not part of the run
+//     after them.
 //
 // Bytes are compared as ASCII, which is sound for UTF-8, EUC-KR and CP949
 // alike (no byte of a multi-byte character there is an ASCII digit or '-').
@@ -31,7 +33,8 @@ import (
 // mask nothing. A Masker is immutable and safe for concurrent use.
 type Masker struct {
 	spec   *protocol.Spec
-	fields []int // indexes in spec of the masked fields
+	fields []int    // indexes in spec of the masked fields
+	names  []string // log.mask as given, those spec lacks included (For)
 	rrn    bool
 }
 
@@ -39,7 +42,7 @@ type Masker struct {
 // log.mask (names the spec does not have are ignored: conf checks them
 // against the request and the result spec together), rrn is log.mask_rrn.
 func New(spec *protocol.Spec, fields []string, rrn bool) *Masker {
-	m := &Masker{spec: spec, rrn: rrn}
+	m := &Masker{spec: spec, rrn: rrn, names: fields}
 	if spec != nil {
 		for _, f := range fields {
 			if i := spec.Index(f); i >= 0 {
@@ -51,20 +54,14 @@ func New(spec *protocol.Spec, fields []string, rrn bool) *Masker {
 }
 
 // For returns m's rules for messages of spec, say the remote's replies to
-// messages of m's spec: the fields of the same names (those spec has),
-// and the resident number shapes when m masks them. A nil m gives nil.
+// messages of m's spec: the fields of log.mask that spec has (also those
+// m's spec lacks: a reply may echo a request field the result lacks), and
+// the resident number shapes when m masks them. A nil m gives nil.
 func (m *Masker) For(spec *protocol.Spec) *Masker {
 	if m == nil {
 		return nil
 	}
-	var names []string
-	if m.spec != nil {
-		all := m.spec.Names()
-		for _, i := range m.fields {
-			names = append(names, all[i])
-		}
-	}
-	return New(spec, names, m.rrn)
+	return New(spec, m.names, m.rrn)
 }
 
 // Active reports whether m masks anything.
@@ -154,7 +151,9 @@ func digitRun[T ~string | ~[]byte](b T, i int) int {
 
 // findRRN returns the next resident number shape in b at or after i: its
 // start and end, and where its '-' is (-1 without one); ok false when
-// there is none.
+// there is none. A run of digits that starts with the last digits of an
+// escape (\x01, \u0031: quoted or escaped text) is also looked at without
+// them, so that quoting a byte before a resident number does not hide it.
 func findRRN[T ~string | ~[]byte](b T, i int) (start, end, dash int, ok bool) {
 	for i < len(b) {
 		if !digit(b[i]) {
@@ -162,17 +161,64 @@ func findRRN[T ~string | ~[]byte](b T, i int) (start, end, dash int, ok bool) {
 			continue
 		}
 		j := digitRun(b, i)
-		switch {
-		case j-i == 13 && b[i+6] >= '1' && b[i+6] <= '8':
-			return i, j, -1, true
-		case j-i == 6 && j+1 < len(b) && b[j] == '-' && b[j+1] >= '1' && b[j+1] <= '8':
-			if k := digitRun(b, j+1); k-(j+1) == 7 {
-				return i, k, j, true
+		if end, dash, ok := shapeAt(b, i, j); ok {
+			return i, end, dash, true
+		}
+		if k := escaped(b, i); k > 0 && i+k < j {
+			if end, dash, ok := shapeAt(b, i+k, j); ok {
+				return i + k, end, dash, true
 			}
 		}
 		i = j
 	}
 	return 0, 0, 0, false
+}
+
+// shapeAt reports whether the run of digits b[i:j] starts a resident
+// number shape: the run itself (13 digits), or the run (6 digits), '-'
+// and the 7 digits after it; end and dash as findRRN returns them.
+func shapeAt[T ~string | ~[]byte](b T, i, j int) (end, dash int, ok bool) {
+	switch {
+	case j-i == 13 && b[i+6] >= '1' && b[i+6] <= '8':
+		return j, -1, true
+	case j-i == 6 && j+1 < len(b) && b[j] == '-' && b[j+1] >= '1' && b[j+1] <= '8':
+		if k := digitRun(b, j+1); k-(j+1) == 7 {
+			return k, j, true
+		}
+	}
+	return 0, 0, false
+}
+
+// escaped returns how many digits at i, the start of a run of digits,
+// are the last hex digits of an escape before them (\xHH, \uHHHH,
+// \UHHHHHHHH, its backslash not itself escaped); 0 when none.
+func escaped[T ~string | ~[]byte](b T, i int) int {
+	p := i - 1
+	for p >= 0 && i-p <= 8 && (digit(b[p]) || b[p] >= 'a' && b[p] <= 'f' || b[p] >= 'A' && b[p] <= 'F') {
+		p-- // the escape's hex digits before the run (a letter ends the run: \u00a0)
+	}
+	if p < 1 {
+		return 0
+	}
+	n := 0
+	switch b[p] {
+	case 'x':
+		n = 2
+	case 'u':
+		n = 4
+	case 'U':
+		n = 8
+	default:
+		return 0
+	}
+	slashes := 0
+	for q := p - 1; q >= 0 && b[q] == '\\'; q-- {
+		slashes++
+	}
+	if slashes%2 == 0 {
+		return 0 // no backslash, or an escaped one: x, u or U is text
+	}
+	return max(0, p+1+n-i)
 }
 
 // RRN masks every resident number shape in b in place and returns how

@@ -39,6 +39,17 @@ func TestRRN(t *testing.T) {
 		{"", ""},
 		{"12", "12"},
 		{"850101-", "850101-"},
+		// Quoted or escaped text: the last digits of an escape before a
+		// number are not part of it (strconv.Quote, the journal's \xHH).
+		{`"\x018501011234567"`, `"\x01*************"`},
+		{`\x858501011234567`, `\x85*************`},
+		{`\x01850101-1234567`, `\x01******-*******`},
+		{`\u00318501011234567`, `\u0031*************`},
+		{`\u00a08501011234567`, `\u00a0*************`},
+		{`\U000000318501011234567`, `\U00000031*************`},
+		{`\x8501011234567`, `\x*************`},       // the run itself is a number
+		{`\\x018501011234567`, `\\x018501011234567`}, // an escaped backslash: "x01..." is text, 15 digits
+		{`x018501011234567`, `x018501011234567`},
 	}
 	for _, tt := range tests {
 		b := []byte(tt.in)
@@ -141,6 +152,13 @@ func TestFor(t *testing.T) {
 	m := New(d.Request(), []string{"process_no", "key"}, true).For(d.Reply())
 	if !m.Masks(d.Reply().Index("process_no")) || !m.MasksRRN() {
 		t.Fatalf("the reply's process_no or the resident numbers not masked")
+	}
+	// A field the first spec lacks is kept for the second: the result
+	// spec has no code field, the reply spec has.
+	if rc := d.Reply().Index("code"); rc < 0 || d.Result().Index("code") >= 0 {
+		t.Fatalf("the test's premise: code in the reply spec only")
+	} else if !New(d.Result(), []string{"code"}, false).For(d.Reply()).Masks(rc) {
+		t.Error("a log.mask field of the reply spec only is not masked in replies")
 	}
 	if New(d.Request(), nil, false).For(d.Reply()).Active() {
 		t.Error("nothing masked gives a reply masker that masks")
