@@ -2,6 +2,7 @@ package sender
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,9 +286,18 @@ func TestBadReplyMasked(t *testing.T) {
 			t.Fatal(err)
 		}
 		good := d.Unframe(d.AppendReply(nil, d.Unframe(frame), protocol.CodeOK, time.Now()))
-		unreadable := append(bytes.TrimSuffix(good, []byte("|200")), "|"+rrn...)
+		// good with its code replaced by v, its length field set anew:
+		// the code field is what cannot be read.
+		withCode := func(v string) []byte {
+			body := strings.TrimSuffix(string(good[4:]), "|200") + "|" + v
+			return []byte(fmt.Sprintf("%04d", len(body)+5) + body) // the length counts the LF
+		}
+		unreadable := withCode(rrn)
 		other := bytes.Replace(good, []byte("000000123"), []byte("000000456"), 1)
-		for _, reply := range [][]byte{unreadable, other} {
+		// A byte before the number that quoting escapes (\x01): its hex
+		// digits must not join the number's.
+		quoted := withCode("\x01" + rrn)
+		for _, reply := range [][]byte{unreadable, other, quoted} {
 			res, _, reason := s.replyResult(reply, s.expect(frame))
 			if res != resultBadReply {
 				t.Fatalf("reply %q: %v %q", reply, res, reason)
@@ -298,5 +308,25 @@ func TestBadReplyMasked(t *testing.T) {
 			}
 			t.Logf("log.mask %v: %s", fields, reason)
 		}
+	}
+}
+
+// TestBadReplyMaskedReplyField: a log.mask field that only the reply spec
+// has (a request field the remote echoes, which the result lacks) is
+// masked in a bad reply's reason.
+func TestBadReplyMaskedReplyField(t *testing.T) {
+	c := protocol.DefaultDialectConfig()
+	c.Result = protocol.SpecConfig{Names: []string{"length", "type", "process_no", "sent_at", "org_code", "service_code", "payload", "filler"}, Rules: c.Request.Rules}
+	c.Reply = protocol.SpecConfig{Names: []string{"length", "type", "process_no", "key", "replied_at", "code"}}
+	d, err := protocol.NewDialect(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sender{d: d, tr: newTrail(d, nil, mask.New(d.Result(), []string{"key"}, true), nil)}
+	body := "|RES|000000123|SECRETKEY42|20261207064400|2000" // a code too long: unreadable
+	msg := []byte(fmt.Sprintf("%04d", len(body)+4) + body)
+	res, _, reason := s.replyResult(msg, []byte("000000123"))
+	if res != resultBadReply || strings.Contains(reason, "SECRETKEY42") || !strings.Contains(reason, "***********") {
+		t.Errorf("log.mask key, the reply spec has it, the result not: %v %q", res, reason)
 	}
 }

@@ -12,8 +12,9 @@
 // to a queue, which one goroutine takes whole (swapping it for an empty
 // one) every FlushEvery, or as soon as it is half full, formats the lines
 // into a buffer and writes it in batches (no fsync: it is a trail, not
-// the data). A message costs its caller a lock and a copy, and the writer
-// no wake-up of its own: under load a take is thousands of records. A journal that cannot be written (a full disk, a
+// the data). A message costs its caller a copy and a share of a lock
+// (AddAll takes a batch's records under one), and the writer no wake-up
+// of its own: under load a take is thousands of records. A journal that cannot be written (a full disk, a
 // removed directory) keeps its lines in memory up to a bound and retries
 // on every flush, reopening the file; what does not fit is dropped and
 // counted, the failure is counted and logged once a minute, and writing
@@ -233,8 +234,8 @@ func (j *Journal) AddAll(rs []Record) {
 		return
 	}
 	lost := len(rs)
-	if !j.closed.Load() {
-		j.qmu.Lock()
+	j.qmu.Lock()
+	if !j.closed.Load() { // set under qmu: the writer's last take comes after
 		n := len(j.queue)
 		take := min(len(rs), cap(j.queue)-n)
 		j.queue = append(j.queue, rs[:take]...)
@@ -246,6 +247,8 @@ func (j *Journal) AddAll(rs []Record) {
 			}
 		}
 		lost -= take
+	} else {
+		j.qmu.Unlock()
 	}
 	if lost > 0 {
 		j.dropped.Add(uint64(lost))
@@ -277,7 +280,11 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.once.Do(func() {
+		// Under qmu: an AddAll either queued before it (the writer's last
+		// take has it) or sees it and drops (counted).
+		j.qmu.Lock()
 		j.closed.Store(true)
+		j.qmu.Unlock()
 		close(j.stop)
 	})
 	<-j.done

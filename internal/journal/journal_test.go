@@ -759,3 +759,17 @@ func TestAddAll(t *testing.T) {
 		t.Fatalf("%d entries: %+v", len(res.Entries), res.Entries)
 	}
 }
+
+// TestEncodeRRNAfterEscape: a resident number right after a byte the
+// journal escapes (\x01, a byte not UTF-8) is masked in its text
+// attributes: the escape's hex digits do not join the number's.
+func TestEncodeRRNAfterEscape(t *testing.T) {
+	const rrn = "8501012345678"
+	enc := NewEncoder(Options{Daemon: "sender", MaskRRN: true}, testKey)
+	for _, prefix := range []string{"\x01", "\x85", "\t", "\\"} {
+		r := Record{Time: at("2026-12-06 09:30:00.000"), Event: Failed, File: "a" + prefix + rrn + ".txt", Reason: "x" + prefix + rrn, To: prefix + rrn}
+		if line := string(enc.Append(nil, &r)); strings.Contains(line, rrn) || strings.Count(line, "*************") != 3 {
+			t.Errorf("prefix %q: %q", prefix, line)
+		}
+	}
+}
