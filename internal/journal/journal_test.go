@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -770,6 +771,54 @@ func TestEncodeRRNAfterEscape(t *testing.T) {
 		r := Record{Time: at("2026-12-06 09:30:00.000"), Event: Failed, File: "a" + prefix + rrn + ".txt", Reason: "x" + prefix + rrn, To: prefix + rrn}
 		if line := string(enc.Append(nil, &r)); strings.Contains(line, rrn) || strings.Count(line, "*************") != 3 {
 			t.Errorf("prefix %q: %q", prefix, line)
+		}
+	}
+}
+
+// TestCloseAccounting: a record handed to AddAll while Close runs is
+// written or counted dropped, never left queued: Written + Dropped is
+// every record added, round after round of adders racing Close.
+func TestCloseAccounting(t *testing.T) {
+	for round := range 50 {
+		j, err := New(Options{Dir: t.TempDir(), Daemon: "receiver", Keys: []string{"org_code"}, Buffer: 1 << 12, FlushEvery: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var added atomic.Uint64
+		var adders, started sync.WaitGroup
+		stop := make(chan struct{})
+		for range 4 {
+			adders.Add(1)
+			started.Add(1)
+			go func() {
+				defer adders.Done()
+				batch := make([]Record, 16)
+				for i := range batch {
+					batch[i] = Record{Event: Accepted, Code: 200, File: "f", Line: i + 1}
+				}
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					j.AddAll(batch)
+					added.Add(uint64(len(batch)))
+					if n == 0 {
+						started.Done()
+					}
+				}
+			}()
+		}
+		started.Wait() // every adder is adding: Close races them
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(stop)
+		adders.Wait()
+		if s := j.Stats(); s.Written+s.Dropped != added.Load() {
+			t.Fatalf("round %d: added %d, written %d + dropped %d: %d neither (queued after Close: %d)",
+				round, added.Load(), s.Written, s.Dropped, added.Load()-s.Written-s.Dropped, j.queued())
 		}
 	}
 }
