@@ -161,10 +161,15 @@ func TestAMQPUnreachableAtStart(t *testing.T) {
 	if p.addr == "" {
 		t.Fatalf("receiver did not start:\n%s", p.Log)
 	}
-	code, body, err := e2e.HTTPGet("http://" + p.admin + "/readyz")
-	if err != nil || code != 503 || !strings.Contains(body, "rabbitmq") {
-		t.Errorf("/readyz: %d %q %v, want 503 naming rabbitmq", code, body, err)
-	}
+	// The log's "listening on" comes just before Serve counts the
+	// listener, so /readyz may say "not listening" for a moment first.
+	var code int
+	var body string
+	var err error
+	e2e.WaitFor(t, 10*time.Second, "/readyz to answer 503 naming rabbitmq", func() bool {
+		code, body, err = e2e.HTTPGet("http://" + p.admin + "/readyz")
+		return err == nil && code == 503 && strings.Contains(body, "rabbitmq")
+	})
 	if code := sendOne(t, p.addr, msg(t, "000000001", "no broker")); code != 500 {
 		t.Errorf("without a broker: %d, want 500", code)
 	}
