@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -163,11 +164,15 @@ func TestAMQPUnreachableAtStart(t *testing.T) {
 	}
 	// The log's "listening on" comes just before Serve counts the
 	// listener, so /readyz may say "not listening" for a moment first.
-	var code int
-	var body string
-	var err error
+	var last string
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("last /readyz: %s", last)
+		}
+	})
 	e2e.WaitFor(t, 10*time.Second, "/readyz to answer 503 naming rabbitmq", func() bool {
-		code, body, err = e2e.HTTPGet("http://" + p.admin + "/readyz")
+		code, body, err := e2e.HTTPGet("http://" + p.admin + "/readyz")
+		last = fmt.Sprintf("%d %q %v", code, body, err)
 		return err == nil && code == 503 && strings.Contains(body, "rabbitmq")
 	})
 	if code := sendOne(t, p.addr, msg(t, "000000001", "no broker")); code != 500 {
